@@ -1,0 +1,123 @@
+"""The whole ingest: files → read → parse → chunk → embed → indexes, published atomically.
+
+A file that cannot be read is reported by name with the reason and skipped; the rest still builds.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from ingest.chunk import chunk_document, indexing_text
+from ingest.parse import parse_document
+from ingest.read import SUPPORTED_SUFFIXES, UnreadableFileError, read_source
+from kb.config import Settings
+from kb.embed import Embedder
+from kb.errors import KnowledgeBaseError
+from kb.lexical import LexicalIndex
+from kb.schema import Chunk, Document
+from kb.store import IndexContents, write_index
+
+log = logging.getLogger(__name__)
+
+#: Files that describe a corpus folder rather than belong to it.
+NOT_DOCUMENTS = frozenset({"SOURCES.md", "README.md"})
+
+
+class IngestError(KnowledgeBaseError):
+    """Nothing could be indexed; the index in use is left as it was."""
+
+
+@dataclass
+class SkippedFile:
+    path: str
+    reason: str
+
+
+@dataclass
+class IngestReport:
+    index_dir: Path
+    documents: int = 0
+    chunks: int = 0
+    seconds: float = 0.0
+    skipped: list[SkippedFile] = field(default_factory=list)
+
+
+def find_files(paths: Sequence[Path]) -> list[tuple[Path, str]]:
+    """(file, name it is known by in the index) for every supported file under `paths`, in a stable order."""
+    found: list[tuple[Path, str]] = []
+    for root in paths:
+        if root.is_dir():
+            files = sorted(p for p in root.rglob("*") if p.is_file() and not any(
+                part.startswith(".") for part in p.relative_to(root).parts))
+            found += [(p, p.relative_to(root).as_posix()) for p in files
+                      if p.suffix.lower() in SUPPORTED_SUFFIXES and p.name not in NOT_DOCUMENTS]
+        else:
+            found.append((root, root.name))  # named explicitly: unsupported types are reported, not ignored
+    seen: set[str] = set()
+    unique = []
+    for path, name in found:
+        if name in seen:
+            name = path.absolute().as_posix()
+        seen.add(name)
+        unique.append((path, name))
+    return unique
+
+
+def parse_files(files: Iterable[tuple[Path, str]], settings: Settings, report: IngestReport,
+                progress: bool) -> tuple[list[Document], list[Chunk]]:
+    documents: list[Document] = []
+    chunks: list[Chunk] = []
+    files = list(files)
+    for path, name in tqdm(files, desc="读取文档", unit="file", disable=not progress):
+        try:
+            source = read_source(path)
+        except UnreadableFileError as exc:
+            report.skipped.append(SkippedFile(str(path), str(exc)))
+            log.warning("skipped %s: %s", path, exc)
+            continue
+        parsed = parse_document(source.text, name, path.suffix.lower() == ".md")
+        doc_chunks = chunk_document(parsed, settings.max_chunk_chars, settings.report_chunk_chars)
+        if not doc_chunks:
+            report.skipped.append(SkippedFile(str(path), "no text to index"))
+            continue
+        documents.append(parsed.document)
+        chunks.extend(doc_chunks)
+    return documents, chunks
+
+
+def ingest(paths: Sequence[Path], settings: Settings, embedder: Embedder | None = None,
+           progress: bool = False) -> IngestReport:
+    """Build a new index from `paths` into settings.index_dir; the old one stays in use until it is complete."""
+    started = time.perf_counter()
+    report = IngestReport(index_dir=settings.index_dir)
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise IngestError(f"no such file or folder: {', '.join(missing)}")
+    documents, chunks = parse_files(find_files(paths), settings, report, progress)
+    if not documents:
+        reasons = "; ".join(f"{s.path}: {s.reason}" for s in report.skipped) or "no supported files found"
+        raise IngestError(f"nothing to index ({reasons}); the existing index was not changed")
+    embedder = embedder or Embedder(settings)
+    by_id = {d.doc_id: d for d in documents}
+    texts = [indexing_text(by_id[c.doc_id], c) for c in chunks]
+    vectors = embedder.encode_passages(texts, show_progress=progress)
+    lexical = LexicalIndex.build(texts)
+    contents = IndexContents(documents, chunks, vectors, lexical, embedder.model_id, embedder.fingerprint)
+    write_index(contents, settings.index_dir)
+    report.documents, report.chunks = len(documents), len(chunks)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def ensure_index(settings: Settings, progress: bool = False) -> IngestReport | None:
+    """First run: build the index from the default corpus when there is none yet."""
+    if (settings.index_dir / "manifest.json").is_file():
+        return None
+    log.warning("首次运行：正在从 %s 建立索引（需要几分钟）", settings.corpus_dir)
+    return ingest([settings.corpus_dir], settings, progress=progress)

@@ -1,0 +1,213 @@
+"""`kb`: the command line. It parses arguments, calls the library, and prints; nothing else."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from kb.config import Settings, load_settings
+from kb.errors import KnowledgeBaseError
+
+EXIT_ERROR = 1
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    index = getattr(args, "index", None)
+    return load_settings(index_dir=Path(index) if index else None)
+
+
+def _open(args: argparse.Namespace):
+    from ingest.build import ensure_index
+    from kb.knowledge_base import KnowledgeBase
+
+    settings = _settings(args)
+    ensure_index(settings, progress=sys.stderr.isatty())
+    return KnowledgeBase.open(settings=settings)
+
+
+# -- commands -------------------------------------------------------------------------------------------------
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from ingest.build import ingest
+
+    settings = _settings(args)
+    paths = [Path(p) for p in args.paths] or [settings.corpus_dir]
+    report = ingest(paths, settings, progress=not args.quiet)
+    for skipped in report.skipped:
+        print(f"跳过 {skipped.path}: {skipped.reason}", file=sys.stderr)
+    print(f"已建立索引 {report.index_dir}: {report.documents} 个文档, {report.chunks} 个片段, "
+          f"跳过 {len(report.skipped)} 个文件, 用时 {report.seconds:.1f} 秒")
+    return 0
+
+
+def _highlight(text: str, terms: Sequence[str], color: bool) -> str:
+    if not color or not terms:
+        return text
+    pattern = re.compile("|".join(re.escape(t) for t in sorted(terms, key=len, reverse=True)))
+    return pattern.sub(lambda m: f"\033[1;31m{m.group(0)}\033[0m", text)
+
+
+def _print_hits(query: str, hits, terms: Sequence[str], color: bool) -> None:
+    if not hits:
+        print(f"没有找到与「{query}」相关的内容。")
+        return
+    for rank, hit in enumerate(hits, start=1):
+        date = f"（{hit.doc_date}）" if hit.doc_date else ""
+        print(f"[{rank}] {hit.citation}{date}  得分 {hit.score:.3f}")
+        if hit.section:
+            print(f"    {hit.section}")
+        print("    " + _highlight(hit.text, terms, color).replace("\n", "\n    "))
+        print()
+
+
+def _method(name: str | None) -> str | None:
+    """`fused` is the product's configured fusion; the others force one retriever or fusion method."""
+    return None if name in (None, "fused") else name
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    kb = _open(args)
+    filters = {"doc_kind": args.kind} if args.kind else None
+    if args.jsonl:
+        source = sys.stdin if args.query == "-" else open(args.query, encoding="utf-8")
+        for line in source:
+            question = line.strip()
+            if not question:
+                continue
+            try:
+                hits = kb.search(question, top_k=args.top_k, filters=filters, method=_method(args.method))
+                record = {"query": question, "hits": [h.to_dict() for h in hits]}
+            except ValueError as exc:
+                record = {"query": question, "error": str(exc)}
+            print(json.dumps(record, ensure_ascii=False), flush=True)
+        return 0
+    hits = kb.search(args.query, top_k=args.top_k, filters=filters, method=_method(args.method))
+    if args.json:
+        print(json.dumps({"query": args.query, "hits": [h.to_dict() for h in hits]}, ensure_ascii=False, indent=2))
+    else:
+        color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty())
+        _print_hits(args.query, hits, kb.index.lexical.query_terms(args.query), color)
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from kb.evaluate import load_questions, score
+
+    questions = load_questions(Path(args.file))
+    kb = _open(args)
+    results = {m: score(questions, lambda q, m=m: kb.search(q, top_k=10, method=_method(m))) for m in args.methods}
+    if args.json:
+        print(json.dumps({m: r["metrics"] for m, r in results.items()}, ensure_ascii=False, indent=2))
+        return 0
+    out_of_scope = sum(1 for q in questions if not q.answerable)
+    print(f"{len(questions)} 个问题（{out_of_scope} 个超出范围的问题不计入检索指标）")
+    print(f"{'method':<9} {'tag':<14} {'n':>3} {'Hit@1':>7} {'Hit@5':>7} {'MRR@10':>7}")
+    for method, result in results.items():
+        for tag, m in result["metrics"].items():
+            print(f"{method:<9} {tag:<14} {m['n']:>3} {m['hit@1']:>7.3f} {m['hit@5']:>7.3f} {m['mrr@10']:>7.3f}")
+    if args.verbose:
+        for method, result in results.items():
+            for d in result["questions"]:
+                if d.get("answerable", True) and d["rank"] != 1:
+                    print(f"{method} {d['id']} rank={d['rank']} {d['q']} → {d['top']}")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    info = _open(args).info()
+    if args.json:
+        print(json.dumps(info, ensure_ascii=False, indent=2))
+        return 0
+    emb = info["embedding"]
+    print(f"索引: {info['index_dir']}  (建于 {info['built_at']})")
+    print(f"模型: {emb['model_id']}  指纹 {emb['fingerprint']}  维度 {emb['dimension']}")
+    print(f"文档 {len(info['documents'])} 个, 片段 {info['chunks']} 个")
+    for d in info["documents"]:
+        print(f"  {d['title']}  [{d['kind']}] {d['date'] or ''}  {d['chunks']} 片段  ({d['source']})")
+    return 0
+
+
+def cmd_model_build(args: argparse.Namespace) -> int:
+    from kb.embed import ensure_model
+
+    settings = load_settings()
+    ensure_model(settings)
+    print(f"模型已就绪: {settings.model_dir}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from server.app import serve
+
+    serve(_settings(args), host=args.host, port=args.port)
+    return 0
+
+
+# -- argument parsing -----------------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kb", description="政务知识库问答: 检索法规条文与镇政府报告")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show progress and diagnostic logs")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def with_index(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--index", metavar="DIR", help="index directory (default: index/, or KB_INDEX)")
+        return p
+
+    p = with_index(sub.add_parser("ingest", help="build the index from documents (.md .txt .docx .pdf)"))
+    p.add_argument("paths", nargs="*", help="files or folders (default: corpus/)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_ingest)
+
+    p = with_index(sub.add_parser("search", help="search the knowledge base"))
+    p.add_argument("query", help="the question; with --jsonl a file of questions, one per line, or - for stdin")
+    p.add_argument("-k", "--top-k", type=int, default=5, help="number of hits (default 5)")
+    p.add_argument("--kind", choices=["law", "report", "other"], help="only documents of this kind")
+    p.add_argument("--method", choices=["fused", "rrf", "weighted", "dense", "lexical"], help=argparse.SUPPRESS)
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help='print {"query": ..., "hits": [...]}')
+    out.add_argument("--jsonl", action="store_true", help="one question per input line, one JSON object per line")
+    p.add_argument("--color", choices=["auto", "always", "never"], default="auto", help="highlight matched words")
+    p.set_defaults(func=cmd_search)
+
+    p = with_index(sub.add_parser("eval", help="retrieval metrics (Hit@1, Hit@5, MRR@10) on a question set"))
+    p.add_argument("file", help="JSONL questions with gold citations (see ../shared/eval/README.md)")
+    p.add_argument("--methods", type=lambda s: s.split(","), default=["fused"],
+                   help="comma-separated: fused,lexical,dense (default fused)")
+    p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    p.set_defaults(func=cmd_eval)
+
+    p = with_index(sub.add_parser("info", help="what the index holds"))
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_info)
+
+    model = sub.add_parser("model", help="the embedding model").add_subparsers(dest="model_command", required=True)
+    p = model.add_parser("build", help="build the default model now (otherwise done on first use)")
+    p.set_defaults(func=cmd_model_build)
+
+    p = with_index(sub.add_parser("serve", help="serve the HTTP API (builds model and index on first run)"))
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.set_defaults(func=cmd_serve)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    try:
+        return args.func(args)
+    except KnowledgeBaseError as exc:
+        print(f"错误: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,180 @@
+"""The library's front door: open an index, search it. The CLI and the HTTP API only translate to this."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from kb.config import Settings, load_settings
+from kb.embed import Embedder
+from kb.errors import KnowledgeBaseError
+from kb.fuse import FusionParams, fuse
+from kb.query import LawNames, QueryAnalysis, analyse
+from kb.schema import Chunk, Hit, citation_for
+from kb.store import LoadedIndex, check_model, load_index
+
+#: How many candidates each retriever contributes before fusion.
+CANDIDATES = 200
+MAX_TOP_K = 100
+
+
+class QueryError(KnowledgeBaseError, ValueError):
+    """A question or search parameter the knowledge base cannot take."""
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Restrict a search to some documents: by kind (law/report/other), id, or words in the title."""
+
+    doc_kind: str | None = None
+    doc_ids: tuple[str, ...] = ()
+    title_contains: str | None = None
+
+    @classmethod
+    def from_mapping(cls, raw: Mapping | None) -> "Filters":
+        raw = dict(raw or {})
+        unknown = set(raw) - {"doc_kind", "doc_id", "doc_ids", "title_contains"}
+        if unknown:
+            raise QueryError(f"unknown filter(s): {', '.join(sorted(unknown))}")
+        ids = raw.get("doc_ids") or ([raw["doc_id"]] if raw.get("doc_id") else [])
+        return cls(raw.get("doc_kind"), tuple(ids), raw.get("title_contains"))
+
+
+class KnowledgeBase:
+    """A loaded index and the model that made it. Thread-safe for concurrent searches."""
+
+    def __init__(self, index: LoadedIndex, embedder: Embedder, fusion: FusionParams | None = None) -> None:
+        check_model(index.manifest, embedder.model_id, embedder.fingerprint, embedder.dimension)
+        self.index = index
+        self.embedder = embedder
+        self.fusion = fusion or FusionParams()
+        self.chunks = index.chunks
+        self.documents = index.documents
+        self._vectors = index.dense.reconstruct_n(0, index.dense.ntotal) if index.dense.ntotal else np.zeros(
+            (0, embedder.dimension), dtype=np.float32)
+        self._law_names = LawNames(list(index.documents.values()))
+        self._doc_index = {doc_id: i for i, doc_id in enumerate(index.documents)}
+        self._row_doc = np.array([self._doc_index[c.doc_id] for c in self.chunks], dtype=np.int32)
+        self._rows_by_article: dict[tuple[str, int], list[int]] = {}
+        for row, chunk in enumerate(self.chunks):
+            if chunk.article_no is not None:
+                self._rows_by_article.setdefault((chunk.doc_id, chunk.article_no), []).append(row)
+
+    @classmethod
+    def open(cls, index_dir: str | Path | None = None, settings: Settings | None = None,
+             embedder: Embedder | None = None) -> "KnowledgeBase":
+        settings = settings or load_settings()
+        index = load_index(Path(index_dir) if index_dir else settings.index_dir)
+        return cls(index, embedder or Embedder(settings))
+
+    # -- search ---------------------------------------------------------------------------------------------
+
+    def search(self, query: str, top_k: int = 5, filters: Mapping | Filters | None = None,
+               method: str | None = None) -> list[Hit]:
+        """The passages that best answer `query`, best first, one hit per 条."""
+        query = (query or "").strip()
+        if not query:
+            raise QueryError("empty question")
+        if not 1 <= top_k <= MAX_TOP_K:
+            raise QueryError(f"top_k must be between 1 and {MAX_TOP_K}")
+        if not self.chunks:
+            return []
+        filters = filters if isinstance(filters, Filters) else Filters.from_mapping(filters)
+        params = self.fusion if method is None else FusionParams(**{**self.fusion.__dict__, "method": method})
+        analysis = analyse(query, self._law_names)
+        query_vector = self.embedder.encode_queries([query])[0]
+        lexical_scores = self.index.lexical.scores(query)
+        rows = self._candidates(query_vector, lexical_scores, analysis, filters)
+        if len(rows) == 0:
+            return []
+        scores = fuse(self._vectors[rows] @ query_vector, lexical_scores[rows], params)
+        if analysis.law_doc_ids and params.method in ("rrf", "weighted"):
+            named = np.isin(self._row_doc[rows], [self._doc_index[d] for d in analysis.law_doc_ids])
+            scores = scores + params.named_law_bonus * named
+        scores = self._put_cited_article_first(rows, scores, analysis)
+        return self._hits(rows, scores, top_k)
+
+    def _candidates(self, query_vector: np.ndarray, lexical_scores: np.ndarray, analysis: QueryAnalysis,
+                    filters: Filters) -> np.ndarray:
+        n = len(self.chunks)
+        allowed = self._filter_mask(filters)
+        k = min(n, CANDIDATES if allowed is None else max(CANDIDATES, n // 4))
+        _, dense_rows = self.index.dense.search(query_vector.reshape(1, -1), k)
+        lexical_rows = np.argpartition(-lexical_scores, min(k, n) - 1)[:k] if n else np.array([], dtype=np.int64)
+        lexical_rows = lexical_rows[lexical_scores[lexical_rows] > 0]
+        parts = [dense_rows[0][dense_rows[0] >= 0], lexical_rows]
+        for doc_id in analysis.law_doc_ids:  # a named law is searched in full, however low its scores
+            parts.append(np.flatnonzero(self._row_doc == self._doc_index[doc_id]))
+        rows = np.unique(np.concatenate(parts).astype(np.int64))
+        if allowed is not None:
+            rows = rows[allowed[rows]]
+        return rows
+
+    def _filter_mask(self, filters: Filters) -> np.ndarray | None:
+        if filters == Filters():
+            return None
+        ok_docs = np.array([
+            (filters.doc_kind is None or doc.kind == filters.doc_kind)
+            and (not filters.doc_ids or doc.doc_id in filters.doc_ids)
+            and (filters.title_contains is None or filters.title_contains in doc.title)
+            for doc in self.documents.values()
+        ], dtype=bool)
+        return ok_docs[self._row_doc]
+
+    def _put_cited_article_first(self, rows: np.ndarray, scores: np.ndarray, analysis: QueryAnalysis) -> np.ndarray:
+        """「信访工作条例第三十四条」: the named law's 第三十四条 goes first."""
+        if analysis.article_no is None or not analysis.law_doc_ids:
+            return scores
+        cited = {r for d in analysis.law_doc_ids for r in self._rows_by_article.get((d, analysis.article_no), [])}
+        if not cited:
+            return scores
+        top = float(scores.max()) if len(scores) else 0.0
+        return np.where(np.isin(rows, list(cited)), top + 1.0, scores)
+
+    def _hits(self, rows: np.ndarray, scores: np.ndarray, top_k: int) -> list[Hit]:
+        """Best first, parts of one 条 merged into a single hit that spans the whole 条."""
+        hits: list[Hit] = []
+        seen: set[tuple[str, int | str]] = set()
+        for i in np.argsort(-scores, kind="stable"):
+            chunk = self.chunks[int(rows[i])]
+            key = (chunk.doc_id, chunk.article_no if chunk.article_no is not None else chunk.chunk_id)
+            if key in seen:
+                continue
+            seen.add(key)
+            hits.append(self._hit(chunk, float(scores[i])))
+            if len(hits) == top_k:
+                break
+        return hits
+
+    def _hit(self, chunk: Chunk, score: float) -> Hit:
+        doc = self.documents[chunk.doc_id]
+        start, end = chunk.start, chunk.end
+        if chunk.part:
+            parts = [self.chunks[r] for r in self._rows_by_article[(chunk.doc_id, chunk.article_no)]]
+            start, end = min(p.start for p in parts), max(p.end for p in parts)
+        return Hit(
+            chunk_id=chunk.chunk_id, doc_id=doc.doc_id, doc_title=doc.title, doc_kind=doc.kind,
+            doc_date=doc.doc_date, section=chunk.section, article=chunk.article, article_no=chunk.article_no,
+            citation=citation_for(doc.title, chunk.article), text=doc.text[start:end], score=round(score, 6),
+            start=start, end=end,
+        )
+
+    # -- what the index holds ---------------------------------------------------------------------------------
+
+    def info(self) -> dict:
+        manifest = self.index.manifest
+        return {
+            "index_dir": str(self.index.path),
+            "built_at": manifest.get("built_at"),
+            "embedding": manifest.get("embedding"),
+            "chunker_version": manifest.get("chunker_version"),
+            "documents": [
+                {"doc_id": d.doc_id, "title": d.title, "kind": d.kind, "date": d.doc_date, "source": d.source,
+                 "chunks": int(np.sum(self._row_doc == i))}
+                for i, d in enumerate(self.documents.values())
+            ],
+            "chunks": len(self.chunks),
+        }

@@ -1,0 +1,217 @@
+"""The index directory: what it holds, how it is written atomically, and how it is checked when loaded.
+
+    index/                  a symlink, swapped atomically to the newest complete build
+    .index.builds/<stamp>/  one complete build:
+        manifest.json       format version, model id/fingerprint/dimension, chunker version, documents, time
+        dense.faiss         FAISS inner-product index over normalised chunk vectors (row = chunk row)
+        lexical_*           BM25 posting lists (kb.lexical)
+        meta.sqlite         documents and chunks
+
+A build is written into a fresh folder and only then published, so an interrupted or failed ingest
+leaves the index in use untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from kb.errors import KnowledgeBaseError
+from kb.lexical import LexicalIndex
+from kb.schema import Chunk, DatedEvent, Document
+
+FORMAT_VERSION = 1
+#: Bump when chunk boundaries or indexing texts change, so old indexes are rebuilt.
+CHUNKER_VERSION = 1
+MANIFEST = "manifest.json"
+DENSE = "dense.faiss"
+META = "meta.sqlite"
+
+
+class IndexProblem(KnowledgeBaseError):
+    """Base for index problems; messages say what to run."""
+
+
+class IndexMissingError(IndexProblem):
+    pass
+
+
+class IndexCorruptError(IndexProblem):
+    pass
+
+
+class IndexMismatchError(IndexProblem):
+    pass
+
+
+_SCHEMA = """
+CREATE TABLE documents (
+    doc_id TEXT PRIMARY KEY, title TEXT NOT NULL, kind TEXT NOT NULL, source TEXT NOT NULL,
+    content_hash TEXT NOT NULL, doc_date TEXT, dates TEXT NOT NULL, text TEXT NOT NULL
+);
+CREATE TABLE chunks (
+    row INTEGER PRIMARY KEY, chunk_id TEXT UNIQUE NOT NULL, doc_id TEXT NOT NULL REFERENCES documents,
+    seq INTEGER NOT NULL, section TEXT NOT NULL, article TEXT, article_no INTEGER, part INTEGER NOT NULL,
+    start INTEGER NOT NULL, "end" INTEGER NOT NULL, text TEXT NOT NULL
+);
+CREATE INDEX chunks_article ON chunks (doc_id, article_no);
+"""
+
+
+@dataclass
+class IndexContents:
+    """Everything a build writes, in memory."""
+
+    documents: list[Document]
+    chunks: list[Chunk]  # row i of `vectors` and of the lexical index is chunks[i]
+    vectors: np.ndarray
+    lexical: LexicalIndex
+    model_id: str
+    model_fingerprint: str
+
+
+@dataclass
+class LoadedIndex:
+    path: Path
+    manifest: dict
+    documents: dict[str, Document]
+    chunks: list[Chunk]
+    dense: faiss.Index
+    lexical: LexicalIndex
+
+
+def _builds_dir(index_dir: Path) -> Path:
+    return index_dir.parent / f".{index_dir.name}.builds"
+
+
+def write_index(contents: IndexContents, index_dir: Path, extra_manifest: dict | None = None) -> Path:
+    """Write a complete build beside `index_dir`, then atomically point `index_dir` at it."""
+    index_dir = index_dir.absolute()
+    builds = _builds_dir(index_dir)
+    builds.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}-{time.monotonic_ns() % 10**6}"
+    staging = builds / f"{stamp}.partial"
+    staging.mkdir()
+    try:
+        _write_build(contents, staging, extra_manifest or {})
+        final = builds / stamp
+        staging.rename(final)
+        _publish(final, index_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    _remove_old_builds(builds, keep=final)
+    return final
+
+
+def _write_build(contents: IndexContents, target: Path, extra_manifest: dict) -> None:
+    dimension = int(contents.vectors.shape[1])
+    dense = faiss.IndexFlatIP(dimension)
+    if len(contents.vectors):
+        dense.add(np.ascontiguousarray(contents.vectors, dtype=np.float32))
+    faiss.write_index(dense, str(target / DENSE))
+    contents.lexical.save(target)
+    with sqlite3.connect(target / META) as db:
+        db.executescript(_SCHEMA)
+        db.executemany(
+            "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(d.doc_id, d.title, d.kind, d.source, d.content_hash, d.doc_date,
+              json.dumps([e.__dict__ for e in d.dates], ensure_ascii=False), d.text) for d in contents.documents],
+        )
+        db.executemany(
+            "INSERT INTO chunks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(row, c.chunk_id, c.doc_id, c.seq, c.section, c.article, c.article_no, c.part, c.start, c.end, c.text)
+             for row, c in enumerate(contents.chunks)],
+        )
+    db.close()
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "chunker_version": CHUNKER_VERSION,
+        "embedding": {"model_id": contents.model_id, "fingerprint": contents.model_fingerprint,
+                      "dimension": dimension},
+        "counts": {"documents": len(contents.documents), "chunks": len(contents.chunks)},
+        "documents": {d.source: d.content_hash for d in contents.documents},
+        "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **extra_manifest,
+    }
+    (target / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
+
+
+def _publish(build: Path, index_dir: Path) -> None:
+    if index_dir.exists() and not index_dir.is_symlink():
+        raise IndexProblem(f"{index_dir} is a real directory, not an index link; move it away first")
+    link = index_dir.with_name(f".{index_dir.name}.link-{os.getpid()}")
+    if link.is_symlink():
+        link.unlink()
+    link.symlink_to(os.path.relpath(build, index_dir.parent))
+    os.replace(link, index_dir)  # atomic: readers see the old build or the new one, never neither
+
+
+def _remove_old_builds(builds: Path, keep: Path) -> None:
+    """Old builds go; processes that still have one open keep reading it (POSIX keeps open files alive)."""
+    for old in builds.iterdir():
+        if old != keep:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def read_manifest(index_dir: Path) -> dict:
+    path = index_dir / MANIFEST
+    if not path.is_file():
+        raise IndexMissingError(f"no index at {index_dir}: run `kb ingest` first")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise IndexCorruptError(f"index manifest {path} is unreadable ({exc}): rebuild it with `kb ingest`") from exc
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise IndexMismatchError(
+            f"index at {index_dir} has format version {manifest.get('format_version')}, this program reads "
+            f"version {FORMAT_VERSION}: rebuild it with `kb ingest`"
+        )
+    return manifest
+
+
+def check_model(manifest: dict, model_id: str, fingerprint: str, dimension: int) -> None:
+    """Refuse to search vectors made by another model: the scores would be meaningless."""
+    built = manifest.get("embedding", {})
+    if (built.get("model_id"), built.get("fingerprint"), built.get("dimension")) != (model_id, fingerprint, dimension):
+        raise IndexMismatchError(
+            f"the index was built with embedding model {built.get('model_id')} (fingerprint {built.get('fingerprint')}, "
+            f"dimension {built.get('dimension')}), but the configured model is {model_id} (fingerprint {fingerprint}, "
+            f"dimension {dimension}): run `kb ingest` to rebuild, or set KB_EMBEDDING_MODEL back"
+        )
+
+
+def load_index(index_dir: Path) -> LoadedIndex:
+    """Load a complete build, checking that its parts agree with each other."""
+    index_dir = Path(index_dir).resolve()
+    manifest = read_manifest(index_dir)
+    try:
+        dense = faiss.read_index(str(index_dir / DENSE))
+        lexical = LexicalIndex.load(index_dir)
+        db = sqlite3.connect(f"file:{index_dir / META}?mode=ro", uri=True)
+        try:
+            documents = {row[0]: Document(row[0], row[1], row[2], row[3], row[4], row[7],
+                                          [DatedEvent(**e) for e in json.loads(row[6])], row[5])
+                         for row in db.execute("SELECT * FROM documents")}
+            chunks = [Chunk(*row[1:]) for row in db.execute("SELECT * FROM chunks ORDER BY row")]
+        finally:
+            db.close()
+    except (RuntimeError, OSError, ValueError, sqlite3.DatabaseError, KeyError, TypeError) as exc:
+        raise IndexCorruptError(f"index at {index_dir} is damaged ({exc}): rebuild it with `kb ingest`") from exc
+    expected = manifest.get("counts", {}).get("chunks")
+    if not (dense.ntotal == len(chunks) == lexical.n_docs == expected):
+        raise IndexCorruptError(
+            f"index at {index_dir} is inconsistent ({dense.ntotal} vectors, {len(chunks)} chunks, "
+            f"{lexical.n_docs} lexical rows, manifest says {expected}): rebuild it with `kb ingest`"
+        )
+    if dense.d != manifest["embedding"]["dimension"]:
+        raise IndexCorruptError(f"index at {index_dir}: vector dimension {dense.d} disagrees with its manifest")
+    return LoadedIndex(index_dir, manifest, documents, chunks, dense, lexical)

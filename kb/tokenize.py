@@ -1,0 +1,41 @@
+"""Lexical tokens for Chinese: jieba's search-mode words, without punctuation and question filler."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import jieba
+
+jieba.setLogLevel(logging.WARNING)
+_init_lock = threading.Lock()
+_initialised = False
+
+#: Words that say how a question is asked, not what it is about.
+STOPWORDS = frozenset(
+    """的 了 着 是 在 和 与 及 或 等 吗 呢 吧 啊 呀 么 嘛 也 都 就 还 又 要 会 能 可以 可 该 应 应当 需要 被 把 对 向 从 给
+    让 为 为了 由 以 之 其 这 那 这个 那个 这些 那些 哪 哪些 哪里 哪个 什么 怎么 怎样 怎么样 如何 多少 多久 几 谁 吗
+    是否 有没有 是不是 能不能 会不会 可不可以 请问 我 我们 你 你们 他 她 他们 自己 有 没有 一个 一些 一下 个
+    """.split()
+)
+
+
+def _ensure_initialised() -> None:
+    """Load jieba's dictionary once, thread-safely (it takes about a second)."""
+    global _initialised
+    if not _initialised:
+        with _init_lock:
+            if not _initialised:
+                jieba.initialize()
+                _initialised = True
+
+
+def tokenize(text: str) -> list[str]:
+    """Search-mode words (信访事项 → 信访, 事项, 信访事项 where the dictionary knows them), lower-cased."""
+    _ensure_initialised()
+    tokens = []
+    for token in jieba.cut_for_search(text):
+        token = token.strip().lower()
+        if token and token not in STOPWORDS and any(ch.isalnum() for ch in token):
+            tokens.append(token)
+    return tokens
