@@ -28,6 +28,22 @@ def _default_cache_dir() -> Path:
 
 
 @dataclass(frozen=True)
+class RetrievalParams:
+    """How dense and lexical retrieval are combined; defaults chosen by measurement (docs/retrieval.md)."""
+
+    method: str = "weighted"  # "rrf" | "weighted" | "dense" | "lexical"
+    dense_weight: float = 0.7  # the lexical weight is 1 - dense_weight
+    rrf_k: int = 60
+    #: Added to the fused score (scale 0..1) of chunks of a law the question names.
+    named_law_bonus: float = 0.3
+    #: Added to chunks that enumerate (下列…（一）（二）) when the question asks 哪些 / 哪几种.
+    list_bonus: float = 0.1
+    #: Expand everyday words with legal terms (kb.expand) for the lexical / dense retriever.
+    expand_lexical: bool = True
+    expand_dense: bool = True
+
+
+@dataclass(frozen=True)
 class Settings:
     """Where things live and which model embeds them.
 
@@ -44,6 +60,7 @@ class Settings:
     embed_batch_size: int = field(default_factory=lambda: int(os.environ.get("KB_EMBED_BATCH", "32")))
     #: Threads torch may use; government machines are often 2-core.
     torch_threads: int = field(default_factory=lambda: int(os.environ.get("KB_THREADS", str(os.cpu_count() or 2))))
+    retrieval: RetrievalParams = field(default_factory=RetrievalParams)
     #: A 条 longer than this (characters) is split at 款 boundaries.
     max_chunk_chars: int = 600
     #: Target size of a report chunk (characters); chunks never cross a heading.

@@ -6,18 +6,9 @@ ranks, and a weighted sum of scores scaled to [0, 1] within the candidates.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-
-@dataclass(frozen=True)
-class FusionParams:
-    method: str = "rrf"  # "rrf" | "weighted" | "dense" | "lexical"
-    dense_weight: float = 0.7  # the lexical weight is 1 - dense_weight
-    rrf_k: int = 60
-    #: Added to chunks of a law the question names, in units of the fused score's scale.
-    named_law_bonus: float = 0.3
+from kb.config import RetrievalParams
 
 
 def _ranks(scores: np.ndarray) -> np.ndarray:
@@ -33,7 +24,7 @@ def _unit_scale(scores: np.ndarray) -> np.ndarray:
     return (scores - low) / (high - low) if high > low else np.zeros_like(scores, dtype=np.float64)
 
 
-def fuse(dense: np.ndarray, lexical: np.ndarray, params: FusionParams) -> np.ndarray:
+def fuse(dense: np.ndarray, lexical: np.ndarray, params: RetrievalParams) -> np.ndarray:
     """Fused scores for candidates given their dense (cosine) and lexical (BM25) scores; higher is better.
 
     RRF scores are rescaled so that the best possible score is 1, which lets the named-law bonus and the

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from kb.config import Settings, load_settings
+from kb.config import RetrievalParams, Settings, load_settings
 from kb.embed import Embedder
 from kb.errors import KnowledgeBaseError
-from kb.fuse import FusionParams, fuse
-from kb.query import LawNames, QueryAnalysis, analyse
+from kb.expand import expand_query
+from kb.fuse import fuse
+from kb.query import LawNames, QueryAnalysis, analyse, enumerates
 from kb.schema import Chunk, Hit, citation_for
 from kb.store import LoadedIndex, check_model, load_index
 
@@ -46,11 +47,11 @@ class Filters:
 class KnowledgeBase:
     """A loaded index and the model that made it. Thread-safe for concurrent searches."""
 
-    def __init__(self, index: LoadedIndex, embedder: Embedder, fusion: FusionParams | None = None) -> None:
+    def __init__(self, index: LoadedIndex, embedder: Embedder, params: RetrievalParams | None = None) -> None:
         check_model(index.manifest, embedder.model_id, embedder.fingerprint, embedder.dimension)
         self.index = index
         self.embedder = embedder
-        self.fusion = fusion or FusionParams()
+        self.params = params or RetrievalParams()
         self.chunks = index.chunks
         self.documents = index.documents
         self._vectors = index.dense.reconstruct_n(0, index.dense.ntotal) if index.dense.ntotal else np.zeros(
@@ -58,6 +59,7 @@ class KnowledgeBase:
         self._law_names = LawNames(list(index.documents.values()))
         self._doc_index = {doc_id: i for i, doc_id in enumerate(index.documents)}
         self._row_doc = np.array([self._doc_index[c.doc_id] for c in self.chunks], dtype=np.int32)
+        self._enumerates = np.array([enumerates(c.text) for c in self.chunks], dtype=bool)
         self._rows_by_article: dict[tuple[str, int], list[int]] = {}
         for row, chunk in enumerate(self.chunks):
             if chunk.article_no is not None:
@@ -68,7 +70,7 @@ class KnowledgeBase:
              embedder: Embedder | None = None) -> "KnowledgeBase":
         settings = settings or load_settings()
         index = load_index(Path(index_dir) if index_dir else settings.index_dir)
-        return cls(index, embedder or Embedder(settings))
+        return cls(index, embedder or Embedder(settings), settings.retrieval)
 
     # -- search ---------------------------------------------------------------------------------------------
 
@@ -83,10 +85,10 @@ class KnowledgeBase:
         if not self.chunks:
             return []
         filters = filters if isinstance(filters, Filters) else Filters.from_mapping(filters)
-        params = self.fusion if method is None else FusionParams(**{**self.fusion.__dict__, "method": method})
+        params = self.params if method is None else replace(self.params, method=method)
         analysis = analyse(query, self._law_names)
-        query_vector = self.embedder.encode_queries([query])[0]
-        lexical_scores = self.index.lexical.scores(query)
+        query_vector = self.embedder.encode_queries([expand_query(query) if params.expand_dense else query])[0]
+        lexical_scores = self.index.lexical.scores(expand_query(query) if params.expand_lexical else query)
         rows = self._candidates(query_vector, lexical_scores, analysis, filters)
         if len(rows) == 0:
             return []
@@ -94,6 +96,8 @@ class KnowledgeBase:
         if analysis.law_doc_ids and params.method in ("rrf", "weighted"):
             named = np.isin(self._row_doc[rows], [self._doc_index[d] for d in analysis.law_doc_ids])
             scores = scores + params.named_law_bonus * named
+        if analysis.asks_for_list and params.method in ("rrf", "weighted"):
+            scores = scores + params.list_bonus * self._enumerates[rows]
         scores = self._put_cited_article_first(rows, scores, analysis)
         return self._hits(rows, scores, top_k)
 

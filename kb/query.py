@@ -21,10 +21,20 @@ EXTRA_ALIASES = {
 }
 
 
+_ASKS_FOR_LIST_RE = re.compile(r"哪些|哪几|几种|几类|哪种|哪类|有什么(?:权利|义务|职责|原则|条件|材料|情形)")
+_ENUMERATION_RE = re.compile(r"下列|[（(]一[）)][\s\S]*[（(]二[）)]")
+
+
 @dataclass(frozen=True)
 class QueryAnalysis:
     law_doc_ids: tuple[str, ...]  # documents the question names
     article_no: int | None  # 第三十四条 / 第34条 in the question
+    asks_for_list: bool  # 哪些/哪几种: statutes answer these with enumerations (下列…（一）（二）)
+
+
+def enumerates(text: str) -> bool:
+    """Does a passage list things (下列…, or several （一）（二） items)?"""
+    return bool(_ENUMERATION_RE.search(text))
 
 
 def title_aliases(title: str) -> set[str]:
@@ -73,9 +83,4 @@ def analyse(question: str, law_names: LawNames) -> QueryAnalysis:
             article_no = parse_chinese_number(match.group(1))
         except ValueError:
             article_no = None
-    return QueryAnalysis(law_names.find(question), article_no)
-
-
-def strip_article_reference(question: str) -> str:
-    """The question without its 第X条, for matching content words only."""
-    return re.sub(ARTICLE_RE, " ", question)
+    return QueryAnalysis(law_names.find(question), article_no, bool(_ASKS_FOR_LIST_RE.search(question)))
