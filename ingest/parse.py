@@ -94,6 +94,8 @@ def _markdown_blocks(text: str) -> tuple[str, list[Block]]:
         elif stripped == INFO_END:
             in_header = False
             blocks.append(Block("meta", start, end))
+        elif stripped.startswith("<!--") and stripped.endswith("-->"):
+            blocks.append(Block("meta", start, end))  # markup such as <!-- FORCE BREAK -->
         elif in_header:
             blocks.append(Block("meta", start, end))
         else:

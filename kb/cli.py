@@ -26,7 +26,8 @@ def _open(args: argparse.Namespace):
     from kb.knowledge_base import KnowledgeBase
 
     settings = _settings(args)
-    ensure_index(settings, progress=sys.stderr.isatty())
+    if args.index is None:  # only the default index is built on first use; a named one must exist
+        ensure_index(settings, progress=sys.stderr.isatty())
     return KnowledgeBase.open(settings=settings)
 
 

@@ -39,7 +39,10 @@ class Embedder:
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         ensure_model(settings)
         import torch
+        import transformers
         from sentence_transformers import SentenceTransformer
+
+        transformers.utils.logging.disable_progress_bar()  # no "Loading weights" bar on every start
 
         torch.set_num_threads(max(1, settings.torch_threads))
         self.model_id = settings.embedding_model

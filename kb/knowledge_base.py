@@ -20,10 +20,18 @@ from kb.store import LoadedIndex, check_model, load_index
 #: How many candidates each retriever contributes before fusion.
 CANDIDATES = 200
 MAX_TOP_K = 100
+METHODS = ("weighted", "rrf", "dense", "lexical")
 
 
 class QueryError(KnowledgeBaseError, ValueError):
     """A question or search parameter the knowledge base cannot take."""
+
+
+def _top(scores: np.ndarray, k: int) -> np.ndarray:
+    """Positions of the k highest scores, in no particular order."""
+    if len(scores) <= k:
+        return np.arange(len(scores))
+    return np.argpartition(-scores, k - 1)[:k]
 
 
 @dataclass(frozen=True)
@@ -85,6 +93,8 @@ class KnowledgeBase:
         if not self.chunks:
             return []
         filters = filters if isinstance(filters, Filters) else Filters.from_mapping(filters)
+        if method is not None and method not in METHODS:
+            raise QueryError(f"unknown search method {method!r} (one of: {', '.join(METHODS)})")
         params = self.params if method is None else replace(self.params, method=method)
         analysis = analyse(query, self._law_names)
         query_vector = self.embedder.encode_queries([expand_query(query) if params.expand_dense else query])[0]
@@ -103,19 +113,22 @@ class KnowledgeBase:
 
     def _candidates(self, query_vector: np.ndarray, lexical_scores: np.ndarray, analysis: QueryAnalysis,
                     filters: Filters) -> np.ndarray:
-        n = len(self.chunks)
+        """The best rows of each retriever, plus every row of a named law, all within the filters."""
         allowed = self._filter_mask(filters)
-        k = min(n, CANDIDATES if allowed is None else max(CANDIDATES, n // 4))
-        _, dense_rows = self.index.dense.search(query_vector.reshape(1, -1), k)
-        lexical_rows = np.argpartition(-lexical_scores, min(k, n) - 1)[:k] if n else np.array([], dtype=np.int64)
+        if allowed is None:
+            _, found = self.index.dense.search(query_vector.reshape(1, -1), min(len(self.chunks), CANDIDATES))
+            dense_rows = found[0][found[0] >= 0]
+            pool = np.arange(len(self.chunks))
+        else:  # score only the allowed rows, so a filter never starves the result list
+            pool = np.flatnonzero(allowed)
+            dense_rows = pool[_top(self._vectors[pool] @ query_vector, CANDIDATES)]
+        lexical_rows = pool[_top(lexical_scores[pool], CANDIDATES)]
         lexical_rows = lexical_rows[lexical_scores[lexical_rows] > 0]
-        parts = [dense_rows[0][dense_rows[0] >= 0], lexical_rows]
+        parts = [dense_rows, lexical_rows]
         for doc_id in analysis.law_doc_ids:  # a named law is searched in full, however low its scores
             parts.append(np.flatnonzero(self._row_doc == self._doc_index[doc_id]))
         rows = np.unique(np.concatenate(parts).astype(np.int64))
-        if allowed is not None:
-            rows = rows[allowed[rows]]
-        return rows
+        return rows if allowed is None else rows[allowed[rows]]
 
     def _filter_mask(self, filters: Filters) -> np.ndarray | None:
         if filters == Filters():

@@ -27,6 +27,18 @@ def parse_chinese_number(text: str) -> int:
         raise ValueError(f"not a Chinese numeral: {text!r}")
     if not any(ch in _UNITS for ch in text):  # digit-by-digit form: 一〇八
         return int("".join(str(_DIGITS[ch]) for ch in text))
+    value = _parse_with_units(text)
+    if value < 10000 and _canonical(text) != _canonical(to_chinese_number(value)):
+        raise ValueError(f"malformed Chinese numeral: {text!r}")  # 一二三十, 百百, 三十五四 …
+    return value
+
+
+def _canonical(text: str) -> str:
+    """Spelling variants that mean the same number: 两/二, 〇/零, 一十/十."""
+    return text.replace("两", "二").replace("〇", "零").replace("一十", "十")
+
+
+def _parse_with_units(text: str) -> int:
     total, section, digit = 0, 0, None
     for ch in text:
         if ch in _DIGITS:
@@ -37,7 +49,7 @@ def parse_chinese_number(text: str) -> int:
             section, digit = 0, None
         else:
             unit = _UNITS[ch]
-            section += (1 if digit is None else digit) * unit
+            section += (digit or 1) * unit  # 十 and 零十 mean 一十
             digit = None
     return total + section + (digit or 0)
 

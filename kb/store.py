@@ -34,6 +34,7 @@ CHUNKER_VERSION = 1
 MANIFEST = "manifest.json"
 DENSE = "dense.faiss"
 META = "meta.sqlite"
+STALE_PARTIAL_SECONDS = 24 * 3600
 
 
 class IndexProblem(KnowledgeBaseError):
@@ -92,27 +93,27 @@ def _builds_dir(index_dir: Path) -> Path:
     return index_dir.parent / f".{index_dir.name}.builds"
 
 
-def write_index(contents: IndexContents, index_dir: Path, extra_manifest: dict | None = None) -> Path:
+def write_index(contents: IndexContents, index_dir: Path) -> Path:
     """Write a complete build beside `index_dir`, then atomically point `index_dir` at it."""
     index_dir = index_dir.absolute()
     builds = _builds_dir(index_dir)
     builds.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}-{time.monotonic_ns() % 10**6}"
-    staging = builds / f"{stamp}.partial"
+    staging, final = builds / f"{stamp}.partial", builds / stamp
     staging.mkdir()
     try:
-        _write_build(contents, staging, extra_manifest or {})
-        final = builds / stamp
+        _write_build(contents, staging)
         staging.rename(final)
         _publish(final, index_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(final, ignore_errors=True)
         raise
-    _remove_old_builds(builds, keep=final)
+    _remove_old_builds(builds, keep={final.resolve(), index_dir.resolve()})
     return final
 
 
-def _write_build(contents: IndexContents, target: Path, extra_manifest: dict) -> None:
+def _write_build(contents: IndexContents, target: Path) -> None:
     dimension = int(contents.vectors.shape[1])
     dense = faiss.IndexFlatIP(dimension)
     if len(contents.vectors):
@@ -140,7 +141,6 @@ def _write_build(contents: IndexContents, target: Path, extra_manifest: dict) ->
         "counts": {"documents": len(contents.documents), "chunks": len(contents.chunks)},
         "documents": {d.source: d.content_hash for d in contents.documents},
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        **extra_manifest,
     }
     (target / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
 
@@ -155,10 +155,15 @@ def _publish(build: Path, index_dir: Path) -> None:
     os.replace(link, index_dir)  # atomic: readers see the old build or the new one, never neither
 
 
-def _remove_old_builds(builds: Path, keep: Path) -> None:
-    """Old builds go; processes that still have one open keep reading it (POSIX keeps open files alive)."""
+def _remove_old_builds(builds: Path, keep: set[Path]) -> None:
+    """Old builds go; processes that still have one open keep reading it (POSIX keeps open files alive).
+
+    The build in use (which a concurrent ingest may have just published) and builds still being written are
+    left alone; a partial build abandoned a day ago goes too.
+    """
     for old in builds.iterdir():
-        if old != keep:
+        abandoned = old.name.endswith(".partial") and time.time() - old.stat().st_mtime > STALE_PARTIAL_SECONDS
+        if old.resolve() not in keep and (abandoned or not old.name.endswith(".partial")):
             shutil.rmtree(old, ignore_errors=True)
 
 

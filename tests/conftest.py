@@ -23,6 +23,13 @@ SOURCES_MD = CORPUS_DIR / "SOURCES.md"
 DEV_SET = PROJECT_ROOT.parent / "shared" / "eval" / "dev.jsonl"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Whatever needs the real corpus index is slow, even if its module forgot the marker."""
+    for item in items:
+        if "corpus_index" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
+
+
 # --- SOURCES.md: the corpus's own documentation, used as gold facts -------------------------------------------
 
 

@@ -113,7 +113,6 @@ def test_headings_and_header_lines_are_never_chunked(name: str) -> None:
             assert block.end <= chunk.start or chunk.end <= block.start, (block, chunk.chunk_id)
 
 
-@pytest.mark.xfail(strict=True, reason="product bug: Markdown comment lines (<!-- FORCE BREAK --> in 宪法.md) become chunks")
 def test_markup_comments_are_not_chunks() -> None:
     markup = [c.text for c in parsed("宪法.md")[1] if c.text.startswith("<!--")]
     assert markup == []

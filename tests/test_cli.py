@@ -114,13 +114,12 @@ def test_empty_question_is_an_error(corpus_index: Path, settings: Settings) -> N
 
 
 def test_missing_index_is_an_error(tmp_path: Path, settings: Settings) -> None:
-    """With no index at --index, `kb` would build one from KB_CORPUS; an empty corpus makes that fail fast."""
-    empty = tmp_path / "empty_corpus"
-    empty.mkdir()
+    """A named --index must exist: only the default index is built on first use."""
     index = tmp_path / "nowhere" / "index"
-    result = run_kb(["search", "--index", str(index), QUESTION], settings, env={"KB_CORPUS": str(empty)})
+    result = run_kb(["search", "--index", str(index), QUESTION], settings)
     assert result.returncode != 0
-    assert error_line(result).startswith("错误: nothing to index"), result.stderr
+    assert error_line(result).startswith("错误: no index at"), result.stderr
+    assert "kb ingest" in error_line(result)
     assert "Traceback" not in result.stderr
     assert not index.exists()
 

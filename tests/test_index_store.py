@@ -205,6 +205,16 @@ def test_second_ingest_replaces_the_index_and_removes_the_old_build(fresh_index:
     assert answers(old_kb) == old_answers
 
 
+def test_publishing_keeps_a_build_another_ingest_is_still_writing(fresh_index: Path, settings: Settings,
+                                                                   embedder: Embedder) -> None:
+    in_progress = builds_dir(fresh_index) / "20990101T000000-1-1.partial"
+    in_progress.mkdir()
+    (in_progress / "manifest.json").write_text("{}", encoding="utf-8")
+    report = build(fresh_index.parent / "corpus", fresh_index, settings, embedder)
+    assert in_progress.is_dir(), "a concurrent ingest's unfinished build must not be deleted"
+    assert len(open_kb(fresh_index, settings, embedder).documents) == report.documents == 3
+
+
 def test_ingest_refuses_to_replace_a_real_directory(small_corpus: Path, settings: Settings, embedder: Embedder) -> None:
     index_dir = small_corpus.parent / "index"
     index_dir.mkdir()
@@ -212,6 +222,14 @@ def test_ingest_refuses_to_replace_a_real_directory(small_corpus: Path, settings
     with pytest.raises(IndexProblem, match="real directory"):
         build(small_corpus, index_dir, settings, embedder)
     assert (index_dir / "keep.txt").read_text(encoding="utf-8") == "mine"
+
+
+def test_refused_publish_leaves_no_build_behind(small_corpus: Path, settings: Settings, embedder: Embedder) -> None:
+    index_dir = small_corpus.parent / "index"
+    index_dir.mkdir()
+    with pytest.raises(IndexProblem):
+        build(small_corpus, index_dir, settings, embedder)
+    assert list(builds_dir(index_dir).iterdir()) == []
 
 
 # --- checks when loading ----------------------------------------------------------------------------------------

@@ -96,7 +96,6 @@ def test_every_article_label_in_the_corpus_round_trips() -> None:
     assert mismatched == []
 
 
-@pytest.mark.xfail(strict=True, reason="product bug: malformed numerals are silently mis-numbered instead of rejected")
 @pytest.mark.parametrize("text", ["一二三十", "百百", "三十五四"])
 def test_malformed_numerals_raise_value_error(text: str) -> None:
     with pytest.raises(ValueError):

@@ -66,6 +66,15 @@ def dequantize_q4_0(raw: bytes | memoryview, count: int) -> np.ndarray:
 
 def read_q4_model(data: bytes) -> tuple[Q4Header, dict[str, np.ndarray]]:
     """Parse the whole file; returns the header and every tensor as flat float32 arrays."""
+    try:
+        return _read_q4_model(data)
+    except (struct.error, UnicodeDecodeError, ValueError) as exc:
+        if isinstance(exc, Q4FormatError):
+            raise
+        raise Q4FormatError(f"truncated or damaged model file ({exc})") from exc
+
+
+def _read_q4_model(data: bytes) -> tuple[Q4Header, dict[str, np.ndarray]]:
     if len(data) < 48 or data[:4] != MAGIC:
         raise Q4FormatError("not an E5S1 model file (bad magic or truncated)")
     cur = _Cursor(data)
