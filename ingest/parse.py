@@ -18,7 +18,8 @@ from kb.schema import DatedEvent, Document
 
 INFO_END = "<!-- INFO END -->"
 _N = CHINESE_NUMERAL_CHARS
-ARTICLE_LINE_RE = re.compile(rf"^第([{_N}]+|[0-9]+)条(?=[\s　:：])")
+#: A line that starts an article: 第三条 …, 第3条…; not a sentence about one (第三条规定的…, 第三条、第四条…).
+ARTICLE_LINE_RE = re.compile(rf"^第([{_N}]+|[0-9０-９]+)条(?![规的所之至、，,和或及中第])")
 _DATE_RE = re.compile(r"(\d{4})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*日")
 _DATE_LINE_RE = re.compile(r"^[（(]?\s*\d{4}\s*年\s*\d{1,2}\s*月\s*\d{1,2}\s*日.{0,120}$")
 _STRUCTURE_HEADING_RE = re.compile(rf"^第[{_N}0-9]+(分编|编|章|节)(?:[\s　]|$)")

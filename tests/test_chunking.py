@@ -303,3 +303,16 @@ def test_gbk_txt_with_arabic_article_numbers(tmp_path: Path) -> None:
     source = read_source(path)
     assert source.encoding == "gb18030"
     _check_arabic_articles(*_chunk_file(path))
+
+
+@pytest.mark.parametrize("line, starts_article", [
+    ("第五条为了规范村务公开工作，制定本办法。", True),  # no space after the label, as in many .docx files
+    ("第５条　村务公开每季度至少一次。", True),  # full-width digit and space
+    ("第三条规定的期限届满的，应当重新公开。", False),  # a sentence about an article
+    ("第三条、第四条的规定适用于村民小组。", False),
+])
+def test_article_lines_are_told_from_sentences_about_articles(line: str, starts_article: bool) -> None:
+    text = "某村村务公开办法\n第一条 总则。\n第二条 范围。\n第四条 公开。\n" + line + "\n"
+    chunks = chunk_document(parse_document(text, "x.txt", False), MAX_CHARS, TARGET)
+    assert (len(chunks) == 4) == starts_article
+    assert chunks[-1].text.endswith(line)
