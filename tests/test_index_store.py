@@ -318,3 +318,27 @@ def test_unsupported_file_named_explicitly_is_reported(small_corpus: Path, setti
     report = ingest([small_corpus, sheet], settings.with_(index_dir=small_corpus.parent / "index"), embedder=embedder)
     assert [(Path(s.path).name, "unsupported file type" in s.reason) for s in report.skipped] == [("台账.xlsx", True)]
     assert report.documents == 3
+
+
+# --- another sentence-transformers model, selected by one setting ---------------------------------------------
+
+
+def test_another_model_is_selectable_and_its_index_is_kept_apart(small_index: Path, small_corpus: Path,
+                                                                  settings: Settings, embedder: Embedder,
+                                                                  tmp_path: Path) -> None:
+    """A user's own model folder (here: the default model's files without its query/passage prompts)."""
+    own_model = tmp_path / "my-model"
+    shutil.copytree(settings.model_dir, own_model, ignore=shutil.ignore_patterns("model.safetensors"))
+    (own_model / "model.safetensors").symlink_to(settings.model_dir / "model.safetensors")
+    (own_model / "config_sentence_transformers.json").write_text('{"prompts": {}}', encoding="utf-8")
+    own_settings = settings.with_(embedding_model=str(own_model), index_dir=tmp_path / "own-index")
+    own_embedder = Embedder(own_settings)
+    assert own_embedder.model_id == str(own_model) and own_embedder.dimension == 384
+    with pytest.raises(IndexMismatchError, match="kb ingest"):
+        KnowledgeBase.open(small_index, settings=own_settings, embedder=own_embedder)
+    ingest([small_corpus], own_settings, embedder=own_embedder)
+    own_kb = KnowledgeBase.open(settings=own_settings, embedder=own_embedder)
+    assert own_kb.index.manifest["embedding"]["model_id"] == str(own_model)
+    assert own_kb.search("路面塌陷后多长时间内要设置警示标志？")[0].citation == "《乡村道路养护条例》第三条"
+    with pytest.raises(IndexMismatchError):
+        KnowledgeBase.open(own_settings.index_dir, settings=settings, embedder=embedder)
