@@ -96,11 +96,39 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ask(args: argparse.Namespace) -> int:
+    kb = _open(args)
+    answer = kb.ask(args.question)
+    if args.json:
+        print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
+        return 0
+    print(answer.answer)
+    for citation in answer.citations:
+        hit = citation.hit
+        date = f"（{hit.doc_date}）" if hit.doc_date else ""
+        print(f"\n[{citation.n}] {hit.citation}{date}  {hit.section}")
+    if answer.answerable:
+        print(f"\n置信度 {answer.confidence:.2f}")
+    return 0
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
-    from kb.evaluate import load_questions, score
+    from kb.evaluate import load_questions, score, score_answerability
 
     questions = load_questions(Path(args.file))
     kb = _open(args)
+    if args.answers:
+        result = score_answerability(questions, lambda q: kb.ask(q).answerable)
+        if args.json:
+            print(json.dumps(result, ensure_ascii=False, indent=2))
+            return 0
+        m = result["matrix"]
+        print(f"{'':<14} {'answered':>9} {'no answer':>10}")
+        print(f"{'answerable':<14} {m['answerable_answered']:>9} {m['answerable_refused']:>10}")
+        print(f"{'out of scope':<14} {m['out_of_scope_answered']:>9} {m['out_of_scope_refused']:>10}")
+        for mistake in result["mistakes"]:
+            print(f"  wrong: {mistake['id']} {mistake['q']}")
+        return 0
     results = {m: score(questions, lambda q, m=m: kb.search(q, top_k=10, method=_method(m))) for m in args.methods}
     if args.json:
         print(json.dumps({m: r["metrics"] for m, r in results.items()}, ensure_ascii=False, indent=2))
@@ -130,6 +158,24 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"文档 {len(info['documents'])} 个, 片段 {info['chunks']} 个")
     for d in info["documents"]:
         print(f"  {d['title']}  [{d['kind']}] {d['date'] or ''}  {d['chunks']} 片段  ({d['source']})")
+    return 0
+
+
+def cmd_report_unanswered(args: argparse.Namespace) -> int:
+    from kb.querylog import QueryLog
+
+    path = load_settings().server.query_log
+    if not path.is_file():
+        print(f"还没有问题记录（{path}）")
+        return 0
+    with QueryLog.open(path) as query_log:
+        rows = query_log.unanswered(args.limit)
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False, indent=2))
+        return 0
+    print(f"{'次数':>4} {'差评':>4}  {'最近提问':<25} 问题")
+    for row in rows:
+        print(f"{row['count']:>6} {row['negative_feedback']:>6}  {row['last_asked']:<25} {row['question']}")
     return 0
 
 
@@ -176,16 +222,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--color", choices=["auto", "always", "never"], default="auto", help="highlight matched words")
     p.set_defaults(func=cmd_search)
 
+    p = with_index(sub.add_parser("ask", help="answer a question with cited passages"))
+    p.add_argument("question")
+    p.add_argument("--json", action="store_true", help="print the answer object as JSON")
+    p.set_defaults(func=cmd_ask)
+
     p = with_index(sub.add_parser("eval", help="retrieval metrics (Hit@1, Hit@5, MRR@10) on a question set"))
     p.add_argument("file", help="JSONL questions with gold citations (see ../shared/eval/README.md)")
     p.add_argument("--methods", type=lambda s: s.split(","), default=["fused"],
                    help="comma-separated: fused,lexical,dense (default fused)")
+    p.add_argument("--answers", action="store_true",
+                   help="score the answer stage instead: answerable vs. out-of-scope confusion matrix")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     p.set_defaults(func=cmd_eval)
 
     p = with_index(sub.add_parser("info", help="what the index holds"))
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_info)
+
+    report = sub.add_parser("report", help="reports for staff").add_subparsers(dest="report", required=True)
+    p = report.add_parser("unanswered", help="questions not answered or rated unhelpful, most frequent first")
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_report_unanswered)
 
     model = sub.add_parser("model", help="the embedding model").add_subparsers(dest="model_command", required=True)
     p = model.add_parser("build", help="build the default model now (otherwise done on first use)")

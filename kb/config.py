@@ -5,6 +5,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from kb.generate import GeneratorConfig
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -44,6 +48,58 @@ class RetrievalParams:
 
 
 @dataclass(frozen=True)
+class AnswerParams:
+    """When to answer and what to quote; the weights were calibrated by bench/calibrate_answerable.py."""
+
+    #: Logistic model of "the knowledge base can answer": fitted on ../shared/eval/dev.jsonl plus
+    #: bench/data/abstention_calibration.jsonl. The cosine centre is specific to the default model.
+    bias: float = 1.204
+    w_dense: float = 1.632  # per 0.01 of the best passage's cosine above dense_centre
+    dense_centre: float = 0.88
+    w_cover: float = 0.988  # per 0.25 of the question's words (idf-weighted) found in the passages above half
+    #: Answer only at or above this confidence.
+    threshold: float = 0.5
+    passages: int = 3
+    max_passages: int = 2
+    max_quote_chars: int = 200
+    #: Quote the second passage too when its score is at least this share of the first one's.
+    second_passage_ratio: float = 0.9
+
+
+def generator_from_env() -> "GeneratorConfig | None":
+    """The optional chat model for generative answers: KB_LLM_BASE_URL + KB_LLM_MODEL (+ KB_LLM_API_KEY)."""
+    from kb.generate import GeneratorConfig
+
+    base_url, model = os.environ.get("KB_LLM_BASE_URL", ""), os.environ.get("KB_LLM_MODEL", "")
+    if not (base_url and model):
+        return None
+    return GeneratorConfig(base_url, model, os.environ.get("KB_LLM_API_KEY", ""),
+                           float(os.environ.get("KB_LLM_TIMEOUT", "20")))
+
+
+def _env_list(name: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in os.environ.get(name, "").split(",") if item.strip())
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """The HTTP service: limits, keys and where it keeps its question log. Safe defaults: no admin access,
+    no cross-origin access, WeChat off, until configured."""
+
+    #: Bearer key for /api/admin/*; without one the admin endpoints are disabled, not open.
+    admin_key: str = field(default_factory=lambda: os.environ.get("KB_ADMIN_KEY", ""))
+    cors_origins: tuple[str, ...] = field(default_factory=lambda: _env_list("KB_CORS_ORIGINS"))
+    max_question_chars: int = field(default_factory=lambda: int(os.environ.get("KB_MAX_QUESTION_CHARS", "500")))
+    max_body_bytes: int = 64 * 1024
+    rate_per_minute: float = field(default_factory=lambda: float(os.environ.get("KB_RATE_PER_MINUTE", "60")))
+    rate_burst: int = field(default_factory=lambda: int(os.environ.get("KB_RATE_BURST", "20")))
+    query_log: Path = field(default_factory=lambda: _env_path("KB_QUERY_LOG", PROJECT_ROOT / "var" / "querylog.sqlite"))
+    wechat_token: str = field(default_factory=lambda: os.environ.get("KB_WECHAT_TOKEN", ""))
+    wechat_app_id: str = field(default_factory=lambda: os.environ.get("KB_WECHAT_APP_ID", ""))
+    wechat_aes_key: str = field(default_factory=lambda: os.environ.get("KB_WECHAT_AES_KEY", ""))
+
+
+@dataclass(frozen=True)
 class Settings:
     """Where things live and which model embeds them.
 
@@ -61,6 +117,10 @@ class Settings:
     #: Threads torch may use; government machines are often 2-core.
     torch_threads: int = field(default_factory=lambda: int(os.environ.get("KB_THREADS", str(os.cpu_count() or 2))))
     retrieval: RetrievalParams = field(default_factory=RetrievalParams)
+    answer: AnswerParams = field(default_factory=AnswerParams)
+    server: ServerSettings = field(default_factory=ServerSettings)
+    #: Off (None) unless a chat model is configured; then answers are written by it, cited, checked.
+    generator: "GeneratorConfig | None" = field(default_factory=generator_from_env)
     #: A 条 longer than this (characters) is split at 款 boundaries.
     max_chunk_chars: int = 600
     #: Target size of a report chunk (characters); chunks never cross a heading.

@@ -90,3 +90,16 @@ def _metrics(ranks: list[int | None]) -> dict:
         "hit@5": round(sum(1 for r in ranks if r is not None and r <= 5) / n, 4),
         "mrr@10": round(sum(1 / r for r in ranks if r is not None) / n, 4),
     }
+
+
+def score_answerability(questions: Iterable[GoldQuestion], is_answerable: Callable[[str], bool]) -> dict:
+    """Confusion matrix of the answer stage's decision: answered vs. said it has no answer."""
+    matrix = {"answerable_answered": 0, "answerable_refused": 0, "out_of_scope_answered": 0, "out_of_scope_refused": 0}
+    mistakes = []
+    for question in questions:
+        answered = is_answerable(question.q)
+        key = ("answerable" if question.answerable else "out_of_scope") + ("_answered" if answered else "_refused")
+        matrix[key] += 1
+        if answered != question.answerable:
+            mistakes.append({"id": question.id, "q": question.q, "answerable": question.answerable})
+    return {"matrix": matrix, "mistakes": mistakes}

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from kb.config import RetrievalParams, Settings, load_settings
+from kb.answer import Answer, Citation, compose, confidence, term_coverage
+from kb.config import AnswerParams, RetrievalParams, Settings, load_settings
 from kb.embed import Embedder
 from kb.errors import KnowledgeBaseError
 from kb.expand import expand_query
 from kb.fuse import fuse
+from kb.generate import GenerationFailed, GeneratorConfig, generate_answer
 from kb.query import LawNames, QueryAnalysis, analyse, enumerates
-from kb.schema import Chunk, Hit, citation_for
+from kb.schema import Chunk, Document, Hit, citation_for
 from kb.store import LoadedIndex, check_model, load_index
+
+log = logging.getLogger(__name__)
 
 #: How many candidates each retriever contributes before fusion.
 CANDIDATES = 200
@@ -27,11 +33,22 @@ class QueryError(KnowledgeBaseError, ValueError):
     """A question or search parameter the knowledge base cannot take."""
 
 
+class UnknownDocumentError(KnowledgeBaseError, LookupError):
+    """No document (or no such article in it) under the id asked for."""
+
+
 def _top(scores: np.ndarray, k: int) -> np.ndarray:
     """Positions of the k highest scores, in no particular order."""
     if len(scores) <= k:
         return np.arange(len(scores))
     return np.argpartition(-scores, k - 1)[:k]
+
+
+@dataclass
+class Retrieval:
+    hits: list[Hit]
+    top_dense: float  # cosine of the best candidate: how close in meaning the best passage is
+    cited_article: bool = False  # the question named a law and an article, and it was found
 
 
 @dataclass(frozen=True)
@@ -55,11 +72,14 @@ class Filters:
 class KnowledgeBase:
     """A loaded index and the model that made it. Thread-safe for concurrent searches."""
 
-    def __init__(self, index: LoadedIndex, embedder: Embedder, params: RetrievalParams | None = None) -> None:
+    def __init__(self, index: LoadedIndex, embedder: Embedder, params: RetrievalParams | None = None,
+                 answer_params: AnswerParams | None = None, generator: GeneratorConfig | None = None) -> None:
         check_model(index.manifest, embedder.model_id, embedder.fingerprint, embedder.dimension)
         self.index = index
         self.embedder = embedder
         self.params = params or RetrievalParams()
+        self.answer_params = answer_params or AnswerParams()
+        self.generator = generator
         self.chunks = index.chunks
         self.documents = index.documents
         self._vectors = index.dense.reconstruct_n(0, index.dense.ntotal) if index.dense.ntotal else np.zeros(
@@ -78,20 +98,25 @@ class KnowledgeBase:
              embedder: Embedder | None = None) -> "KnowledgeBase":
         settings = settings or load_settings()
         index = load_index(Path(index_dir) if index_dir else settings.index_dir)
-        return cls(index, embedder or Embedder(settings), settings.retrieval)
+        return cls(index, embedder or Embedder(settings), settings.retrieval, settings.answer, settings.generator)
 
     # -- search ---------------------------------------------------------------------------------------------
 
     def search(self, query: str, top_k: int = 5, filters: Mapping | Filters | None = None,
                method: str | None = None) -> list[Hit]:
         """The passages that best answer `query`, best first, one hit per 条."""
+        return self.retrieve(query, top_k, filters, method).hits
+
+    def retrieve(self, query: str, top_k: int = 5, filters: Mapping | Filters | None = None,
+                 method: str | None = None) -> Retrieval:
+        """Hits plus the evidence the answer stage weighs (how strongly the best passage stands out)."""
         query = (query or "").strip()
         if not query:
             raise QueryError("empty question")
         if not 1 <= top_k <= MAX_TOP_K:
             raise QueryError(f"top_k must be between 1 and {MAX_TOP_K}")
         if not self.chunks:
-            return []
+            return Retrieval([], 0.0)
         filters = filters if isinstance(filters, Filters) else Filters.from_mapping(filters)
         if method is not None and method not in METHODS:
             raise QueryError(f"unknown search method {method!r} (one of: {', '.join(METHODS)})")
@@ -101,15 +126,16 @@ class KnowledgeBase:
         lexical_scores = self.index.lexical.scores(expand_query(query) if params.expand_lexical else query)
         rows = self._candidates(query_vector, lexical_scores, analysis, filters)
         if len(rows) == 0:
-            return []
-        scores = fuse(self._vectors[rows] @ query_vector, lexical_scores[rows], params)
+            return Retrieval([], 0.0)
+        dense = self._vectors[rows] @ query_vector
+        scores = fuse(dense, lexical_scores[rows], params)
         if analysis.law_doc_ids and params.method in ("rrf", "weighted"):
             named = np.isin(self._row_doc[rows], [self._doc_index[d] for d in analysis.law_doc_ids])
             scores = scores + params.named_law_bonus * named
         if analysis.asks_for_list and params.method in ("rrf", "weighted"):
             scores = scores + params.list_bonus * self._enumerates[rows]
-        scores = self._put_cited_article_first(rows, scores, analysis)
-        return self._hits(rows, scores, top_k)
+        scores, cited = self._put_cited_article_first(rows, scores, analysis)
+        return Retrieval(self._hits(rows, scores, top_k), float(dense.max()), cited)
 
     def _candidates(self, query_vector: np.ndarray, lexical_scores: np.ndarray, analysis: QueryAnalysis,
                     filters: Filters) -> np.ndarray:
@@ -141,15 +167,16 @@ class KnowledgeBase:
         ], dtype=bool)
         return ok_docs[self._row_doc]
 
-    def _put_cited_article_first(self, rows: np.ndarray, scores: np.ndarray, analysis: QueryAnalysis) -> np.ndarray:
-        """「信访工作条例第三十四条」: the named law's 第三十四条 goes first."""
+    def _put_cited_article_first(self, rows: np.ndarray, scores: np.ndarray,
+                                 analysis: QueryAnalysis) -> tuple[np.ndarray, bool]:
+        """「信访工作条例第三十四条」: the named law's 第三十四条 goes first. Says whether it was found."""
         if analysis.article_no is None or not analysis.law_doc_ids:
-            return scores
+            return scores, False
         cited = {r for d in analysis.law_doc_ids for r in self._rows_by_article.get((d, analysis.article_no), [])}
         if not cited:
-            return scores
+            return scores, False
         top = float(scores.max()) if len(scores) else 0.0
-        return np.where(np.isin(rows, list(cited)), top + 1.0, scores)
+        return np.where(np.isin(rows, list(cited)), top + 1.0, scores), True
 
     def _hits(self, rows: np.ndarray, scores: np.ndarray, top_k: int) -> list[Hit]:
         """Best first, parts of one 条 merged into a single hit that spans the whole 条."""
@@ -178,6 +205,51 @@ class KnowledgeBase:
             citation=citation_for(doc.title, chunk.article), text=doc.text[start:end], score=round(score, 6),
             start=start, end=end,
         )
+
+    # -- answers -----------------------------------------------------------------------------------------------
+
+    def ask(self, question: str, filters: Mapping | Filters | None = None, passages: int | None = None) -> Answer:
+        """An extractive answer with [n] citations, or a plain "no answer" when the evidence is weak."""
+        started = time.perf_counter()
+        params = self.answer_params
+        retrieval = self.retrieve(question, passages or params.passages, filters)
+        coverage = term_coverage(question, retrieval.hits, self.index.lexical)
+        conf = 1.0 if retrieval.cited_article else confidence(retrieval.top_dense, coverage, params)
+        answer = compose(question.strip(), retrieval.hits, conf, conf >= params.threshold, params)
+        if answer.answerable and self.generator is not None:
+            answer = self._generated(answer, retrieval.hits)
+        answer.took_ms = round((time.perf_counter() - started) * 1000, 1)
+        return answer
+
+    def _generated(self, extractive: Answer, hits: list[Hit]) -> Answer:
+        """The chat model's answer when it cites the passages properly; otherwise the extractive one."""
+        try:
+            text, cited = generate_answer(extractive.question, hits, self.generator)
+        except GenerationFailed as exc:
+            log.warning("generative answer not used, extractive instead: %s", exc)
+            return extractive
+        citations = [Citation(n, hits[n - 1]) for n in cited]
+        return Answer(extractive.question, True, text, extractive.confidence, citations, mode="generative")
+
+    # -- browsing the documents ----------------------------------------------------------------------------
+
+    def document(self, doc_id: str) -> Document:
+        """A document by id; ids are opaque hex strings, so anything else is simply unknown."""
+        document = self.documents.get(doc_id) if isinstance(doc_id, str) else None
+        if document is None:
+            raise UnknownDocumentError(f"没有这个文档: {doc_id!r}")
+        return document
+
+    def document_chunks(self, doc_id: str) -> list[Chunk]:
+        index = self._doc_index[self.document(doc_id).doc_id]
+        return [self.chunks[r] for r in np.flatnonzero(self._row_doc == index)]
+
+    def article(self, doc_id: str, article_no: int) -> Hit:
+        """One 条 of a law as a hit (all its parts), for links such as 《信访工作条例》第三十四条."""
+        rows = self._rows_by_article.get((self.document(doc_id).doc_id, article_no))
+        if not rows:
+            raise UnknownDocumentError(f"《{self.documents[doc_id].title}》没有第{article_no}条")
+        return self._hit(self.chunks[rows[0]], 1.0)
 
     # -- what the index holds ---------------------------------------------------------------------------------
 

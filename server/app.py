@@ -1,44 +1,81 @@
-"""The HTTP API over the library. It translates requests to `KnowledgeBase` calls and errors to JSON."""
+"""The FastAPI service: wires the JSON API, the OpenAI-compatible endpoint and WeChat to one knowledge base."""
 
 from __future__ import annotations
 
 import logging
 
-from fastapi import FastAPI, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from kb.answer import reply_text
 from kb.config import Settings
-from kb.errors import KnowledgeBaseError
-from kb.knowledge_base import MAX_TOP_K, KnowledgeBase, QueryError
+from kb.knowledge_base import KnowledgeBase
+from kb.querylog import QueryLog
+from server.api import answer_and_log, create_api_router
+from server.errors import error_response, install_error_handlers
+from server.openai_compat import create_openai_router
+from server.state import ServiceState
 
 log = logging.getLogger(__name__)
-MAX_QUERY_CHARS = 500
 
 
-def create_app(kb: KnowledgeBase) -> FastAPI:
-    app = FastAPI(title="政务知识库问答 API", version="0.1.0")
-    app.state.kb = kb
+class BodySizeLimit:
+    """Refuse bodies over the limit before reading them whole (413), whether or not Content-Length is sent."""
 
-    @app.exception_handler(KnowledgeBaseError)
-    async def _known_error(_: Request, exc: KnowledgeBaseError) -> JSONResponse:
-        status = 400 if isinstance(exc, QueryError) else 503
-        return JSONResponse({"error": {"code": type(exc).__name__, "message": str(exc)}}, status_code=status)
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
 
-    @app.get("/healthz")
-    def healthz() -> dict:
-        return {"status": "ok"}
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope.get("headers", [])).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+            return await error_response(413, "payload_too_large", "请求内容过大")(scope, receive, send)
+        seen = 0
 
-    @app.get("/readyz")
-    def readyz() -> dict:
-        return {"status": "ready", "chunks": len(app.state.kb.chunks), "documents": len(app.state.kb.documents)}
+        async def limited_receive() -> dict:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:
+                raise _TooLarge()
+            return message
 
-    @app.get("/api/search")
-    def search(q: str = Query(..., max_length=MAX_QUERY_CHARS, description="问题"),
-               top_k: int = Query(5, ge=1, le=MAX_TOP_K)) -> dict:
-        hits = app.state.kb.search(q, top_k=top_k)
-        return {"query": q, "hits": [h.to_dict() for h in hits]}
+        try:
+            await self.app(scope, limited_receive, send)
+        except _TooLarge:
+            await error_response(413, "payload_too_large", "请求内容过大")(scope, receive, send)
 
+
+class _TooLarge(Exception):
+    pass
+
+
+def create_app(service: ServiceState) -> FastAPI:
+    app = FastAPI(title="政务知识库问答 API", version="0.2.0",
+                  description="信访工作条例、常用法律法规和本镇法治政府建设报告的问答与检索。")
+    app.state.service = service
+    install_error_handlers(app)
+    app.include_router(create_api_router())
+    app.include_router(create_openai_router())
+    server = service.settings.server
+    if server.wechat_token:
+        from server.wechat import WeChatConfig, create_wechat_router
+
+        config = WeChatConfig(server.wechat_token, server.wechat_app_id, server.wechat_aes_key)
+        app.include_router(create_wechat_router(
+            config, lambda question: reply_text(answer_and_log(service, question, "wechat", "wechat"))))
+    if server.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=list(server.cors_origins), allow_methods=["GET", "POST"],
+                           allow_headers=["Content-Type", "Authorization"])
+    app.add_middleware(BodySizeLimit, max_bytes=server.max_body_bytes)
     return app
+
+
+def open_service(settings: Settings, kb: KnowledgeBase | None = None) -> ServiceState:
+    settings.server.query_log.parent.mkdir(parents=True, exist_ok=True)
+    return ServiceState(settings, kb or KnowledgeBase.open(settings=settings), QueryLog.open(settings.server.query_log))
 
 
 def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000) -> None:
@@ -48,6 +85,7 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000) -> None
     from ingest.build import ensure_index
 
     ensure_index(settings, progress=True)
-    kb = KnowledgeBase.open(settings=settings)
+    service = open_service(settings)
+    kb = service.kb
     log.warning("知识库已就绪: %d 个文档, %d 个片段; http://%s:%d/docs", len(kb.documents), len(kb.chunks), host, port)
-    uvicorn.run(create_app(kb), host=host, port=port)
+    uvicorn.run(create_app(service), host=host, port=port)

@@ -1,93 +1,290 @@
-"""The HTTP API over the corpus index (slow: needs the session's corpus index)."""
+"""The HTTP API over the real corpus index and model: every endpoint and every error path."""
 
 from __future__ import annotations
 
+import json
+import socket
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import httpx
 import pytest
+import uvicorn
 from fastapi.testclient import TestClient
 
+from kb.config import ServerSettings, Settings
 from kb.knowledge_base import KnowledgeBase
-from server.app import MAX_QUERY_CHARS, create_app
+from server.app import create_app, open_service
 
 pytestmark = pytest.mark.slow
 
+ADMIN_KEY = "test-admin-key-123"
 HIT_FIELDS = {"chunk_id", "doc_id", "doc_title", "doc_kind", "doc_date", "section", "article", "article_no",
               "citation", "text", "score", "start", "end"}
+QUESTION = "信访事项多长时间办结"
+
+
+def make_client(settings: Settings, kb: KnowledgeBase, tmp: Path, **server: object) -> TestClient:
+    server_settings = replace(ServerSettings(), query_log=tmp / "querylog.sqlite", admin_key="", cors_origins=(),
+                              rate_per_minute=6000, rate_burst=1000, wechat_token="", **server)
+    service = open_service(replace(settings, server=server_settings), kb)
+    return TestClient(create_app(service), raise_server_exceptions=False)
 
 
 @pytest.fixture(scope="module")
-def client(corpus_kb: KnowledgeBase) -> TestClient:
-    return TestClient(create_app(corpus_kb), raise_server_exceptions=False)
+def client(corpus_kb: KnowledgeBase, settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> TestClient:
+    return make_client(settings, corpus_kb, tmp_path_factory.mktemp("api"), admin_key=ADMIN_KEY)
 
 
-def assert_no_traceback(body: str) -> None:
-    assert "Traceback" not in body and 'File "' not in body and ".py" not in body
+def assert_error(response: httpx.Response, status: int, code: str) -> None:
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert error["code"] == code and error["message"]
+    assert "Traceback" not in response.text and ".py" not in response.text
 
 
-def test_healthz(client: TestClient) -> None:
-    response = client.get("/healthz")
-    assert (response.status_code, response.json()) == (200, {"status": "ok"})
+# --- service ----------------------------------------------------------------------------------------------------
 
 
-def test_readyz(client: TestClient, corpus_kb: KnowledgeBase) -> None:
-    response = client.get("/readyz")
-    assert response.status_code == 200
-    assert response.json() == {"status": "ready", "chunks": len(corpus_kb.chunks), "documents": 21}
+def test_health_and_readiness(client: TestClient, corpus_kb: KnowledgeBase) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz").json()
+    assert (ready["status"], ready["documents"], ready["chunks"]) == ("ready", 21, len(corpus_kb.chunks))
+
+
+def test_openapi_documents_the_endpoints(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    for path in ("/api/ask", "/api/search", "/api/documents", "/api/documents/{doc_id}",
+                 "/api/documents/{doc_id}/articles/{article_no}", "/api/feedback", "/v1/chat/completions"):
+        assert path in paths
+
+
+# --- questions ---------------------------------------------------------------------------------------------------
 
 
 def test_search(client: TestClient, corpus_kb: KnowledgeBase) -> None:
-    response = client.get("/api/search", params={"q": "信访事项多长时间办结", "top_k": 3})
-    assert response.status_code == 200
-    body = response.json()
-    assert body["query"] == "信访事项多长时间办结"
-    assert len(body["hits"]) == 3
+    body = client.get("/api/search", params={"q": QUESTION, "top_k": 3}).json()
+    assert body["query"] == QUESTION and len(body["hits"]) == 3
     first = body["hits"][0]
-    assert set(first) == HIT_FIELDS
-    assert first["citation"] == "《信访工作条例》第三十四条"
-    assert (first["doc_date"], first["article_no"], first["doc_kind"]) == ("2022-02-25", 34, "law")
+    assert set(first) == HIT_FIELDS and first["citation"] == "《信访工作条例》第三十四条"
     assert first["text"] == corpus_kb.documents[first["doc_id"]].text[first["start"] : first["end"]]
 
 
-def test_search_default_top_k(client: TestClient) -> None:
-    response = client.get("/api/search", params={"q": "民法典第一千二百六十条"})
-    assert response.status_code == 200
-    hits = response.json()["hits"]
-    assert len(hits) == 5
-    assert (hits[0]["doc_title"], hits[0]["article_no"]) == ("中华人民共和国民法典", 1260)
+def test_ask_answers_with_citations_and_logs_the_question(client: TestClient) -> None:
+    body = client.post("/api/ask", json={"question": QUESTION + "？我的电话13800138000"}).json()
+    assert body["answerable"] and body["mode"] == "extractive"
+    assert body["citations"][0]["citation"] == "《信访工作条例》第三十四条" and "[1]" in body["answer"]
+    start, end = body["citations"][0]["highlights"][0]
+    assert body["citations"][0]["text"][start:end] in body["answer"]
+    logged = client.app.state.service.query_log.recent(5)
+    entry = next(e for e in logged if e["question_id"] == body["question_id"])
+    assert "13800138000" not in json.dumps(entry, ensure_ascii=False), "personal data is masked before storage"
+    assert entry["answerable"] and entry["latency_ms"] > 0
 
 
-def test_longest_allowed_question(client: TestClient) -> None:
-    question = ("信访事项多长时间办结" * 60)[:MAX_QUERY_CHARS]
-    response = client.get("/api/search", params={"q": question, "top_k": 1})
-    assert response.status_code == 200
-    assert len(response.json()["hits"]) == 1
+def test_out_of_scope_question_is_not_answered(client: TestClient) -> None:
+    body = client.post("/api/ask", json={"question": "今年世界杯冠军是谁？"}).json()
+    assert body["answerable"] is False and body["citations"] == []
 
 
-@pytest.mark.parametrize(
-    "params",
-    [
-        pytest.param({}, id="missing-q"),
-        pytest.param({"q": "信" * (MAX_QUERY_CHARS + 1)}, id="q-too-long"),
-        pytest.param({"q": "信访", "top_k": 0}, id="top_k-0"),
-        pytest.param({"q": "信访", "top_k": 101}, id="top_k-101"),
-        pytest.param({"q": "信访", "top_k": "many"}, id="top_k-not-int"),
-    ],
-)
-def test_invalid_requests_are_422(client: TestClient, params: dict) -> None:
-    response = client.get("/api/search", params=params)
-    assert response.status_code == 422
-    assert "detail" in response.json()
-    assert_no_traceback(response.text)
+@pytest.mark.parametrize("payload, status, code", [
+    ({"question": ""}, 400, "empty_question"),
+    ({"question": "   \n "}, 400, "empty_question"),
+    ({"question": "信" * 501}, 400, "question_too_long"),
+    ({"question": 123}, 422, "invalid_request"),
+    ({"question": QUESTION, "top_k": 0}, 422, "invalid_request"),
+    ({"question": QUESTION, "filters": {"colour": "red"}}, 400, "invalid_question"),
+    ({}, 422, "invalid_request"),
+])
+def test_ask_rejects_bad_input(client: TestClient, payload: dict, status: int, code: str) -> None:
+    assert_error(client.post("/api/ask", json=payload), status, code)
 
 
-@pytest.mark.parametrize("question", ["", "   "])
-def test_empty_question_is_a_400_error_without_traceback(client: TestClient, question: str) -> None:
-    response = client.get("/api/search", params={"q": question})
-    assert response.status_code == 400
-    assert response.json() == {"error": {"code": "QueryError", "message": "empty question"}}
-    assert_no_traceback(response.text)
+def test_malformed_json_and_oversized_bodies(client: TestClient) -> None:
+    headers = {"Content-Type": "application/json"}
+    assert_error(client.post("/api/ask", content=b'{"question": "x"', headers=headers), 400, "malformed_json")
+    assert_error(client.post("/api/ask", content=b"\xff\xfe not json", headers=headers), 400, "malformed_json")
+    huge = json.dumps({"question": "信访" * 40000}).encode()
+    assert_error(client.post("/api/ask", content=huge, headers=headers), 413, "payload_too_large")
 
 
-def test_unknown_path_is_404(client: TestClient) -> None:
-    response = client.get("/api/nothing")
-    assert response.status_code == 404
-    assert_no_traceback(response.text)
+def test_search_rejects_bad_input(client: TestClient) -> None:
+    assert_error(client.get("/api/search"), 422, "invalid_request")
+    assert_error(client.get("/api/search", params={"q": " "}), 400, "empty_question")
+    assert_error(client.get("/api/search", params={"q": "信" * 501}), 400, "question_too_long")
+    assert_error(client.get("/api/search", params={"q": QUESTION, "top_k": "many"}), 422, "invalid_request")
+
+
+# --- documents --------------------------------------------------------------------------------------------------
+
+
+def test_documents_and_articles(client: TestClient) -> None:
+    documents = client.get("/api/documents").json()["documents"]
+    assert len(documents) == 21
+    xinfang = next(d for d in documents if d["title"] == "信访工作条例")
+    assert (xinfang["kind"], xinfang["date"], xinfang["articles"]) == ("law", "2022-02-25", 50)
+    full = client.get(f"/api/documents/{xinfang['doc_id']}").json()
+    anchor = next(a for a in full["articles_index"] if a["article_no"] == 34)
+    assert full["text"][anchor["start"] : anchor["end"]].startswith("第三十四条")
+    article = client.get(f"/api/documents/{xinfang['doc_id']}/articles/34").json()
+    assert article["citation"] == "《信访工作条例》第三十四条" and "60日内办结" in article["text"]
+
+
+@pytest.mark.parametrize("path", ["/api/documents/unknown", "/api/documents/..%2F..%2Fetc%2Fpasswd",
+                                  "/api/documents/%00", "/api/documents/unknown/articles/1"])
+def test_unknown_documents_are_404(client: TestClient, path: str) -> None:
+    assert_error(client.get(path), 404, "not_found")
+
+
+def test_unknown_article_is_404(client: TestClient) -> None:
+    doc_id = client.get("/api/documents").json()["documents"][0]["doc_id"]
+    assert_error(client.get(f"/api/documents/{doc_id}/articles/9999"), 404, "not_found")
+
+
+# --- feedback and the staff report -----------------------------------------------------------------------------
+
+
+def test_feedback_reaches_the_log_and_the_unanswered_report(client: TestClient) -> None:
+    asked = client.post("/api/ask", json={"question": "红烧肉怎么做？"}).json()
+    assert client.post("/api/feedback", json={"question_id": asked["question_id"], "helpful": False,
+                                              "comment": "请回复18612345678"}).json() == {"status": "ok"}
+    report = client.get("/api/admin/unanswered", headers={"Authorization": f"Bearer {ADMIN_KEY}"}).json()
+    entry = next(q for q in report["questions"] if "红烧肉" in q["question"])
+    assert entry["count"] >= 1 and entry["negative_feedback"] >= 1
+    assert "18612345678" not in json.dumps(client.app.state.service.query_log.recent(20), ensure_ascii=False)
+    assert_error(client.post("/api/feedback", json={"question_id": "nope", "helpful": True}), 404, "unknown_question")
+    assert_error(client.post("/api/feedback", json={"question_id": "x", "helpful": "maybe"}), 422, "invalid_request")
+
+
+# --- admin --------------------------------------------------------------------------------------------------------
+
+
+def test_admin_needs_the_key(client: TestClient) -> None:
+    assert_error(client.post("/api/admin/reload"), 401, "unauthorized")
+    assert_error(client.post("/api/admin/reload", headers={"Authorization": "Bearer wrong"}), 401, "unauthorized")
+    body = client.post("/api/admin/reload", headers={"Authorization": f"Bearer {ADMIN_KEY}"}).json()
+    assert body["status"] == "reloaded" and body["documents"] == 21
+
+
+def test_admin_is_disabled_without_a_configured_key(corpus_kb: KnowledgeBase, settings: Settings,
+                                                    tmp_path: Path) -> None:
+    client = make_client(settings, corpus_kb, tmp_path)
+    assert_error(client.post("/api/admin/reload", headers={"Authorization": "Bearer "}), 403, "admin_disabled")
+    assert_error(client.get("/api/admin/unanswered"), 403, "admin_disabled")
+
+
+# --- abuse --------------------------------------------------------------------------------------------------------
+
+
+def test_rate_limit(corpus_kb: KnowledgeBase, settings: Settings, tmp_path: Path) -> None:
+    client = make_client(settings, corpus_kb, tmp_path, rate_per_minute=1, rate_burst=3)
+    statuses = [client.get("/api/documents").status_code for _ in range(4)]
+    assert statuses == [200, 200, 200, 429]
+    limited = client.get("/api/documents")
+    assert_error(limited, 429, "rate_limited")
+    assert int(limited.headers["Retry-After"]) >= 1
+    assert client.get("/healthz").status_code == 200, "health checks are never limited"
+
+
+def test_cors_is_closed_by_default_and_opens_for_configured_origins(client: TestClient, corpus_kb: KnowledgeBase,
+                                                                    settings: Settings, tmp_path: Path) -> None:
+    origin = {"Origin": "https://example.gov.cn"}
+    assert "access-control-allow-origin" not in client.get("/healthz", headers=origin).headers
+    open_client = make_client(settings, corpus_kb, tmp_path, cors_origins=("https://example.gov.cn",))
+    assert open_client.get("/healthz", headers=origin).headers["access-control-allow-origin"] == origin["Origin"]
+
+
+# --- OpenAI-compatible ----------------------------------------------------------------------------------------------
+
+
+def test_openai_models_and_chat(client: TestClient) -> None:
+    assert client.get("/v1/models").json()["data"][0]["id"] == "zhengwu-kb"
+    messages = [{"role": "system", "content": "你是助手"}, {"role": "user", "content": "你好"},
+                {"role": "user", "content": QUESTION}]
+    body = client.post("/v1/chat/completions", json={"model": "zhengwu-kb", "messages": messages}).json()
+    content = body["choices"][0]["message"]["content"]
+    assert body["object"] == "chat.completion" and body["choices"][0]["finish_reason"] == "stop"
+    assert "60日内办结" in content and "参考依据" in content and "《信访工作条例》第三十四条" in content
+    with client.stream("POST", "/v1/chat/completions", json={"messages": messages, "stream": True}) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        events = [line[len("data: "):] for line in response.iter_lines() if line.startswith("data: ")]
+    assert events[-1] == "[DONE]"
+    chunks = [json.loads(e) for e in events[:-1]]
+    assert all(c["object"] == "chat.completion.chunk" for c in chunks)
+    assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks) == content
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+    assert_error(client.post("/v1/chat/completions", json={"messages": [{"role": "system", "content": "x"}]}),
+                 400, "no_user_message")
+
+
+# --- reload under load, over a real socket ------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_reload_under_concurrent_requests_drops_nothing(corpus_kb: KnowledgeBase, settings: Settings,
+                                                        tmp_path: Path) -> None:
+    app = make_client(settings, corpus_kb, tmp_path, admin_key=ADMIN_KEY).app
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    failures: list[str] = []
+    done = threading.Event()
+
+    def load() -> None:
+        with httpx.Client(base_url=base, timeout=30) as http:
+            for _ in range(40):  # bounded: 4 threads × 40 requests
+                if done.is_set():
+                    break
+                response = http.get("/api/search", params={"q": QUESTION, "top_k": 1})
+                if response.status_code != 200 or response.json()["hits"][0]["article_no"] != 34:
+                    failures.append(response.text[:200])
+
+    workers = [threading.Thread(target=load) for _ in range(4)]
+    try:
+        for worker in workers:
+            worker.start()
+        with httpx.Client(base_url=base, timeout=60) as http:
+            for _ in range(3):
+                reloaded = http.post("/api/admin/reload", headers={"Authorization": f"Bearer {ADMIN_KEY}"})
+                assert reloaded.status_code == 200, reloaded.text
+        for worker in workers:
+            worker.join(timeout=120)
+    finally:
+        done.set()
+        server.should_exit = True
+        thread.join(timeout=10)
+    assert failures == []
+
+
+# --- WeChat, wired to the knowledge base ----------------------------------------------------------------------------
+
+
+def test_wechat_text_message_is_answered_from_the_knowledge_base(corpus_kb: KnowledgeBase, settings: Settings,
+                                                                  tmp_path: Path) -> None:
+    import hashlib
+
+    token, timestamp, nonce = "wechat-token", str(int(time.time())), "12345"
+    signature = hashlib.sha1("".join(sorted([token, timestamp, nonce])).encode()).hexdigest()
+    body = (f"<xml><ToUserName><![CDATA[gh_kb]]></ToUserName><FromUserName><![CDATA[citizen]]></FromUserName>"
+            f"<CreateTime>{timestamp}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
+            f"<Content><![CDATA[{QUESTION}]]></Content><MsgId>1234567890123456</MsgId></xml>")
+    with make_client(settings, corpus_kb, tmp_path, wechat_token=token) as client:
+        params = {"signature": signature, "timestamp": timestamp, "nonce": nonce}
+        reply = client.post("/wechat", params=params, content=body.encode())
+        assert reply.status_code == 200, reply.text
+        assert "《信访工作条例》第三十四条" in reply.text and "<ToUserName><![CDATA[citizen]]>" in reply.text
+        assert client.post("/wechat", params={**params, "signature": "0" * 40}, content=body.encode()).status_code == 403
+        logged = client.app.state.service.query_log.recent(1)[0]
+        assert (logged["channel"], logged["question"]) == ("wechat", QUESTION)

@@ -133,3 +133,27 @@ def test_help(args: list[str], settings: Settings) -> None:
         assert "--jsonl" in result.stdout and "--index" in result.stdout
     else:
         assert all(command in result.stdout for command in ("ingest", "search", "eval", "info", "serve"))
+
+
+def test_ask_json(corpus_index: Path, settings: Settings) -> None:
+    result = run_kb(["ask", "--index", str(corpus_index), "--json", QUESTION], settings)
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert answer["answerable"] and answer["citations"][0]["citation"] == CITATION
+    assert "60日内办结" in answer["answer"] and "[1]" in answer["answer"]
+
+
+def test_report_unanswered(tmp_path: Path, settings: Settings) -> None:
+    from kb.querylog import QueryLog
+
+    path = tmp_path / "querylog.sqlite"
+    with QueryLog.open(path) as query_log:
+        for _ in range(2):
+            query_log.record("红烧肉怎么做？", "抱歉", False, 0.1, [], 50.0)
+        answered = query_log.record("信访多久办结？", "60日", True, 0.9, [CITATION], 50.0)
+        query_log.add_feedback(answered, helpful=False, comment="不对")
+    result = run_kb(["report", "unanswered", "--json"], settings, env={"KB_QUERY_LOG": str(path)})
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert [(r["question"], r["count"]) for r in rows] == [("红烧肉怎么做？", 2), ("信访多久办结？", 1)]
+    assert rows[1]["negative_feedback"] == 1

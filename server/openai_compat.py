@@ -1,0 +1,84 @@
+"""An OpenAI-compatible chat endpoint, so existing chat clients and bot frameworks can use the knowledge base.
+
+The last user message is the question; the reply is the cited answer with its sources listed. With
+`stream: true` the reply arrives as server-sent events in OpenAI's chunk format.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
+
+from kb.answer import reply_text
+from server.api import answer_and_log, checked_question, client_key, rate_limited, state
+from server.errors import ApiError
+from server.state import ServiceState
+
+MODEL_ID = "zhengwu-kb"
+STREAM_PIECE_CHARS = 16
+
+
+class ChatMessage(BaseModel):
+    role: str = Field(..., max_length=32)
+    content: str | list[dict[str, Any]] | None = None
+
+
+class ChatRequest(BaseModel):
+    model: str = MODEL_ID
+    messages: list[ChatMessage] = Field(..., min_length=1, max_length=200)
+    stream: bool = False
+
+
+def _text_of(message: ChatMessage) -> str:
+    if isinstance(message.content, list):  # [{"type": "text", "text": "..."}, ...]
+        return "".join(str(part.get("text", "")) for part in message.content if part.get("type") == "text")
+    return message.content or ""
+
+
+def _chunk(completion_id: str, created: int, delta: dict, finish: str | None = None) -> str:
+    payload = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": MODEL_ID,
+               "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+    return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
+
+
+def _stream(completion_id: str, created: int, text: str) -> Iterator[str]:
+    yield _chunk(completion_id, created, {"role": "assistant"})
+    for i in range(0, len(text), STREAM_PIECE_CHARS):
+        yield _chunk(completion_id, created, {"content": text[i : i + STREAM_PIECE_CHARS]})
+    yield _chunk(completion_id, created, {}, "stop")
+    yield "data: [DONE]\n\n"
+
+
+def create_openai_router() -> APIRouter:
+    router = APIRouter(prefix="/v1", tags=["openai-compatible"])
+
+    @router.get("/models")
+    def models() -> dict:
+        return {"object": "list", "data": [{"id": MODEL_ID, "object": "model", "created": 0, "owned_by": MODEL_ID}]}
+
+    @router.post("/chat/completions", dependencies=[Depends(rate_limited)])
+    async def chat(body: ChatRequest, request: Request, service: ServiceState = Depends(state)):
+        user_messages = [m for m in body.messages if m.role == "user"]
+        if not user_messages:
+            raise ApiError(400, "no_user_message", "消息中没有用户的问题")
+        question = checked_question(_text_of(user_messages[-1]), service)
+        answer = await run_in_threadpool(answer_and_log, service, question, client_key(request), "openai")
+        text = reply_text(answer)
+        completion_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
+        if body.stream:
+            return StreamingResponse(_stream(completion_id, created, text), media_type="text/event-stream")
+        return {
+            "id": completion_id, "object": "chat.completion", "created": created, "model": MODEL_ID,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+        }
+
+    return router

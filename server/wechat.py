@@ -1,0 +1,193 @@
+"""WeChat message push (公众号, 小程序客服消息): WeChat POSTs what a user sends, and our response is the reply.
+
+WeChat gives up after 5 s and then retries the same message, so a slow answer is replaced by a holding message
+and retries are served from a short-lived cache instead of being answered again. The protocol and crypto
+(signatures, XML, AES "safe mode") are wechatpy's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from fastapi import APIRouter, Request
+from fastapi.responses import PlainTextResponse, Response
+from wechatpy.crypto import WeChatCrypto
+from wechatpy.events import BaseEvent, SubscribeEvent, SubscribeScanEvent
+from wechatpy.exceptions import InvalidSignatureException
+from wechatpy.messages import BaseMessage, TextMessage
+from wechatpy.parser import parse_message
+from wechatpy.replies import TextReply
+from wechatpy.utils import check_signature
+
+from kb.errors import KnowledgeBaseError
+
+log = logging.getLogger(__name__)
+
+#: The same limit as the question of /api/search.
+MAX_QUESTION_CHARS = 500
+#: WeChat retries within about 15 s; a few minutes is ample.
+RETRY_CACHE_TTL_S = 300.0
+RETRY_CACHE_MAX_ENTRIES = 10_000
+
+WELCOME = "您好，欢迎关注！请直接发送文字问题，我可以解答信访、法律法规以及本镇法治政府建设报告方面的问题。"
+TEXT_ONLY = "抱歉，目前只能回答文字提问，请用文字描述您的问题。"
+ASK_FOR_QUESTION = "请输入您想咨询的问题。"
+QUESTION_TOO_LONG = f"您的问题太长了，请精简到 {MAX_QUESTION_CHARS} 字以内再发送。"
+APOLOGY = "抱歉，系统暂时无法回答您的问题，请稍后再试。"
+#: WeChat's "received, nothing to send" reply.
+SUCCESS = "success"
+
+
+class WeChatConfigError(KnowledgeBaseError, ValueError):
+    """The WeChat settings cannot work; the message says which one to fix."""
+
+
+@dataclass(frozen=True)
+class WeChatConfig:
+    """The values of 服务器配置 in the 公众号 / 小程序 admin console."""
+
+    token: str
+    app_id: str = ""  # needed for safe (AES) mode
+    encoding_aes_key: str = ""  # 43 chars; empty → plaintext mode only
+    reply_timeout_s: float = 4.0  # WeChat waits 5 s; answer within this or send the holding message
+    holding_message: str = "您的问题正在查询中，请稍后再问一次或换个说法。"
+
+    def __post_init__(self) -> None:
+        if not self.token:
+            raise WeChatConfigError("WeChat token is empty: anyone could sign requests; set the 服务器配置 Token")
+        if self.encoding_aes_key and (len(self.encoding_aes_key) != 43 or not self.app_id):
+            raise WeChatConfigError("safe mode needs the 43-character EncodingAESKey and the AppID")
+
+
+class _ReplyCache:
+    """Replies by message for a few minutes, so WeChat's retries of a message are not answered again."""
+
+    def __init__(self, ttl_s: float = RETRY_CACHE_TTL_S, max_entries: int = RETRY_CACHE_MAX_ENTRIES) -> None:
+        self._ttl_s = ttl_s
+        self._max_entries = max_entries
+        self._entries: OrderedDict[str, tuple[float, str | None]] = OrderedDict()  # key → (first seen, reply)
+        self._lock = threading.Lock()
+
+    def claim(self, key: str) -> bool:
+        """True for the first delivery of `key` within the TTL; the caller then answers it."""
+        now = time.monotonic()
+        with self._lock:
+            while self._entries and now - next(iter(self._entries.values()))[0] > self._ttl_s:
+                self._entries.popitem(last=False)
+            if key in self._entries:
+                return False
+            self._entries[key] = (now, None)
+            if len(self._entries) > self._max_entries:
+                self._entries.popitem(last=False)
+            return True
+
+    def get(self, key: str) -> str | None:
+        """The reply to a claimed key, or None while it is still being answered."""
+        with self._lock:
+            entry = self._entries.get(key)
+            return entry[1] if entry else None
+
+    def put(self, key: str, reply: str) -> None:
+        with self._lock:
+            if key in self._entries:
+                self._entries[key] = (self._entries[key][0], reply)
+
+
+def create_wechat_router(config: WeChatConfig, answer_text: Callable[[str], str]) -> APIRouter:
+    """GET /wechat (WeChat's URL check) and POST /wechat (user messages, answered by a passive text reply)."""
+    crypto = WeChatCrypto(config.token, config.encoding_aes_key, config.app_id) if config.encoding_aes_key else None
+    replies = _ReplyCache()
+    router = APIRouter()
+
+    def answer_safely(question: str) -> str:
+        """answer_text's reply; its exceptions are logged, never shown to the user."""
+        try:
+            return answer_text(question)
+        except Exception:
+            log.exception("answering a WeChat question failed")
+            return APOLOGY
+
+    async def answer_once(question: str, retry_key: str | None) -> str | None:
+        """The answer, the holding message if it is slow, or None (→ "success") for a retry still being answered.
+
+        The answer keeps being computed after a timeout, so that a later retry gets it from the cache.
+        """
+        if retry_key is not None and not replies.claim(retry_key):
+            return replies.get(retry_key)
+        future = asyncio.get_running_loop().run_in_executor(None, answer_safely, question)
+        if retry_key is not None:
+            future.add_done_callback(lambda done: replies.put(retry_key, done.result()))
+        finished, _ = await asyncio.wait({future}, timeout=config.reply_timeout_s)
+        return future.result() if finished else config.holding_message
+
+    async def reply_to(message: BaseMessage, question: str | None, retry_key: str | None) -> str | None:
+        """The text to send back, or None when there is nothing to say (events other than subscribing)."""
+        if isinstance(message, (SubscribeEvent, SubscribeScanEvent)):
+            return WELCOME
+        if isinstance(message, BaseEvent):
+            return None
+        if question is None:
+            return TEXT_ONLY
+        if not question:
+            return ASK_FOR_QUESTION
+        if len(question) > MAX_QUESTION_CHARS:
+            return QUESTION_TOO_LONG
+        return await answer_once(question, retry_key)
+
+    @router.get("/wechat")
+    def verify_url(signature: str = "", timestamp: str = "", nonce: str = "", echostr: str = "") -> Response:
+        if not _signed(config.token, signature, timestamp, nonce):
+            return PlainTextResponse("invalid signature", status_code=403)
+        return PlainTextResponse(echostr)
+
+    @router.post("/wechat")
+    async def receive(request: Request, signature: str = "", timestamp: str = "", nonce: str = "",
+                      encrypt_type: str = "", msg_signature: str = "") -> Response:
+        if not _signed(config.token, signature, timestamp, nonce):
+            return PlainTextResponse("invalid signature", status_code=403)
+        cipher = crypto if encrypt_type == "aes" else None
+        if encrypt_type == "aes" and cipher is None:
+            log.error("WeChat sent an encrypted message but no EncodingAESKey is configured")
+            return PlainTextResponse("safe mode is not configured", status_code=400)
+        body = await request.body()
+        # wechatpy reports bad input with whatever its parsing hit (ExpatError, KeyError, TypeError,
+        # binascii.Error, …), and its fields convert lazily, so everything read from the body is read here.
+        try:
+            xml = cipher.decrypt_message(body, msg_signature, timestamp, nonce) if cipher else body
+            message = parse_message(xml)
+            retry_key = f"{message.source}:{message.id}" if message.id else None
+            question = (message.content or "").strip() if isinstance(message, TextMessage) else None
+        except InvalidSignatureException:
+            return PlainTextResponse("invalid msg_signature", status_code=403)
+        except Exception as exc:
+            log.warning("malformed WeChat message (%s)", type(exc).__name__)
+            return PlainTextResponse("malformed message", status_code=400)
+
+        text = await reply_to(message, question, retry_key)
+        if text is None:
+            return PlainTextResponse(SUCCESS)
+        reply = TextReply(message=message, content=_cdata_safe(text)).render()
+        if cipher:
+            reply = cipher.encrypt_message(reply, nonce, timestamp)
+        return Response(reply, media_type="text/xml")
+
+    return router
+
+
+def _signed(token: str, signature: str, timestamp: str, nonce: str) -> bool:
+    try:
+        check_signature(token, signature, timestamp, nonce)
+    except InvalidSignatureException:
+        return False
+    return True
+
+
+def _cdata_safe(text: str) -> str:
+    """wechatpy puts the text in CDATA unescaped, so a "]]>" (say, in an echoed question) would end it early."""
+    return text.replace("]]>", "]]]]><![CDATA[>")

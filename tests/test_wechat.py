@@ -1,0 +1,355 @@
+"""The WeChat router, driven the way WeChat's servers drive it: signed requests, plaintext or AES-encrypted XML.
+
+Signatures are computed here from the protocol's definition (sha1 of the sorted strings); encryption uses
+wechatpy's WeChatCrypto, which implements WeChat's format. `answer_text` is a stand-in: the knowledge base
+is not the subject here. Each client is used as a context manager, so that all its requests share one event
+loop and an answer still running in the background does not hold up the next request.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import itertools
+import logging
+import threading
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterator
+from types import SimpleNamespace
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from wechatpy.crypto import WeChatCrypto
+
+import server.wechat
+from server.wechat import (APOLOGY, ASK_FOR_QUESTION, MAX_QUESTION_CHARS, QUESTION_TOO_LONG, TEXT_ONLY, WELCOME,
+                           WeChatConfig, WeChatConfigError, _ReplyCache, create_wechat_router)
+
+TOKEN = "test-token"
+APP_ID = "wx0123456789abcdef"
+AES_KEY = base64.b64encode(bytes(range(32))).decode().rstrip("=")
+ACCOUNT = "gh_account"  # the 公众号 / 小程序 (ToUserName of what the user sends)
+USER = "user-openid"
+HOLDING = "请稍候，正在查询"
+
+_msg_ids = itertools.count(10_000_000_000_000_000)
+
+
+class Recorder:
+    """An answer_text that echoes the question and records each call."""
+
+    def __init__(self) -> None:
+        self.questions: list[str] = []
+
+    def __call__(self, question: str) -> str:
+        self.questions.append(question)
+        return f"答：{question}"
+
+
+@pytest.fixture
+def make_client() -> Iterator[Callable[..., TestClient]]:
+    """A client of an app holding only the WeChat router (AES configured, so both modes work)."""
+    clients: list[TestClient] = []
+
+    def make(answer_text: Callable[[str], str], **config: object) -> TestClient:
+        config = {"app_id": APP_ID, "encoding_aes_key": AES_KEY, "holding_message": HOLDING, **config}
+        app = FastAPI()
+        app.include_router(create_wechat_router(WeChatConfig(token=TOKEN, **config), answer_text))
+        client = TestClient(app, raise_server_exceptions=False)
+        clients.append(client.__enter__())
+        return client
+
+    yield make
+    for client in clients:
+        client.__exit__(None, None, None)
+
+
+def signed_query(token: str = TOKEN) -> dict[str, str]:
+    timestamp, nonce = str(int(time.time())), "nonce123"
+    signature = hashlib.sha1("".join(sorted([token, timestamp, nonce])).encode()).hexdigest()
+    return {"signature": signature, "timestamp": timestamp, "nonce": nonce}
+
+
+def cdata(text: str) -> str:
+    return "<![CDATA[" + text.replace("]]>", "]]]]><![CDATA[>") + "]]>"
+
+
+def message_xml(msg_type: str, fields: str) -> str:
+    return (f"<xml><ToUserName>{cdata(ACCOUNT)}</ToUserName><FromUserName>{cdata(USER)}</FromUserName>"
+            f"<CreateTime>1700000000</CreateTime><MsgType>{cdata(msg_type)}</MsgType>{fields}</xml>")
+
+
+def text_xml(content: str, msg_id: int | None = None) -> str:
+    return message_xml("text", f"<Content>{cdata(content)}</Content><MsgId>{msg_id or next(_msg_ids)}</MsgId>")
+
+
+def post_plain(client: TestClient, body: str) -> httpx.Response:
+    return client.post("/wechat", params=signed_query(), content=body.encode())
+
+
+def post_encrypted(client: TestClient, body: str, msg_signature: str | None = None) -> httpx.Response:
+    query = signed_query()
+    envelope = WeChatCrypto(TOKEN, AES_KEY, APP_ID).encrypt_message(body, query["nonce"], query["timestamp"])
+    query.update(encrypt_type="aes", msg_signature=msg_signature or ET.fromstring(envelope).findtext("MsgSignature"))
+    return client.post("/wechat", params=query, content=envelope.encode())
+
+
+def reply_of(response: httpx.Response) -> ET.Element:
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/xml")
+    return ET.fromstring(response.text)
+
+
+def content_of(response: httpx.Response) -> str:
+    reply = reply_of(response)
+    assert (reply.findtext("MsgType"), reply.findtext("ToUserName"), reply.findtext("FromUserName")) == \
+        ("text", USER, ACCOUNT)
+    return reply.findtext("Content") or ""
+
+
+def assert_no_traceback(body: str) -> None:
+    assert "Traceback" not in body and 'File "' not in body and ".py" not in body
+
+
+# --- URL verification (GET) ----------------------------------------------------------------------------------
+
+
+def test_get_with_valid_signature_echoes_echostr(make_client: Callable[..., TestClient]) -> None:
+    response = make_client(Recorder()).get("/wechat", params={**signed_query(), "echostr": "5837397749"})
+    assert (response.status_code, response.text) == (200, "5837397749")
+    assert response.headers["content-type"].startswith("text/plain")
+
+
+@pytest.mark.parametrize("query", [
+    {**signed_query(), "signature": "0" * 40},
+    {**signed_query(), "timestamp": "1"},
+    signed_query(token="another-token"),
+    {},
+], ids=["wrong signature", "tampered timestamp", "other token", "no parameters"])
+def test_get_with_bad_signature_is_403(make_client: Callable[..., TestClient], query: dict[str, str]) -> None:
+    response = make_client(Recorder()).get("/wechat", params={**query, "echostr": "5837397749"})
+    assert response.status_code == 403
+    assert "5837397749" not in response.text
+
+
+# --- text messages -------------------------------------------------------------------------------------------
+
+
+def test_plaintext_text_message_is_answered_in_a_text_reply(make_client: Callable[..., TestClient]) -> None:
+    answer = Recorder()
+    response = post_plain(make_client(answer), text_xml("信访事项多长时间办结？"))
+    assert content_of(response) == "答：信访事项多长时间办结？"
+    assert answer.questions == ["信访事项多长时间办结？"]
+
+
+def test_encrypted_text_message_gets_an_encrypted_reply(make_client: Callable[..., TestClient]) -> None:
+    response = post_encrypted(make_client(Recorder()), text_xml("行政复议的期限是多久"))
+    envelope = reply_of(response)
+    assert "行政复议" not in response.text
+    assert envelope.findtext("Encrypt")
+    plain = WeChatCrypto(TOKEN, AES_KEY, APP_ID).decrypt_message(
+        response.text, envelope.findtext("MsgSignature"), envelope.findtext("TimeStamp"), envelope.findtext("Nonce"))
+    reply = ET.fromstring(plain)
+    assert (reply.findtext("ToUserName"), reply.findtext("FromUserName"), reply.findtext("Content")) == \
+        (USER, ACCOUNT, "答：行政复议的期限是多久")
+
+
+def test_post_with_bad_signature_is_403(make_client: Callable[..., TestClient]) -> None:
+    answer = Recorder()
+    query = {**signed_query(), "signature": "0" * 40}
+    response = make_client(answer).post("/wechat", params=query, content=text_xml("问题").encode())
+    assert response.status_code == 403
+    assert answer.questions == []
+
+
+def test_encrypted_message_with_bad_msg_signature_is_403(make_client: Callable[..., TestClient]) -> None:
+    answer = Recorder()
+    response = post_encrypted(make_client(answer), text_xml("问题"), msg_signature="0" * 40)
+    assert response.status_code == 403
+    assert answer.questions == []
+
+
+def test_encrypted_message_without_aes_key_is_400(make_client: Callable[..., TestClient]) -> None:
+    """Even when the body also carries the plaintext (WeChat's 兼容模式): plaintext mode was configured."""
+    answer = Recorder()
+    query = {**signed_query(), "encrypt_type": "aes", "msg_signature": "0" * 40}
+    response = make_client(answer, encoding_aes_key="", app_id="").post(
+        "/wechat", params=query, content=text_xml("问题").encode())
+    assert response.status_code == 400
+    assert answer.questions == []
+
+
+@pytest.mark.parametrize("body", [
+    "<xml><MsgType>text</MsgType>",
+    "这不是 XML",
+    "",
+    "<root><MsgType>text</MsgType></root>",
+    "<xml/>",
+    "<xml><MsgType><a>text</a></MsgType></xml>",
+    message_xml("text", "<Content>问题</Content><MsgId>not-a-number</MsgId>"),
+], ids=["unclosed", "not xml", "empty", "wrong root", "no fields", "nested type", "bad MsgId"])
+def test_malformed_message_is_400_without_traceback(make_client: Callable[..., TestClient], body: str) -> None:
+    answer = Recorder()
+    response = post_plain(make_client(answer), body)
+    assert response.status_code == 400
+    assert len(response.text) < 100
+    assert_no_traceback(response.text)
+    assert answer.questions == []
+
+
+def test_malformed_encrypted_payload_is_400(make_client: Callable[..., TestClient]) -> None:
+    query = signed_query()
+    envelope = WeChatCrypto(TOKEN, AES_KEY, APP_ID).encrypt_message(text_xml("问题"), query["nonce"], query["timestamp"])
+    root = ET.fromstring(envelope)
+    encrypt = "not base64 ciphertext"
+    msg_signature = hashlib.sha1("".join(sorted([TOKEN, query["timestamp"], query["nonce"], encrypt])).encode())
+    body = envelope.replace(root.findtext("Encrypt") or "", encrypt)
+    response = make_client(Recorder()).post(
+        "/wechat", params={**query, "encrypt_type": "aes", "msg_signature": msg_signature.hexdigest()},
+        content=body.encode())
+    assert response.status_code == 400
+    assert_no_traceback(response.text)
+
+
+def test_retried_message_is_answered_once_with_the_same_reply(make_client: Callable[..., TestClient]) -> None:
+    answer = Recorder()
+    client = make_client(answer)
+    first_delivery = text_xml("法律援助怎么申请", msg_id=next(_msg_ids))
+    first, retry = post_plain(client, first_delivery), post_plain(client, first_delivery)
+    assert content_of(first) == content_of(retry) == "答：法律援助怎么申请"
+    assert answer.questions == ["法律援助怎么申请"]
+    post_plain(client, text_xml("法律援助怎么申请"))  # asked again: a new MsgId is a new question
+    assert len(answer.questions) == 2
+
+
+def test_retry_cache_forgets_after_its_ttl_and_beyond_its_capacity(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = SimpleNamespace(now=1000.0)
+    monkeypatch.setattr(server.wechat, "time", SimpleNamespace(monotonic=lambda: clock.now))
+    cache = _ReplyCache(ttl_s=300, max_entries=2)
+    assert cache.claim("a") and not cache.claim("a")
+    cache.put("a", "reply a")
+    assert cache.get("a") == "reply a"
+    clock.now += 301
+    assert cache.claim("a"), "a delivery after the TTL is a new message"
+    assert cache.get("a") is None
+    assert cache.claim("b") and cache.claim("c")
+    assert not cache.claim("c") and cache.claim("a"), "the oldest entry made room"
+    cache.put("b", "reply b")  # "b" was evicted in turn: a late answer does not bring it back
+    assert cache.get("b") is None
+
+
+def test_slow_answer_gets_the_holding_message_and_a_later_retry_the_answer(
+        make_client: Callable[..., TestClient]) -> None:
+    release, finished = threading.Event(), threading.Event()
+
+    def slow_answer(question: str) -> str:
+        release.wait(timeout=30)
+        finished.set()
+        return f"迟到的答：{question}"
+
+    client = make_client(slow_answer, reply_timeout_s=0.2)
+    delivery = text_xml("本镇法治政府建设情况")
+    try:
+        started = time.monotonic()
+        response = post_plain(client, delivery)
+        assert not finished.is_set()
+        assert time.monotonic() - started < 5
+        assert content_of(response) == HOLDING
+        retry_while_answering = post_plain(client, delivery)
+        assert (retry_while_answering.status_code, retry_while_answering.text) == (200, "success")
+    finally:
+        release.set()
+    assert finished.wait(timeout=5)
+    deadline = time.monotonic() + 5
+    while (retry := post_plain(client, delivery)).text == "success" and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert content_of(retry) == "迟到的答：本镇法治政府建设情况"
+
+
+def test_answer_that_raises_gets_an_apology(make_client: Callable[..., TestClient],
+                                            caplog: pytest.LogCaptureFixture) -> None:
+    def broken_answer(question: str) -> str:
+        raise RuntimeError("index file /srv/kb/index.faiss is corrupt")
+
+    with caplog.at_level(logging.ERROR, logger="server.wechat"):
+        response = post_plain(make_client(broken_answer), text_xml("问题"))
+    assert content_of(response) == APOLOGY
+    assert "corrupt" not in response.text
+    assert_no_traceback(response.text)
+    assert any(record.exc_info and "corrupt" in str(record.exc_info[1]) for record in caplog.records)
+
+
+def test_answer_containing_cdata_end_stays_well_formed(make_client: Callable[..., TestClient]) -> None:
+    question = "a]]><MsgType>image</MsgType>"
+    assert content_of(post_plain(make_client(Recorder()), text_xml(question))) == f"答：{question}"
+
+
+@pytest.mark.parametrize("content", ["", "   \n "])
+def test_empty_text_asks_for_a_question(make_client: Callable[..., TestClient], content: str) -> None:
+    answer = Recorder()
+    assert content_of(post_plain(make_client(answer), text_xml(content))) == ASK_FOR_QUESTION
+    assert answer.questions == []
+
+
+def test_over_long_text_asks_for_a_shorter_question(make_client: Callable[..., TestClient]) -> None:
+    answer = Recorder()
+    client = make_client(answer)
+    assert content_of(post_plain(client, text_xml("问" * (MAX_QUESTION_CHARS + 1)))) == QUESTION_TOO_LONG
+    assert answer.questions == []
+    assert content_of(post_plain(client, text_xml("问" * MAX_QUESTION_CHARS))) == "答：" + "问" * MAX_QUESTION_CHARS
+
+
+# --- other messages and events -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fields", [
+    "<Event>subscribe</Event>",
+    "<Event>subscribe</Event><EventKey>qrscene_123</EventKey><Ticket>TICKET</Ticket>",
+], ids=["subscribe", "subscribe by QR code"])
+def test_subscribing_gets_the_welcome(make_client: Callable[..., TestClient], fields: str) -> None:
+    answer = Recorder()
+    response = post_encrypted(make_client(answer), message_xml("event", fields))
+    reply = ET.fromstring(WeChatCrypto(TOKEN, AES_KEY, APP_ID).decrypt_message(
+        response.text, *(reply_of(response).findtext(f) for f in ("MsgSignature", "TimeStamp", "Nonce"))))
+    assert reply.findtext("Content") == WELCOME
+    assert all(topic in WELCOME for topic in ("信访", "法律法规", "法治政府建设报告"))
+    assert answer.questions == []
+
+
+@pytest.mark.parametrize("fields", [
+    "<Event>unsubscribe</Event>",
+    "<Event>LOCATION</Event><Latitude>23.1</Latitude><Longitude>113.3</Longitude><Precision>119</Precision>",
+    "<Event>user_enter_tempsession</Event><SessionFrom>wxapp</SessionFrom>",
+], ids=["unsubscribe", "location report", "mini program session"])
+def test_other_events_get_no_message(make_client: Callable[..., TestClient], fields: str) -> None:
+    response = post_plain(make_client(Recorder()), message_xml("event", fields))
+    assert (response.status_code, response.text) == (200, "success")
+
+
+@pytest.mark.parametrize("msg_type, fields", [
+    ("image", "<PicUrl><![CDATA[http://example.com/a.jpg]]></PicUrl><MediaId><![CDATA[m1]]></MediaId>"),
+    ("voice", "<MediaId><![CDATA[m2]]></MediaId><Format><![CDATA[amr]]></Format>"),
+    ("location", "<Location_X>23.1</Location_X><Location_Y>113.3</Location_Y><Scale>20</Scale>"),
+])
+def test_non_text_message_gets_the_text_only_notice(make_client: Callable[..., TestClient],
+                                                    msg_type: str, fields: str) -> None:
+    answer = Recorder()
+    response = post_plain(make_client(answer), message_xml(msg_type, f"{fields}<MsgId>{next(_msg_ids)}</MsgId>"))
+    assert content_of(response) == TEXT_ONLY
+    assert answer.questions == []
+
+
+# --- configuration -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("config", [
+    {"token": ""},
+    {"token": TOKEN, "encoding_aes_key": AES_KEY[:-1], "app_id": APP_ID},
+    {"token": TOKEN, "encoding_aes_key": AES_KEY},
+], ids=["no token", "short key", "key without app id"])
+def test_unusable_config_is_refused(config: dict[str, str]) -> None:
+    with pytest.raises(WeChatConfigError):
+        WeChatConfig(**config)
