@@ -5,12 +5,14 @@ A file that cannot be read is reported by name with the reason and skipped; the 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
 from ingest.chunk import chunk_document, indexing_text
@@ -21,7 +23,7 @@ from kb.embed import Embedder
 from kb.errors import KnowledgeBaseError
 from kb.lexical import LexicalIndex
 from kb.schema import Chunk, Document
-from kb.store import IndexContents, write_index
+from kb.store import IndexContents, IndexProblem, check_model, load_index, write_index
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +47,7 @@ class IngestReport:
     documents: int = 0
     chunks: int = 0
     seconds: float = 0.0
+    reused: int = 0  # chunks whose vectors came from the index in use
     skipped: list[SkippedFile] = field(default_factory=list)
 
 
@@ -91,6 +94,39 @@ def parse_files(files: Iterable[tuple[Path, str]], settings: Settings, report: I
     return documents, chunks
 
 
+def _text_key(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def reusable_vectors(index_dir: Path, embedder: Embedder) -> dict[str, np.ndarray]:
+    """Vectors of the index in use, by the hash of the text they embed, if the same model made them.
+
+    Re-ingesting after adding or removing one document then embeds only what is new: seconds, not minutes.
+    """
+    try:
+        index = load_index(index_dir)
+        check_model(index.manifest, embedder.model_id, embedder.fingerprint, embedder.dimension)
+    except IndexProblem:
+        return {}
+    vectors = index.dense.reconstruct_n(0, index.dense.ntotal) if index.dense.ntotal else []
+    return {_text_key(indexing_text(index.documents[c.doc_id], c)): vectors[row] for row, c in enumerate(index.chunks)}
+
+
+def embed_with_reuse(texts: list[str], embedder: Embedder, known: dict[str, np.ndarray],
+                     progress: bool) -> tuple[np.ndarray, int]:
+    """Embed only the texts not already in `known`; returns the vectors in order and how many were reused."""
+    keys = [_text_key(t) for t in texts]
+    missing = [i for i, key in enumerate(keys) if key not in known]
+    fresh = embedder.encode_passages([texts[i] for i in missing], show_progress=progress) if missing else None
+    vectors = np.zeros((len(texts), embedder.dimension), dtype=np.float32)
+    for i, key in enumerate(keys):
+        if key in known:
+            vectors[i] = known[key]
+    if fresh is not None:
+        vectors[missing] = fresh
+    return vectors, len(texts) - len(missing)
+
+
 def ingest(paths: Sequence[Path], settings: Settings, embedder: Embedder | None = None,
            progress: bool = False) -> IngestReport:
     """Build a new index from `paths` into settings.index_dir; the old one stays in use until it is complete."""
@@ -106,7 +142,7 @@ def ingest(paths: Sequence[Path], settings: Settings, embedder: Embedder | None 
     embedder = embedder or Embedder(settings)
     by_id = {d.doc_id: d for d in documents}
     texts = [indexing_text(by_id[c.doc_id], c) for c in chunks]
-    vectors = embedder.encode_passages(texts, show_progress=progress)
+    vectors, report.reused = embed_with_reuse(texts, embedder, reusable_vectors(settings.index_dir, embedder), progress)
     lexical = LexicalIndex.build(texts)
     contents = IndexContents(documents, chunks, vectors, lexical, embedder.model_id, embedder.fingerprint)
     write_index(contents, settings.index_dir)

@@ -80,10 +80,14 @@ def _markdown_blocks(text: str) -> tuple[str, list[Block]]:
     title = next((clean_heading(l) for _, _, l in lines if l.startswith("# ")), "")
     blocks: list[Block] = []
     in_header = False
+    # Without the corpus layout's INFO END marker, only dated lines right after the title are header.
+    header_ends_at_marker = INFO_END in text
     for start, end, line in lines:
         stripped = line.strip()
         if not stripped or stripped == "\u200b":
             continue
+        if in_header and not header_ends_at_marker and not _DATE_LINE_RE.match(stripped):
+            in_header = False
         if line.startswith("#"):
             label = clean_heading(line)
             level = len(line) - len(line.lstrip("#"))

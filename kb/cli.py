@@ -41,8 +41,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     report = ingest(paths, settings, progress=not args.quiet)
     for skipped in report.skipped:
         print(f"跳过 {skipped.path}: {skipped.reason}", file=sys.stderr)
-    print(f"已建立索引 {report.index_dir}: {report.documents} 个文档, {report.chunks} 个片段, "
-          f"跳过 {len(report.skipped)} 个文件, 用时 {report.seconds:.1f} 秒")
+    print(f"已建立索引 {report.index_dir}: {report.documents} 个文档, {report.chunks} 个片段"
+          f"（{report.reused} 个沿用已有向量）, 跳过 {len(report.skipped)} 个文件, 用时 {report.seconds:.1f} 秒")
     return 0
 
 

@@ -91,6 +91,8 @@ class ServerSettings:
     cors_origins: tuple[str, ...] = field(default_factory=lambda: _env_list("KB_CORS_ORIGINS"))
     max_question_chars: int = field(default_factory=lambda: int(os.environ.get("KB_MAX_QUESTION_CHARS", "500")))
     max_body_bytes: int = 64 * 1024
+    #: Documents uploaded by staff (/api/admin/documents) may be larger.
+    max_upload_bytes: int = 20 * 1024 * 1024
     rate_per_minute: float = field(default_factory=lambda: float(os.environ.get("KB_RATE_PER_MINUTE", "60")))
     rate_burst: int = field(default_factory=lambda: int(os.environ.get("KB_RATE_BURST", "20")))
     query_log: Path = field(default_factory=lambda: _env_path("KB_QUERY_LOG", PROJECT_ROOT / "var" / "querylog.sqlite"))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
-import time
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -41,15 +39,6 @@ def rate_limited(request: Request, service: ServiceState = Depends(state)) -> No
     wait = service.rate_limiter.check(client_key(request))
     if wait is not None:
         raise ApiError(429, "rate_limited", "请求太频繁，请稍后再试", {"Retry-After": str(int(wait))})
-
-
-def admin(request: Request, service: ServiceState = Depends(state)) -> None:
-    key = service.settings.server.admin_key
-    if not key:
-        raise ApiError(403, "admin_disabled", "管理接口未启用（未配置 KB_ADMIN_KEY）")
-    supplied = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-    if not hmac.compare_digest(supplied.encode(), key.encode()):
-        raise ApiError(401, "unauthorized", "需要有效的管理密钥", {"WWW-Authenticate": "Bearer"})
 
 
 def checked_question(text: str, service: ServiceState) -> str:
@@ -131,16 +120,5 @@ def create_api_router() -> APIRouter:
         if not service.query_log.add_feedback(body.question_id, body.helpful, body.comment):
             raise ApiError(404, "unknown_question", "找不到这个问题记录")
         return {"status": "ok"}
-
-    @router.post("/api/admin/reload", tags=["admin"], dependencies=[Depends(admin)])
-    async def reload(service: ServiceState = Depends(state)) -> dict:
-        started = time.perf_counter()
-        kb = await run_in_threadpool(service.reload)
-        return {"status": "reloaded", "documents": len(kb.documents), "chunks": len(kb.chunks),
-                "seconds": round(time.perf_counter() - started, 2)}
-
-    @router.get("/api/admin/unanswered", tags=["admin"], dependencies=[Depends(admin)])
-    def unanswered(limit: int = Query(50, ge=1, le=500), service: ServiceState = Depends(state)) -> dict:
-        return {"questions": service.query_log.unanswered(limit)}
 
     return router

@@ -12,6 +12,7 @@ from kb.answer import reply_text
 from kb.config import Settings
 from kb.knowledge_base import KnowledgeBase
 from kb.querylog import QueryLog
+from server.admin import UPLOAD_PATH, create_admin_router
 from server.api import answer_and_log, create_api_router
 from server.errors import error_response, install_error_handlers
 from server.openai_compat import create_openai_router
@@ -23,14 +24,15 @@ log = logging.getLogger(__name__)
 class BodySizeLimit:
     """Refuse bodies over the limit before reading them whole (413), whether or not Content-Length is sent."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app, self.max_bytes = app, max_bytes
+    def __init__(self, app: ASGIApp, max_bytes: int, upload_bytes: int) -> None:
+        self.app, self.max_bytes, self.upload_bytes = app, max_bytes, upload_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        limit = self.upload_bytes if scope.get("path") == UPLOAD_PATH else self.max_bytes
         declared = dict(scope.get("headers", [])).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
             return await error_response(413, "payload_too_large", "请求内容过大")(scope, receive, send)
         seen = 0
 
@@ -38,7 +40,7 @@ class BodySizeLimit:
             nonlocal seen
             message = await receive()
             seen += len(message.get("body", b""))
-            if seen > self.max_bytes:
+            if seen > limit:
                 raise _TooLarge()
             return message
 
@@ -59,6 +61,7 @@ def create_app(service: ServiceState) -> FastAPI:
     install_error_handlers(app)
     app.include_router(create_api_router())
     app.include_router(create_openai_router())
+    app.include_router(create_admin_router())
     server = service.settings.server
     if server.wechat_token:
         from server.wechat import WeChatConfig, create_wechat_router
@@ -69,7 +72,7 @@ def create_app(service: ServiceState) -> FastAPI:
     if server.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(server.cors_origins), allow_methods=["GET", "POST"],
                            allow_headers=["Content-Type", "Authorization"])
-    app.add_middleware(BodySizeLimit, max_bytes=server.max_body_bytes)
+    app.add_middleware(BodySizeLimit, max_bytes=server.max_body_bytes, upload_bytes=server.max_upload_bytes)
     return app
 
 

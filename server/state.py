@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import threading
 
+from ingest.build import ingest
 from kb.config import Settings
 from kb.knowledge_base import KnowledgeBase
 from kb.querylog import QueryLog
+from server.jobs import JobRunner
 from server.ratelimit import RateLimiter
 
 
@@ -18,6 +20,7 @@ class ServiceState:
         self._reload_lock = threading.Lock()
         self.query_log = query_log
         self.rate_limiter = RateLimiter(settings.server.rate_per_minute, settings.server.rate_burst)
+        self.jobs = JobRunner()
 
     @property
     def kb(self) -> KnowledgeBase:
@@ -30,3 +33,10 @@ class ServiceState:
             fresh = KnowledgeBase.open(settings=self.settings, embedder=self._kb.embedder)
             self._kb = fresh
             return fresh
+
+    def rebuild(self) -> str:
+        """Re-ingest the corpus folder, then reload; the old index answers until the new one is in."""
+        report = ingest([self.settings.corpus_dir], self.settings, embedder=self._kb.embedder)
+        kb = self.reload()
+        return (f"{report.documents} 个文档, {report.chunks} 个片段（新嵌入 {report.chunks - report.reused} 个）, "
+                f"用时 {report.seconds:.1f} 秒; 已载入 {len(kb.documents)} 个文档")

@@ -27,8 +27,9 @@ QUESTION = "信访事项多长时间办结"
 
 
 def make_client(settings: Settings, kb: KnowledgeBase, tmp: Path, **server: object) -> TestClient:
-    server_settings = replace(ServerSettings(), query_log=tmp / "querylog.sqlite", admin_key="", cors_origins=(),
-                              rate_per_minute=6000, rate_burst=1000, wechat_token="", **server)
+    defaults = {"query_log": tmp / "querylog.sqlite", "admin_key": "", "cors_origins": (), "rate_per_minute": 6000,
+                "rate_burst": 1000, "wechat_token": ""}
+    server_settings = replace(ServerSettings(), **{**defaults, **server})
     service = open_service(replace(settings, server=server_settings), kb)
     return TestClient(create_app(service), raise_server_exceptions=False)
 
@@ -288,3 +289,59 @@ def test_wechat_text_message_is_answered_from_the_knowledge_base(corpus_kb: Know
         assert client.post("/wechat", params={**params, "signature": "0" * 40}, content=body.encode()).status_code == 403
         logged = client.app.state.service.query_log.recent(1)[0]
         assert (logged["channel"], logged["question"]) == ("wechat", QUESTION)
+
+
+# --- staff add and remove documents ---------------------------------------------------------------------------------
+
+
+def _wait_for(client: TestClient, job: dict, headers: dict) -> dict:
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        state = client.get(f"/api/admin/jobs/{job['job_id']}", headers=headers).json()
+        if state["status"] in ("done", "failed"):
+            return state
+        time.sleep(0.2)
+    raise AssertionError("job did not finish in 5 minutes")
+
+
+def test_staff_add_and_remove_a_document(corpus_index: Path, corpus_kb: KnowledgeBase, settings: Settings,
+                                         tmp_path: Path) -> None:
+    import shutil
+
+    from kb.config import PROJECT_ROOT
+
+    corpus = tmp_path / "corpus"
+    shutil.copytree(PROJECT_ROOT / "corpus", corpus)
+    builds = tmp_path / ".index.builds"
+    shutil.copytree(corpus_index.resolve(), builds / "copy")
+    (tmp_path / "index").symlink_to(builds / "copy")
+    local = replace(settings, corpus_dir=corpus, index_dir=tmp_path / "index")
+    kb = KnowledgeBase.open(settings=local, embedder=corpus_kb.embedder)
+    client = make_client(local, kb, tmp_path, admin_key=ADMIN_KEY)
+    auth = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    rules = "村规民约\n第一条 村民应当爱护公共设施。\n第二条 禁止在河道内倾倒垃圾。\n第三条 红白喜事从简办理，宴席不超过十桌。\n"
+
+    assert_error(client.post("/api/admin/documents", params={"filename": "村规民约.txt"}, content=rules.encode()),
+                 401, "unauthorized")
+    for name, status, code in [("../村规民约.txt", 400, "bad_filename"), (".hidden.txt", 400, "bad_filename"),
+                               ("村规民约.exe", 400, "unsupported_type")]:
+        assert_error(client.post("/api/admin/documents", params={"filename": name}, content=b"x", headers=auth),
+                     status, code)
+    assert_error(client.post("/api/admin/documents", params={"filename": "坏文件.docx"}, content=b"PK\x03\x04junk",
+                             headers=auth), 400, "unreadable_document")
+    assert not (corpus / "坏文件.docx").exists(), "a refused upload never reaches the corpus"
+
+    job = client.post("/api/admin/documents", params={"filename": "村规民约.txt"}, content=rules.encode("gbk"),
+                      headers=auth)
+    assert job.status_code == 202, job.text
+    finished = _wait_for(client, job.json(), auth)
+    assert finished["status"] == "done", finished
+    hit = client.get("/api/search", params={"q": "宴席不超过几桌", "top_k": 1}).json()["hits"][0]
+    assert hit["citation"] == "《村规民约》第三条"
+    assert client.get("/readyz").json()["documents"] == 22
+
+    removed = _wait_for(client, client.delete(f"/api/admin/documents/{hit['doc_id']}", headers=auth).json(), auth)
+    assert removed["status"] == "done", removed
+    assert client.get("/readyz").json()["documents"] == 21
+    assert not (corpus / "村规民约.txt").exists() and list((corpus / ".trash").glob("*村规民约.txt"))
+    assert_error(client.get(f"/api/documents/{hit['doc_id']}"), 404, "not_found")

@@ -1,13 +1,25 @@
 """Property-based fuzzing of the HTTP API from its own OpenAPI schema (schemathesis): no request gets a 5xx.
 
-Schemathesis reads /openapi.json from the real app (real model, real corpus index), then for every operation
-sends the schema's examples, its boundary ("coverage") cases and ~30 generated requests, valid and invalid,
-straight to the ASGI app in-process: no socket, no network. Every response must not be a server error, must
-match the schema and content type where the API declares them, and every error must be our JSON envelope.
+Schemathesis reads /openapi.json from the real app (real model, real corpus index) and, for every operation,
+sends the schema's examples, its boundary cases ("coverage" phase) and ~30 generated requests, valid and
+invalid, straight into the ASGI app in-process: no socket, no network. Every response must
+
+- not be a server error (5xx), nor crash the app;
+- match the declared schema and content type where the API declares the status it answered with;
+- reject schema-invalid input with a 4xx;
+- if it is an error, be our JSON envelope `{"error": {"code", "message"}}`, never a traceback.
+
+Undeclared 4xx statuses are not failures: the API documents only 200/202 and 422, while it also answers 400
+(empty or too long question), 401, 404 (unknown document, question or job) and 413 by design.
+
+Staff endpoints are fuzzed with the admin key, against copies of the corpus and the index, so that an add or a
+remove that succeeded could never touch the repository's corpus/ or the index other tests share.
 """
 
 from __future__ import annotations
 
+import json
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,7 +32,7 @@ from schemathesis.config import SchemathesisConfig
 from schemathesis.specs.openapi.checks import (content_type_conformance, negative_data_rejection,
                                                response_schema_conformance)
 
-from kb.config import ServerSettings, Settings
+from kb.config import PROJECT_ROOT, ServerSettings, Settings
 from kb.knowledge_base import KnowledgeBase
 from server.app import create_app, open_service
 
@@ -28,23 +40,50 @@ ADMIN_KEY = "fuzz-admin-key-123"
 #: Fixed, so a failure found in CI is found again on a developer's machine.
 SEED = 20240601
 MAX_EXAMPLES = 30
+#: WeChat's endpoints speak WeChat's protocol (plain-text or XML replies), not our JSON error envelope.
+NON_JSON_PATHS = ("/wechat",)
 
 
 @pytest.fixture(scope="module")
 def fuzz_app(corpus_kb: KnowledgeBase, corpus_index: Path, settings: Settings,
              tmp_path_factory: pytest.TempPathFactory) -> FastAPI:
-    """The real app over the real index: rate limiting effectively off, admin and WeChat on, log in a tmp dir."""
-    server = replace(ServerSettings(), query_log=tmp_path_factory.mktemp("fuzz") / "querylog.sqlite",
-                     admin_key=ADMIN_KEY, cors_origins=(), rate_per_minute=1_000_000, rate_burst=1_000_000,
-                     wechat_token="fuzz-wechat-token", wechat_app_id="", wechat_aes_key="")
-    # The index the knowledge base was opened from, so /api/admin/reload reloads that one.
-    return create_app(open_service(replace(settings, index_dir=corpus_index, server=server), corpus_kb))
+    """The real app over the real index: rate limiting effectively off, admin and WeChat on, all writes in tmp."""
+    tmp = tmp_path_factory.mktemp("fuzz")
+    corpus = shutil.copytree(PROJECT_ROOT / "corpus", tmp / "corpus")
+    # `index` is a symlink to the build beside it (kb/store.py): copy both, so reload and rebuild work on the copy.
+    index = shutil.copytree(corpus_index.parent, tmp / "index_home", symlinks=True) / corpus_index.name
+    server = replace(ServerSettings(), query_log=tmp / "querylog.sqlite", admin_key=ADMIN_KEY, cors_origins=(),
+                     rate_per_minute=1_000_000, rate_burst=1_000_000, wechat_token="fuzz-wechat-token",
+                     wechat_app_id="", wechat_aes_key="")
+    return create_app(open_service(replace(settings, corpus_dir=corpus, index_dir=index, server=server), corpus_kb))
 
 
 @pytest.fixture(scope="module")
 def api_schema(fuzz_app: FastAPI) -> schemathesis.BaseSchema:
-    config = SchemathesisConfig.from_dict({"seed": SEED})
-    return schemathesis.openapi.from_asgi("/openapi.json", fuzz_app, config=config)
+    return schemathesis.openapi.from_asgi("/openapi.json", fuzz_app, config=SchemathesisConfig.from_dict({"seed": SEED}))
+
+
+@pytest.fixture(autouse=True)
+def _node_id_for_schemathesis(request: pytest.FixtureRequest) -> None:
+    """schemathesis 4.32.5's fixture-based schemas read `item._nodeid`, which pytest 9.2 no longer has (`_id`).
+
+    Giving the item that attribute lets them run; schemathesis only uses it to relabel the per-operation
+    subtests. Harmless once either side is fixed.
+    """
+    if not hasattr(request.node, "_nodeid"):
+        request.node._nodeid = request.node.nodeid
+
+
+def errors_are_the_json_envelope(ctx: object, response: schemathesis.Response, case: schemathesis.Case) -> None:
+    """Every error is `{"error": {"code": ..., "message": ...}}` (server/errors.py), never a traceback."""
+    if response.status_code < 400 or case.operation.path.startswith(NON_JSON_PATHS):
+        return None
+    assert "Traceback" not in response.text, response.text[:500]
+    content_type = next((v[0] for k, v in response.headers.items() if k.lower() == "content-type" and v), "")
+    assert content_type.startswith("application/json"), f"{response.status_code} {content_type}: {response.text[:200]}"
+    error = json.loads(response.text).get("error")
+    assert isinstance(error, dict) and error.get("code") and error.get("message"), response.text[:500]
+    return None
 
 
 schema = schemathesis.pytest.from_fixture("api_schema")
@@ -52,7 +91,11 @@ schema = schemathesis.pytest.from_fixture("api_schema")
 
 @pytest.mark.slow
 @schema.parametrize()
-@settings(max_examples=MAX_EXAMPLES, deadline=None, derandomize=True, database=None, print_blob=True,
+@settings(max_examples=MAX_EXAMPLES, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large])
 def test_api_never_answers_with_a_server_error(case: schemathesis.Case) -> None:
-    case.call_and_validate(headers={"Authorization": f"Bearer {ADMIN_KEY}"})
+    case.call_and_validate(
+        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+        checks=[not_a_server_error, response_schema_conformance, content_type_conformance, negative_data_rejection,
+                errors_are_the_json_envelope],
+    )

@@ -316,3 +316,11 @@ def test_article_lines_are_told_from_sentences_about_articles(line: str, starts_
     chunks = chunk_document(parse_document(text, "x.txt", False), MAX_CHARS, TARGET)
     assert (len(chunks) == 4) == starts_article
     assert chunks[-1].text.endswith(line)
+
+
+def test_markdown_without_the_corpus_header_marker_keeps_its_body() -> None:
+    text = "# 村规民约\n\n2024年1月10日 村民会议通过\n\n第一条 爱护公共设施。\n\n第二条 不倒垃圾。\n\n第三条 宴席从简。\n"
+    parsed = parse_document(text, "村规民约.md", True)
+    chunks = chunk_document(parsed, MAX_CHARS, TARGET)
+    assert [c.article_no for c in chunks] == [1, 2, 3]
+    assert parsed.document.doc_date == "2024-01-10"

@@ -17,7 +17,7 @@ import pytest
 
 from conftest import make_small_corpus
 from ingest.build import IngestError, ingest
-from ingest.chunk import chunk_document
+from ingest.chunk import chunk_document, indexing_text
 from ingest.parse import parse_document
 from ingest.read import read_source
 from kb.config import Settings
@@ -342,3 +342,22 @@ def test_another_model_is_selectable_and_its_index_is_kept_apart(small_index: Pa
     assert own_kb.search("路面塌陷后多长时间内要设置警示标志？")[0].citation == "《乡村道路养护条例》第三条"
     with pytest.raises(IndexMismatchError):
         KnowledgeBase.open(own_settings.index_dir, settings=settings, embedder=embedder)
+
+
+def test_reingest_embeds_only_what_changed(fresh_index: Path, settings: Settings, embedder: Embedder) -> None:
+    before = open_kb(fresh_index, settings, embedder)
+    corpus = fresh_index.parent / "corpus"
+    (corpus / "村规民约.md").write_text(
+        "# 村规民约\n\n<!-- INFO END -->\n\n第一条 村民应当爱护公共设施。\n\n第二条 禁止在河道内倾倒垃圾。\n\n"
+        "第三条 红白喜事从简办理，宴席不超过十桌。\n", encoding="utf-8")
+    report = build(corpus, fresh_index, settings, embedder)
+    assert report.reused == len(before.chunks) and report.chunks == len(before.chunks) + 3
+    after = open_kb(fresh_index, settings, embedder)
+    new_rows = [i for i, c in enumerate(after.chunks) if after.documents[c.doc_id].title == "村规民约"]
+    texts = [indexing_text(after.documents[after.chunks[i].doc_id], after.chunks[i]) for i in new_rows]
+    np.testing.assert_allclose(after._vectors[new_rows], embedder.encode_passages(texts), atol=1e-5)
+    old = {c.chunk_id: i for i, c in enumerate(before.chunks)}
+    for i, chunk in enumerate(after.chunks):
+        if chunk.chunk_id in old:
+            np.testing.assert_array_equal(after._vectors[i], before._vectors[old[chunk.chunk_id]])
+    assert after.search("宴席不超过几桌")[0].citation == "《村规民约》第三条"

@@ -1,0 +1,106 @@
+"""Staff endpoints, behind a bearer key (disabled when no key is configured): add or remove a document,
+reload the index, read the question log.
+
+Adding and removing re-ingest the corpus in the background (one job at a time; unchanged passages keep their
+vectors, so it takes seconds) and then swap the new index in; until then the old one keeps answering.
+A removed file is moved to `corpus/.trash/`, never deleted.
+"""
+
+from __future__ import annotations
+
+import hmac
+import tempfile
+import time
+from pathlib import Path
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.concurrency import run_in_threadpool
+
+from ingest.read import SUPPORTED_SUFFIXES, UnreadableFileError, read_source
+from server.api import state
+from server.errors import ApiError
+from server.state import ServiceState
+
+UPLOAD_PATH = "/api/admin/documents"
+MAX_FILENAME_CHARS = 120
+
+
+def admin(request: Request, service: ServiceState = Depends(state)) -> None:
+    key = service.settings.server.admin_key
+    if not key:
+        raise ApiError(403, "admin_disabled", "管理接口未启用（未配置 KB_ADMIN_KEY）")
+    supplied = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+    if not hmac.compare_digest(supplied.encode(), key.encode()):
+        raise ApiError(401, "unauthorized", "需要有效的管理密钥", {"WWW-Authenticate": "Bearer"})
+
+
+def checked_filename(name: str) -> str:
+    """A plain file name of a supported type: no folders, no hidden files, no tricks."""
+    if (not name or name != Path(name).name or name.startswith(".") or "\\" in name or "\0" in name
+            or len(name) > MAX_FILENAME_CHARS):
+        raise ApiError(400, "bad_filename", "文件名不合法")
+    if Path(name).suffix.lower() not in SUPPORTED_SUFFIXES:
+        raise ApiError(400, "unsupported_type", f"只支持 {'、'.join(sorted(SUPPORTED_SUFFIXES))} 文件")
+    return name
+
+
+def check_readable(name: str, content: bytes) -> None:
+    """Read the upload before it touches the corpus, so a broken file is refused with its reason."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / name
+        path.write_bytes(content)
+        try:
+            read_source(path)
+        except UnreadableFileError as exc:
+            raise ApiError(400, "unreadable_document", f"无法读取该文件: {exc}") from exc
+
+
+def create_admin_router() -> APIRouter:
+    router = APIRouter(prefix="/api/admin", tags=["admin"], dependencies=[Depends(admin)])
+
+    @router.post("/documents", status_code=202)
+    async def add_document(request: Request, filename: str = Query(..., description="文件名，如 村规民约.docx"),
+                           service: ServiceState = Depends(state)) -> dict:
+        """Body: the file's bytes. Replaces a file of the same name."""
+        name = checked_filename(filename)
+        content = await request.body()
+        if not content:
+            raise ApiError(400, "empty_file", "文件是空的")
+        await run_in_threadpool(check_readable, name, content)
+        target = service.settings.corpus_dir / name
+        staging = target.with_name(f".{name}.uploading")
+        staging.write_bytes(content)
+        staging.replace(target)
+        return service.jobs.submit(f"add {name}", service.rebuild).to_dict()
+
+    @router.delete("/documents/{doc_id}", status_code=202)
+    def remove_document(doc_id: str, service: ServiceState = Depends(state)) -> dict:
+        document = service.kb.document(doc_id)
+        corpus = service.settings.corpus_dir.resolve()
+        source = (corpus / document.source).resolve()
+        if corpus not in source.parents or not source.is_file():
+            raise ApiError(409, "not_in_corpus", "该文档的源文件不在知识库目录中，无法删除")
+        trash = corpus / ".trash"
+        trash.mkdir(exist_ok=True)
+        source.rename(trash / f"{time.strftime('%Y%m%dT%H%M%S')}-{source.name}")
+        return service.jobs.submit(f"remove {document.title}", service.rebuild).to_dict()
+
+    @router.get("/jobs/{job_id}")
+    def job(job_id: str, service: ServiceState = Depends(state)) -> dict:
+        found = service.jobs.get(job_id)
+        if found is None:
+            raise ApiError(404, "not_found", "没有这个任务")
+        return found.to_dict()
+
+    @router.post("/reload")
+    async def reload(service: ServiceState = Depends(state)) -> dict:
+        started = time.perf_counter()
+        kb = await run_in_threadpool(service.reload)
+        return {"status": "reloaded", "documents": len(kb.documents), "chunks": len(kb.chunks),
+                "seconds": round(time.perf_counter() - started, 2)}
+
+    @router.get("/unanswered")
+    def unanswered(limit: int = Query(50, ge=1, le=500), service: ServiceState = Depends(state)) -> dict:
+        return {"questions": service.query_log.unanswered(limit)}
+
+    return router
