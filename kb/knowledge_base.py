@@ -64,7 +64,7 @@ class Filters:
         raw = dict(raw or {})
         unknown = set(raw) - {"doc_kind", "doc_id", "doc_ids", "title_contains"}
         if unknown:
-            raise QueryError(f"unknown filter(s): {', '.join(sorted(unknown))}")
+            raise QueryError(f"未知的过滤条件: {', '.join(sorted(unknown))}（可用 doc_kind、doc_id、title_contains）")
         ids = raw.get("doc_ids") or ([raw["doc_id"]] if raw.get("doc_id") else [])
         return cls(raw.get("doc_kind"), tuple(ids), raw.get("title_contains"))
 
@@ -112,14 +112,14 @@ class KnowledgeBase:
         """Hits plus the evidence the answer stage weighs (how strongly the best passage stands out)."""
         query = (query or "").strip()
         if not query:
-            raise QueryError("empty question")
+            raise QueryError("问题不能为空")
         if not 1 <= top_k <= MAX_TOP_K:
-            raise QueryError(f"top_k must be between 1 and {MAX_TOP_K}")
+            raise QueryError(f"top_k 必须在 1 到 {MAX_TOP_K} 之间")
         if not self.chunks:
             return Retrieval([], 0.0)
         filters = filters if isinstance(filters, Filters) else Filters.from_mapping(filters)
         if method is not None and method not in METHODS:
-            raise QueryError(f"unknown search method {method!r} (one of: {', '.join(METHODS)})")
+            raise QueryError(f"未知的检索方式 {method!r}（可用 {', '.join(METHODS)}）")
         params = self.params if method is None else replace(self.params, method=method)
         analysis = analyse(query, self._law_names)
         query_vector = self.embedder.encode_queries([expand_query(query) if params.expand_dense else query])[0]

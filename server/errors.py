@@ -15,7 +15,7 @@ from kb.knowledge_base import QueryError, UnknownDocumentError
 log = logging.getLogger(__name__)
 
 _HTTP_CODES = {
-    400: ("bad_request", "请求不正确"),
+    400: ("malformed_json", "请求体不是有效的 JSON"),  # the framework's only 400: a body it cannot parse
     401: ("unauthorized", "需要有效的管理密钥"),
     403: ("forbidden", "没有权限"),
     404: ("not_found", "找不到请求的内容"),

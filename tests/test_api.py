@@ -26,17 +26,19 @@ HIT_FIELDS = {"chunk_id", "doc_id", "doc_title", "doc_kind", "doc_date", "sectio
 QUESTION = "信访事项多长时间办结"
 
 
-def make_client(settings: Settings, kb: KnowledgeBase, tmp: Path, **server: object) -> TestClient:
+def make_client(settings: Settings, kb: KnowledgeBase, tmp: Path, index_dir: Path | None = None,
+                **server: object) -> TestClient:
     defaults = {"query_log": tmp / "querylog.sqlite", "admin_key": "", "cors_origins": (), "rate_per_minute": 6000,
                 "rate_burst": 1000, "wechat_token": ""}
     server_settings = replace(ServerSettings(), **{**defaults, **server})
-    service = open_service(replace(settings, server=server_settings), kb)
+    service = open_service(replace(settings, server=server_settings, index_dir=index_dir or settings.index_dir), kb)
     return TestClient(create_app(service), raise_server_exceptions=False)
 
 
 @pytest.fixture(scope="module")
-def client(corpus_kb: KnowledgeBase, settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> TestClient:
-    return make_client(settings, corpus_kb, tmp_path_factory.mktemp("api"), admin_key=ADMIN_KEY)
+def client(corpus_index: Path, corpus_kb: KnowledgeBase, settings: Settings,
+           tmp_path_factory: pytest.TempPathFactory) -> TestClient:
+    return make_client(settings, corpus_kb, tmp_path_factory.mktemp("api"), corpus_index, admin_key=ADMIN_KEY)
 
 
 def assert_error(response: httpx.Response, status: int, code: str) -> None:
@@ -229,9 +231,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_reload_under_concurrent_requests_drops_nothing(corpus_kb: KnowledgeBase, settings: Settings,
-                                                        tmp_path: Path) -> None:
-    app = make_client(settings, corpus_kb, tmp_path, admin_key=ADMIN_KEY).app
+def test_reload_under_concurrent_requests_drops_nothing(corpus_index: Path, corpus_kb: KnowledgeBase,
+                                                        settings: Settings, tmp_path: Path) -> None:
+    app = make_client(settings, corpus_kb, tmp_path, corpus_index, admin_key=ADMIN_KEY).app
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)

@@ -109,7 +109,7 @@ def test_eval(corpus_index: Path, settings: Settings, tmp_path: Path) -> None:
 def test_empty_question_is_an_error(corpus_index: Path, settings: Settings) -> None:
     result = run_kb(["search", "--index", str(corpus_index), ""], settings)
     assert result.returncode != 0
-    assert error_line(result) == "错误: empty question"
+    assert error_line(result) == "错误: 问题不能为空"
     assert "Traceback" not in result.stderr
 
 

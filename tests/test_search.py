@@ -139,11 +139,11 @@ def test_filtered_search_fills_top_k_from_the_allowed_documents(corpus_kb: Knowl
 @pytest.mark.parametrize(
     ("query", "kwargs", "message"),
     [
-        ("", {}, "empty"),
-        ("   \n", {}, "empty"),
+        ("", {}, "问题不能为空"),
+        ("   \n", {}, "问题不能为空"),
         ("信访", {"top_k": 0}, "top_k"),
         ("信访", {"top_k": 101}, "top_k"),
-        ("信访", {"filters": {"kind": "law"}}, "unknown filter"),
+        ("信访", {"filters": {"kind": "law"}}, "未知的过滤条件"),
     ],
 )
 def test_bad_queries_raise_query_error(corpus_kb: KnowledgeBase, query: str, kwargs: dict, message: str) -> None:
