@@ -109,7 +109,7 @@ class KnowledgeBase:
 
     def retrieve(self, query: str, top_k: int = 5, filters: Mapping | Filters | None = None,
                  method: str | None = None) -> Retrieval:
-        """Hits plus the evidence the answer stage weighs (how strongly the best passage stands out)."""
+        """Hits plus the evidence the answer stage weighs (how close in meaning the best passage is)."""
         query = (query or "").strip()
         if not query:
             raise QueryError("问题不能为空")
@@ -122,8 +122,9 @@ class KnowledgeBase:
             raise QueryError(f"未知的检索方式 {method!r}（可用 {', '.join(METHODS)}）")
         params = self.params if method is None else replace(self.params, method=method)
         analysis = analyse(query, self._law_names)
-        query_vector = self.embedder.encode_queries([expand_query(query) if params.expand_dense else query])[0]
-        lexical_scores = self.index.lexical.scores(expand_query(query) if params.expand_lexical else query)
+        expanded = expand_query(query)
+        query_vector = self.embedder.encode_queries([expanded if params.expand_dense else query])[0]
+        lexical_scores = self.index.lexical.scores(expanded if params.expand_lexical else query)
         rows = self._candidates(query_vector, lexical_scores, analysis, filters)
         if len(rows) == 0:
             return Retrieval([], 0.0)
