@@ -17,6 +17,7 @@ from server.api import answer_and_log, create_api_router
 from server.errors import error_response, install_error_handlers
 from server.openai_compat import create_openai_router
 from server.state import ServiceState
+from server.web import mount_web
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,7 @@ def create_app(service: ServiceState) -> FastAPI:
     app.include_router(create_api_router())
     app.include_router(create_openai_router())
     app.include_router(create_admin_router())
+    mount_web(app)
     server = service.settings.server
     if server.wechat_token:
         from server.wechat import WeChatConfig, create_wechat_router

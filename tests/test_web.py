@@ -1,0 +1,244 @@
+"""The web page in a real browser (Debian's chromium, headless) against the real service, model and corpus."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from urllib.parse import urlparse
+
+import httpx
+import pytest
+import uvicorn
+
+from kb.config import PROJECT_ROOT, ServerSettings, Settings
+from kb.knowledge_base import KnowledgeBase
+from server.app import create_app, open_service
+from server.state import ServiceState
+from server.web import CONTENT_SECURITY_POLICY, mount_web
+
+CHROMIUM = Path("/usr/bin/chromium")
+if not CHROMIUM.exists():
+    pytest.skip("Debian's chromium is not installed at /usr/bin/chromium", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api")
+
+pytestmark = pytest.mark.slow
+
+SCREENSHOTS = PROJECT_ROOT / "docs" / "screenshots"
+QUESTION = "信访事项多长时间办结？"
+CITATION = "《信访工作条例》第三十四条"
+EXPECTED_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+                "frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def live(corpus_index: Path, corpus_kb: KnowledgeBase, settings: Settings,
+         tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, ServiceState]]:
+    """The real app with the page mounted, served by uvicorn on 127.0.0.1 in a thread."""
+    server_settings = replace(ServerSettings(), query_log=tmp_path_factory.mktemp("web") / "querylog.sqlite",
+                              admin_key="", cors_origins=(), rate_per_minute=6000, rate_burst=1000, wechat_token="")
+    service = open_service(replace(settings, server=server_settings, index_dir=corpus_index), corpus_kb)
+    app = create_app(service)
+    mount_web(app)
+    mount_web(app)  # idempotent: a second call adds nothing
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started, "uvicorn did not start"
+    try:
+        yield f"http://127.0.0.1:{port}", service
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                  "--no-first-run"])
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+def _open(browser: object, base: str, width: int, height: int) -> tuple[object, list[str]]:
+    context = browser.new_context(viewport={"width": width, "height": height}, locale="zh-CN",
+                                  service_workers="block")
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+    page.goto(base + "/")
+    return page, requests
+
+
+@pytest.fixture
+def page(browser: object, live: tuple[str, ServiceState]) -> Iterator[object]:
+    """A fresh page (empty localStorage) at desktop size; afterwards, no request may have left 127.0.0.1."""
+    page, requests = _open(browser, live[0], 1280, 800)
+    yield page
+    page.context.close()
+    assert requests and all(urlparse(url).hostname == "127.0.0.1" for url in requests), requests
+
+
+def ask(page: object, question: str) -> object:
+    """Type a question, press Enter and return the answer bubble that replaced the pending one."""
+    before = page.locator("#log .bubble.answer:not(.pending), #log .bubble.error").count()
+    textarea = page.locator("#question")
+    textarea.fill(question)
+    textarea.press("Enter")
+    bubbles = page.locator("#log .bubble.answer:not(.pending), #log .bubble.error")
+    sync_api.expect(bubbles).to_have_count(before + 1)
+    return bubbles.last
+
+
+def test_page_and_assets_are_served_with_a_strict_csp(live: tuple[str, ServiceState]) -> None:
+    assert CONTENT_SECURITY_POLICY == EXPECTED_CSP
+    with httpx.Client(base_url=live[0]) as http:
+        assets = (("/", "text/html"), ("/static/app.js", "text/javascript"), ("/static/style.css", "text/css"))
+        for path, media in assets:
+            response = http.get(path)
+            assert response.status_code == 200 and response.headers["content-type"].startswith(media)
+            assert response.headers["content-security-policy"] == EXPECTED_CSP
+            assert response.headers["x-content-type-options"] == "nosniff"
+        for bad in ("/static/..%2Fweb.py", "/static/missing.js", "/static/.hidden.js"):
+            assert http.get(bad).status_code == 404
+        assert http.get("/healthz").json() == {"status": "ok"}  # the API is untouched
+
+
+def test_answer_citation_passage_and_full_text(page: object) -> None:
+    response = page.reload()
+    assert response.headers["content-security-policy"] == EXPECTED_CSP
+    answer = ask(page, QUESTION)
+    sync_api.expect(answer).not_to_have_class("bubble answer notice")
+    citation = answer.locator("button.citation", has_text=CITATION)
+    sync_api.expect(citation).to_be_visible()
+    sync_api.expect(answer.locator("button.marker").first).to_be_visible()
+
+    citation.click()
+    panel = page.locator("#passage")
+    sync_api.expect(panel).to_be_visible()
+    sync_api.expect(panel.locator("#passage-title")).to_have_text(CITATION)
+    sync_api.expect(panel.locator("mark", has_text="60日内办结")).to_be_visible()
+    page.keyboard.press("Escape")
+    sync_api.expect(panel).to_be_hidden()
+
+    answer.locator("button.marker").first.click()  # the [n] marker opens the same kind of panel
+    sync_api.expect(panel).to_be_visible()
+    panel.get_by_role("link", name="查看全文").click()
+    article = page.locator("#art-34")
+    sync_api.expect(article).to_be_visible()
+    sync_api.expect(article).to_have_class("block article current")
+    sync_api.expect(article).to_contain_text("60日内办结")
+    sync_api.expect(article).to_be_in_viewport()
+    assert "/art/34" in page.url
+
+    page.fill("#doc-search", "办结")  # find within the document: matches marked, other blocks hidden
+    sync_api.expect(page.locator("#doc-body mark").first).to_have_text("办结")
+    sync_api.expect(page.locator("#doc-search-count")).to_contain_text("找到")
+
+
+def test_document_list(page: object) -> None:
+    page.goto(page.url.split("#")[0] + "#/docs")
+    items = page.locator("#docs-list li")
+    sync_api.expect(items).to_have_count(21)
+    sync_api.expect(page.locator("#docs-list a", has_text="信访工作条例")).to_be_visible()
+
+
+def test_out_of_scope_question_gets_the_notice(page: object) -> None:
+    answer = ask(page, "今年世界杯冠军是谁？")
+    sync_api.expect(answer).to_have_class("bubble answer notice")
+    assert answer.locator("button.citation").count() == 0
+    assert answer.locator(".bubble-text").inner_text().strip()
+
+
+def test_unhelpful_feedback_reaches_the_query_log(page: object, live: tuple[str, ServiceState]) -> None:
+    answer = ask(page, QUESTION)
+    answer.get_by_role("button", name="没帮助").click()
+    answer.locator(".feedback-form textarea").fill("想知道能不能延期")
+    answer.get_by_role("button", name="提交反馈").click()
+    sync_api.expect(answer.locator(".thanks")).to_have_text("感谢反馈")
+    entry = live[1].query_log.recent(1)[0]
+    assert entry["question"] == QUESTION
+    assert [(f["helpful"], f["comment"]) for f in entry["feedback"]] == [(False, "想知道能不能延期")]
+
+
+def test_markup_in_a_question_is_shown_literally(page: object) -> None:
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    question = "<script>alert(1)</script>信访"
+    ask(page, question)
+    sync_api.expect(page.locator("#log .bubble.user .bubble-text").last).to_have_text(question)
+    assert page.locator("#log script").count() == 0
+    page.reload()  # restored from localStorage: still text
+    sync_api.expect(page.locator("#log .bubble.user .bubble-text").last).to_have_text(question)
+    assert dialogs == []
+
+
+def test_errors_keep_the_typed_question(page: object) -> None:
+    page.route("**/api/ask", lambda route: route.fulfill(
+        status=500, json={"error": {"code": "internal_error", "message": "服务器内部错误，请稍后再试"}}))
+    bubble = ask(page, "法律援助向哪里申请？")
+    sync_api.expect(bubble).to_have_class("bubble error")
+    sync_api.expect(bubble).to_have_text("服务器内部错误，请稍后再试")
+    sync_api.expect(page.locator("#question")).to_have_value("法律援助向哪里申请？")
+    sync_api.expect(page.locator("#question")).to_be_enabled()
+
+    page.unroute("**/api/ask")
+    page.route("**/api/ask", lambda route: route.fulfill(
+        status=429, headers={"Retry-After": "7"},
+        json={"error": {"code": "rate_limited", "message": "请求太频繁，请稍后再试"}}))
+    bubble = ask(page, "法律援助向哪里申请？")
+    sync_api.expect(bubble).to_have_text("请求太频繁，请 7 秒后再试")
+
+    page.unroute("**/api/ask")
+    page.route("**/api/ask", lambda route: route.abort())
+    bubble = ask(page, "法律援助向哪里申请？")
+    sync_api.expect(bubble).to_contain_text("网络")
+    sync_api.expect(page.locator("#question")).to_have_value("法律援助向哪里申请？")
+
+
+def test_conversation_is_restored_and_can_be_cleared(page: object) -> None:
+    ask(page, QUESTION)
+    page.reload()
+    sync_api.expect(page.locator("#log .bubble.answer button.citation", has_text=CITATION)).to_be_visible()
+    page.get_by_role("button", name="清空对话").click()
+    sync_api.expect(page.locator("#log .bubble")).to_have_count(0)
+    page.reload()
+    sync_api.expect(page.locator("#log .bubble")).to_have_count(0)
+
+
+def test_phone_and_desktop_layouts(browser: object, live: tuple[str, ServiceState]) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    for name, (width, height) in {"phone": (360, 740), "desktop": (1280, 800)}.items():
+        page, requests = _open(browser, live[0], width, height)
+        try:
+            ask(page, QUESTION)
+            assert page.evaluate("document.documentElement.scrollWidth") <= width
+            page.locator("#log button.citation", has_text=CITATION).click()
+            sync_api.expect(page.locator("#passage mark").first).to_be_visible()
+            assert page.evaluate("document.documentElement.scrollWidth") <= width
+            page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
+            page.get_by_role("link", name="查看全文").click()
+            sync_api.expect(page.locator("#art-34")).to_be_visible()
+            assert page.evaluate("document.documentElement.scrollWidth") <= width
+        finally:
+            page.context.close()
+        assert all(urlparse(url).hostname == "127.0.0.1" for url in requests), requests
