@@ -33,6 +33,11 @@ def _open(args: argparse.Namespace):
 
 # -- commands -------------------------------------------------------------------------------------------------
 
+def _print_json(value: object) -> int:
+    print(json.dumps(value, ensure_ascii=False, indent=2))
+    return 0
+
+
 def cmd_ingest(args: argparse.Namespace) -> int:
     from ingest.build import ingest
 
@@ -89,10 +94,9 @@ def cmd_search(args: argparse.Namespace) -> int:
         return 0
     hits = kb.search(args.query, top_k=args.top_k, filters=filters, method=_method(args.method))
     if args.json:
-        print(json.dumps({"query": args.query, "hits": [h.to_dict() for h in hits]}, ensure_ascii=False, indent=2))
-    else:
-        color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty())
-        _print_hits(args.query, hits, kb.index.lexical.query_terms(args.query), color)
+        return _print_json({"query": args.query, "hits": [h.to_dict() for h in hits]})
+    color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty())
+    _print_hits(args.query, hits, kb.index.lexical.query_terms(args.query), color)
     return 0
 
 
@@ -100,8 +104,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     kb = _open(args)
     answer = kb.ask(args.question)
     if args.json:
-        print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
-        return 0
+        return _print_json(answer.to_dict())
     print(answer.answer)
     for citation in answer.citations:
         hit = citation.hit
@@ -120,8 +123,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.answers:
         result = score_answerability(questions, lambda q: kb.ask(q).answerable)
         if args.json:
-            print(json.dumps(result, ensure_ascii=False, indent=2))
-            return 0
+            return _print_json(result)
         m = result["matrix"]
         print(f"{'':<14} {'answered':>9} {'no answer':>10}")
         print(f"{'answerable':<14} {m['answerable_answered']:>9} {m['answerable_refused']:>10}")
@@ -131,8 +133,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         return 0
     results = {m: score(questions, lambda q, m=m: kb.search(q, top_k=10, method=_method(m))) for m in args.methods}
     if args.json:
-        print(json.dumps({m: r["metrics"] for m, r in results.items()}, ensure_ascii=False, indent=2))
-        return 0
+        return _print_json({m: r["metrics"] for m, r in results.items()})
     out_of_scope = sum(1 for q in questions if not q.answerable)
     print(f"{len(questions)} 个问题（{out_of_scope} 个超出范围的问题不计入检索指标）")
     print(f"{'method':<9} {'tag':<14} {'n':>3} {'Hit@1':>7} {'Hit@5':>7} {'MRR@10':>7}")
@@ -150,8 +151,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_info(args: argparse.Namespace) -> int:
     info = _open(args).info()
     if args.json:
-        print(json.dumps(info, ensure_ascii=False, indent=2))
-        return 0
+        return _print_json(info)
     emb = info["embedding"]
     print(f"索引: {info['index_dir']}  (建于 {info['built_at']})")
     print(f"模型: {emb['model_id']}  指纹 {emb['fingerprint']}  维度 {emb['dimension']}")
@@ -171,8 +171,7 @@ def cmd_report_unanswered(args: argparse.Namespace) -> int:
     with QueryLog.open(path) as query_log:
         rows = query_log.unanswered(args.limit)
     if args.json:
-        print(json.dumps(rows, ensure_ascii=False, indent=2))
-        return 0
+        return _print_json(rows)
     print(f"{'次数':>4} {'差评':>4}  {'最近提问':<25} 问题")
     for row in rows:
         print(f"{row['count']:>6} {row['negative_feedback']:>6}  {row['last_asked']:<25} {row['question']}")
