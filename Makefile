@@ -1,5 +1,6 @@
 # The two commands of the README: `make run` (install, build model and index on first run, serve)
 # and `make test` (install, run the test suite). Everything installs into .venv with pinned versions.
+# `make bench [STAGES="latency report"]` runs the benchmarks and writes docs/benchmarks.md.
 VENV ?= .venv
 PYTHON ?= python3
 HOST ?= 127.0.0.1
@@ -7,11 +8,11 @@ PORT ?= 8000
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test
+.PHONY: install run test bench
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --disable-pip-version-check -q -c constraints.txt -e '.[test]'
+	$(BIN)/python -m pip install --disable-pip-version-check -q -c constraints.txt -e '.[test,bench]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -21,3 +22,6 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python -m bench $(STAGES)

@@ -15,21 +15,20 @@ import hashlib
 import json
 import random
 import sys
+import time
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
-from ingest.chunk import indexing_text
+from bench.common import SHARED, peak_rss_mb, write_result
+from ingest.build import build_index
 from kb.config import load_settings
-from kb.embed import Embedder
 from kb.knowledge_base import KnowledgeBase
-from kb.lexical import LexicalIndex
 from kb.numerals import ARTICLE_RE, parse_chinese_number
 from kb.schema import Chunk, Document
-from kb.store import IndexContents, write_index
 
-STARD = Path(__file__).resolve().parents[1].parent / "shared" / "bench" / "stard"
+STARD = SHARED / "bench" / "stard"
 
 
 def load_queries(split: str, sample: int | None, seed: int = 13) -> list[dict]:
@@ -76,29 +75,37 @@ def to_documents(articles: list[dict]) -> tuple[list[Document], list[Chunk]]:
 
 
 def build(args: argparse.Namespace) -> None:
+    """Index the articles with the product's own build (vector cache, embedding, BM25, store); record the cost."""
     queries = load_queries(args.split, args.questions) if args.questions else None
     documents, chunks = to_documents(load_articles(queries, args.cap))
-    settings = load_settings(index_dir=Path(args.index))
-    embedder = Embedder(settings)
-    by_id = {d.doc_id: d for d in documents}
-    texts = [indexing_text(by_id[c.doc_id], c) for c in chunks]
-    vectors = embedder.encode_passages(texts, show_progress=True)
-    write_index(IndexContents(documents, chunks, vectors, LexicalIndex.build(texts), embedder.model_id,
-                              embedder.fingerprint), settings.index_dir)
-    print(f"indexed {len(chunks)} articles from {len(documents)} laws into {args.index}")
+    settings = load_settings(index_dir=Path(args.index), embedding_backend=args.backend)
+    started = time.perf_counter()
+    reused = build_index(documents, chunks, settings, progress=True)
+    seconds = time.perf_counter() - started
+    figures = {"documents": len(documents), "chunks": len(chunks), "embedded": len(chunks) - reused,
+               "seconds": round(seconds, 1), "peak_rss_mb": round(peak_rss_mb()),
+               "embedded_per_s": round((len(chunks) - reused) / seconds, 2)}
+    write_result(f"stard_build_{'full' if queries is None else args.split + str(args.questions)}_{args.backend or 'torch'}",
+                 figures)
+    print(f"indexed {len(chunks)} articles from {len(documents)} laws into {args.index}: {figures}")
 
 
-def evaluate(kb: KnowledgeBase, queries: list[dict], method: str | None = None, depth: int = 100) -> dict:
-    recalls = {k: [] for k in (1, 5, 10, 100)}
+CURVE_KS = (1, 2, 3, 5, 10, 20, 30, 50, 100)
+
+
+def evaluate(kb: KnowledgeBase, queries: list[dict], method: str | None = None) -> dict:
+    """Recall@1/5/10/100 and MRR@10 as STARD defines them, plus the recall@k curve for the plots."""
+    recalls: dict[int, list[float]] = {k: [] for k in CURVE_KS}
     mrr = []
     for q in queries:
-        ids = [h.chunk_id for h in kb.search(q["text"], top_k=min(depth, 100), method=method)]
+        ids = [h.chunk_id for h in kb.search(q["text"], top_k=100, method=method)]
         gold = set(q["gold"])
         for k in recalls:
             recalls[k].append(len(gold & set(ids[:k])) / len(gold))
         mrr.append(next((1 / r for r, i in enumerate(ids[:10], 1) if i in gold), 0.0))
-    out = {f"R@{k}": round(float(np.mean(v)), 4) for k, v in recalls.items()}
+    out = {f"R@{k}": round(float(np.mean(recalls[k])), 4) for k in (1, 5, 10, 100)}
     out["MRR@10"] = round(float(np.mean(mrr)), 4)
+    out["curve"] = {str(k): round(float(np.mean(v)), 4) for k, v in recalls.items()}
     return out
 
 
@@ -112,15 +119,17 @@ def main() -> int:
     parser.add_argument("--questions", type=int, default=None)
     parser.add_argument("--cap", type=int, default=5000)
     parser.add_argument("--index", required=True)
+    parser.add_argument("--backend", default=None, help="embedding backend (default: KB_EMBEDDING_BACKEND or torch)")
     parser.add_argument("--methods", default="fused,dense,lexical")
     args = parser.parse_args()
     if args.action == "build":
         build(args)
         return 0
-    kb = KnowledgeBase.open(args.index)
+    kb = KnowledgeBase.open(settings=load_settings(index_dir=Path(args.index), embedding_backend=args.backend))
     queries = load_queries(args.split, args.questions)
     for method in args.methods.split(","):
-        print(method, evaluate(kb, queries, None if method == "fused" else method))
+        figures = evaluate(kb, queries, None if method == "fused" else method)
+        print(method, {k: v for k, v in figures.items() if k != "curve"})
     return 0
 
 

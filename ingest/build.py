@@ -5,7 +5,6 @@ A file that cannot be read is reported by name with the reason and skipped; the 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from collections.abc import Iterable, Sequence
@@ -18,6 +17,7 @@ from tqdm import tqdm
 from ingest.chunk import chunk_document, indexing_text
 from ingest.parse import parse_document
 from ingest.read import SUPPORTED_SUFFIXES, UnreadableFileError, read_source
+from ingest.vector_cache import VectorCache, text_key
 from kb.config import Settings
 from kb.embed import Embedder
 from kb.errors import KnowledgeBaseError
@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 
 #: Files that describe a corpus folder rather than belong to it.
 NOT_DOCUMENTS = frozenset({"SOURCES.md", "README.md"})
+#: Passages embedded (and committed to the vector cache) per step.
+EMBED_BLOCK = 512
 
 
 class IngestError(KnowledgeBaseError):
@@ -47,7 +49,7 @@ class IngestReport:
     documents: int = 0
     chunks: int = 0
     seconds: float = 0.0
-    reused: int = 0  # chunks whose vectors came from the index in use
+    reused: int = 0  # chunks whose vectors came from the index in use or the vector cache
     skipped: list[SkippedFile] = field(default_factory=list)
 
 
@@ -94,10 +96,6 @@ def parse_files(files: Iterable[tuple[Path, str]], settings: Settings, report: I
     return documents, chunks
 
 
-def _text_key(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
 def reusable_vectors(index_dir: Path, embedder: Embedder) -> dict[str, np.ndarray]:
     """Vectors of the index in use, by the hash of the text they embed, if the same model made them.
 
@@ -109,22 +107,56 @@ def reusable_vectors(index_dir: Path, embedder: Embedder) -> dict[str, np.ndarra
     except IndexProblem:
         return {}
     vectors = index.dense.reconstruct_n(0, index.dense.ntotal) if index.dense.ntotal else []
-    return {_text_key(indexing_text(index.documents[c.doc_id], c)): vectors[row] for row, c in enumerate(index.chunks)}
+    return {text_key(indexing_text(index.documents[c.doc_id], c)): vectors[row] for row, c in enumerate(index.chunks)}
+
+
+def open_vector_cache(settings: Settings, embedder: Embedder) -> VectorCache | None:
+    if settings.vector_cache_dir is None:
+        return None
+    return VectorCache.for_model(settings.vector_cache_dir, embedder.model_id, embedder.fingerprint,
+                                 embedder.dimension)
 
 
 def embed_with_reuse(texts: list[str], embedder: Embedder, known: dict[str, np.ndarray],
-                     progress: bool) -> tuple[np.ndarray, int]:
-    """Embed only the texts not already in `known`; returns the vectors in order and how many were reused."""
-    keys = [_text_key(t) for t in texts]
-    missing = [i for i, key in enumerate(keys) if key not in known]
-    fresh = embedder.encode_passages([texts[i] for i in missing], show_progress=progress) if missing else None
-    vectors = np.zeros((len(texts), embedder.dimension), dtype=np.float32)
-    for i, key in enumerate(keys):
-        if key in known:
-            vectors[i] = known[key]
-    if fresh is not None:
-        vectors[missing] = fresh
+                     cache: VectorCache | None = None, progress: bool = False) -> tuple[np.ndarray, int]:
+    """Embed only the texts found neither in `known` nor in `cache`; returns the vectors in order and how
+    many were reused. New vectors go to the cache block by block, so an interrupted ingest loses little."""
+    keys = [text_key(t) for t in texts]
+    known = {**(cache.get_many([k for k in keys if k not in known]) if cache is not None else {}), **known}
+    first_row = {key: i for i, key in reversed(list(enumerate(keys)))}
+    missing = sorted((i for key, i in first_row.items() if key not in known), key=lambda i: len(texts[i]))
+    with tqdm(total=len(missing), desc="嵌入向量", unit="chunk", disable=not progress or not missing) as bar:
+        for start in range(0, len(missing), EMBED_BLOCK):
+            rows = missing[start:start + EMBED_BLOCK]  # by length, so batches hold texts of similar length
+            fresh = embedder.encode_passages([texts[i] for i in rows])
+            known.update({keys[i]: fresh[n] for n, i in enumerate(rows)})
+            if cache is not None:
+                cache.put_many((keys[i], fresh[n]) for n, i in enumerate(rows))
+            bar.update(len(rows))
+    vectors = np.stack([known[key] for key in keys]).astype(np.float32) if keys else np.zeros(
+        (0, embedder.dimension), dtype=np.float32)
     return vectors, len(texts) - len(missing)
+
+
+def build_index(documents: list[Document], chunks: list[Chunk], settings: Settings,
+                embedder: Embedder | None = None, progress: bool = False) -> int:
+    """Parsed documents → embeddings (reused where possible) + lexical index → a published index.
+
+    Returns how many chunks reused a vector. Every corpus goes through here, the benchmark's too."""
+    embedder = embedder or Embedder(settings)
+    by_id = {d.doc_id: d for d in documents}
+    texts = [indexing_text(by_id[c.doc_id], c) for c in chunks]
+    cache = open_vector_cache(settings, embedder)
+    try:
+        vectors, reused = embed_with_reuse(texts, embedder, reusable_vectors(settings.index_dir, embedder), cache,
+                                           progress)
+    finally:
+        if cache is not None:
+            cache.close()
+    lexical = LexicalIndex.build(texts)
+    write_index(IndexContents(documents, chunks, vectors, lexical, embedder.model_id, embedder.fingerprint),
+                settings.index_dir)
+    return reused
 
 
 def ingest(paths: Sequence[Path], settings: Settings, embedder: Embedder | None = None,
@@ -139,13 +171,7 @@ def ingest(paths: Sequence[Path], settings: Settings, embedder: Embedder | None 
     if not documents:
         reasons = "; ".join(f"{s.path}: {s.reason}" for s in report.skipped) or "no supported files found"
         raise IngestError(f"nothing to index ({reasons}); the existing index was not changed")
-    embedder = embedder or Embedder(settings)
-    by_id = {d.doc_id: d for d in documents}
-    texts = [indexing_text(by_id[c.doc_id], c) for c in chunks]
-    vectors, report.reused = embed_with_reuse(texts, embedder, reusable_vectors(settings.index_dir, embedder), progress)
-    lexical = LexicalIndex.build(texts)
-    contents = IndexContents(documents, chunks, vectors, lexical, embedder.model_id, embedder.fingerprint)
-    write_index(contents, settings.index_dir)
+    report.reused = build_index(documents, chunks, settings, embedder, progress)
     report.documents, report.chunks = len(documents), len(chunks)
     report.seconds = time.perf_counter() - started
     return report

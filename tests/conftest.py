@@ -141,8 +141,10 @@ def small_corpus(tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    """Default settings (so the model cache is the machine's), with the index in a session temp folder."""
-    return load_settings(index_dir=tmp_path_factory.mktemp("settings") / "index")
+    """Default settings (so the model cache is the machine's), with the index and the vector cache in a
+    session temp folder (vectors cached by earlier runs would hide what an ingest embeds)."""
+    root = tmp_path_factory.mktemp("settings")
+    return load_settings(index_dir=root / "index", vector_cache=str(root / "vectors"))
 
 
 @pytest.fixture(scope="session")

@@ -345,6 +345,7 @@ def test_another_model_is_selectable_and_its_index_is_kept_apart(small_index: Pa
 
 
 def test_reingest_embeds_only_what_changed(fresh_index: Path, settings: Settings, embedder: Embedder) -> None:
+    settings = settings.with_(vector_cache="off")  # reuse from the index in use alone (tests/test_vector_cache.py)
     before = open_kb(fresh_index, settings, embedder)
     corpus = fresh_index.parent / "corpus"
     (corpus / "村规民约.md").write_text(

@@ -1,0 +1,46 @@
+"""What every benchmark shares: where the shared data and the results live, and how figures are recorded."""
+
+from __future__ import annotations
+
+import json
+import resource
+import statistics
+import sys
+from pathlib import Path
+
+from kb.config import PROJECT_ROOT
+
+SHARED = PROJECT_ROOT.parent / "shared"
+#: Raw results (JSON, one file per benchmark) and the indexes benchmarks build; not committed.
+WORK = PROJECT_ROOT / "var" / "bench"
+RESULTS = WORK / "results"
+
+
+def write_result(name: str, figures: dict) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(figures, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def read_result(name: str) -> dict | None:
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (ru_maxrss is in KiB on Linux)."""
+    scale = 1 if sys.platform == "darwin" else 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
+
+
+def percentiles(samples_ms: list[float]) -> dict[str, float]:
+    """p50/p95/p99 of latencies in milliseconds."""
+    ordered = sorted(samples_ms)
+    if not ordered:
+        return {"p50": float("nan"), "p95": float("nan"), "p99": float("nan")}
+
+    def at(q: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1)
+
+    return {"p50": round(statistics.median(ordered), 1), "p95": at(0.95), "p99": at(0.99)}

@@ -1,0 +1,173 @@
+"""Search and answer latency, in-process and over HTTP under load; memory, index size, time to ready.
+
+    python -m bench.latency [--index DIR] [--backend torch|onnx-int8] [--levels 1,8,32]
+
+In-process: p50/p95/p99 of KnowledgeBase.search and .ask over the question set, and how much of it is
+embedding the question. HTTP: a real `kb serve` on 127.0.0.1 (rate limit lifted), time from process start to
+/readyz, then a bounded closed-loop load generator (N concurrent clients, a fixed number of requests and a
+time cap per level) against /api/search and /api/ask; latency percentiles, requests per second, and the
+server's resident memory (current and peak) afterwards. The load generator runs on the same two cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from bench.common import SHARED, WORK, percentiles, write_result
+from kb.config import PROJECT_ROOT, load_settings
+from kb.knowledge_base import KnowledgeBase
+
+FALLBACK_QUESTIONS = ["信访事项多长时间内办结？", "邻居家的树挡住了我家采光怎么办", "申请行政复议的期限是多少天",
+                      "法律援助可以向哪里申请", "雁石坪镇开展了哪些普法活动", "人民调解委员会由哪些人组成",
+                      "政府信息公开申请应当包括哪些内容", "诉讼时效期间是多长时间"]
+#: Requests per level (bounded) and the most seconds a level may run.
+REQUESTS = {1: 120, 8: 240, 32: 320}
+LEVEL_SECONDS = 90.0
+
+
+def questions() -> list[str]:
+    dev = SHARED / "eval" / "dev.jsonl"
+    if not dev.is_file():
+        return FALLBACK_QUESTIONS
+    return [json.loads(line)["q"] for line in dev.open(encoding="utf-8") if line.strip()]
+
+
+def timed_ms(fn, *args) -> float:  # noqa: ANN001 - any callable
+    started = time.perf_counter()
+    fn(*args)
+    return (time.perf_counter() - started) * 1000
+
+
+def in_process(kb: KnowledgeBase, items: list[str], rounds: int = 3) -> dict:
+    for q in items[:5]:
+        kb.ask(q)  # warm up caches and the thread pool of the math libraries
+    runs = [q for _ in range(rounds) for q in items]
+    return {
+        "questions": len(items), "rounds": rounds,
+        "search_ms": percentiles([timed_ms(kb.search, q) for q in runs]),
+        "ask_ms": percentiles([timed_ms(kb.ask, q) for q in runs]),
+        "embed_question_ms": percentiles([timed_ms(kb.embedder.encode_queries, [q]) for q in runs]),
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def memory_mb(pid: int) -> dict:
+    status = Path(f"/proc/{pid}/status").read_text()
+    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    return {"rss_mb": round(int(fields["VmRSS"].split()[0]) / 1024), "peak_rss_mb": round(int(fields["VmHWM"].split()[0]) / 1024)}
+
+
+async def load(base: str, endpoint: str, items: list[str], concurrency: int) -> dict:
+    """`concurrency` clients, each sending its next request when the last one is answered, until the level's
+    request budget or time cap is spent."""
+    total, deadline = REQUESTS.get(concurrency, 10 * concurrency), time.perf_counter() + LEVEL_SECONDS
+    latencies: list[float] = []
+    errors = 0
+    counter = iter(range(total))
+
+    async def client(http: httpx.AsyncClient) -> None:
+        nonlocal errors
+        for n in counter:
+            if time.perf_counter() > deadline:
+                return
+            q = items[n % len(items)]
+            started = time.perf_counter()
+            if endpoint == "/api/search":
+                response = await http.get(base + endpoint, params={"q": q, "top_k": 5})
+            else:
+                response = await http.post(base + endpoint, json={"question": q})
+            latencies.append((time.perf_counter() - started) * 1000)
+            errors += response.status_code != 200
+
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(timeout=60, limits=limits) as http:
+        started = time.perf_counter()
+        await asyncio.gather(*(client(http) for _ in range(concurrency)))
+        seconds = time.perf_counter() - started
+    return {"concurrency": concurrency, "requests": len(latencies), "errors": errors,
+            "rps": round(len(latencies) / seconds, 1), **percentiles(latencies)}
+
+
+def over_http(index: Path, backend: str, items: list[str], levels: list[int]) -> dict:
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="kb-latency-") as tmp:
+        env = {**os.environ, "KB_EMBEDDING_BACKEND": backend, "KB_RATE_PER_MINUTE": "1000000",
+               "KB_RATE_BURST": "1000000", "KB_QUERY_LOG": str(Path(tmp) / "log.sqlite")}
+        started = time.perf_counter()
+        server = subprocess.Popen([sys.executable, "-m", "kb.cli", "serve", "--index", str(index), "--port", str(port)],
+                                  env=env, cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            ready_s = wait_ready(base, server, started)
+            idle = memory_mb(server.pid)
+            results = {"ready_s": round(ready_s, 1), "idle_memory": idle, "levels": {}}
+            for endpoint in ("/api/search", "/api/ask"):
+                asyncio.run(load(base, endpoint, items, 1))  # warm-up, not recorded
+                results["levels"][endpoint] = [asyncio.run(load(base, endpoint, items, c)) for c in levels]
+                print(endpoint, results["levels"][endpoint], flush=True)
+            results["memory_after_load"] = memory_mb(server.pid)
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    return results
+
+
+def wait_ready(base: str, server: subprocess.Popen, started: float, limit: float = 600) -> float:
+    while time.perf_counter() - started < limit:
+        if server.poll() is not None:
+            raise RuntimeError("kb serve exited before it was ready")
+        try:
+            if httpx.get(base + "/readyz", timeout=2).status_code == 200:
+                return time.perf_counter() - started
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError("kb serve was not ready in time")
+
+
+def index_size_mb(index: Path) -> dict:
+    target = index.resolve()
+    files = {p.name: round(p.stat().st_size / 2**20, 2) for p in sorted(target.iterdir()) if p.is_file()}
+    return {"total": round(sum(files.values()), 1), "files": files}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--backend", default="torch")
+    parser.add_argument("--index", help="default: the index bench.ingest built for this backend")
+    parser.add_argument("--levels", default="1,8,32")
+    args = parser.parse_args()
+    index = Path(args.index) if args.index else WORK / "indexes" / f"default-{args.backend}"
+    if not (index / "manifest.json").is_file():
+        print(f"skipped: no index at {index} (run python -m bench.ingest first)")
+        return 0
+    items = questions()
+    settings = load_settings(index_dir=index, embedding_backend=args.backend)
+    kb = KnowledgeBase.open(settings=settings)
+    figures = {"backend": args.backend, "chunks": len(kb.chunks), "index_size_mb": index_size_mb(index),
+               "in_process": in_process(kb, items)}
+    del kb
+    figures["http"] = over_http(index, args.backend, items, [int(c) for c in args.levels.split(",")])
+    write_result(f"latency_{args.backend}", figures)
+    print(json.dumps(figures, ensure_ascii=False, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

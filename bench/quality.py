@@ -1,0 +1,96 @@
+"""Retrieval quality: STARD (dev split, rebuilt corpus) beside the published figures, and the township dev set.
+
+    python -m bench.quality
+
+- STARD, all 55,956 articles indexed with the product's ingest (`python -m bench.stard build`, built here
+  if missing: about 45 minutes on two cores): R@1/5/10/100, MRR@10 and the recall@k curve of lexical-only,
+  dense-only and the product's fused retrieval on the 308 dev questions. Nothing was tuned on dev.
+- int8 vs float on STARD: the same 308 dev questions over a 6,000-article slice (their gold articles plus
+  other articles of the same laws) indexed with each backend.
+- The township dev set (../shared/eval/dev.jsonl) on the default corpus with each backend (indexes from
+  `python -m bench.ingest`): Hit@1/5, MRR@10 and answered / refused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+from bench.common import SHARED, WORK, write_result
+from bench.stard import STARD, evaluate, load_queries
+from kb.config import PROJECT_ROOT, load_settings
+from kb.evaluate import load_questions, score, score_answerability
+from kb.knowledge_base import KnowledgeBase
+
+METHODS = {"lexical": "lexical", "dense": "dense", "fused (product default)": None}
+#: Published / reference figures from ../shared/bench/stard/README.md and the issue (dev split unless noted).
+REFERENCES = [
+    {"method": "BM25, jieba (reference, this rebuild)", "R@10": 0.416, "R@100": 0.642, "MRR@10": 0.340},
+    {"method": "dense e5-small (reference prototype)", "R@10": 0.536, "R@100": 0.758, "MRR@10": 0.436},
+    {"method": "RRF, dense weight 0.7 (reference prototype)", "R@10": 0.543, "R@100": 0.766, "MRR@10": 0.447},
+    {"method": "BM25 (paper, all queries)", "R@10": 0.394, "R@100": 0.649, "MRR@10": None},
+    {"method": "Chinese RoBERTa, no fine-tuning (paper)", "R@10": None, "R@100": 0.663, "MRR@10": None},
+    {"method": "dense fine-tuned on STARD (paper's best)", "R@10": 0.606, "R@100": 0.907, "MRR@10": 0.472},
+]
+SLICE_ARTICLES = 6000
+
+
+def stard_index(name: str, backend: str, extra: list[str]) -> Path:
+    index = WORK / name / "index"
+    if not (index / "manifest.json").is_file():
+        subprocess.run([sys.executable, "-m", "bench.stard", "build", "--index", str(index), "--backend", backend,
+                        *extra], cwd=PROJECT_ROOT, check=True)
+    return index
+
+
+def stard_quality() -> dict:
+    queries = load_queries("dev", None)
+    kb = KnowledgeBase.open(settings=load_settings(index_dir=stard_index("stard", "torch", [])))
+    full = {label: evaluate(kb, queries, method) for label, method in METHODS.items()}
+    articles = len(kb.chunks)
+    del kb
+    slice_args = ["--split", "dev", "--questions", str(len(queries)), "--cap", str(SLICE_ARTICLES)]
+    backends = {}
+    for backend in ("torch", "onnx-int8"):
+        index = stard_index(f"stard-dev-slice-{backend}", backend, slice_args)
+        kb = KnowledgeBase.open(settings=load_settings(index_dir=index, embedding_backend=backend))
+        backends[backend] = {label: evaluate(kb, queries, method) for label, method in METHODS.items()
+                             if label != "lexical"}
+        backends[backend]["articles"] = len(kb.chunks)
+    return {"questions": len(queries), "articles": articles, "full": full,
+            "references": REFERENCES, "backends_on_slice": backends}
+
+
+def township_quality() -> dict | None:
+    dev = SHARED / "eval" / "dev.jsonl"
+    if not dev.is_file():
+        return None
+    questions = load_questions(dev)
+    results = {}
+    for backend in ("torch", "onnx-int8"):
+        index = WORK / "indexes" / f"default-{backend}"
+        if not (index / "manifest.json").is_file():
+            continue
+        kb = KnowledgeBase.open(settings=load_settings(index_dir=index, embedding_backend=backend))
+        retrieval = score(questions, kb.search)["metrics"]["overall"]
+        answers = score_answerability(questions, lambda q: kb.ask(q).answerable)
+        results[backend] = {"retrieval": retrieval, "answerability": answers}
+    return results
+
+
+def main() -> int:
+    argparse.ArgumentParser(description=__doc__).parse_args()
+    figures = {"township_dev": township_quality()}
+    if STARD.is_dir():
+        figures["stard"] = stard_quality()
+    else:
+        print(f"skipped STARD: {STARD} not found")
+    write_result("quality", figures)
+    print(figures)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

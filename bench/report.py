@@ -1,0 +1,256 @@
+"""docs/benchmarks.md and its plots, written from the JSON results of the other benchmarks (never by hand).
+
+    python -m bench.report
+
+Sections whose results are missing (e.g. STARD without ../shared) say so instead of showing numbers.
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+from datetime import date
+from pathlib import Path
+
+from bench.common import read_result
+from kb.config import PROJECT_ROOT
+
+DOCS = PROJECT_ROOT / "docs"
+PLOTS = DOCS / "benchmarks"
+TARGETS = {"search_p50_ms": 30, "search_p95_ms": 80, "search_p95_60k_ms": 150, "ingest_s": 60, "rss_mb": 1536}
+
+
+def table(header: list[str], rows: list[list[object]]) -> str:
+    def cell(value: object) -> str:
+        if value is None:
+            return "–"
+        return f"{value:.3f}" if isinstance(value, float) and value < 1 else str(value)
+
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _plt():  # noqa: ANN202 - matplotlib's module
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_recall(stard: dict) -> str:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 4))
+    for label, figures in stard["full"].items():
+        ks = [int(k) for k in figures["curve"]]
+        ax.plot(ks, list(figures["curve"].values()), marker="o", markersize=3, label=label)
+    best = next(r for r in stard["references"] if "fine-tuned" in r["method"])
+    ax.scatter([10, 100], [best["R@10"], best["R@100"]], color="black", marker="x", zorder=3,
+               label="dense fine-tuned on STARD (paper)")
+    ax.set_xscale("log")
+    ax.set_xlabel("k")
+    ax.set_ylabel("Recall@k")
+    ax.set_title(f"STARD dev ({stard['questions']} questions, {stard['articles']:,} articles, rebuilt corpus)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, plt, "stard_recall.png")
+
+
+def plot_growth(growth: dict) -> str:
+    plt = _plt()
+    sizes = growth["sizes"]
+    chunks = [s["chunks"] for s in sizes]
+    fig, ax = plt.subplots(figsize=(6.4, 4))
+    ax.plot(chunks, [s["search_ms"]["p50"] for s in sizes], marker="o", label="product search p50 (flat)")
+    ax.plot(chunks, [s["search_ms"]["p95"] for s in sizes], marker="o", label="product search p95 (flat)")
+    for name in sizes[-1]["dense"]:
+        if name.endswith("ef64") or name.endswith("probe8") or name == "flat":
+            ax.plot(chunks, [s["dense"].get(name, {}).get("search_ms", {}).get("p50") for s in sizes],
+                    linestyle="--", marker=".", label=f"dense step only, {name.split('_')[0] if name != 'flat' else 'flat'} p50")
+    ax.set_xlabel("chunks in the index")
+    ax.set_ylabel("ms")
+    ax.set_title("Search latency vs. knowledge-base size (in-process, 2 cores)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, plt, "latency_vs_size.png")
+
+
+def plot_http(latency: dict[str, dict]) -> str:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 4))
+    for backend, figures in latency.items():
+        for endpoint, levels in figures["http"]["levels"].items():
+            ax.plot([lv["concurrency"] for lv in levels], [lv["p95"] for lv in levels], marker="o",
+                    label=f"{endpoint} p95 ({backend})")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("concurrent clients")
+    ax.set_ylabel("ms")
+    ax.set_title("HTTP latency under load, default corpus (127.0.0.1)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, plt, "http_latency.png")
+
+
+def _save(fig, plt, name: str) -> str:  # noqa: ANN001 - matplotlib objects
+    PLOTS.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(PLOTS / name, dpi=110)
+    plt.close(fig)
+    return f"![{name}](benchmarks/{name})"
+
+
+def metric_row(label: str, m: dict) -> list[object]:
+    return [label, m.get("R@1"), m.get("R@5"), m.get("R@10"), m.get("R@100"), m.get("MRR@10")]
+
+
+def section_quality(quality: dict | None) -> list[str]:
+    out = ["## Retrieval quality"]
+    if not quality:
+        return out + ["Not measured (run `python -m bench.quality`)."]
+    stard = quality.get("stard")
+    header = ["method", "R@1", "R@5", "R@10", "R@100", "MRR@10"]
+    if stard:
+        rows = [metric_row(label, m) for label, m in stard["full"].items()]
+        rows += [[r["method"], None, None, r["R@10"], r["R@100"], r["MRR@10"]] for r in stard["references"]]
+        fused = stard["full"]["fused (product default)"]
+        best = next(r for r in stard["references"] if "fine-tuned" in r["method"])
+        out += [f"### STARD, rebuilt corpus — dev split ({stard['questions']} questions, {stard['articles']:,} "
+                "articles indexed with the product's ingest; nothing tuned on dev)", "",
+                table(header, rows), "",
+                f"Product default vs. the fine-tuned dense retriever published with STARD: R@10 {fused['R@10']:.3f} vs "
+                f"{best['R@10']:.3f} ({fused['R@10'] - best['R@10']:+.3f}), MRR@10 {fused['MRR@10']:.3f} vs "
+                f"{best['MRR@10']:.3f} ({fused['MRR@10'] - best['MRR@10']:+.3f}), R@100 {fused['R@100']:.3f} vs "
+                f"{best['R@100']:.3f} ({fused['R@100'] - best['R@100']:+.3f}).", "", plot_recall(stard), ""]
+        rows = []
+        for backend, methods in stard["backends_on_slice"].items():
+            rows += [metric_row(f"{label}, {backend}", m) for label, m in methods.items() if isinstance(m, dict)]
+        articles = next(iter(stard["backends_on_slice"].values()))["articles"]
+        out += [f"### int8 vs float on STARD (dev questions over a {articles:,}-article slice: gold articles plus "
+                "other articles of the same laws)", "", table(header, rows), ""]
+    township = quality.get("township_dev")
+    if township:
+        rows = []
+        for backend, m in township.items():
+            r, a = m["retrieval"], m["answerability"]["matrix"]
+            rows.append([backend, r["n"], r["hit@1"], r["hit@5"], r["mrr@10"],
+                         f"{a['answerable_answered']}/{a['answerable_answered'] + a['answerable_refused']}",
+                         f"{a['out_of_scope_refused']}/{a['out_of_scope_answered'] + a['out_of_scope_refused']}"])
+        out += ["### Township dev set (`../shared/eval/dev.jsonl`, default corpus)", "",
+                table(["backend", "answerable", "Hit@1", "Hit@5", "MRR@10", "answerable answered",
+                       "out-of-scope refused"], rows), ""]
+    return out
+
+
+def section_embedding(embedding: dict | None, ingest: dict | None, stard_build: dict | None) -> list[str]:
+    out = ["## Ingest and embedding"]
+    if embedding:
+        rate, cos = embedding["passages_per_s"], embedding["cosine_int8_vs_float"]
+        out += [f"Embedding {embedding['passages']} passages (half default corpus, half STARD), median of "
+                f"{embedding['repeats']} runs, backends alternating:", "",
+                table(["backend", "passages/s", "one question (ms, median)"],
+                      [["torch float, length-sorted batches (default)", rate["torch"],
+                        embedding["query_embed_ms_median"]["torch"]],
+                       ["torch float, batches in arrival order", rate["torch-unsorted"], None],
+                       ["ONNX Runtime int8", rate["onnx-int8"], embedding["query_embed_ms_median"]["onnx-int8"]]]), "",
+                f"int8 / float speed: **{embedding['int8_speedup']}×**; length bucketing: "
+                f"**{embedding['bucketing_speedup']}×**. Cosine of int8 vs float vectors: min {cos['min']}, 1st "
+                f"percentile {cos['p1']}, median {cos['median']}; questions min {cos['queries_min']}.", ""]
+    if ingest:
+        rows = []
+        for backend, runs in ingest["default_corpus"].items():
+            for label, run in runs.items():
+                rows.append([f"default corpus, {backend}, {label.replace('_', ' ')}", run["documents"], run["chunks"],
+                             run["embedded"], run["ingest_s"], run["process_s"], run["chunks_per_s"], run["peak_rss_mb"]])
+        if stard_build:
+            rows.append(["STARD corpus (55,956 articles), torch, first", stard_build["documents"], stard_build["chunks"],
+                         stard_build["embedded"], stard_build["seconds"], None,
+                         round(stard_build["chunks"] / stard_build["seconds"], 1), stard_build["peak_rss_mb"]])
+        for backend, run in (ingest.get("lawref_full") or {}).items():
+            rows.append([f"lawref, {backend}", run["documents"], run["chunks"], run["embedded"], run["ingest_s"],
+                         run["process_s"], run["chunks_per_s"], run["peak_rss_mb"]])
+        out += ["Each row is a real `kb ingest` process with an empty vector cache and a warm model (the row "
+                "after it re-ingests with one document added):", "",
+                table(["corpus", "documents", "chunks", "embedded", "ingest s", "process s", "chunks/s",
+                       "peak RSS MB"], rows), ""]
+        lawref = ingest.get("lawref")
+        if lawref:
+            emb = "; ".join(f"{b}: {e['chunks_per_s']} chunks/s on {e['sample']} sampled chunks → about "
+                            f"{e['projected_ingest_min']} min for all" for b, e in lawref["embedding"].items())
+            out += [f"`../shared/lawref`: {lawref['documents']:,} documents, {lawref['characters']:,} characters → "
+                    f"{lawref['chunks']:,} chunks ({lawref['skipped']} skipped); read + parse + chunk "
+                    f"{lawref['parse_chunk_s']} s, BM25 {lawref['bm25_build_s']} s; embedding {emb}.", ""]
+    return out
+
+
+def section_latency(latency: dict[str, dict]) -> list[str]:
+    out = ["## Latency, throughput, memory (default corpus)"]
+    if not latency:
+        return out + ["Not measured (run `python -m bench.latency`)."]
+    rows = []
+    for backend, f in latency.items():
+        p = f["in_process"]
+        for name in ("search_ms", "ask_ms", "embed_question_ms"):
+            rows.append([f"{name.removesuffix('_ms')} ({backend})", p[name]["p50"], p[name]["p95"], p[name]["p99"]])
+    out += [f"In-process (`KnowledgeBase`), {next(iter(latency.values()))['in_process']['questions']} questions × "
+            f"{next(iter(latency.values()))['in_process']['rounds']} rounds, ms:", "",
+            table(["call", "p50", "p95", "p99"], rows), ""]
+    rows = []
+    for backend, f in latency.items():
+        for endpoint, levels in f["http"]["levels"].items():
+            rows += [[backend, endpoint, lv["concurrency"], lv["requests"], lv["errors"], lv["rps"], lv["p50"],
+                      lv["p95"], lv["p99"]] for lv in levels]
+    out += ["Over HTTP (`kb serve` on 127.0.0.1, closed-loop clients on the same two cores), ms:", "",
+            table(["backend", "endpoint", "clients", "requests", "errors", "req/s", "p50", "p95", "p99"], rows), "",
+            plot_http(latency), ""]
+    rows = [[backend, f["http"]["ready_s"], f["http"]["idle_memory"]["rss_mb"],
+             f["http"]["memory_after_load"]["peak_rss_mb"], f["index_size_mb"]["total"]] for backend, f in latency.items()]
+    out += [table(["backend", "start → ready (s)", "RSS idle (MB)", "peak RSS after load (MB)", "index on disk (MB)"],
+                  rows), ""]
+    return out
+
+
+def section_growth(growth: dict | None) -> list[str]:
+    out = ["## Growth: 3k → 60k chunks"]
+    if not growth:
+        return out + ["Not measured (run `python -m bench.growth`; needs ../shared)."]
+    rows = [[s["chunks"], s["search_ms"]["p50"], s["search_ms"]["p95"], s["search_ms"]["p99"], s["peak_rss_mb"]]
+            for s in growth["sizes"]]
+    out += ["The product's search (fused, FAISS flat), in a fresh process per size, 200 questions:", "",
+            table(["chunks", "p50 ms", "p95 ms", "p99 ms", "peak RSS MB"], rows), "", plot_growth(growth), ""]
+    rows = []
+    for s in growth["sizes"]:
+        for name, d in s["dense"].items():
+            rows.append([s["chunks"], name, d["search_ms"]["p50"], d["search_ms"]["p95"], d.get("recall@10", 1.0),
+                         d.get("recall@100", 1.0), d.get("build_s")])
+    out += ["The dense step alone (top 100 of one question), exact vs approximate, with the share of the exact "
+            "top-k lists each approximate index keeps:", "",
+            table(["chunks", "index", "p50 ms", "p95 ms", "recall@10", "recall@100", "build s"], rows), ""]
+    return out
+
+
+def main() -> int:
+    latency = {b: r for b in ("torch", "onnx-int8") if (r := read_result(f"latency_{b}"))}
+    parts = [
+        "# Benchmarks",
+        "",
+        f"Generated by `make bench` (`python -m bench.report`) on {date.today().isoformat()}, "
+        f"{platform.machine()}, {__import__('os').cpu_count()} CPU cores, Python {platform.python_version()}. "
+        "All figures come from `var/bench/results/*.json`; rerun to refresh. Medians and ratios are from one run "
+        "on a shared, noisy machine.",
+        "",
+        *section_quality(read_result("quality")),
+        *section_embedding(read_result("embedding"), read_result("ingest"), read_result("stard_build_full_torch")),
+        *section_latency(latency),
+        *section_growth(read_result("growth")),
+    ]
+    DOCS.mkdir(exist_ok=True)
+    (DOCS / "benchmarks.md").write_text("\n".join(parts) + "\n", encoding="utf-8")
+    print(f"wrote {DOCS / 'benchmarks.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
