@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from bench.common import SHARED, WORK, write_result
@@ -24,7 +25,14 @@ from kb.config import PROJECT_ROOT, load_settings
 from kb.evaluate import load_questions, score, score_answerability
 from kb.knowledge_base import KnowledgeBase
 
-METHODS = {"lexical": "lexical", "dense": "dense", "fused (product default)": None}
+#: label → (retrieval method, query adapter on); None is the product's default method.
+VARIANTS = {
+    "lexical (BM25)": ("lexical", False),
+    "dense, no adapter": ("dense", False),
+    "dense + query adapter": ("dense", True),
+    "fused, no adapter": (None, False),
+    "fused (product default)": (None, True),
+}
 #: Published / reference figures from ../shared/bench/stard/README.md and the issue (dev split unless noted).
 REFERENCES = [
     {"method": "BM25, jieba (reference, this rebuild)", "R@10": 0.416, "R@100": 0.642, "MRR@10": 0.340},
@@ -45,10 +53,22 @@ def stard_index(name: str, backend: str, extra: list[str]) -> Path:
     return index
 
 
+def evaluate_variants(kb: KnowledgeBase, queries: list[dict], labels: list[str]) -> dict:
+    """Each variant on the same loaded index (the adapter switched through the retrieval parameters)."""
+    default = kb.params
+    results = {}
+    for label in labels:
+        method, adapter = VARIANTS[label]
+        kb.params = replace(default, query_adapter=adapter)
+        results[label] = evaluate(kb, queries, method)
+    kb.params = default
+    return results
+
+
 def stard_quality() -> dict:
     queries = load_queries("dev", None)
     kb = KnowledgeBase.open(settings=load_settings(index_dir=stard_index("stard", "torch", [])))
-    full = {label: evaluate(kb, queries, method) for label, method in METHODS.items()}
+    full = evaluate_variants(kb, queries, list(VARIANTS))
     articles = len(kb.chunks)
     del kb
     slice_args = ["--split", "dev", "--questions", str(len(queries)), "--cap", str(SLICE_ARTICLES)]
@@ -56,8 +76,7 @@ def stard_quality() -> dict:
     for backend in ("torch", "onnx-int8"):
         index = stard_index(f"stard-dev-slice-{backend}", backend, slice_args)
         kb = KnowledgeBase.open(settings=load_settings(index_dir=index, embedding_backend=backend))
-        backends[backend] = {label: evaluate(kb, queries, method) for label, method in METHODS.items()
-                             if label != "lexical"}
+        backends[backend] = evaluate_variants(kb, queries, ["dense, no adapter", "fused (product default)"])
         backends[backend]["articles"] = len(kb.chunks)
     return {"questions": len(queries), "articles": articles, "full": full,
             "references": REFERENCES, "backends_on_slice": backends}
@@ -68,15 +87,21 @@ def township_quality() -> dict | None:
     if not dev.is_file():
         return None
     questions = load_questions(dev)
+    check_set = load_questions(Path(__file__).parent / "data" / "abstention_check.jsonl")
     results = {}
     for backend in ("torch", "onnx-int8"):
         index = WORK / "indexes" / f"default-{backend}"
         if not (index / "manifest.json").is_file():
             continue
         kb = KnowledgeBase.open(settings=load_settings(index_dir=index, embedding_backend=backend))
-        retrieval = score(questions, kb.search)["metrics"]["overall"]
-        answers = score_answerability(questions, lambda q: kb.ask(q).answerable)
-        results[backend] = {"retrieval": retrieval, "answerability": answers}
+        default = kb.params
+        for adapter in (True, False):
+            kb.params = replace(default, query_adapter=adapter)
+            retrieval = score(questions, kb.search)["metrics"]
+            answers = score_answerability(questions, lambda q: kb.ask(q).answerable)
+            label = backend if adapter else f"{backend}, no adapter"
+            results[label] = {"retrieval": retrieval["overall"], "per_tag": retrieval, "answerability": answers,
+                              "check_set_answerability": score_answerability(check_set, lambda q: kb.ask(q).answerable)}
     return results
 
 

@@ -50,12 +50,8 @@ def plot_recall(stard: dict) -> str:
     ax.scatter([10, 100], [best["R@10"], best["R@100"]], color="black", marker="x", zorder=3,
                label="dense fine-tuned on STARD (paper)")
     ax.set_xscale("log")
-    ax.set_xlabel("k")
-    ax.set_ylabel("Recall@k")
-    ax.set_title(f"STARD dev ({stard['questions']} questions, {stard['articles']:,} articles, rebuilt corpus)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    return _save(fig, plt, "stard_recall.png")
+    return _save(fig, plt, ax, "stard_recall.png", "k", "Recall@k",
+                 f"STARD dev ({stard['questions']} questions, {stard['articles']:,} articles, rebuilt corpus)")
 
 
 def plot_growth(growth: dict) -> str:
@@ -69,12 +65,8 @@ def plot_growth(growth: dict) -> str:
         if name.endswith("ef64") or name.endswith("probe8") or name == "flat":
             ax.plot(chunks, [s["dense"].get(name, {}).get("search_ms", {}).get("p50") for s in sizes],
                     linestyle="--", marker=".", label=f"dense step only, {name.split('_')[0] if name != 'flat' else 'flat'} p50")
-    ax.set_xlabel("chunks in the index")
-    ax.set_ylabel("ms")
-    ax.set_title("Search latency vs. knowledge-base size (in-process, 2 cores)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    return _save(fig, plt, "latency_vs_size.png")
+    return _save(fig, plt, ax, "latency_vs_size.png", "chunks in the index", "ms",
+                 "Search latency vs. knowledge-base size (in-process, 2 cores)")
 
 
 def plot_http(latency: dict[str, dict]) -> str:
@@ -86,15 +78,16 @@ def plot_http(latency: dict[str, dict]) -> str:
                     label=f"{endpoint} p95 ({backend})")
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
-    ax.set_xlabel("concurrent clients")
-    ax.set_ylabel("ms")
-    ax.set_title("HTTP latency under load, default corpus (127.0.0.1)")
+    return _save(fig, plt, ax, "http_latency.png", "concurrent clients", "ms",
+                 "HTTP latency under load, default corpus (127.0.0.1)")
+
+
+def _save(fig, plt, ax, name: str, xlabel: str, ylabel: str, title: str) -> str:  # noqa: ANN001 - matplotlib
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    return _save(fig, plt, "http_latency.png")
-
-
-def _save(fig, plt, name: str) -> str:  # noqa: ANN001 - matplotlib objects
     PLOTS.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(PLOTS / name, dpi=110)
@@ -134,14 +127,20 @@ def section_quality(quality: dict | None) -> list[str]:
     if township:
         rows = []
         for backend, m in township.items():
-            r, a = m["retrieval"], m["answerability"]["matrix"]
-            rows.append([backend, r["n"], r["hit@1"], r["hit@5"], r["mrr@10"],
-                         f"{a['answerable_answered']}/{a['answerable_answered'] + a['answerable_refused']}",
-                         f"{a['out_of_scope_refused']}/{a['out_of_scope_answered'] + a['out_of_scope_refused']}"])
+            r, a, c = m["retrieval"], m["answerability"]["matrix"], m["check_set_answerability"]["matrix"]
+            rows.append([backend, r["n"], r["hit@1"], r["hit@5"], r["mrr@10"], _share(a, "answerable", "answered"),
+                         _share(a, "out_of_scope", "refused"), _share(c, "answerable", "answered"),
+                         _share(c, "out_of_scope", "refused")])
         out += ["### Township dev set (`../shared/eval/dev.jsonl`, default corpus)", "",
-                table(["backend", "answerable", "Hit@1", "Hit@5", "MRR@10", "answerable answered",
-                       "out-of-scope refused"], rows), ""]
+                table(["variant", "answerable", "Hit@1", "Hit@5", "MRR@10", "answerable answered",
+                       "out-of-scope refused", "check set: answerable answered", "check set: out-of-scope refused"],
+                      rows), ""]
     return out
+
+
+def _share(matrix: dict, group: str, outcome: str) -> str:
+    other = "refused" if outcome == "answered" else "answered"
+    return f"{matrix[f'{group}_{outcome}']}/{matrix[f'{group}_{outcome}'] + matrix[f'{group}_{other}']}"
 
 
 def section_embedding(embedding: dict | None, ingest: dict | None, stard_build: dict | None) -> list[str]:
@@ -231,6 +230,34 @@ def section_growth(growth: dict | None) -> list[str]:
     return out
 
 
+def section_targets(latency: dict[str, dict], growth: dict | None, ingest: dict | None) -> list[str]:
+    """The issue's targets beside what was measured, for each backend that was measured."""
+    rows = []
+    for backend, f in latency.items():
+        c1 = next(lv for lv in f["http"]["levels"]["/api/search"] if lv["concurrency"] == 1)
+        rows.append([f"/api/search p50, 1 client ({backend})", f"≤ {TARGETS['search_p50_ms']} ms", c1["p50"],
+                     _verdict(c1["p50"] <= TARGETS["search_p50_ms"])])
+        rows.append([f"/api/search p95, 1 client ({backend})", f"≤ {TARGETS['search_p95_ms']} ms", c1["p95"],
+                     _verdict(c1["p95"] <= TARGETS["search_p95_ms"])])
+        peak = f["http"]["memory_after_load"]["peak_rss_mb"]
+        rows.append([f"server peak RSS ({backend})", f"≤ {TARGETS['rss_mb']} MB", peak, _verdict(peak <= TARGETS["rss_mb"])])
+    if growth:
+        largest = growth["sizes"][-1]
+        rows.append([f"search p95 at {largest['chunks']:,} chunks (in-process, torch)", f"≤ {TARGETS['search_p95_60k_ms']} ms",
+                     largest["search_ms"]["p95"], _verdict(largest["search_ms"]["p95"] <= TARGETS["search_p95_60k_ms"])])
+    for backend, runs in (ingest or {}).get("default_corpus", {}).items():
+        seconds = runs["first"]["ingest_s"]
+        rows.append([f"default corpus first ingest, warm model ({backend})", f"≤ {TARGETS['ingest_s']} s", seconds,
+                     _verdict(seconds <= TARGETS["ingest_s"])])
+    if not rows:
+        return []
+    return ["## Targets", "", table(["target", "goal", "measured", ""], rows), ""]
+
+
+def _verdict(met: bool) -> str:
+    return "met" if met else "**missed**"
+
+
 def main() -> int:
     latency = {b: r for b in ("torch", "onnx-int8") if (r := read_result(f"latency_{b}"))}
     parts = [
@@ -241,6 +268,7 @@ def main() -> int:
         "All figures come from `var/bench/results/*.json`; rerun to refresh. Medians and ratios are from one run "
         "on a shared, noisy machine.",
         "",
+        *section_targets(latency, read_result("growth"), read_result("ingest")),
         *section_quality(read_result("quality")),
         *section_embedding(read_result("embedding"), read_result("ingest"), read_result("stard_build_full_torch")),
         *section_latency(latency),

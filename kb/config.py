@@ -45,6 +45,8 @@ class RetrievalParams:
     #: Expand everyday words with legal terms (kb.expand) for the lexical / dense retriever.
     expand_lexical: bool = True
     expand_dense: bool = True
+    #: Move question vectors with the shipped low-rank adapter (kb/adapter.py) when the model has one.
+    query_adapter: bool = True
 
 
 @dataclass(frozen=True)

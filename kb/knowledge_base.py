@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kb.adapter import QueryAdapter
 from kb.answer import Answer, Citation, compose, confidence, term_coverage
 from kb.config import AnswerParams, RetrievalParams, Settings, load_settings
 from kb.embed import Embedder
@@ -80,6 +81,8 @@ class KnowledgeBase:
         self.params = params or RetrievalParams()
         self.answer_params = answer_params or AnswerParams()
         self.generator = generator
+        #: Shipped for the default model only; applied when params.query_adapter is on.
+        self.adapter = QueryAdapter.for_model(embedder.fingerprint, embedder.dimension)
         self.chunks = index.chunks
         self.documents = index.documents
         self._vectors = index.dense.reconstruct_n(0, index.dense.ntotal) if index.dense.ntotal else np.zeros(
@@ -124,11 +127,16 @@ class KnowledgeBase:
         analysis = analyse(query, self._law_names)
         expanded = expand_query(query)
         query_vector = self.embedder.encode_queries([expanded if params.expand_dense else query])[0]
+        search_vector = query_vector
+        if self.adapter is not None and params.query_adapter:
+            search_vector = self.adapter.apply(query_vector)
         lexical_scores = self.index.lexical.scores(expanded if params.expand_lexical else query)
-        rows = self._candidates(query_vector, lexical_scores, analysis, filters)
+        rows = self._candidates(search_vector, lexical_scores, analysis, filters)
         if len(rows) == 0:
             return Retrieval([], 0.0)
-        dense = self._vectors[rows] @ query_vector
+        dense = self._vectors[rows] @ search_vector
+        # The answer stage was calibrated on the model's own cosines, so it weighs the unadapted one.
+        closest = dense if search_vector is query_vector else self._vectors[rows] @ query_vector
         scores = fuse(dense, lexical_scores[rows], params)
         if analysis.law_doc_ids and params.method in ("rrf", "weighted"):
             named = np.isin(self._row_doc[rows], [self._doc_index[d] for d in analysis.law_doc_ids])
@@ -136,7 +144,7 @@ class KnowledgeBase:
         if analysis.asks_for_list and params.method in ("rrf", "weighted"):
             scores = scores + params.list_bonus * self._enumerates[rows]
         scores, cited = self._put_cited_article_first(rows, scores, analysis)
-        return Retrieval(self._hits(rows, scores, top_k), float(dense.max()), cited)
+        return Retrieval(self._hits(rows, scores, top_k), float(closest.max()), cited)
 
     def _candidates(self, query_vector: np.ndarray, lexical_scores: np.ndarray, analysis: QueryAnalysis,
                     filters: Filters) -> np.ndarray:

@@ -1,0 +1,50 @@
+"""The query adapter: plain .npy files, applied only to the model it was trained for."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kb.adapter import ADAPTERS_DIR, QueryAdapter
+from kb.embed import Embedder
+
+
+def random_adapter(dim: int = 8, rank: int = 2) -> QueryAdapter:
+    rng = np.random.default_rng(0)
+    return QueryAdapter(rng.normal(size=(dim, rank)), rng.normal(size=(rank, dim)), {"rank": rank})
+
+
+def test_apply_moves_and_renormalises() -> None:
+    adapter = random_adapter()
+    vectors = np.eye(8, dtype=np.float32)[:3]
+    moved = adapter.apply(vectors)
+    assert moved.shape == (3, 8) and moved.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(moved, axis=1), 1.0, atol=1e-6)
+    assert np.abs(moved - vectors).max() > 0.01
+    identity = QueryAdapter(np.zeros((8, 2)), np.zeros((2, 8)), {})
+    np.testing.assert_allclose(identity.apply(vectors), vectors, atol=1e-7)
+
+
+def test_save_and_load_round_trip_without_pickle(tmp_path: Path) -> None:
+    adapter = random_adapter()
+    adapter.save(tmp_path / "abc123")
+    loaded = QueryAdapter.for_model("abc123", 8, directory=tmp_path)
+    assert loaded is not None and loaded.meta == {"rank": 2}
+    np.testing.assert_array_equal(loaded.down, adapter.down)
+    assert QueryAdapter.for_model("another-model", 8, directory=tmp_path) is None
+    assert QueryAdapter.for_model("abc123", 384, directory=tmp_path) is None  # wrong dimension: not applied
+
+
+def test_mismatched_matrices_are_refused() -> None:
+    with pytest.raises(ValueError, match="do not fit"):
+        QueryAdapter(np.zeros((8, 2)), np.zeros((3, 8)), {})
+
+
+def test_the_default_model_ships_an_adapter_trained_on_stard_train_only(embedder: Embedder) -> None:
+    adapter = QueryAdapter.for_model(embedder.fingerprint, embedder.dimension)
+    assert adapter is not None, f"no adapter in {ADAPTERS_DIR} for the default model"
+    assert adapter.meta["fingerprint"] == embedder.fingerprint
+    assert "train" in adapter.meta["trained_on"] and "dev" not in adapter.meta["trained_on"]
+    assert adapter.down.size + adapter.up.size <= 2 * 384 * 64  # small: a few hundred KB at most
