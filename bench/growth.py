@@ -31,8 +31,12 @@ from kb.knowledge_base import KnowledgeBase
 SIZES = (3_000, 30_000, 60_000)
 
 
+#: The float model, whose vectors of the STARD corpus `python -m bench.stard build` left in the vector cache.
+BACKEND = "torch"
+
+
 def build_sizes() -> list[Path]:
-    settings = load_settings()
+    settings = load_settings(embedding_backend=BACKEND)
     documents, chunks = parse_files(find_files([settings.corpus_dir]), settings, IngestReport(settings.index_dir), False)
     laws, law_chunks = to_documents(load_articles(None, 0))
     by_law: dict[str, list] = {}
@@ -78,7 +82,7 @@ def recall(approx: np.ndarray, exact: np.ndarray, k: int) -> float:
 
 def probe(index_dir: Path) -> dict:
     """Run in its own process: the product's search, then flat vs HNSW vs IVF on the same vectors."""
-    kb = KnowledgeBase.open(settings=load_settings(index_dir=index_dir))
+    kb = KnowledgeBase.open(settings=load_settings(index_dir=index_dir, embedding_backend=BACKEND))
     items = probe_queries()
     for q in items[:5]:
         kb.search(q)

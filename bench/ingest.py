@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import SHARED, WORK, peak_rss_mb, write_result
+from bench.common import SHARED, WORK, peak_rss_mb, read_result, write_result
 from ingest.build import IngestReport, find_files, parse_files
 from ingest.chunk import indexing_text
 from kb.config import PROJECT_ROOT, load_settings
@@ -126,7 +126,11 @@ def main() -> int:
     parser.add_argument("--lawref-full", action="store_true", help="really ingest all of lawref (about an hour)")
     args = parser.parse_args()
     backends = args.backends.split(",")
-    figures = {"default_corpus": default_corpus(backends), "lawref": lawref(args.lawref_sample, backends)}
+    earlier = read_result("ingest") or {}
+    figures = {"default_corpus": {**earlier.get("default_corpus", {}), **default_corpus(backends)},
+               "lawref": lawref(args.lawref_sample, backends)}
+    if earlier.get("lawref") and figures["lawref"]:
+        figures["lawref"]["embedding"] = {**earlier["lawref"]["embedding"], **figures["lawref"]["embedding"]}
     if args.lawref_full:
         figures["lawref_full"] = lawref_full("onnx-int8")
     write_result("ingest", figures)

@@ -31,7 +31,7 @@ VARIANTS = {
     "dense, no adapter": ("dense", False),
     "dense + query adapter": ("dense", True),
     "fused, no adapter": (None, False),
-    "fused (product default)": (None, True),
+    "fused + query adapter": (None, True),
 }
 #: Published / reference figures from ../shared/bench/stard/README.md and the issue (dev split unless noted).
 REFERENCES = [
@@ -59,7 +59,7 @@ def evaluate_variants(kb: KnowledgeBase, queries: list[dict], labels: list[str])
     results = {}
     for label in labels:
         method, adapter = VARIANTS[label]
-        kb.params = replace(default, query_adapter=adapter)
+        kb.params = replace(default, query_adapter="on" if adapter else "off")
         results[label] = evaluate(kb, queries, method)
     kb.params = default
     return results
@@ -67,7 +67,8 @@ def evaluate_variants(kb: KnowledgeBase, queries: list[dict], labels: list[str])
 
 def stard_quality() -> dict:
     queries = load_queries("dev", None)
-    kb = KnowledgeBase.open(settings=load_settings(index_dir=stard_index("stard", "torch", [])))
+    full_index = stard_index("stard", "torch", [])
+    kb = KnowledgeBase.open(settings=load_settings(index_dir=full_index, embedding_backend="torch"))
     full = evaluate_variants(kb, queries, list(VARIANTS))
     articles = len(kb.chunks)
     del kb
@@ -76,7 +77,8 @@ def stard_quality() -> dict:
     for backend in ("torch", "onnx-int8"):
         index = stard_index(f"stard-dev-slice-{backend}", backend, slice_args)
         kb = KnowledgeBase.open(settings=load_settings(index_dir=index, embedding_backend=backend))
-        backends[backend] = evaluate_variants(kb, queries, ["dense, no adapter", "fused (product default)"])
+        backends[backend] = evaluate_variants(kb, queries, ["dense, no adapter", "fused, no adapter",
+                                                            "fused + query adapter"])
         backends[backend]["articles"] = len(kb.chunks)
     return {"questions": len(queries), "articles": articles, "full": full,
             "references": REFERENCES, "backends_on_slice": backends}
@@ -95,11 +97,11 @@ def township_quality() -> dict | None:
             continue
         kb = KnowledgeBase.open(settings=load_settings(index_dir=index, embedding_backend=backend))
         default = kb.params
-        for adapter in (True, False):
+        for adapter in ("auto", "on"):
             kb.params = replace(default, query_adapter=adapter)
             retrieval = score(questions, kb.search)["metrics"]
             answers = score_answerability(questions, lambda q: kb.ask(q).answerable)
-            label = backend if adapter else f"{backend}, no adapter"
+            label = f"{backend} (default: adapter auto → off)" if adapter == "auto" else f"{backend}, adapter forced on"
             results[label] = {"retrieval": retrieval["overall"], "per_tag": retrieval, "answerability": answers,
                               "check_set_answerability": score_answerability(check_set, lambda q: kb.ask(q).answerable)}
     return results

@@ -87,7 +87,7 @@ def main() -> int:
     parser.add_argument("--write", action="store_true", help="save the chosen adapter into kb/adapters/")
     args = parser.parse_args()
     torch.set_num_threads(2)
-    settings = load_settings(index_dir=Path(args.index))
+    settings = load_settings(index_dir=Path(args.index), embedding_backend="torch")  # as bench.stard built it
     kb = KnowledgeBase.open(settings=settings)
     queries = load_queries("train", None)
     golds = gold_rows(kb, queries)

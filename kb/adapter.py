@@ -38,8 +38,9 @@ class QueryAdapter:
                       meta)
         return adapter if adapter.down.shape[0] == dimension else None
 
-    def apply(self, vectors: np.ndarray) -> np.ndarray:
-        moved = vectors + (vectors @ self.down) @ self.up
+    def apply(self, vectors: np.ndarray, strength: float = 1.0) -> np.ndarray:
+        """Move the vectors by `strength` times the learnt shift (1 = as trained, 0 = unchanged)."""
+        moved = vectors + strength * ((vectors @ self.down) @ self.up)
         return (moved / np.maximum(np.linalg.norm(moved, axis=-1, keepdims=True), 1e-12)).astype(np.float32)
 
     def save(self, folder: Path) -> None:

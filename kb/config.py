@@ -45,8 +45,14 @@ class RetrievalParams:
     #: Expand everyday words with legal terms (kb.expand) for the lexical / dense retriever.
     expand_lexical: bool = True
     expand_dense: bool = True
-    #: Move question vectors with the shipped low-rank adapter (kb/adapter.py) when the model has one.
-    query_adapter: bool = True
+    #: Move question vectors with the low-rank adapter shipped for the default model (kb/adapter.py):
+    #: "on", "off", or "auto" = on for statute collections of at least `adapter_min_laws` laws. Learnt from
+    #: STARD's questions over 55,956 national-law articles, it lifts recall there (+0.13 R@10 on STARD dev) but
+    #: lowers Hit@1 on the small township knowledge base (0.82 → 0.64), hence auto (docs/benchmarks.md).
+    query_adapter: str = field(default_factory=lambda: os.environ.get("KB_QUERY_ADAPTER", "auto"))
+    adapter_min_laws: int = 200
+    #: How far the adapter moves a question (1 = as trained).
+    adapter_strength: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -115,8 +121,10 @@ class Settings:
     index_dir: Path = field(default_factory=lambda: _env_path("KB_INDEX", PROJECT_ROOT / "index"))
     cache_dir: Path = field(default_factory=lambda: _env_path("KB_CACHE_DIR", _default_cache_dir()))
     embedding_model: str = field(default_factory=lambda: os.environ.get("KB_EMBEDDING_MODEL", DEFAULT_MODEL_ID))
-    #: "torch" (the model as it is) or "onnx-int8" (an int8 copy built locally on first use: faster,
-    #: cosine ≥ 0.99 with the float model; an index is searched only with the backend that built it).
+    #: "torch" (the model as sentence-transformers runs it) or "onnx-int8" (an int8 ONNX Runtime copy built
+    #: locally on first use: a question embeds ~5× faster, cosine ≥ 0.99 with the float model, but one of the
+    #: dev set's out-of-scope questions gets answered: the abstention weights were fitted on float cosines).
+    #: An index is searched only with the backend that built it. Measured in docs/benchmarks.md.
     embedding_backend: str = field(default_factory=lambda: os.environ.get("KB_EMBEDDING_BACKEND", "torch"))
     #: Optional folder holding the two downloaded model artefacts, for machines without a registry.
     model_artefacts_dir: Path | None = field(default_factory=lambda: _optional_env_path("KB_MODEL_ARTEFACTS"))

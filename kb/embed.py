@@ -58,7 +58,7 @@ class Embedder:
         model_dir = settings.model_dir
         self.backend = settings.embedding_backend
         self.fingerprint = model_fingerprint(model_dir)
-        self.model_id = settings.embedding_model if self.backend == "torch" else f"{settings.embedding_model}+{self.backend}"
+        self.model_id = settings.embedding_model
         self.batch_size = settings.embed_batch_size
         prompts = _read_json(model_dir / "config_sentence_transformers.json").get("prompts") or {}
         self._query_prompt = prompts.get("query", "")
@@ -67,8 +67,9 @@ class Embedder:
         if self.backend == "torch":
             self._encode_batch = self._load_torch(model_dir, settings.torch_threads, max_tokens)
         else:
-            from kb.model.onnx_int8 import OnnxInt8Encoder, build_onnx_int8, onnx_dir_for
+            from kb.model.onnx_int8 import VECTORS_ID, OnnxInt8Encoder, build_onnx_int8, onnx_dir_for
 
+            self.model_id = f"{settings.embedding_model}+{VECTORS_ID}"
             onnx_dir = build_onnx_int8(model_dir, onnx_dir_for(model_dir, self.fingerprint))
             encoder = OnnxInt8Encoder(model_dir, onnx_dir, settings.torch_threads, max_tokens)
             self._encode_batch = encoder.encode

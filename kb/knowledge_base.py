@@ -81,8 +81,11 @@ class KnowledgeBase:
         self.params = params or RetrievalParams()
         self.answer_params = answer_params or AnswerParams()
         self.generator = generator
-        #: Shipped for the default model only; applied when params.query_adapter is on.
+        if self.params.query_adapter not in ("auto", "on", "off"):
+            raise KnowledgeBaseError(f"KB_QUERY_ADAPTER must be auto, on or off, not {self.params.query_adapter!r}")
+        #: Shipped for the default model only; used as params.query_adapter says.
         self.adapter = QueryAdapter.for_model(embedder.fingerprint, embedder.dimension)
+        self._law_count = sum(1 for d in index.documents.values() if d.kind == "law")
         self.chunks = index.chunks
         self.documents = index.documents
         self._vectors = index.dense.reconstruct_n(0, index.dense.ntotal) if index.dense.ntotal else np.zeros(
@@ -128,8 +131,8 @@ class KnowledgeBase:
         expanded = expand_query(query)
         query_vector = self.embedder.encode_queries([expanded if params.expand_dense else query])[0]
         search_vector = query_vector
-        if self.adapter is not None and params.query_adapter:
-            search_vector = self.adapter.apply(query_vector)
+        if self._uses_adapter(params):
+            search_vector = self.adapter.apply(query_vector, params.adapter_strength)
         lexical_scores = self.index.lexical.scores(expanded if params.expand_lexical else query)
         rows = self._candidates(search_vector, lexical_scores, analysis, filters)
         if len(rows) == 0:
@@ -145,6 +148,11 @@ class KnowledgeBase:
             scores = scores + params.list_bonus * self._enumerates[rows]
         scores, cited = self._put_cited_article_first(rows, scores, analysis)
         return Retrieval(self._hits(rows, scores, top_k), float(closest.max()), cited)
+
+    def _uses_adapter(self, params: RetrievalParams) -> bool:
+        if self.adapter is None or params.query_adapter == "off":
+            return False
+        return params.query_adapter == "on" or self._law_count >= params.adapter_min_laws
 
     def _candidates(self, query_vector: np.ndarray, lexical_scores: np.ndarray, analysis: QueryAnalysis,
                     filters: Filters) -> np.ndarray:

@@ -149,8 +149,14 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 
 @pytest.fixture(scope="session")
 def embedder(settings: Settings) -> Embedder:
-    """The real embedding model, loaded once (about 10 s)."""
+    """The real embedding model with the product's default backend, loaded once."""
     return Embedder(settings)
+
+
+@pytest.fixture(scope="session")
+def float_embedder(settings: Settings, embedder: Embedder) -> Embedder:
+    """The model as sentence-transformers runs it (the "torch" backend): the reference for the int8 one."""
+    return embedder if embedder.backend == "torch" else Embedder(settings.with_(embedding_backend="torch"))
 
 
 @pytest.fixture(scope="session")

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from conftest import make_small_corpus
+from ingest.build import ingest
 from kb.adapter import ADAPTERS_DIR, QueryAdapter
+from kb.config import Settings
 from kb.embed import Embedder
+from kb.errors import KnowledgeBaseError
+from kb.knowledge_base import KnowledgeBase
 
 
 def random_adapter(dim: int = 8, rank: int = 2) -> QueryAdapter:
@@ -48,3 +54,39 @@ def test_the_default_model_ships_an_adapter_trained_on_stard_train_only(embedder
     assert adapter.meta["fingerprint"] == embedder.fingerprint
     assert "train" in adapter.meta["trained_on"] and "dev" not in adapter.meta["trained_on"]
     assert adapter.down.size + adapter.up.size <= 2 * 384 * 64  # small: a few hundred KB at most
+
+
+@pytest.fixture(scope="module")
+def small_kb(tmp_path_factory: pytest.TempPathFactory, settings: Settings, embedder: Embedder) -> KnowledgeBase:
+    root = tmp_path_factory.mktemp("adapter_kb")
+    own = settings.with_(index_dir=root / "index")
+    ingest([make_small_corpus(root)], own, embedder=embedder)
+    return KnowledgeBase.open(settings=own, embedder=embedder)
+
+
+def test_auto_uses_the_adapter_only_for_large_statute_collections(small_kb: KnowledgeBase) -> None:
+    params = small_kb.params
+    assert params.query_adapter == "auto"
+    assert not small_kb._uses_adapter(params)  # two laws: the township-sized case, where it was measured to hurt
+    assert small_kb._uses_adapter(replace(params, adapter_min_laws=2))
+    assert small_kb._uses_adapter(replace(params, query_adapter="on"))
+    assert not small_kb._uses_adapter(replace(params, query_adapter="off", adapter_min_laws=0))
+
+
+def test_adapter_changes_ranking_scores_but_not_the_cosine_the_answer_stage_weighs(small_kb: KnowledgeBase) -> None:
+    question = "路面塌陷后多长时间内要设置警示标志？"
+    default = small_kb.params
+    try:
+        small_kb.params = replace(default, query_adapter="off", method="dense")
+        plain = small_kb.retrieve(question, top_k=3)
+        small_kb.params = replace(default, query_adapter="on", method="dense")
+        adapted = small_kb.retrieve(question, top_k=3)
+    finally:
+        small_kb.params = default
+    assert adapted.top_dense == pytest.approx(plain.top_dense, abs=1e-6)
+    assert [h.score for h in adapted.hits] != [h.score for h in plain.hits]
+
+
+def test_unknown_adapter_mode_is_refused(settings: Settings, embedder: Embedder, small_kb: KnowledgeBase) -> None:
+    with pytest.raises(KnowledgeBaseError, match="KB_QUERY_ADAPTER"):
+        KnowledgeBase(small_kb.index, embedder, replace(small_kb.params, query_adapter="sometimes"))

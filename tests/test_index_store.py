@@ -331,7 +331,8 @@ def test_another_model_is_selectable_and_its_index_is_kept_apart(small_index: Pa
     shutil.copytree(settings.model_dir, own_model, ignore=shutil.ignore_patterns("model.safetensors"))
     (own_model / "model.safetensors").symlink_to(settings.model_dir / "model.safetensors")
     (own_model / "config_sentence_transformers.json").write_text('{"prompts": {}}', encoding="utf-8")
-    own_settings = settings.with_(embedding_model=str(own_model), index_dir=tmp_path / "own-index")
+    own_settings = settings.with_(embedding_model=str(own_model), index_dir=tmp_path / "own-index",
+                                  embedding_backend="torch")
     own_embedder = Embedder(own_settings)
     assert own_embedder.model_id == str(own_model) and own_embedder.dimension == 384
     with pytest.raises(IndexMismatchError, match="kb ingest"):
