@@ -6,6 +6,8 @@ import json
 import resource
 import statistics
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from kb.config import PROJECT_ROOT
@@ -32,6 +34,17 @@ def peak_rss_mb() -> float:
     """This process's peak resident memory (ru_maxrss is in KiB on Linux)."""
     scale = 1 if sys.platform == "darwin" else 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
+
+
+def timed(fn: Callable, *args: object) -> tuple[float, object]:
+    """(seconds taken, result) of one call."""
+    started = time.perf_counter()
+    result = fn(*args)
+    return time.perf_counter() - started, result
+
+
+def timed_ms(fn: Callable, *args: object) -> float:
+    return timed(fn, *args)[0] * 1000
 
 
 def percentiles(samples_ms: list[float]) -> dict[str, float]:

@@ -15,11 +15,10 @@ import json
 import random
 import statistics
 import sys
-import time
 
 import numpy as np
 
-from bench.common import SHARED, write_result
+from bench.common import SHARED, timed, timed_ms, write_result
 from ingest.build import find_files, parse_files, IngestReport
 from ingest.chunk import indexing_text
 from kb.config import load_settings
@@ -42,12 +41,6 @@ def sample_passages(count: int, seed: int = 5) -> list[str]:
     articles = [json.loads(line) for line in stard.open(encoding="utf-8")]
     picked = rng.sample(articles, count // 2)
     return rng.sample(texts, count - count // 2) + [f"{a['law']}\n{a['id']} {a['text']}" for a in picked]
-
-
-def timed(fn, *args) -> tuple[float, object]:  # noqa: ANN001 - any callable
-    started = time.perf_counter()
-    result = fn(*args)
-    return time.perf_counter() - started, result
 
 
 def main() -> int:
@@ -73,7 +66,7 @@ def main() -> int:
     query_cos = np.sum(torch.encode_queries(QUESTIONS) * embedders["onnx-int8"].encode_queries(QUESTIONS), axis=1)
     query_ms = {}
     for backend, embedder in embedders.items():
-        runs = [timed(embedder.encode_queries, [QUESTIONS[i % len(QUESTIONS)]])[0] * 1000 for i in range(40)]
+        runs = [timed_ms(embedder.encode_queries, [QUESTIONS[i % len(QUESTIONS)]]) for i in range(40)]
         query_ms[backend] = round(statistics.median(runs), 1)
     rate = {name: round(len(texts) / statistics.median(runs), 1) for name, runs in seconds.items()}
     figures = {

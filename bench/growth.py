@@ -22,7 +22,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from bench.common import SHARED, WORK, peak_rss_mb, percentiles, write_result
+from bench.common import SHARED, WORK, peak_rss_mb, percentiles, timed_ms, write_result
 from bench.stard import STARD, load_articles, to_documents
 from ingest.build import IngestReport, build_index, find_files, parse_files
 from kb.config import PROJECT_ROOT, load_settings
@@ -86,7 +86,7 @@ def probe(index_dir: Path) -> dict:
     items = probe_queries()
     for q in items[:5]:
         kb.search(q)
-    search_ms = percentiles([_ms(kb.search, q) for q in items])
+    search_ms = percentiles([timed_ms(kb.search, q) for q in items])
     rss_after_search = peak_rss_mb()
     vectors = kb.index.dense.reconstruct_n(0, kb.index.dense.ntotal)
     queries = kb.embedder.encode_queries(items)
@@ -116,12 +116,6 @@ def probe(index_dir: Path) -> dict:
         result["dense"][f"ivf{nlist}_probe{nprobe}"] = {"search_ms": ms, "recall@10": recall(ids, exact, 10),
                                                         "recall@100": recall(ids, exact, 100), "build_s": round(build_s, 1)}
     return result
-
-
-def _ms(fn, *args) -> float:  # noqa: ANN001 - any callable
-    started = time.perf_counter()
-    fn(*args)
-    return (time.perf_counter() - started) * 1000
 
 
 def main() -> int:

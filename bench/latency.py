@@ -24,7 +24,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.common import SHARED, WORK, percentiles, write_result
+from bench.common import SHARED, WORK, percentiles, timed_ms, write_result
 from kb.config import PROJECT_ROOT, load_settings
 from kb.knowledge_base import KnowledgeBase
 
@@ -41,12 +41,6 @@ def questions() -> list[str]:
     if not dev.is_file():
         return FALLBACK_QUESTIONS
     return [json.loads(line)["q"] for line in dev.open(encoding="utf-8") if line.strip()]
-
-
-def timed_ms(fn, *args) -> float:  # noqa: ANN001 - any callable
-    started = time.perf_counter()
-    fn(*args)
-    return (time.perf_counter() - started) * 1000
 
 
 def in_process(kb: KnowledgeBase, items: list[str], rounds: int = 3) -> dict:
