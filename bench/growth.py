@@ -88,9 +88,9 @@ def probe(index_dir: Path) -> dict:
         kb.search(q)
     search_ms = percentiles([timed_ms(kb.search, q) for q in items])
     rss_after_search = peak_rss_mb()
-    vectors = kb.index.dense.reconstruct_n(0, kb.index.dense.ntotal)
+    vectors = kb.view.dense.reconstruct_n(0, kb.view.dense.ntotal)
     queries = kb.embedder.encode_queries(items)
-    flat_ms, exact = time_search(kb.index.dense, queries, 100)
+    flat_ms, exact = time_search(kb.view.dense, queries, 100)
     result = {"chunks": len(kb.chunks), "search_ms": search_ms, "peak_rss_mb": round(rss_after_search),
               "dense": {"flat": {"search_ms": flat_ms, "bytes_per_vector": 4 * vectors.shape[1]}}}
     n, dim = vectors.shape

@@ -31,7 +31,7 @@ from kb.config import PROJECT_ROOT, load_settings
 from kb.embed import Embedder
 from kb.lexical import LexicalIndex
 
-KB = [sys.executable, "-m", "kb.cli"]
+KB = [sys.executable, "-m", "cli.main"]
 REPORT_LINE = re.compile(r"(\d+) 个文档, (\d+) 个片段（(\d+) 个沿用已有向量）.*用时 ([\d.]+) 秒")
 NEW_DOCUMENT = """# 雁石坪镇便民服务事项清单
 

@@ -104,7 +104,7 @@ def over_http(index: Path, backend: str, items: list[str], levels: list[int]) ->
         env = {**os.environ, "KB_EMBEDDING_BACKEND": backend, "KB_RATE_PER_MINUTE": "1000000",
                "KB_RATE_BURST": "1000000", "KB_QUERY_LOG": str(Path(tmp) / "log.sqlite")}
         started = time.perf_counter()
-        server = subprocess.Popen([sys.executable, "-m", "kb.cli", "serve", "--index", str(index), "--port", str(port)],
+        server = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", "--index", str(index), "--port", str(port)],
                                   env=env, cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         base = f"http://127.0.0.1:{port}"
         try:

@@ -55,13 +55,11 @@ def stard_index(name: str, backend: str, extra: list[str]) -> Path:
 
 def evaluate_variants(kb: KnowledgeBase, queries: list[dict], labels: list[str]) -> dict:
     """Each variant on the same loaded index (the adapter switched through the retrieval parameters)."""
-    default = kb.params
     results = {}
     for label in labels:
         method, adapter = VARIANTS[label]
-        kb.params = replace(default, query_adapter="on" if adapter else "off")
-        results[label] = evaluate(kb, queries, method)
-    kb.params = default
+        variant = kb.with_params(replace(kb.params, query_adapter="on" if adapter else "off"))
+        results[label] = evaluate(variant, queries, method)
     return results
 
 
@@ -95,10 +93,9 @@ def township_quality() -> dict | None:
         index = WORK / "indexes" / f"default-{backend}"
         if not (index / "manifest.json").is_file():
             continue
-        kb = KnowledgeBase.open(settings=load_settings(index_dir=index, embedding_backend=backend))
-        default = kb.params
+        loaded = KnowledgeBase.open(settings=load_settings(index_dir=index, embedding_backend=backend))
         for adapter in ("auto", "on"):
-            kb.params = replace(default, query_adapter=adapter)
+            kb = loaded.with_params(replace(loaded.params, query_adapter=adapter))
             retrieval = score(questions, kb.search)["metrics"]
             answers = score_answerability(questions, lambda q: kb.ask(q).answerable)
             label = f"{backend} (default: adapter auto → off)" if adapter == "auto" else f"{backend}, adapter forced on"

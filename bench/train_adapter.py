@@ -94,7 +94,7 @@ def main() -> int:
     keep = [i for i, g in enumerate(golds) if g]
     queries, golds = [queries[i] for i in keep], [golds[i] for i in keep]
     questions = question_vectors(kb, queries)
-    passages_np = kb._vectors
+    passages_np = kb.view.vectors
     passages = torch.from_numpy(passages_np)
     split = list(range(len(queries)))
     random.Random(SEED).shuffle(split)

@@ -39,12 +39,11 @@ def main() -> int:
     stard_queries = load_queries("train", args.stard_questions) if stard_kb and STARD.is_dir() else []
     for variant in args.variants:
         params = replace(RetrievalParams(), **json.loads(variant))
-        dev_kb.params = params
-        dev = score(questions, lambda q: dev_kb.search(q, top_k=10))["metrics"]["overall"]
+        tuned = dev_kb.with_params(params)
+        dev = score(questions, lambda q: tuned.search(q, top_k=10))["metrics"]["overall"]
         line = f"{variant:<50} dev Hit@1 {dev['hit@1']:.3f} Hit@5 {dev['hit@5']:.3f} MRR@10 {dev['mrr@10']:.3f}"
         if stard_queries:
-            stard_kb.params = params
-            s = evaluate(stard_kb, stard_queries)
+            s = evaluate(stard_kb.with_params(params), stard_queries)
             line += f" | STARD-train R@10 {s['R@10']:.3f} R@100 {s['R@100']:.3f} MRR@10 {s['MRR@10']:.3f}"
         print(line, flush=True)
     return 0

@@ -23,7 +23,8 @@ from kb.embed import Embedder
 from kb.errors import KnowledgeBaseError
 from kb.lexical import LexicalIndex
 from kb.schema import Chunk, Document
-from kb.store import IndexContents, IndexProblem, check_model, load_index, write_index
+from kb.store import (IndexContents, IndexMismatchError, IndexMissingError, IndexProblem, check_model, load_index,
+                      read_manifest, write_index)
 
 log = logging.getLogger(__name__)
 
@@ -178,8 +179,13 @@ def ingest(paths: Sequence[Path], settings: Settings, embedder: Embedder | None 
 
 
 def ensure_index(settings: Settings, progress: bool = False) -> IngestReport | None:
-    """First run: build the index from the default corpus when there is none yet."""
-    if (settings.index_dir / "manifest.json").is_file():
+    """First run, or after an upgrade: build the index from the default corpus when there is none yet, or when
+    the one there was written in another format or cut by another chunker than this program's."""
+    try:
+        read_manifest(settings.index_dir)
         return None
-    log.warning("首次运行：正在从 %s 建立索引（需要几分钟）", settings.corpus_dir)
+    except IndexMissingError:
+        log.warning("首次运行：正在从 %s 建立索引（需要几分钟）", settings.corpus_dir)
+    except IndexMismatchError as exc:
+        log.warning("索引需要重建（%s）：正在从 %s 重新建立", exc, settings.corpus_dir)
     return ingest([settings.corpus_dir], settings, progress=progress)

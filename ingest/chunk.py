@@ -4,6 +4,9 @@ Laws: one chunk per 条 with its 款 and 项; a 条 longer than `max_chars` is s
 still carrying the 条's number. Text outside articles (a preamble, a report) is cut into a few sentences at a
 time, never across a heading nor across a 一是/二是 item. Chunk spans are exact character ranges of the
 document text, in order and never overlapping, and together they hold every paragraph character.
+
+Changing where chunks start or end, or what text of them is indexed, changes every index built before: bump
+kb.store.CHUNKER_VERSION with it, so old indexes are rebuilt instead of served.
 """
 
 from __future__ import annotations

@@ -7,14 +7,19 @@ evidence is weak the answer says so plainly instead of citing something unrelate
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from dataclasses import asdict, dataclass, field
 
 from kb.config import AnswerParams
+from kb.generate import GenerationFailed, GeneratorConfig, generate_answer
 from kb.lexical import LexicalIndex
+from kb.retrieve import Retrieval
 from kb.schema import Hit
 from kb.tokenize import tokenize
+
+log = logging.getLogger(__name__)
 
 _SENTENCE_RE = re.compile(r"[^。！？；;!?\n]+[。！？；;!?]?[”’」』)）]*")
 _ARTICLE_PREFIX_RE = re.compile(r"^第[零〇一二两三四五六七八九十百千万0-9]+条[\s　]*")
@@ -87,6 +92,8 @@ def confidence(top_dense: float, coverage: float, params: AnswerParams) -> float
 
     A fixed cosine threshold does not work: this model's cosines bunch between 0.8 and 0.95 for any text.
     """
+    if not (math.isfinite(top_dense) and math.isfinite(coverage)):
+        return 0.0  # a damaged index must never make an answer look certain
     x = (params.bias + params.w_dense * (top_dense - params.dense_centre) * 100
          + params.w_cover * (coverage - 0.5) * 4)
     return 1 / (1 + math.exp(-x))
@@ -146,10 +153,19 @@ def compose(question: str, hits: list[Hit], conf: float, answerable: bool, param
     return Answer(question, True, lead + "".join(parts), round(conf, 3), list(citations.values()))
 
 
-def reply_text(answer: dict) -> str:
-    """An answer object (as a dict) as one plain text with its sources listed, for chat windows and WeChat."""
-    if not answer["citations"]:
-        return answer["answer"]
-    sources = [f"[{c['n']}] {c['citation']}" + (f"（{c['doc_date']}）" if c["doc_date"] else "")
-               for c in answer["citations"]]
-    return answer["answer"] + "\n\n参考依据：\n" + "\n".join(sources)
+def answer(question: str, retrieval: Retrieval, lexical: LexicalIndex, params: AnswerParams,
+           generator: GeneratorConfig | None = None) -> Answer:
+    """An extractive answer with [n] citations, or a plain "no answer" when the evidence is weak; with a chat
+    model configured, its answer instead when it cites the passages properly."""
+    coverage = term_coverage(question, retrieval.hits, lexical)
+    conf = 1.0 if retrieval.cited_article else confidence(retrieval.top_dense, coverage, params)
+    extractive = compose(question.strip(), retrieval.hits, conf, conf >= params.threshold, params)
+    if not extractive.answerable or generator is None:
+        return extractive
+    try:
+        text, cited = generate_answer(extractive.question, retrieval.hits, generator)
+    except GenerationFailed as exc:
+        log.warning("generative answer not used, extractive instead: %s", exc)
+        return extractive
+    citations = [Citation(n, retrieval.hits[n - 1]) for n in cited]
+    return Answer(extractive.question, True, text, extractive.confidence, citations, mode="generative")

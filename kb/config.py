@@ -1,11 +1,18 @@
-"""All settings in one place: defaults that just work, each overridable by an environment variable."""
+"""All settings of the library in one place: defaults that just work, each overridable by an environment variable.
+
+Every environment variable is declared with `setting(...)`, which records its name, default and meaning; the
+README's configuration table is generated from these declarations (`python -m cli.docs`), so it cannot drift.
+The HTTP service's own settings (keys, limits, WeChat) are declared the same way in server/settings.py.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
     from kb.generate import GeneratorConfig
@@ -15,20 +22,58 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 #: The id under which the default model (rebuilt from registry packages) is known.
 DEFAULT_MODEL_ID = "multilingual-e5-small-q4"
 
-
-def _env_path(name: str, default: Path) -> Path:
-    value = os.environ.get(name)
-    return Path(value).expanduser() if value else default
+T = TypeVar("T")
 
 
-def _optional_env_path(name: str) -> Path | None:
-    value = os.environ.get(name)
-    return Path(value).expanduser() if value else None
+class SettingError(ValueError):
+    """An environment variable holds a value its setting cannot take."""
+
+
+def setting(env: str, default: T, help: str, parse: Callable[[str], T] | None = None, shown: str | None = None,
+            factory: Callable[[], T] | None = None) -> T:
+    """A dataclass field read from `env` when it is set (else `default`, or `factory()`), documented by `help`.
+
+    `shown` is the default as the README shows it, when the value itself is machine-specific (a path).
+    """
+    convert = parse or type(default)
+
+    def read() -> T:
+        raw = os.environ.get(env, "")
+        if raw == "":
+            return factory() if factory is not None else default
+        try:
+            return convert(raw)
+        except ValueError as exc:
+            raise SettingError(f"{env}={raw!r} is not valid ({exc})") from exc
+
+    shown_default = shown if shown is not None else ("–" if default in ("", None) else str(default))
+    return field(default_factory=read, metadata={"env": env, "default": shown_default, "help": help})
+
+
+def documented_settings(cls: type) -> Iterator[tuple[str, str, str]]:
+    """(variable, default as shown, meaning) of every `setting` of a settings class and the classes it nests."""
+    for f in dataclasses.fields(cls):
+        if "env" in f.metadata:
+            yield f.metadata["env"], f.metadata["default"], f.metadata["help"]
+        elif isinstance(f.type, str) and f.type in _NESTED:
+            yield from documented_settings(_NESTED[f.type])
+
+
+def _path(raw: str) -> Path:
+    return Path(raw).expanduser()
+
+
+def _optional_path(raw: str) -> Path | None:
+    return Path(raw).expanduser() if raw else None
 
 
 def _default_cache_dir() -> Path:
     base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
     return base / "zhengwu-kb"
+
+
+def _threads() -> int:
+    return os.cpu_count() or 2
 
 
 @dataclass(frozen=True)
@@ -45,11 +90,12 @@ class RetrievalParams:
     #: Expand everyday words with legal terms (kb.expand) for the lexical / dense retriever.
     expand_lexical: bool = True
     expand_dense: bool = True
-    #: Move question vectors with the low-rank adapter shipped for the default model (kb/adapter.py):
-    #: "on", "off", or "auto" = on for statute collections of at least `adapter_min_laws` laws. Learnt from
-    #: STARD's questions over 55,956 national-law articles, it lifts recall there (+0.13 R@10 on STARD dev) but
-    #: lowers Hit@1 on the small township knowledge base (0.82 → 0.64), hence auto (docs/benchmarks.md).
-    query_adapter: str = field(default_factory=lambda: os.environ.get("KB_QUERY_ADAPTER", "auto"))
+    #: Learnt from STARD's questions over 55,956 national-law articles, the adapter lifts recall there (+0.13 R@10
+    #: on STARD dev) but lowers Hit@1 on the small township knowledge base (0.82 → 0.64), hence auto
+    #: (docs/benchmarks.md).
+    query_adapter: str = setting(
+        "KB_QUERY_ADAPTER", "auto",
+        "the STARD-trained query adapter (kb/adapter.py): `auto` (on for 200+ laws), `on`, `off`")
     adapter_min_laws: int = 200
     #: How far the adapter moves a question (1 = as trained).
     adapter_strength: float = 1.0
@@ -74,39 +120,22 @@ class AnswerParams:
     second_passage_ratio: float = 0.9
 
 
-def generator_from_env() -> "GeneratorConfig | None":
-    """The optional chat model for generative answers: KB_LLM_BASE_URL + KB_LLM_MODEL (+ KB_LLM_API_KEY)."""
-    from kb.generate import GeneratorConfig
-
-    base_url, model = os.environ.get("KB_LLM_BASE_URL", ""), os.environ.get("KB_LLM_MODEL", "")
-    if not (base_url and model):
-        return None
-    return GeneratorConfig(base_url, model, os.environ.get("KB_LLM_API_KEY", ""),
-                           float(os.environ.get("KB_LLM_TIMEOUT", "20")))
-
-
-def _env_list(name: str) -> tuple[str, ...]:
-    return tuple(item.strip() for item in os.environ.get(name, "").split(",") if item.strip())
-
-
 @dataclass(frozen=True)
-class ServerSettings:
-    """The HTTP service: limits, keys and where it keeps its question log. Safe defaults: no admin access,
-    no cross-origin access, WeChat off, until configured."""
+class LlmSettings:
+    """The optional chat model for generative answers; off unless both a base URL and a model are set."""
 
-    #: Bearer key for /api/admin/*; without one the admin endpoints are disabled, not open.
-    admin_key: str = field(default_factory=lambda: os.environ.get("KB_ADMIN_KEY", ""))
-    cors_origins: tuple[str, ...] = field(default_factory=lambda: _env_list("KB_CORS_ORIGINS"))
-    max_question_chars: int = field(default_factory=lambda: int(os.environ.get("KB_MAX_QUESTION_CHARS", "500")))
-    max_body_bytes: int = 64 * 1024
-    #: Documents uploaded by staff (/api/admin/documents) may be larger.
-    max_upload_bytes: int = 20 * 1024 * 1024
-    rate_per_minute: float = field(default_factory=lambda: float(os.environ.get("KB_RATE_PER_MINUTE", "60")))
-    rate_burst: int = field(default_factory=lambda: int(os.environ.get("KB_RATE_BURST", "20")))
-    query_log: Path = field(default_factory=lambda: _env_path("KB_QUERY_LOG", PROJECT_ROOT / "var" / "querylog.sqlite"))
-    wechat_token: str = field(default_factory=lambda: os.environ.get("KB_WECHAT_TOKEN", ""))
-    wechat_app_id: str = field(default_factory=lambda: os.environ.get("KB_WECHAT_APP_ID", ""))
-    wechat_aes_key: str = field(default_factory=lambda: os.environ.get("KB_WECHAT_AES_KEY", ""))
+    base_url: str = setting("KB_LLM_BASE_URL", "",
+                            "an OpenAI-compatible chat model for generative answers, e.g. `http://127.0.0.1:8080/v1`")
+    model: str = setting("KB_LLM_MODEL", "", "the chat model's name (generative answers need it and the base URL)")
+    api_key: str = setting("KB_LLM_API_KEY", "", "bearer key of the chat model, if it needs one")
+    timeout_s: float = setting("KB_LLM_TIMEOUT", 20.0, "seconds to wait for a generative answer before quoting instead")
+
+    def generator(self) -> "GeneratorConfig | None":
+        from kb.generate import GeneratorConfig
+
+        if not (self.base_url and self.model):
+            return None
+        return GeneratorConfig(self.base_url, self.model, self.api_key, self.timeout_s)
 
 
 @dataclass(frozen=True)
@@ -117,27 +146,35 @@ class Settings:
     packages) or a path to any local sentence-transformers folder (e.g. bge-small-zh).
     """
 
-    corpus_dir: Path = field(default_factory=lambda: _env_path("KB_CORPUS", PROJECT_ROOT / "corpus"))
-    index_dir: Path = field(default_factory=lambda: _env_path("KB_INDEX", PROJECT_ROOT / "index"))
-    cache_dir: Path = field(default_factory=lambda: _env_path("KB_CACHE_DIR", _default_cache_dir()))
-    embedding_model: str = field(default_factory=lambda: os.environ.get("KB_EMBEDDING_MODEL", DEFAULT_MODEL_ID))
-    #: "torch" (the model as sentence-transformers runs it) or "onnx-int8" (an int8 ONNX Runtime copy built
-    #: locally on first use: a question embeds ~5× faster, cosine ≥ 0.99 with the float model, but one of the
-    #: dev set's out-of-scope questions gets answered: the abstention weights were fitted on float cosines).
-    #: An index is searched only with the backend that built it. Measured in docs/benchmarks.md.
-    embedding_backend: str = field(default_factory=lambda: os.environ.get("KB_EMBEDDING_BACKEND", "torch"))
+    index_dir: Path = setting("KB_INDEX", PROJECT_ROOT / "index", "index directory", _path, shown="`index/`")
+    corpus_dir: Path = setting("KB_CORPUS", PROJECT_ROOT / "corpus", "documents indexed by default", _path,
+                               shown="`corpus/`")
+    embedding_model: str = setting(
+        "KB_EMBEDDING_MODEL", DEFAULT_MODEL_ID,
+        "the default model, or a path to any local sentence-transformers folder")
+    cache_dir: Path = setting("KB_CACHE_DIR", Path(), "where the built model and downloads are kept", _path,
+                              shown="`~/.cache/zhengwu-kb`", factory=_default_cache_dir)
     #: Optional folder holding the two downloaded model artefacts, for machines without a registry.
-    model_artefacts_dir: Path | None = field(default_factory=lambda: _optional_env_path("KB_MODEL_ARTEFACTS"))
-    #: Where passage vectors are kept by content hash so re-ingests embed only new text ("off" disables).
-    vector_cache: str = field(default_factory=lambda: os.environ.get("KB_VECTOR_CACHE", ""))
-    embed_batch_size: int = field(default_factory=lambda: int(os.environ.get("KB_EMBED_BATCH", "32")))
+    model_artefacts_dir: Path | None = setting(
+        "KB_MODEL_ARTEFACTS", None, "folder holding the model's two package files, for machines without a registry",
+        _optional_path)
+    #: An index is searched only with the backend that built it. Measured in docs/benchmarks.md.
+    embedding_backend: str = setting(
+        "KB_EMBEDDING_BACKEND", "torch",
+        "`torch` (the sentence-transformers model as it is) or `onnx-int8` (an int8 ONNX Runtime copy built locally "
+        "on first use: questions embed ~5× faster, cosine ≥ 0.99 with the float model; docs/benchmarks.md)")
+    vector_cache: str = setting(
+        "KB_VECTOR_CACHE", "", "passage vectors by content hash, so re-ingests embed only new text; `off` disables",
+        shown="`~/.cache/zhengwu-kb/vectors`")
+    embed_batch_size: int = setting(
+        "KB_EMBED_BATCH", 32, "embedding batch size; a live question waits at most one batch behind a re-ingest")
     #: Threads torch may use; government machines are often 2-core.
-    torch_threads: int = field(default_factory=lambda: int(os.environ.get("KB_THREADS", str(os.cpu_count() or 2))))
+    torch_threads: int = setting("KB_THREADS", 0, "threads for embedding", int, shown="number of CPUs",
+                                 factory=_threads)
     retrieval: RetrievalParams = field(default_factory=RetrievalParams)
     answer: AnswerParams = field(default_factory=AnswerParams)
-    server: ServerSettings = field(default_factory=ServerSettings)
-    #: Off (None) unless a chat model is configured; then answers are written by it, cited, checked.
-    generator: "GeneratorConfig | None" = field(default_factory=generator_from_env)
+    #: Off unless a chat model is configured; then answers are written by it, cited, checked.
+    llm: LlmSettings = field(default_factory=LlmSettings)
     #: A 条 longer than this (characters) is split at 款 boundaries.
     max_chunk_chars: int = 600
     #: Target size of a report chunk (characters); chunks never cross a heading.
@@ -158,6 +195,10 @@ class Settings:
 
     def with_(self, **changes: object) -> "Settings":
         return replace(self, **changes)
+
+
+_NESTED: dict[str, type] = {"RetrievalParams": RetrievalParams, "AnswerParams": AnswerParams,
+                            "LlmSettings": LlmSettings}
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -94,9 +94,16 @@ class Embedder:
         return encode
 
     def _encode(self, texts: Sequence[str], prompt: str) -> np.ndarray:
-        with self._lock:
-            vectors = self._encode_batch([prompt + t for t in texts], self.batch_size)
-        return np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(texts), -1)
+        """The lock is taken per batch, not per call: a question asked during a re-ingest waits for one batch
+        of passages (a fraction of a second), not for the whole block."""
+        prompted = [prompt + t for t in texts]
+        parts = []
+        for start in range(0, len(prompted), self.batch_size):
+            with self._lock:
+                parts.append(self._encode_batch(prompted[start:start + self.batch_size], self.batch_size))
+        if not parts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32).reshape(len(texts), -1)
 
     def encode_queries(self, queries: Sequence[str]) -> np.ndarray:
         return self._encode(queries, self._query_prompt)

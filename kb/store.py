@@ -2,7 +2,8 @@
 
     index/                  a symlink, swapped atomically to the newest complete build
     .index.builds/<stamp>/  one complete build:
-        manifest.json       format version, model id/fingerprint/dimension, chunker version, documents, time
+        manifest.json       format version, model id/fingerprint/dimension, chunker version, documents, time,
+                            and the SHA-256 of every other file (a damaged file is refused, not served)
         dense.faiss         FAISS inner-product index over normalised chunk vectors (row = chunk row)
         lexical_*           BM25 posting lists (kb.lexical)
         meta.sqlite         documents and chunks
@@ -13,6 +14,7 @@ leaves the index in use untouched.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -28,8 +30,10 @@ from kb.errors import KnowledgeBaseError
 from kb.lexical import LexicalIndex
 from kb.schema import Chunk, DatedEvent, Document
 
-FORMAT_VERSION = 1
-#: Bump when chunk boundaries or indexing texts change, so old indexes are rebuilt.
+FORMAT_VERSION = 2
+#: The chunker (ingest/chunk.py) this program's indexes must have been cut by. Bump it when chunk boundaries or
+#: indexing texts change: an index cut by another chunker is refused at load, and rebuilt by `kb ingest` (or on
+#: the first start of `kb serve` for the default index).
 CHUNKER_VERSION = 1
 MANIFEST = "manifest.json"
 DENSE = "dense.faiss"
@@ -142,7 +146,28 @@ def _write_build(contents: IndexContents, target: Path) -> None:
         "documents": {d.source: d.content_hash for d in contents.documents},
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
+    manifest["checksums"] = {f.name: _sha256(f) for f in sorted(target.iterdir()) if f.name != MANIFEST}
     (target / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_checksums(index_dir: Path, manifest: dict) -> None:
+    """Every file of the build must be the one that was written: random bytes of the right size are refused."""
+    expected = manifest.get("checksums")
+    if not isinstance(expected, dict) or not expected:
+        raise IndexCorruptError(f"index at {index_dir} has no checksums in its manifest: rebuild it with `kb ingest`")
+    for name, digest in expected.items():
+        path = index_dir / name
+        if not path.is_file() or _sha256(path) != digest:
+            raise IndexCorruptError(f"index at {index_dir} is damaged ({name} does not match its checksum): "
+                                    "rebuild it with `kb ingest`")
 
 
 def _publish(build: Path, index_dir: Path) -> None:
@@ -180,6 +205,11 @@ def read_manifest(index_dir: Path) -> dict:
             f"index at {index_dir} has format version {manifest.get('format_version')}, this program reads "
             f"version {FORMAT_VERSION}: rebuild it with `kb ingest`"
         )
+    if manifest.get("chunker_version") != CHUNKER_VERSION:
+        raise IndexMismatchError(
+            f"index at {index_dir} was cut into passages by chunker version {manifest.get('chunker_version')}, this "
+            f"program cuts with version {CHUNKER_VERSION}: rebuild it with `kb ingest`"
+        )
     return manifest
 
 
@@ -198,6 +228,7 @@ def load_index(index_dir: Path) -> LoadedIndex:
     """Load a complete build, checking that its parts agree with each other."""
     index_dir = Path(index_dir).resolve()
     manifest = read_manifest(index_dir)
+    verify_checksums(index_dir, manifest)
     try:
         dense = faiss.read_index(str(index_dir / DENSE))
         lexical = LexicalIndex.load(index_dir)

@@ -3,7 +3,8 @@ reload the index, read the question log.
 
 Adding and removing re-ingest the corpus in the background (one job at a time; unchanged passages keep their
 vectors, so it takes seconds) and then swap the new index in; until then the old one keeps answering.
-A removed file is moved to `corpus/.trash/`, never deleted.
+A removed or replaced file is moved to `corpus/.trash/`, never deleted; files that describe the corpus folder
+(SOURCES.md, README.md) cannot be uploaded over.
 """
 
 from __future__ import annotations
@@ -16,17 +17,18 @@ from pathlib import Path
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
+from ingest.build import NOT_DOCUMENTS
 from ingest.read import SUPPORTED_SUFFIXES, UnreadableFileError, read_source
 from server.api import state
 from server.errors import ApiError
-from server.state import ServiceState
+from server.service import ServiceState
 
 UPLOAD_PATH = "/api/admin/documents"
 MAX_FILENAME_CHARS = 120
 
 
 def admin(request: Request, service: ServiceState = Depends(state)) -> None:
-    key = service.settings.server.admin_key
+    key = service.config.admin_key
     if not key:
         raise ApiError(403, "admin_disabled", "管理接口未启用（未配置 KB_ADMIN_KEY）")
     supplied = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
@@ -39,6 +41,8 @@ def checked_filename(name: str) -> str:
     if (not name or name != Path(name).name or name.startswith(".") or "\\" in name or "\0" in name
             or len(name) > MAX_FILENAME_CHARS):
         raise ApiError(400, "bad_filename", "文件名不合法")
+    if name.casefold() in {n.casefold() for n in NOT_DOCUMENTS}:
+        raise ApiError(400, "reserved_filename", f"{name} 是知识库目录的说明文件，不能作为文档上传")
     if Path(name).suffix.lower() not in SUPPORTED_SUFFIXES:
         raise ApiError(400, "unsupported_type", f"只支持 {'、'.join(sorted(SUPPORTED_SUFFIXES))} 文件")
     return name
@@ -53,6 +57,15 @@ def check_readable(name: str, content: bytes) -> None:
             read_source(path)
         except UnreadableFileError as exc:
             raise ApiError(400, "unreadable_document", f"无法读取该文件: {exc}") from exc
+
+
+def to_trash(path: Path) -> Path:
+    """Move a corpus file to the corpus folder's .trash/ under a time-stamped name; staff can restore it."""
+    trash = path.parent / ".trash"
+    trash.mkdir(exist_ok=True)
+    target = trash / f"{time.strftime('%Y%m%dT%H%M%S')}-{time.monotonic_ns() % 10**6:06d}-{path.name}"
+    path.rename(target)
+    return target
 
 
 def create_admin_router() -> APIRouter:
@@ -70,6 +83,8 @@ def create_admin_router() -> APIRouter:
         target = service.settings.corpus_dir / name
         staging = target.with_name(f".{name}.uploading")
         staging.write_bytes(content)
+        if target.exists():
+            to_trash(target)
         staging.replace(target)
         return service.jobs.submit(f"add {name}", service.rebuild).to_dict()
 
@@ -80,9 +95,7 @@ def create_admin_router() -> APIRouter:
         source = (corpus / document.source).resolve()
         if corpus not in source.parents or not source.is_file():
             raise ApiError(409, "not_in_corpus", "该文档的源文件不在知识库目录中，无法删除")
-        trash = corpus / ".trash"
-        trash.mkdir(exist_ok=True)
-        source.rename(trash / f"{time.strftime('%Y%m%dT%H%M%S')}-{source.name}")
+        to_trash(source)
         return service.jobs.submit(f"remove {document.title}", service.rebuild).to_dict()
 
     @router.get("/jobs/{job_id}")

@@ -2,26 +2,42 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from kb.knowledge_base import MAX_TOP_K, KnowledgeBase
+from server.clients import client_address
 from server.errors import ApiError
-from server.state import ServiceState
+from server.service import ServiceState, checked_text
 
 MAX_ANSWER_PASSAGES = 10
 
 
-class AskRequest(BaseModel):
+class StrictModel(BaseModel):
+    """Request bodies: types as declared ("yes" is not a boolean, "5" not a number)."""
+
+    model_config = ConfigDict(strict=True)
+
+
+class SearchFilters(StrictModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    doc_kind: Literal["law", "report", "other"] | None = Field(None, description="文档类别")
+    doc_id: str | None = Field(None, max_length=64, description="只在这个文档中查找")
+    doc_ids: list[str] | None = Field(None, max_length=100, description="只在这些文档中查找")
+    title_contains: str | None = Field(None, max_length=100, description="标题包含的文字")
+
+
+class AskRequest(StrictModel):
     question: str = Field(..., description="问题")
     top_k: int | None = Field(None, ge=1, le=MAX_ANSWER_PASSAGES, description="参考的段落数")
-    filters: dict[str, Any] | None = Field(None, description="doc_kind / doc_id / title_contains")
+    filters: SearchFilters | None = Field(None, description="只在部分文档中查找")
 
 
-class FeedbackRequest(BaseModel):
+class FeedbackRequest(StrictModel):
     question_id: str = Field(..., min_length=1, max_length=64)
     helpful: bool
     comment: str | None = Field(None, max_length=1000)
@@ -32,35 +48,11 @@ def state(request: Request) -> ServiceState:
 
 
 def client_key(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+    return client_address(request, state(request).proxies)
 
 
 def rate_limited(request: Request, service: ServiceState = Depends(state)) -> None:
-    wait = service.rate_limiter.check(client_key(request))
-    if wait is not None:
-        raise ApiError(429, "rate_limited", "请求太频繁，请稍后再试", {"Retry-After": str(int(wait))})
-
-
-def checked_question(text: str, service: ServiceState) -> str:
-    question = (text or "").strip()
-    if not question:
-        raise ApiError(400, "empty_question", "问题不能为空")
-    limit = service.settings.server.max_question_chars
-    if len(question) > limit:
-        raise ApiError(400, "question_too_long", f"问题太长了，请控制在{limit}字以内")
-    return question
-
-
-def answer_and_log(service: ServiceState, question: str, client: str, channel: str,
-                   top_k: int | None = None, filters: dict | None = None) -> dict:
-    """Answer, then log question, answer and latency (personal data masked) for staff review."""
-    answer = service.kb.ask(question, filters=filters, passages=top_k)
-    question_id = service.query_log.record(
-        question=question, answer=answer.answer, answerable=answer.answerable, confidence=answer.confidence,
-        citations=[c.hit.citation for c in answer.citations], latency_ms=answer.took_ms, client=client,
-        channel=channel,
-    )
-    return {"question_id": question_id, **answer.to_dict()}
+    service.check_rate(client_key(request))
 
 
 def document_summary(kb: KnowledgeBase, doc_id: str) -> dict:
@@ -79,20 +71,20 @@ def create_api_router() -> APIRouter:
 
     @router.get("/readyz", tags=["service"])
     def readyz(service: ServiceState = Depends(state)) -> dict:
+        """Ready once the index and the model are loaded; `query_log` says whether questions are being logged."""
         kb = service.kb
         return {"status": "ready", "documents": len(kb.documents), "chunks": len(kb.chunks),
-                "model": kb.embedder.model_id}
+                "model": kb.embedder.model_id, "query_log": service.log_health.to_dict()}
 
-    @router.post("/api/ask", tags=["questions"], dependencies=[Depends(rate_limited)])
+    @router.post("/api/ask", tags=["questions"])
     async def ask(body: AskRequest, request: Request, service: ServiceState = Depends(state)) -> dict:
-        question = checked_question(body.question, service)
-        return await run_in_threadpool(answer_and_log, service, question, client_key(request), "api",
-                                       body.top_k, body.filters)
+        filters = body.filters.model_dump(exclude_none=True) if body.filters else None
+        return await run_in_threadpool(service.ask, body.question, "api", client_key(request), body.top_k, filters)
 
     @router.get("/api/search", tags=["questions"], dependencies=[Depends(rate_limited)])
     async def search(q: str = Query(..., description="问题"), top_k: int = Query(5, ge=1, le=MAX_TOP_K),
                      service: ServiceState = Depends(state)) -> dict:
-        question = checked_question(q, service)
+        question = service.checked_question(q)
         hits = await run_in_threadpool(service.kb.search, question, top_k)
         return {"query": question, "hits": [h.to_dict() for h in hits]}
 
@@ -117,7 +109,12 @@ def create_api_router() -> APIRouter:
 
     @router.post("/api/feedback", tags=["questions"], dependencies=[Depends(rate_limited)])
     def feedback(body: FeedbackRequest, service: ServiceState = Depends(state)) -> dict:
-        if not service.query_log.add_feedback(body.question_id, body.helpful, body.comment):
+        comment = None if body.comment is None else checked_text(body.comment, "意见")
+        try:
+            found = service.query_log.add_feedback(body.question_id, body.helpful, comment)
+        except Exception as exc:  # a log that cannot be written loses the feedback, not the service
+            raise ApiError(503, "log_unavailable", "暂时无法记录您的反馈，请稍后再试") from exc
+        if not found:
             raise ApiError(404, "unknown_question", "找不到这个问题记录")
         return {"status": "ok"}
 

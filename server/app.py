@@ -1,86 +1,95 @@
-"""The FastAPI service: wires the JSON API, the OpenAI-compatible endpoint and WeChat to one knowledge base."""
+"""The FastAPI service: wires the JSON API, the OpenAI-compatible endpoint, WeChat and the chat page to one
+ServiceState, and runs it with uvicorn."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from starlette.types import ASGIApp, Receive, Scope, Send
 
-from kb.answer import reply_text
 from kb.config import Settings
-from kb.knowledge_base import KnowledgeBase
-from kb.querylog import QueryLog
 from server.admin import UPLOAD_PATH, create_admin_router
-from server.api import answer_and_log, create_api_router
-from server.errors import error_response, install_error_handlers
+from server.api import create_api_router
+from server.errors import ApiError, install_error_handlers
+from server.logs import mask_access_log
+from server.middleware import BodySizeLimit, StampArrival
 from server.openai_compat import create_openai_router
-from server.state import ServiceState
+from server.reply import reply_text
+from server.service import ServiceState, open_service
+from server.settings import ServerSettings
 from server.web import mount_web
 
 log = logging.getLogger(__name__)
 
 
-class BodySizeLimit:
-    """Refuse bodies over the limit before reading them whole (413), whether or not Content-Length is sent."""
+WeChatAnswerer = Callable[[str, str], str]
 
-    def __init__(self, app: ASGIApp, max_bytes: int, upload_bytes: int) -> None:
-        self.app, self.max_bytes, self.upload_bytes = app, max_bytes, upload_bytes
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        limit = self.upload_bytes if scope.get("path") == UPLOAD_PATH else self.max_bytes
-        declared = dict(scope.get("headers", [])).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > limit):
-            return await error_response(413, "payload_too_large", "请求内容过大")(scope, receive, send)
-        seen = 0
+def wechat_answerer(service: ServiceState) -> WeChatAnswerer:
+    """WeChat's way in: the same ServiceState.ask as every channel, rate-limited per user (OpenID); a refusal
+    (too fast, too long) becomes the text WeChat shows."""
 
-        async def limited_receive() -> dict:
-            nonlocal seen
-            message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > limit:
-                raise _TooLarge()
-            return message
-
+    def answer_text(question: str, user: str) -> str:
         try:
-            await self.app(scope, limited_receive, send)
-        except _TooLarge:
-            await error_response(413, "payload_too_large", "请求内容过大")(scope, receive, send)
+            return reply_text(service.ask(question, "wechat", f"wechat:{user}"))
+        except ApiError as refusal:
+            return refusal.message
+
+    return answer_text
 
 
-class _TooLarge(Exception):
-    pass
+def build_app(config: ServerSettings, answer_wechat: WeChatAnswerer | None = None) -> FastAPI:
+    """The application's routes and middleware for these settings; `create_app` attaches a service to it.
 
+    Separate so that the OpenAPI description (and the README's HTTP table) can be produced without loading a
+    model or an index."""
 
-def create_app(service: ServiceState) -> FastAPI:
-    app = FastAPI(title="政务知识库问答 API", version="0.2.0",
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        service = getattr(app.state, "service", None)
+        if service is not None:
+            service.close()
+
+    app = FastAPI(title="政务知识库问答 API", version="0.3.0", lifespan=lifespan,
                   description="信访工作条例、常用法律法规和本镇法治政府建设报告的问答与检索。")
-    app.state.service = service
     install_error_handlers(app)
     app.include_router(create_api_router())
     app.include_router(create_openai_router())
     app.include_router(create_admin_router())
     mount_web(app)
-    server = service.settings.server
-    if server.wechat_token:
+    if config.wechat_token:
         from server.wechat import WeChatConfig, create_wechat_router
 
-        config = WeChatConfig(server.wechat_token, server.wechat_app_id, server.wechat_aes_key)
-        app.include_router(create_wechat_router(
-            config, lambda question: reply_text(answer_and_log(service, question, "wechat", "wechat"))))
-    if server.cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=list(server.cors_origins), allow_methods=["GET", "POST"],
+        wechat = WeChatConfig(config.wechat_token, config.wechat_app_id, config.wechat_aes_key)
+        app.include_router(create_wechat_router(wechat, answer_wechat or (lambda question, user: "")))
+    if config.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=list(config.cors_origins), allow_methods=["GET", "POST"],
                            allow_headers=["Content-Type", "Authorization"])
-    app.add_middleware(BodySizeLimit, max_bytes=server.max_body_bytes, upload_bytes=server.max_upload_bytes)
+    app.add_middleware(BodySizeLimit, max_bytes=config.max_body_bytes, upload_bytes=config.max_upload_bytes,
+                       upload_path=UPLOAD_PATH)
+    app.add_middleware(StampArrival)
     return app
 
 
-def open_service(settings: Settings, kb: KnowledgeBase | None = None) -> ServiceState:
-    settings.server.query_log.parent.mkdir(parents=True, exist_ok=True)
-    return ServiceState(settings, kb or KnowledgeBase.open(settings=settings), QueryLog.open(settings.server.query_log))
+def create_app(service: ServiceState) -> FastAPI:
+    """The service's application: routes, middleware, and the ServiceState every request uses (closed on exit)."""
+    app = build_app(service.config, wechat_answerer(service))
+    app.state.service = service
+    return app
+
+
+def uvicorn_config(app: FastAPI, host: str, port: int, log_level: str = "info"):
+    """How the service runs, in production and in the tests alike: the client address is the TCP peer (trusted
+    proxies are our decision, server/clients.py, not uvicorn's), and the access log never shows a query string."""
+    import uvicorn
+
+    config = uvicorn.Config(app, host=host, port=port, proxy_headers=False, log_level=log_level)
+    mask_access_log()  # after uvicorn.Config, which (re)configures uvicorn's loggers
+    return config
 
 
 def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000) -> None:
@@ -90,7 +99,7 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000) -> None
     from ingest.build import ensure_index
 
     ensure_index(settings, progress=True)
-    service = open_service(settings)
+    service = open_service(settings, ServerSettings())
     kb = service.kb
     log.warning("知识库已就绪: %d 个文档, %d 个片段; http://%s:%d/docs", len(kb.documents), len(kb.chunks), host, port)
-    uvicorn.run(create_app(service), host=host, port=port)
+    uvicorn.Server(uvicorn_config(create_app(service), host, port)).run()

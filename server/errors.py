@@ -9,8 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from kb.errors import KnowledgeBaseError
-from kb.knowledge_base import QueryError, UnknownDocumentError
+from kb.errors import KnowledgeBaseError, QueryError, UnknownDocumentError
 
 log = logging.getLogger(__name__)
 

@@ -54,6 +54,10 @@ class JobRunner:
             job.status, job.message = "failed", str(exc)
         job.finished_at = time.time()
 
+    def close(self) -> None:
+        """Finish the running job, drop queued ones; jobs submitted afterwards are refused."""
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
     def get(self, job_id: str) -> Job | None:
         with self._lock:
             return self._jobs.get(job_id)

@@ -15,23 +15,23 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from kb.answer import reply_text
-from server.api import answer_and_log, checked_question, client_key, rate_limited, state
+from server.api import StrictModel, client_key, state
 from server.errors import ApiError
-from server.state import ServiceState
+from server.reply import reply_text
+from server.service import ServiceState
 
 MODEL_ID = "zhengwu-kb"
 STREAM_PIECE_CHARS = 16
 
 
-class ChatMessage(BaseModel):
+class ChatMessage(StrictModel):
     role: str = Field(..., max_length=32)
     content: str | list[dict[str, Any]] | None = None
 
 
-class ChatRequest(BaseModel):
+class ChatRequest(StrictModel):
     model: str = MODEL_ID
     messages: list[ChatMessage] = Field(..., min_length=1, max_length=200)
     stream: bool = False
@@ -64,13 +64,12 @@ def create_openai_router() -> APIRouter:
     def models() -> dict:
         return {"object": "list", "data": [{"id": MODEL_ID, "object": "model", "created": 0, "owned_by": MODEL_ID}]}
 
-    @router.post("/chat/completions", dependencies=[Depends(rate_limited)])
+    @router.post("/chat/completions")
     async def chat(body: ChatRequest, request: Request, service: ServiceState = Depends(state)):
         user_messages = [m for m in body.messages if m.role == "user"]
         if not user_messages:
             raise ApiError(400, "no_user_message", "消息中没有用户的问题")
-        question = checked_question(_text_of(user_messages[-1]), service)
-        answer = await run_in_threadpool(answer_and_log, service, question, client_key(request), "openai")
+        answer = await run_in_threadpool(service.ask, _text_of(user_messages[-1]), "openai", client_key(request))
         text = reply_text(answer)
         completion_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
         if body.stream:

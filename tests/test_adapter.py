@@ -67,26 +67,21 @@ def small_kb(tmp_path_factory: pytest.TempPathFactory, settings: Settings, embed
 def test_auto_uses_the_adapter_only_for_large_statute_collections(small_kb: KnowledgeBase) -> None:
     params = small_kb.params
     assert params.query_adapter == "auto"
-    assert not small_kb._uses_adapter(params)  # two laws: the township-sized case, where it was measured to hurt
-    assert small_kb._uses_adapter(replace(params, adapter_min_laws=2))
-    assert small_kb._uses_adapter(replace(params, query_adapter="on"))
-    assert not small_kb._uses_adapter(replace(params, query_adapter="off", adapter_min_laws=0))
+    assert not small_kb.retriever.uses_adapter(params)  # two laws: the township size, where it was measured to hurt
+    assert small_kb.retriever.uses_adapter(replace(params, adapter_min_laws=2))
+    assert small_kb.retriever.uses_adapter(replace(params, query_adapter="on"))
+    assert not small_kb.retriever.uses_adapter(replace(params, query_adapter="off", adapter_min_laws=0))
 
 
 def test_adapter_changes_ranking_scores_but_not_the_cosine_the_answer_stage_weighs(small_kb: KnowledgeBase) -> None:
     question = "路面塌陷后多长时间内要设置警示标志？"
     default = small_kb.params
-    try:
-        small_kb.params = replace(default, query_adapter="off", method="dense")
-        plain = small_kb.retrieve(question, top_k=3)
-        small_kb.params = replace(default, query_adapter="on", method="dense")
-        adapted = small_kb.retrieve(question, top_k=3)
-    finally:
-        small_kb.params = default
+    plain = small_kb.with_params(replace(default, query_adapter="off", method="dense")).retrieve(question, top_k=3)
+    adapted = small_kb.with_params(replace(default, query_adapter="on", method="dense")).retrieve(question, top_k=3)
     assert adapted.top_dense == pytest.approx(plain.top_dense, abs=1e-6)
     assert [h.score for h in adapted.hits] != [h.score for h in plain.hits]
 
 
 def test_unknown_adapter_mode_is_refused(settings: Settings, embedder: Embedder, small_kb: KnowledgeBase) -> None:
     with pytest.raises(KnowledgeBaseError, match="KB_QUERY_ADAPTER"):
-        KnowledgeBase(small_kb.index, embedder, replace(small_kb.params, query_adapter="sometimes"))
+        KnowledgeBase(small_kb.view, embedder, replace(small_kb.params, query_adapter="sometimes"))

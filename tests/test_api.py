@@ -14,9 +14,11 @@ import pytest
 import uvicorn
 from fastapi.testclient import TestClient
 
-from kb.config import ServerSettings, Settings
+from kb.config import Settings
 from kb.knowledge_base import KnowledgeBase
-from server.app import create_app, open_service
+from server.app import create_app
+from server.service import open_service
+from server.settings import ServerSettings
 
 pytestmark = pytest.mark.slow
 
@@ -31,7 +33,7 @@ def make_client(settings: Settings, kb: KnowledgeBase, tmp: Path, index_dir: Pat
     defaults = {"query_log": tmp / "querylog.sqlite", "admin_key": "", "cors_origins": (), "rate_per_minute": 6000,
                 "rate_burst": 1000, "wechat_token": ""}
     server_settings = replace(ServerSettings(), **{**defaults, **server})
-    service = open_service(replace(settings, server=server_settings, index_dir=index_dir or settings.index_dir), kb)
+    service = open_service(replace(settings, index_dir=index_dir or settings.index_dir), server_settings, kb)
     return TestClient(create_app(service), raise_server_exceptions=False)
 
 

@@ -33,10 +33,11 @@ from schemathesis.config import SchemathesisConfig
 from schemathesis.specs.openapi.checks import (content_type_conformance, negative_data_rejection,
                                                response_schema_conformance)
 
-from kb.config import PROJECT_ROOT, ServerSettings, Settings
+from kb.config import PROJECT_ROOT, Settings
 from kb.knowledge_base import KnowledgeBase
-from server.api import answer_and_log
-from server.app import create_app, open_service
+from server.app import create_app
+from server.service import open_service
+from server.settings import ServerSettings
 
 ADMIN_KEY = "fuzz-admin-key-123"
 #: Fixed, so a failure found in CI is found again on a developer's machine.
@@ -58,7 +59,7 @@ def fuzz_app(corpus_kb: KnowledgeBase, corpus_index: Path, settings: Settings,
     server = replace(ServerSettings(), query_log=tmp / "querylog.sqlite", admin_key=ADMIN_KEY, cors_origins=(),
                      rate_per_minute=1_000_000, rate_burst=1_000_000, wechat_token="fuzz-wechat-token",
                      wechat_app_id="", wechat_aes_key="")
-    return create_app(open_service(replace(settings, corpus_dir=corpus, index_dir=index, server=server), corpus_kb))
+    return create_app(open_service(replace(settings, corpus_dir=corpus, index_dir=index), server, corpus_kb))
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +68,7 @@ def api_schema(fuzz_app: FastAPI, corpus_kb: KnowledgeBase) -> schemathesis.Base
     config = SchemathesisConfig.from_dict({"seed": SEED, "max-stream-events": 10_000})
     schema = schemathesis.openapi.from_asgi("/openapi.json", fuzz_app, config=config)
     service = fuzz_app.state.service
-    asked = answer_and_log(service, QUESTION, "fuzz", "api")
+    asked = service.ask(QUESTION, "api", "fuzz")
     steer_towards_real_records(schema, corpus_kb, question_ids=[asked["question_id"]])
     return schema
 

@@ -24,7 +24,7 @@ CITATION = "《信访工作条例》第三十四条"
 
 def kb_command() -> list[str]:
     script = Path(sys.executable).with_name("kb")
-    return [str(script)] if script.is_file() else [sys.executable, "-m", "kb.cli"]
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "cli.main"]
 
 
 def error_line(result: subprocess.CompletedProcess) -> str:
@@ -73,7 +73,7 @@ def test_search_readable_with_highlight(corpus_index: Path, settings: Settings, 
     assert "第四章 信访事项的办理" in result.stdout
     highlighted = re.findall(r"\x1b\[1;31m(.+?)\x1b\[0m", result.stdout)
     assert "办结" in highlighted  # 60日内办结 in the first hit
-    assert set(highlighted) & set(corpus_kb.index.lexical.query_terms(QUESTION))
+    assert set(highlighted) & set(corpus_kb.query_terms(QUESTION))
     plain = re.sub(r"\x1b\[[0-9;]*m", "", result.stdout)
     assert "信访事项应当自受理之日起60日内办结" in plain
 
@@ -144,7 +144,7 @@ def test_ask_json(corpus_index: Path, settings: Settings) -> None:
 
 
 def test_report_unanswered(tmp_path: Path, settings: Settings) -> None:
-    from kb.querylog import QueryLog
+    from server.querylog import QueryLog
 
     path = tmp_path / "querylog.sqlite"
     with QueryLog.open(path) as query_log:

@@ -111,7 +111,7 @@ def test_loaded_index_holds_what_the_chunker_made(small_index: Path, settings: S
             parsed.document.title, parsed.document.kind, parsed.document.doc_date, parsed.document.text)
         assert stored.dates == parsed.document.dates
     assert kb.chunks == expected
-    assert kb.index.manifest["counts"]["chunks"] == len(expected) == kb.index.dense.ntotal
+    assert kb.view.manifest["counts"]["chunks"] == len(expected) == kb.view.dense.ntotal
     kinds = sorted(d.kind for d in kb.documents.values())
     assert kinds == ["law", "law", "report"]
     road = next(d for d in kb.documents.values() if d.title == "乡村道路养护条例")
@@ -339,7 +339,7 @@ def test_another_model_is_selectable_and_its_index_is_kept_apart(small_index: Pa
         KnowledgeBase.open(small_index, settings=own_settings, embedder=own_embedder)
     ingest([small_corpus], own_settings, embedder=own_embedder)
     own_kb = KnowledgeBase.open(settings=own_settings, embedder=own_embedder)
-    assert own_kb.index.manifest["embedding"]["model_id"] == str(own_model)
+    assert own_kb.view.manifest["embedding"]["model_id"] == str(own_model)
     assert own_kb.search("路面塌陷后多长时间内要设置警示标志？")[0].citation == "《乡村道路养护条例》第三条"
     with pytest.raises(IndexMismatchError):
         KnowledgeBase.open(own_settings.index_dir, settings=settings, embedder=embedder)
@@ -357,9 +357,9 @@ def test_reingest_embeds_only_what_changed(fresh_index: Path, settings: Settings
     after = open_kb(fresh_index, settings, embedder)
     new_rows = [i for i, c in enumerate(after.chunks) if after.documents[c.doc_id].title == "村规民约"]
     texts = [indexing_text(after.documents[after.chunks[i].doc_id], after.chunks[i]) for i in new_rows]
-    np.testing.assert_allclose(after._vectors[new_rows], embedder.encode_passages(texts), atol=1e-5)
+    np.testing.assert_allclose(after.view.vectors[new_rows], embedder.encode_passages(texts), atol=1e-5)
     old = {c.chunk_id: i for i, c in enumerate(before.chunks)}
     for i, chunk in enumerate(after.chunks):
         if chunk.chunk_id in old:
-            np.testing.assert_array_equal(after._vectors[i], before._vectors[old[chunk.chunk_id]])
+            np.testing.assert_array_equal(after.view.vectors[i], before.view.vectors[old[chunk.chunk_id]])
     assert after.search("宴席不超过几桌")[0].citation == "《村规民约》第三条"

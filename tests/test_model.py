@@ -265,7 +265,7 @@ def test_fetch_artefact_prefers_verified_copies_of_the_real_artefacts(
 def test_model_build_command_reports_the_model(settings: Settings, embedder: Embedder) -> None:
     """`kb model build` on a machine where the model is built: quick, and names the folder."""
     env = {**os.environ, "KB_CACHE_DIR": str(settings.cache_dir)}
-    result = subprocess.run([sys.executable, "-m", "kb.cli", "model", "build"], capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-m", "cli.main", "model", "build"], capture_output=True, text=True,
                             env=env, timeout=300)
     assert result.returncode == 0, result.stderr
     assert str(settings.model_dir) in result.stdout

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from kb.querylog import SCHEMA_VERSION, QueryLog, QueryLogError, normalize_question
+from server.querylog import SCHEMA_VERSION, QueryLog, QueryLogError, normalize_question
 
 
 @pytest.fixture
@@ -71,9 +71,13 @@ def test_personal_data_never_reaches_the_file(log: QueryLog, log_path: Path) -> 
     assert feedback == [("没用，请打我电话138****8000，卡号[银行卡号]",)]
 
 
-def test_the_file_has_its_schema_version_and_is_in_wal_mode(log: QueryLog, log_path: Path) -> None:
+def test_the_file_has_its_schema_version_and_maps_no_shared_memory(log: QueryLog, log_path: Path) -> None:
+    """WAL's -shm file is mapped into the process: a write to it that cannot be backed (disk full) is a SIGBUS
+    that kills the server. A rollback journal turns the same failure into an ordinary, catchable error."""
+    log.record("问题", "回答", True, 0.9, [], 10.0)
     assert raw_rows(log_path, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
-    assert raw_rows(log_path, "PRAGMA journal_mode") == [("wal",)]
+    assert raw_rows(log_path, "PRAGMA journal_mode") == [("delete",)]
+    assert not log_path.with_name(log_path.name + "-shm").exists()
 
 
 def test_reopening_keeps_what_was_recorded(log_path: Path) -> None:

@@ -14,10 +14,11 @@ import httpx
 import pytest
 import uvicorn
 
-from kb.config import PROJECT_ROOT, ServerSettings, Settings
+from kb.config import PROJECT_ROOT, Settings
 from kb.knowledge_base import KnowledgeBase
-from server.app import create_app, open_service
-from server.state import ServiceState
+from server.app import create_app
+from server.service import ServiceState, open_service
+from server.settings import ServerSettings
 from server.web import CONTENT_SECURITY_POLICY, mount_web
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -46,7 +47,7 @@ def live(corpus_index: Path, corpus_kb: KnowledgeBase, settings: Settings,
     """The real app with the page mounted, served by uvicorn on 127.0.0.1 in a thread."""
     server_settings = replace(ServerSettings(), query_log=tmp_path_factory.mktemp("web") / "querylog.sqlite",
                               admin_key="", cors_origins=(), rate_per_minute=6000, rate_burst=1000, wechat_token="")
-    service = open_service(replace(settings, server=server_settings, index_dir=corpus_index), corpus_kb)
+    service = open_service(replace(settings, index_dir=corpus_index), server_settings, corpus_kb)
     app = create_app(service)
     mount_web(app)
     mount_web(app)  # idempotent: a second call adds nothing

@@ -1,11 +1,14 @@
 """Every question asked, its answer and the citizens' feedback, in SQLite, so staff can see what the knowledge base
 cannot answer yet.
 
-Personal data is masked (kb.privacy) before anything is written: the file never holds a phone number or 身份证号.
+Personal data is masked (server.privacy) before anything is written: the file never holds a phone number or
+身份证号.
 
 One connection is shared by all threads and every use of it holds a lock: SQLite writes one transaction at a time
-anyway, and a single connection can be closed deterministically. WAL mode lets other processes (another server
-worker, a review script) read while this one writes.
+anyway, and a single connection can be closed deterministically. The file uses a rollback journal, not WAL: WAL
+maps a shared-memory file (-shm) into the process, and a failed write to mapped memory (disk full, a file that
+cannot grow) kills the process with SIGBUS; with a journal a full disk is an ordinary error the service survives.
+Other processes (a review script, `kb report`) still read it; each write holds the file for a millisecond.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from kb.errors import KnowledgeBaseError
-from kb.privacy import mask_personal_data
+from server.privacy import mask_personal_data
 
 #: Migration i brings a database from user_version i to i + 1; append, never edit, when the schema changes.
 _MIGRATIONS: list[tuple[str, ...]] = [
@@ -70,7 +73,8 @@ class QueryLog:
         path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(path, timeout=10, isolation_level=None, check_same_thread=False)
         try:
-            db.execute("PRAGMA journal_mode = WAL")
+            if db.execute("PRAGMA journal_mode = DELETE").fetchone()[0] != "delete":
+                raise sqlite3.DatabaseError("cannot leave WAL mode (another process has the file open in WAL)")
             db.execute("PRAGMA foreign_keys = ON")
             _migrate(db, path)
         except BaseException as exc:
@@ -91,15 +95,17 @@ class QueryLog:
         self.close()
 
     def record(self, question: str, answer: str, answerable: bool, confidence: float, citations: list[str],
-               latency_ms: float, client: str | None = None, channel: str = "api") -> str:
+               latency_ms: float, client: str | None = None, channel: str = "api",
+               question_id: str | None = None) -> str:
         """Store one question and its answer, personal data masked; returns the id feedback refers to."""
-        question_id = uuid.uuid4().hex
+        question_id = question_id or uuid.uuid4().hex
         masked = mask_personal_data(question)
         with self._lock:
             self._db.execute(
                 "INSERT INTO questions (question_id, asked_at, question, normalized, answer, answerable, confidence,"
                 " citations, latency_ms, client, channel) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (question_id, _now(), masked, normalize_question(masked), mask_personal_data(answer), answerable,
+                (question_id, _now(), masked, mask_personal_data(normalize_question(question)),
+                 mask_personal_data(answer), answerable,
                  confidence, json.dumps(citations, ensure_ascii=False), latency_ms, client, channel),
             )
         return question_id

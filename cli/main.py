@@ -1,4 +1,5 @@
-"""`kb`: the command line. It parses arguments, calls the library, and prints; nothing else."""
+"""`kb`: the command line. It parses arguments, calls the library (or, for questions, the service's one way in),
+and prints; nothing else."""
 
 from __future__ import annotations
 
@@ -10,8 +11,14 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from kb.config import Settings, load_settings
 from kb.errors import KnowledgeBaseError
+from server.settings import ServerSettings
+
+if TYPE_CHECKING:  # the heavy modules are imported by the commands that need them, so `kb --help` is instant
+    from kb.knowledge_base import KnowledgeBase
 
 EXIT_ERROR = 1
 
@@ -21,7 +28,7 @@ def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(index_dir=Path(index) if index else None)
 
 
-def _open(args: argparse.Namespace):
+def _open(args: argparse.Namespace) -> KnowledgeBase:
     from ingest.build import ensure_index
     from kb.knowledge_base import KnowledgeBase
 
@@ -96,22 +103,30 @@ def cmd_search(args: argparse.Namespace) -> int:
     if args.json:
         return _print_json({"query": args.query, "hits": [h.to_dict() for h in hits]})
     color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty())
-    _print_hits(args.query, hits, kb.index.lexical.query_terms(args.query), color)
+    _print_hits(args.query, hits, kb.query_terms(args.query), color)
     return 0
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    kb = _open(args)
-    answer = kb.ask(args.question)
+    from server.errors import ApiError
+    from server.service import open_service
+
+    service = open_service(_settings(args), ServerSettings(), _open(args))
+    try:
+        answer = service.ask(args.question, "cli", "cli")
+    except ApiError as refusal:
+        print(f"错误: {refusal.message}", file=sys.stderr)
+        return EXIT_ERROR
+    finally:
+        service.close()
     if args.json:
-        return _print_json(answer.to_dict())
-    print(answer.answer)
-    for citation in answer.citations:
-        hit = citation.hit
-        date = f"（{hit.doc_date}）" if hit.doc_date else ""
-        print(f"\n[{citation.n}] {hit.citation}{date}  {hit.section}")
-    if answer.answerable:
-        print(f"\n置信度 {answer.confidence:.2f}")
+        return _print_json(answer)
+    print(answer["answer"])
+    for citation in answer["citations"]:
+        date = f"（{citation['doc_date']}）" if citation["doc_date"] else ""
+        print(f"\n[{citation['n']}] {citation['citation']}{date}  {citation['section']}")
+    if answer["answerable"]:
+        print(f"\n置信度 {answer['confidence']:.2f}")
     return 0
 
 
@@ -162,9 +177,9 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_report_unanswered(args: argparse.Namespace) -> int:
-    from kb.querylog import QueryLog
+    from server.querylog import QueryLog
 
-    path = load_settings().server.query_log
+    path = ServerSettings().query_log
     if not path.is_file():
         print(f"还没有问题记录（{path}）")
         return 0

@@ -1,0 +1,1 @@
+"""`kb`: the command line, the topmost layer: it parses arguments, calls the library or the service, prints."""

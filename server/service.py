@@ -1,0 +1,156 @@
+"""What one service process holds, and the one way in for a question.
+
+`ServiceState.ask` is used by every channel (the JSON API, the OpenAI-compatible endpoint, WeChat and the
+`kb ask` command): it applies the rate limit and the configured question limits, answers, and logs. Logging is
+best effort: a question log that cannot be written (disk full, file unwritable) is counted and reported by
+/readyz, and the answer is still given.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ingest.build import ingest
+from kb.config import Settings
+from kb.knowledge_base import KnowledgeBase
+from server.clients import parse_networks
+from server.errors import ApiError
+from server.jobs import JobRunner
+from server.querylog import QueryLog
+from server.ratelimit import RateLimiter
+from server.settings import ServerSettings
+
+log = logging.getLogger(__name__)
+
+#: Log records kept in memory while the log cannot be written, retried on the next write.
+PENDING_LOG_RECORDS = 1000
+
+
+def checked_text(text: object, what: str = "问题") -> str:
+    """Text a client sent, refused when it is not text or not valid Unicode (a lone surrogate, say)."""
+    if not isinstance(text, str):
+        raise ApiError(400, "invalid_text", f"{what}必须是文字")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ApiError(400, "invalid_text", f"{what}中含有无效的字符") from None
+    return text
+
+
+@dataclass
+class LogHealth:
+    """How the question log is doing: failed writes, records waiting, the last error. Shown by /readyz."""
+
+    failures: int = 0
+    dropped: int = 0
+    last_error: str | None = None
+    pending: deque = field(default_factory=lambda: deque(maxlen=PENDING_LOG_RECORDS))
+
+    def to_dict(self) -> dict:
+        return {"ok": not self.pending and self.last_error is None, "failed_writes": self.failures,
+                "pending": len(self.pending), "dropped": self.dropped, "last_error": self.last_error}
+
+
+class ServiceState:
+    def __init__(self, settings: Settings, config: ServerSettings, kb: KnowledgeBase, query_log: QueryLog) -> None:
+        self.settings = settings
+        self.config = config
+        self._kb = kb
+        self._reload_lock = threading.Lock()
+        self.query_log = query_log
+        self.log_health = LogHealth()
+        self._log_lock = threading.Lock()
+        self.rate_limiter = RateLimiter(config.rate_per_minute, config.rate_burst)
+        self.proxies = parse_networks(config.trusted_proxies)
+        self.jobs = JobRunner()
+
+    @property
+    def kb(self) -> KnowledgeBase:
+        """The current knowledge base. A request keeps the one it started with, so a reload drops nothing."""
+        return self._kb
+
+    # -- the one way in ------------------------------------------------------------------------------------
+
+    def check_rate(self, client: str) -> None:
+        wait = self.rate_limiter.check(client)
+        if wait is not None:
+            raise ApiError(429, "rate_limited", "请求太频繁，请稍后再试", {"Retry-After": str(int(wait))})
+
+    def checked_question(self, text: object) -> str:
+        question = checked_text(text).strip()
+        if not question:
+            raise ApiError(400, "empty_question", "问题不能为空")
+        limit = self.config.max_question_chars
+        if len(question) > limit:
+            raise ApiError(400, "question_too_long", f"问题太长了，请控制在{limit}字以内")
+        return question
+
+    def ask(self, question: object, channel: str, client: str, top_k: int | None = None,
+            filters: Mapping[str, Any] | None = None) -> dict:
+        """Rate limit → question limits → answer → log (never fatal). The answer object plus `question_id`.
+
+        Raises ApiError for what the client must change (too fast, empty, too long, invalid text or filters)."""
+        self.check_rate(client)
+        question = self.checked_question(question)
+        if filters is not None:
+            for value in filters.values():
+                if isinstance(value, str):
+                    checked_text(value, "过滤条件")
+        answer = self.kb.ask(question, filters=filters, passages=top_k)
+        question_id = uuid.uuid4().hex
+        self._log(dict(question_id=question_id, question=question, answer=answer.answer,
+                       answerable=answer.answerable, confidence=answer.confidence,
+                       citations=[c.hit.citation for c in answer.citations], latency_ms=answer.took_ms,
+                       client=client, channel=channel))
+        return {"question_id": question_id, **answer.to_dict()}
+
+    def _log(self, record: dict) -> None:
+        """Write the record (and any that failed before); on failure keep it for the next try, and go on."""
+        health = self.log_health
+        with self._log_lock:
+            if len(health.pending) == health.pending.maxlen:
+                health.dropped += 1
+            health.pending.append(record)
+            try:
+                while health.pending:
+                    self.query_log.record(**health.pending[0])
+                    health.pending.popleft()
+                health.last_error = None
+            except Exception as exc:  # the log must never take answering down, whatever the failure
+                health.failures += 1
+                health.last_error = f"{type(exc).__name__}: {exc}"
+                log.error("question log write failed (%d waiting to be retried): %s", len(health.pending),
+                          health.last_error)
+
+    # -- index updates ---------------------------------------------------------------------------------------
+
+    def reload(self) -> KnowledgeBase:
+        """Load the newest index beside the old one, then swap; on failure the old one stays in use."""
+        with self._reload_lock:
+            fresh = KnowledgeBase.open(settings=self.settings, embedder=self._kb.embedder)
+            self._kb = fresh
+            return fresh
+
+    def rebuild(self) -> str:
+        """Re-ingest the corpus folder, then reload; the old index answers until the new one is in."""
+        report = ingest([self.settings.corpus_dir], self.settings, embedder=self._kb.embedder)
+        kb = self.reload()
+        return (f"{report.documents} 个文档, {report.chunks} 个片段（新嵌入 {report.chunks - report.reused} 个）, "
+                f"用时 {report.seconds:.1f} 秒; 已载入 {len(kb.documents)} 个文档")
+
+    def close(self) -> None:
+        """Stop the job runner (a running job finishes) and close the question log."""
+        self.jobs.close()
+        self.query_log.close()
+
+
+def open_service(settings: Settings, config: ServerSettings | None = None,
+                 kb: KnowledgeBase | None = None) -> ServiceState:
+    config = config or ServerSettings()
+    return ServiceState(settings, config, kb or KnowledgeBase.open(settings=settings), QueryLog.open(config.query_log))

@@ -1,0 +1,39 @@
+"""The HTTP service's own settings: keys, limits, proxies, the question log, WeChat. Safe defaults: no admin
+access, no cross-origin access, no trusted proxy, WeChat off, until configured. Declared with kb.config.setting,
+so the README's configuration table lists them too."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from kb.config import PROJECT_ROOT, setting
+
+
+def _names(raw: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    admin_key: str = setting("KB_ADMIN_KEY", "", "bearer key for the admin endpoints (disabled without one)")
+    cors_origins: tuple[str, ...] = setting(
+        "KB_CORS_ORIGINS", (), "comma-separated origins allowed to call the API from a browser (none by default)",
+        _names, shown="–")
+    trusted_proxies: tuple[str, ...] = setting(
+        "KB_TRUSTED_PROXIES", (),
+        "comma-separated addresses or networks of reverse proxies whose `X-Forwarded-For` is believed "
+        "(none by default: the peer address is the client)", _names, shown="–")
+    max_question_chars: int = setting("KB_MAX_QUESTION_CHARS", 500, "longest question accepted, on every channel")
+    max_body_bytes: int = 64 * 1024
+    #: Documents uploaded by staff (/api/admin/documents) may be larger.
+    max_upload_bytes: int = 20 * 1024 * 1024
+    rate_per_minute: float = setting("KB_RATE_PER_MINUTE", 60.0,
+                                     "per-client (or per-WeChat-user) rate limit of the questions, per minute")
+    rate_burst: int = setting("KB_RATE_BURST", 20, "requests a client may make at once before the rate applies")
+    query_log: Path = setting("KB_QUERY_LOG", PROJECT_ROOT / "var" / "querylog.sqlite",
+                              "the question log for staff review", lambda raw: Path(raw).expanduser(),
+                              shown="`var/querylog.sqlite`")
+    wechat_token: str = setting("KB_WECHAT_TOKEN", "", "WeChat message push: the 服务器配置 Token (push is off without it)")
+    wechat_app_id: str = setting("KB_WECHAT_APP_ID", "", "WeChat safe mode: the AppID")
+    wechat_aes_key: str = setting("KB_WECHAT_AES_KEY", "", "WeChat safe mode: the 43-character EncodingAESKey")
