@@ -1,5 +1,7 @@
 # The two commands of the README: `make run` (install, build model and index on first run, serve)
 # and `make test` (install, run the test suite). Everything installs into .venv with pinned versions.
+# `make test-fast` runs every test that needs no embedding model (pytest -m "not slow"; well under a minute).
+# `make screenshots` refreshes docs/screenshots/*.png from the browser test (tests never write them otherwise).
 # `make bench [STAGES="latency report"]` runs the benchmarks and writes docs/benchmarks.md.
 VENV ?= .venv
 PYTHON ?= python3
@@ -8,7 +10,7 @@ PORT ?= 8000
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test bench
+.PHONY: install run test test-fast screenshots bench
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +24,12 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+screenshots: $(STAMP)
+	KB_SCREENSHOTS_DIR=docs/screenshots $(BIN)/python -m pytest -q tests/test_web.py -k screenshots
 
 bench: $(STAMP)
 	$(BIN)/python -m bench $(STAGES)

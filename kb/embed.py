@@ -36,6 +36,32 @@ def ensure_model(settings: Settings) -> None:
 BACKENDS = ("torch", "onnx-int8")
 
 
+class FairLock:
+    """A first-come, first-served lock. A plain Lock lets the thread that releases it take it straight back, so a
+    question asked during a re-ingest could wait for the whole ingest; in turn, it waits for one batch at most."""
+
+    def __init__(self) -> None:
+        self._turn = threading.Condition()
+        self._next_ticket = 0
+        self._serving = 0
+
+    def waiting(self) -> int:
+        """Callers holding or waiting for the lock."""
+        with self._turn:
+            return self._next_ticket - self._serving
+
+    def __enter__(self) -> None:
+        with self._turn:
+            ticket = self._next_ticket
+            self._next_ticket += 1
+            self._turn.wait_for(lambda: self._serving == ticket)
+
+    def __exit__(self, *_: object) -> None:
+        with self._turn:
+            self._serving += 1
+            self._turn.notify_all()
+
+
 def _read_json(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
@@ -73,7 +99,7 @@ class Embedder:
             onnx_dir = build_onnx_int8(model_dir, onnx_dir_for(model_dir, self.fingerprint))
             encoder = OnnxInt8Encoder(model_dir, onnx_dir, settings.torch_threads, max_tokens)
             self._encode_batch = encoder.encode
-        self._lock = threading.Lock()  # one forward pass at a time: 2 cores gain nothing from more
+        self._lock = FairLock()  # one forward pass at a time: 2 cores gain nothing from more
         self.dimension = int(self._encode_batch(["维度"], 1).shape[1])
 
     @staticmethod

@@ -74,7 +74,7 @@ def create_admin_router() -> APIRouter:
     @router.post("/documents", status_code=202)
     async def add_document(request: Request, filename: str = Query(..., description="文件名，如 村规民约.docx"),
                            service: ServiceState = Depends(state)) -> dict:
-        """Body: the file's bytes. Replaces a file of the same name."""
+        """Body: the file's bytes. Replaces a file of the same name"""
         name = checked_filename(filename)
         content = await request.body()
         if not content:
@@ -90,6 +90,7 @@ def create_admin_router() -> APIRouter:
 
     @router.delete("/documents/{doc_id}", status_code=202)
     def remove_document(doc_id: str, service: ServiceState = Depends(state)) -> dict:
+        """remove a document (its file goes to `corpus/.trash/`) and re-ingest"""
         document = service.kb.document(doc_id)
         corpus = service.settings.corpus_dir.resolve()
         source = (corpus / document.source).resolve()
@@ -100,6 +101,7 @@ def create_admin_router() -> APIRouter:
 
     @router.get("/jobs/{job_id}")
     def job(job_id: str, service: ServiceState = Depends(state)) -> dict:
+        """the state of a background job (adding or removing a document)"""
         found = service.jobs.get(job_id)
         if found is None:
             raise ApiError(404, "not_found", "没有这个任务")
@@ -107,6 +109,7 @@ def create_admin_router() -> APIRouter:
 
     @router.post("/reload")
     async def reload(service: ServiceState = Depends(state)) -> dict:
+        """swap in the index on disk (after `kb ingest`) without dropping requests"""
         started = time.perf_counter()
         kb = await run_in_threadpool(service.reload)
         return {"status": "reloaded", "documents": len(kb.documents), "chunks": len(kb.chunks),
@@ -114,6 +117,7 @@ def create_admin_router() -> APIRouter:
 
     @router.get("/unanswered")
     def unanswered(limit: int = Query(50, ge=1, le=500), service: ServiceState = Depends(state)) -> dict:
+        """questions not answered or rated unhelpful, most frequent first"""
         return {"questions": service.query_log.unanswered(limit)}
 
     return router

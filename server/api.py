@@ -67,34 +67,39 @@ def create_api_router() -> APIRouter:
 
     @router.get("/healthz", tags=["service"])
     def healthz() -> dict:
+        """liveness: answers as soon as the server runs"""
         return {"status": "ok"}
 
     @router.get("/readyz", tags=["service"])
     def readyz(service: ServiceState = Depends(state)) -> dict:
-        """Ready once the index and the model are loaded; `query_log` says whether questions are being logged."""
+        """Ready once the index and the model are loaded; `query_log` says whether questions are being logged"""
         kb = service.kb
         return {"status": "ready", "documents": len(kb.documents), "chunks": len(kb.chunks),
                 "model": kb.embedder.model_id, "query_log": service.log_health.to_dict()}
 
     @router.post("/api/ask", tags=["questions"])
     async def ask(body: AskRequest, request: Request, service: ServiceState = Depends(state)) -> dict:
+        """the answer object + `question_id` (for feedback)"""
         filters = body.filters.model_dump(exclude_none=True) if body.filters else None
         return await run_in_threadpool(service.ask, body.question, "api", client_key(request), body.top_k, filters)
 
     @router.get("/api/search", tags=["questions"], dependencies=[Depends(rate_limited)])
     async def search(q: str = Query(..., description="问题"), top_k: int = Query(5, ge=1, le=MAX_TOP_K),
                      service: ServiceState = Depends(state)) -> dict:
+        """`{"query": ..., "hits": [...]}`: the best passages, without composing an answer."""
         question = service.checked_question(q)
         hits = await run_in_threadpool(service.kb.search, question, top_k)
         return {"query": question, "hits": [h.to_dict() for h in hits]}
 
     @router.get("/api/documents", tags=["documents"], dependencies=[Depends(rate_limited)])
     def documents(service: ServiceState = Depends(state)) -> dict:
+        """title, kind, date and number of articles of every document"""
         kb = service.kb
         return {"documents": [document_summary(kb, doc_id) for doc_id in kb.documents]}
 
     @router.get("/api/documents/{doc_id}", tags=["documents"], dependencies=[Depends(rate_limited)])
     def document(doc_id: str, service: ServiceState = Depends(state)) -> dict:
+        """full text with an index of article positions"""
         kb = service.kb
         doc = kb.document(doc_id)
         anchors = [{"article": c.article, "article_no": c.article_no, "section": c.section, "part": c.part,
@@ -105,10 +110,12 @@ def create_api_router() -> APIRouter:
     @router.get("/api/documents/{doc_id}/articles/{article_no}", tags=["documents"],
                 dependencies=[Depends(rate_limited)])
     def article(doc_id: str, article_no: int, service: ServiceState = Depends(state)) -> dict:
+        """one article as a hit"""
         return service.kb.article(doc_id, article_no).to_dict()
 
     @router.post("/api/feedback", tags=["questions"], dependencies=[Depends(rate_limited)])
     def feedback(body: FeedbackRequest, service: ServiceState = Depends(state)) -> dict:
+        """whether an answer helped; staff see it in `kb report unanswered`"""
         comment = None if body.comment is None else checked_text(body.comment, "意见")
         try:
             found = service.query_log.add_feedback(body.question_id, body.helpful, comment)

@@ -62,10 +62,12 @@ def create_openai_router() -> APIRouter:
 
     @router.get("/models")
     def models() -> dict:
+        """OpenAI-compatible: the model list, for chat clients"""
         return {"object": "list", "data": [{"id": MODEL_ID, "object": "model", "created": 0, "owned_by": MODEL_ID}]}
 
     @router.post("/chat/completions")
     async def chat(body: ChatRequest, request: Request, service: ServiceState = Depends(state)):
+        """OpenAI-compatible chat (also `stream: true`), for chat clients and bot frameworks"""
         user_messages = [m for m in body.messages if m.role == "user"]
         if not user_messages:
             raise ApiError(400, "no_user_message", "消息中没有用户的问题")

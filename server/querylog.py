@@ -104,7 +104,7 @@ class QueryLog:
             self._db.execute(
                 "INSERT INTO questions (question_id, asked_at, question, normalized, answer, answerable, confidence,"
                 " citations, latency_ms, client, channel) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (question_id, _now(), masked, mask_personal_data(normalize_question(question)),
+                (question_id, _now(), masked, mask_personal_data(normalize_question(masked)),
                  mask_personal_data(answer), answerable,
                  confidence, json.dumps(citations, ensure_ascii=False), latency_ms, client, channel),
             )

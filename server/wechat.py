@@ -1,14 +1,16 @@
 """WeChat message push (公众号, 小程序客服消息): WeChat POSTs what a user sends, and our response is the reply.
 
 WeChat gives up after 5 s and then retries the same message, so a slow answer is replaced by a holding message
-and retries are served from a short-lived cache instead of being answered again. The protocol and crypto
-(signatures, XML, AES "safe mode") are wechatpy's.
+and retries are served from a short-lived cache instead of being answered again. A signed request is accepted
+only while its timestamp is fresh and only once, so a captured one cannot be replayed. Signature checks, parsing
+and AES "safe mode" are wechatpy's; the reply XML is built here, so that every field in it is escaped.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -22,15 +24,13 @@ from wechatpy.events import BaseEvent, SubscribeEvent, SubscribeScanEvent
 from wechatpy.exceptions import InvalidSignatureException
 from wechatpy.messages import BaseMessage, TextMessage
 from wechatpy.parser import parse_message
-from wechatpy.replies import TextReply
 from wechatpy.utils import check_signature
 
 from kb.errors import KnowledgeBaseError
+from server.middleware import ARRIVED
 
 log = logging.getLogger(__name__)
 
-#: The same limit as the question of /api/search.
-MAX_QUESTION_CHARS = 500
 #: WeChat retries within about 15 s; a few minutes is ample.
 RETRY_CACHE_TTL_S = 300.0
 RETRY_CACHE_MAX_ENTRIES = 10_000
@@ -38,10 +38,11 @@ RETRY_CACHE_MAX_ENTRIES = 10_000
 WELCOME = "您好，欢迎关注！请直接发送文字问题，我可以解答信访、法律法规以及本镇法治政府建设报告方面的问题。"
 TEXT_ONLY = "抱歉，目前只能回答文字提问，请用文字描述您的问题。"
 ASK_FOR_QUESTION = "请输入您想咨询的问题。"
-QUESTION_TOO_LONG = f"您的问题太长了，请精简到 {MAX_QUESTION_CHARS} 字以内再发送。"
 APOLOGY = "抱歉，系统暂时无法回答您的问题，请稍后再试。"
 #: WeChat's "received, nothing to send" reply.
 SUCCESS = "success"
+#: What XML 1.0 cannot hold (control characters, lone surrogates), such as form feeds in text taken from PDFs.
+_NOT_XML_CHARS = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 class WeChatConfigError(KnowledgeBaseError, ValueError):
@@ -55,7 +56,8 @@ class WeChatConfig:
     token: str
     app_id: str = ""  # needed for safe (AES) mode
     encoding_aes_key: str = ""  # 43 chars; empty → plaintext mode only
-    reply_timeout_s: float = 4.0  # WeChat waits 5 s; answer within this or send the holding message
+    reply_timeout_s: float = 4.0  # WeChat waits 5 s from arrival; answer within this or send the holding message
+    max_clock_skew_s: float = 300.0  # how far a request's timestamp may be from our clock
     holding_message: str = "您的问题正在查询中，请稍后再问一次或换个说法。"
 
     def __post_init__(self) -> None:
@@ -66,7 +68,9 @@ class WeChatConfig:
 
 
 class _ReplyCache:
-    """Replies by message for a few minutes, so WeChat's retries of a message are not answered again."""
+    """Replies by message for a few minutes, so WeChat's retries of a message are not answered again.
+
+    With claim() alone, it is the set of requests seen recently, so that a replayed one is refused."""
 
     def __init__(self, ttl_s: float = RETRY_CACHE_TTL_S, max_entries: int = RETRY_CACHE_MAX_ENTRIES) -> None:
         self._ttl_s = ttl_s
@@ -99,34 +103,50 @@ class _ReplyCache:
                 self._entries[key] = (self._entries[key][0], reply)
 
 
-def create_wechat_router(config: WeChatConfig, answer_text: Callable[[str], str]) -> APIRouter:
-    """GET /wechat (WeChat's URL check) and POST /wechat (user messages, answered by a passive text reply)."""
+def create_wechat_router(config: WeChatConfig, answer_text: Callable[[str, str], str]) -> APIRouter:
+    """GET /wechat (WeChat's URL check) and POST /wechat (user messages, answered by a passive text reply).
+
+    answer_text(question, user) gets the sender's OpenID as `user`: the question-length and per-user rate
+    limits are the service's, which words its own refusals.
+    """
     crypto = WeChatCrypto(config.token, config.encoding_aes_key, config.app_id) if config.encoding_aes_key else None
     replies = _ReplyCache()
+    # A timestamp is fresh from max_clock_skew_s before it to as long after, so a request is kept for twice that.
+    seen_requests = _ReplyCache(ttl_s=2 * config.max_clock_skew_s)
     router = APIRouter()
 
-    def answer_safely(question: str) -> str:
+    def refusal(signature: str, timestamp: str, nonce: str) -> str | None:
+        """Why a request must be refused (403): WeChat did not sign it, or not recently; None if it is fine."""
+        if not _signed(config.token, signature, timestamp, nonce):
+            return "invalid signature"
+        if not _fresh(timestamp, config.max_clock_skew_s):
+            return "stale timestamp"
+        return None
+
+    def answer_safely(question: str, user: str) -> str:
         """answer_text's reply; its exceptions are logged, never shown to the user."""
         try:
-            return answer_text(question)
+            return answer_text(question, user)
         except Exception:
             log.exception("answering a WeChat question failed")
             return APOLOGY
 
-    async def answer_once(question: str, retry_key: str | None) -> str | None:
-        """The answer, the holding message if it is slow, or None (→ "success") for a retry still being answered.
+    async def answer_once(question: str, user: str, retry_key: str | None, deadline: float) -> str | None:
+        """The answer, the holding message if it is not ready by `deadline` (monotonic), or None (→ "success")
+        for a retry still being answered.
 
-        The answer keeps being computed after a timeout, so that a later retry gets it from the cache.
+        The answer keeps being computed after the deadline, so that a later retry gets it from the cache.
         """
         if retry_key is not None and not replies.claim(retry_key):
             return replies.get(retry_key)
-        future = asyncio.get_running_loop().run_in_executor(None, answer_safely, question)
+        future = asyncio.get_running_loop().run_in_executor(None, answer_safely, question, user)
         if retry_key is not None:
             future.add_done_callback(lambda done: replies.put(retry_key, done.result()))
-        finished, _ = await asyncio.wait({future}, timeout=config.reply_timeout_s)
+        finished, _ = await asyncio.wait({future}, timeout=max(deadline - time.monotonic(), 0.0))
         return future.result() if finished else config.holding_message
 
-    async def reply_to(message: BaseMessage, question: str | None, retry_key: str | None) -> str | None:
+    async def reply_to(message: BaseMessage, question: str | None, retry_key: str | None,
+                       deadline: float) -> str | None:
         """The text to send back, or None when there is nothing to say (events other than subscribing)."""
         if isinstance(message, (SubscribeEvent, SubscribeScanEvent)):
             return WELCOME
@@ -136,21 +156,27 @@ def create_wechat_router(config: WeChatConfig, answer_text: Callable[[str], str]
             return TEXT_ONLY
         if not question:
             return ASK_FOR_QUESTION
-        if len(question) > MAX_QUESTION_CHARS:
-            return QUESTION_TOO_LONG
-        return await answer_once(question, retry_key)
+        return await answer_once(question, message.source, retry_key, deadline)
 
     @router.get("/wechat")
     def verify_url(signature: str = "", timestamp: str = "", nonce: str = "", echostr: str = "") -> Response:
-        if not _signed(config.token, signature, timestamp, nonce):
-            return PlainTextResponse("invalid signature", status_code=403)
+        """WeChat's check of the server URL (signed)"""
+        if reason := refusal(signature, timestamp, nonce):
+            return PlainTextResponse(reason, status_code=403)
         return PlainTextResponse(echostr)
 
     @router.post("/wechat")
     async def receive(request: Request, signature: str = "", timestamp: str = "", nonce: str = "",
                       encrypt_type: str = "", msg_signature: str = "") -> Response:
-        if not _signed(config.token, signature, timestamp, nonce):
-            return PlainTextResponse("invalid signature", status_code=403)
+        """WeChat message push: a user's message in, the answer as the reply (signed, fresh, never replayed)"""
+        # WeChat's 5 s started when the request arrived, which may be a while before this handler runs.
+        deadline = request.scope.get(ARRIVED, time.monotonic()) + config.reply_timeout_s
+        # Remembered before the body is read: in plaintext mode the signature does not cover the body.
+        reason = refusal(signature, timestamp, nonce)
+        if reason is None and not seen_requests.claim(f"{timestamp}:{signature}:{nonce}"):
+            reason = "replayed"
+        if reason:
+            return PlainTextResponse(reason, status_code=403)
         cipher = crypto if encrypt_type == "aes" else None
         if encrypt_type == "aes" and cipher is None:
             log.error("WeChat sent an encrypted message but no EncodingAESKey is configured")
@@ -161,6 +187,8 @@ def create_wechat_router(config: WeChatConfig, answer_text: Callable[[str], str]
         try:
             xml = cipher.decrypt_message(body, msg_signature, timestamp, nonce) if cipher else body
             message = parse_message(xml)
+            if not all(isinstance(name, str) and name for name in (message.source, message.target)):
+                raise ValueError("FromUserName and ToUserName must be text")
             retry_key = f"{message.source}:{message.id}" if message.id else None
             question = (message.content or "").strip() if isinstance(message, TextMessage) else None
         except InvalidSignatureException:
@@ -169,10 +197,10 @@ def create_wechat_router(config: WeChatConfig, answer_text: Callable[[str], str]
             log.warning("malformed WeChat message (%s)", type(exc).__name__)
             return PlainTextResponse("malformed message", status_code=400)
 
-        text = await reply_to(message, question, retry_key)
+        text = await reply_to(message, question, retry_key, deadline)
         if text is None:
             return PlainTextResponse(SUCCESS)
-        reply = TextReply(message=message, content=_cdata_safe(text)).render()
+        reply = _text_reply(message, text)
         if cipher:
             reply = cipher.encrypt_message(reply, nonce, timestamp)
         return Response(reply, media_type="text/xml")
@@ -188,6 +216,22 @@ def _signed(token: str, signature: str, timestamp: str, nonce: str) -> bool:
     return True
 
 
-def _cdata_safe(text: str) -> str:
-    """wechatpy puts the text in CDATA unescaped, so a "]]>" (say, in an echoed question) would end it early."""
-    return text.replace("]]>", "]]]]><![CDATA[>")
+def _fresh(timestamp: str, max_skew_s: float) -> bool:
+    """Whether the request was signed recently: a signed request from long ago may be a captured one."""
+    try:
+        return abs(time.time() - int(timestamp)) <= max_skew_s
+    except ValueError:
+        return False
+
+
+def _text_reply(message: BaseMessage, text: str) -> str:
+    """A passive text reply to `message`. The names are echoed from the message (the user's OpenID becomes
+    ToUserName), so every field is escaped, not only the text."""
+    return (f"<xml><ToUserName>{_cdata(message.source)}</ToUserName>"
+            f"<FromUserName>{_cdata(message.target)}</FromUserName><CreateTime>{int(time.time())}</CreateTime>"
+            f"<MsgType>{_cdata('text')}</MsgType><Content>{_cdata(text)}</Content></xml>")
+
+
+def _cdata(text: str) -> str:
+    """`text` as CDATA that a "]]>" inside cannot end early, without what XML cannot hold."""
+    return "<![CDATA[" + _NOT_XML_CHARS.sub("", text).replace("]]>", "]]]]><![CDATA[>") + "]]>"

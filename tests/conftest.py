@@ -7,12 +7,18 @@ session. The real corpus is ingested at most once per session, into a session te
 from __future__ import annotations
 
 import re
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from fastapi import FastAPI
 
-from ingest.build import ingest
+from ingest.build import find_files, ingest
 from kb.config import PROJECT_ROOT, Settings, load_settings
 from kb.embed import Embedder
 from kb.knowledge_base import KnowledgeBase
@@ -21,12 +27,21 @@ CORPUS_DIR = PROJECT_ROOT / "corpus"
 SOURCES_MD = CORPUS_DIR / "SOURCES.md"
 #: The shared evaluation questions live beside the repository, not inside it.
 DEV_SET = PROJECT_ROOT.parent / "shared" / "eval" / "dev.jsonl"
+#: The names of the files an ingest of corpus/ indexes (ingest.build.find_files: not SOURCES.md or README.md).
+CORPUS_FILES: tuple[str, ...] = tuple(name for _, name in find_files([CORPUS_DIR]))
+#: How many documents the real corpus index holds: one per corpus file.
+CORPUS_DOCUMENTS = len(CORPUS_FILES)
+
+#: Fixtures that load the embedding model (or build on it). `item.fixturenames` lists a test's fixtures
+#: transitively, so a fixture built on any of these makes its tests slow as well.
+MODEL_FIXTURES = frozenset({"embedder", "float_embedder", "corpus_index", "corpus_kb"})
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Whatever needs the real corpus index is slow, even if its module forgot the marker."""
+    """Whatever needs the embedding model (and so the real corpus index) is slow, even if its module forgot the
+    marker: `pytest -m "not slow"` (make test-fast) then runs everything that needs no model."""
     for item in items:
-        if "corpus_index" in getattr(item, "fixturenames", ()):
+        if MODEL_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
 
 
@@ -171,3 +186,36 @@ def corpus_index(tmp_path_factory: pytest.TempPathFactory, settings: Settings, e
 @pytest.fixture(scope="session")
 def corpus_kb(corpus_index: Path, settings: Settings, embedder: Embedder) -> KnowledgeBase:
     return KnowledgeBase.open(corpus_index, settings=settings.with_(index_dir=corpus_index), embedder=embedder)
+
+
+# --- a real HTTP server --------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def serve_in_thread(app: FastAPI, log_level: str = "warning") -> Iterator[str]:
+    """`app` served by uvicorn exactly as `kb serve` configures it (server.app.uvicorn_config), on 127.0.0.1 and
+    a free port, in a thread; yields the base URL and stops the server afterwards."""
+    import uvicorn
+
+    from server.app import uvicorn_config
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn_config(app, "127.0.0.1", port, log_level=log_level))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started, "uvicorn did not start"
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from dataclasses import replace
@@ -11,9 +10,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 
+from conftest import CORPUS_DOCUMENTS, serve_in_thread
 from kb.config import Settings
 from kb.knowledge_base import KnowledgeBase
 from server.app import create_app
@@ -56,7 +55,7 @@ def assert_error(response: httpx.Response, status: int, code: str) -> None:
 def test_health_and_readiness(client: TestClient, corpus_kb: KnowledgeBase) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz").json()
-    assert (ready["status"], ready["documents"], ready["chunks"]) == ("ready", 21, len(corpus_kb.chunks))
+    assert (ready["status"], ready["documents"], ready["chunks"]) == ("ready", CORPUS_DOCUMENTS, len(corpus_kb.chunks))
 
 
 def test_openapi_documents_the_endpoints(client: TestClient) -> None:
@@ -127,7 +126,7 @@ def test_search_rejects_bad_input(client: TestClient) -> None:
 
 def test_documents_and_articles(client: TestClient) -> None:
     documents = client.get("/api/documents").json()["documents"]
-    assert len(documents) == 21
+    assert len(documents) == CORPUS_DOCUMENTS
     xinfang = next(d for d in documents if d["title"] == "信访工作条例")
     assert (xinfang["kind"], xinfang["date"], xinfang["articles"]) == ("law", "2022-02-25", 50)
     full = client.get(f"/api/documents/{xinfang['doc_id']}").json()
@@ -170,7 +169,7 @@ def test_admin_needs_the_key(client: TestClient) -> None:
     assert_error(client.post("/api/admin/reload"), 401, "unauthorized")
     assert_error(client.post("/api/admin/reload", headers={"Authorization": "Bearer wrong"}), 401, "unauthorized")
     body = client.post("/api/admin/reload", headers={"Authorization": f"Bearer {ADMIN_KEY}"}).json()
-    assert body["status"] == "reloaded" and body["documents"] == 21
+    assert body["status"] == "reloaded" and body["documents"] == CORPUS_DOCUMENTS
 
 
 def test_admin_is_disabled_without_a_configured_key(corpus_kb: KnowledgeBase, settings: Settings,
@@ -227,49 +226,35 @@ def test_openai_models_and_chat(client: TestClient) -> None:
 # --- reload under load, over a real socket ------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_reload_under_concurrent_requests_drops_nothing(corpus_index: Path, corpus_kb: KnowledgeBase,
                                                         settings: Settings, tmp_path: Path) -> None:
     app = make_client(settings, corpus_kb, tmp_path, corpus_index, admin_key=ADMIN_KEY).app
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
     failures: list[str] = []
     done = threading.Event()
 
-    def load() -> None:
-        with httpx.Client(base_url=base, timeout=30) as http:
-            for _ in range(40):  # bounded: 4 threads × 40 requests
-                if done.is_set():
-                    break
-                response = http.get("/api/search", params={"q": QUESTION, "top_k": 1})
-                if response.status_code != 200 or response.json()["hits"][0]["article_no"] != 34:
-                    failures.append(response.text[:200])
+    with serve_in_thread(app) as base:
 
-    workers = [threading.Thread(target=load) for _ in range(4)]
-    try:
-        for worker in workers:
-            worker.start()
-        with httpx.Client(base_url=base, timeout=60) as http:
-            for _ in range(3):
-                reloaded = http.post("/api/admin/reload", headers={"Authorization": f"Bearer {ADMIN_KEY}"})
-                assert reloaded.status_code == 200, reloaded.text
-        for worker in workers:
-            worker.join(timeout=120)
-    finally:
-        done.set()
-        server.should_exit = True
-        thread.join(timeout=10)
+        def load() -> None:
+            with httpx.Client(base_url=base, timeout=30) as http:
+                for _ in range(40):  # bounded: 4 threads × 40 requests
+                    if done.is_set():
+                        break
+                    response = http.get("/api/search", params={"q": QUESTION, "top_k": 1})
+                    if response.status_code != 200 or response.json()["hits"][0]["article_no"] != 34:
+                        failures.append(response.text[:200])
+
+        workers = [threading.Thread(target=load) for _ in range(4)]
+        try:
+            for worker in workers:
+                worker.start()
+            with httpx.Client(base_url=base, timeout=60) as http:
+                for _ in range(3):
+                    reloaded = http.post("/api/admin/reload", headers={"Authorization": f"Bearer {ADMIN_KEY}"})
+                    assert reloaded.status_code == 200, reloaded.text
+            for worker in workers:
+                worker.join(timeout=120)
+        finally:
+            done.set()
     assert failures == []
 
 
@@ -342,10 +327,10 @@ def test_staff_add_and_remove_a_document(corpus_index: Path, corpus_kb: Knowledg
     assert finished["status"] == "done", finished
     hit = client.get("/api/search", params={"q": "宴席不超过几桌", "top_k": 1}).json()["hits"][0]
     assert hit["citation"] == "《村规民约》第三条"
-    assert client.get("/readyz").json()["documents"] == 22
+    assert client.get("/readyz").json()["documents"] == CORPUS_DOCUMENTS + 1
 
     removed = _wait_for(client, client.delete(f"/api/admin/documents/{hit['doc_id']}", headers=auth).json(), auth)
     assert removed["status"] == "done", removed
-    assert client.get("/readyz").json()["documents"] == 21
+    assert client.get("/readyz").json()["documents"] == CORPUS_DOCUMENTS
     assert not (corpus / "村规民约.txt").exists() and list((corpus / ".trash").glob("*村规民约.txt"))
     assert_error(client.get(f"/api/documents/{hit['doc_id']}"), 404, "not_found")

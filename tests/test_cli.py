@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import corpus_sources
+from conftest import CORPUS_DOCUMENTS, corpus_sources
 from kb.config import Settings
 from kb.knowledge_base import KnowledgeBase
 
@@ -82,7 +82,7 @@ def test_info_json(corpus_index: Path, settings: Settings, corpus_kb: KnowledgeB
     result = run_kb(["info", "--index", str(corpus_index), "--json"], settings)
     assert result.returncode == 0, result.stderr
     info = json.loads(result.stdout)
-    assert len(info["documents"]) == 21
+    assert len(info["documents"]) == CORPUS_DOCUMENTS
     assert {d["title"] for d in info["documents"]} == {r.title for r in corpus_sources().values()}
     assert sum(d["chunks"] for d in info["documents"]) == info["chunks"] == len(corpus_kb.chunks)
     assert info["embedding"]["fingerprint"] == corpus_kb.embedder.fingerprint

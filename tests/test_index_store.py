@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from conftest import make_small_corpus
-from ingest.build import IngestError, ingest
+from ingest.build import IngestError, ensure_index, ingest
 from ingest.chunk import chunk_document, indexing_text
 from ingest.parse import parse_document
 from ingest.read import read_source
@@ -24,7 +24,7 @@ from kb.config import Settings
 from kb.embed import Embedder
 from kb.knowledge_base import KnowledgeBase
 from kb.store import (CHUNKER_VERSION, FORMAT_VERSION, IndexCorruptError, IndexMismatchError, IndexMissingError,
-                      IndexProblem)
+                      IndexContents, IndexProblem, write_index)
 
 INDEX_FILES = {"manifest.json", "dense.faiss", "meta.sqlite", "lexical_term_ptr.npy", "lexical_docs.npy",
                "lexical_weights.npy", "lexical_vocab.json"}
@@ -270,6 +270,9 @@ def test_format_version_mismatch_is_refused(index_copy: Path, settings: Settings
         pytest.param(lambda d: (d / "dense.faiss").write_bytes((d / "dense.faiss").read_bytes()[:1000]), id="dense-truncated"),
         pytest.param(lambda d: (d / "meta.sqlite").write_bytes(b"junk" * 1000), id="sqlite-junk"),
         pytest.param(lambda d: (d / "lexical_vocab.json").unlink(), id="lexical-missing"),
+        # Random bytes over the vectors, the file's size unchanged: every count agrees, only the checksum tells.
+        pytest.param(lambda d: _overwrite_tail(d / "dense.faiss", 384 * 4), id="vectors-overwritten-same-size"),
+        pytest.param(lambda d: _overwrite_tail(d / "lexical_weights.npy", 64), id="bm25-weights-overwritten"),
         pytest.param(lambda d: (d / "manifest.json").write_text("{not json", encoding="utf-8"), id="manifest-junk"),
         pytest.param(lambda d: _edit_manifest(d, lambda m: m["counts"].update(chunks=m["counts"]["chunks"] + 1)),
                      id="counts-disagree"),
@@ -279,6 +282,45 @@ def test_damaged_index_is_reported_as_corrupt(index_copy: Path, settings: Settin
     damage(index_copy)
     with pytest.raises(IndexCorruptError, match="`kb ingest`"):
         open_kb(index_copy, settings, embedder)
+
+
+def _overwrite_tail(path: Path, size: int) -> None:
+    data = bytearray(path.read_bytes())
+    data[-size:] = os.urandom(size)
+    path.write_bytes(bytes(data))
+
+
+def test_chunker_version_mismatch_is_refused(index_copy: Path, settings: Settings, embedder: Embedder) -> None:
+    _edit_manifest(index_copy, lambda m: m.update(chunker_version=CHUNKER_VERSION - 1))
+    with pytest.raises(IndexMismatchError, match="chunker version.*`kb ingest`"):
+        open_kb(index_copy, settings, embedder)
+
+
+def test_first_start_rebuilds_an_index_cut_by_another_chunker(fresh_index: Path, small_corpus: Path,
+                                                              settings: Settings, embedder: Embedder) -> None:
+    own = settings.with_(index_dir=fresh_index, corpus_dir=small_corpus)
+    assert ensure_index(own) is None, "a current index is used as it is"
+    _edit_manifest(fresh_index, lambda m: m.update(chunker_version=CHUNKER_VERSION - 1))
+    report = ensure_index(own)
+    assert report is not None and report.documents == 3
+    assert open_kb(fresh_index, settings, embedder).view.manifest["chunker_version"] == CHUNKER_VERSION
+
+
+def test_non_finite_vectors_never_break_an_answer(small_index: Path, tmp_path: Path, settings: Settings,
+                                                  embedder: Embedder) -> None:
+    """A build whose files match their checksums but hold NaN vectors (a bug upstream, a bad model): answers
+    still come back, with a finite confidence that the question log can store."""
+    kb = open_kb(small_index, settings, embedder)
+    vectors = kb.view.vectors.copy()
+    vectors[::2] = np.nan
+    broken = tmp_path / "index"
+    write_index(IndexContents(list(kb.documents.values()), kb.chunks, vectors, kb.view.lexical, embedder.model_id,
+                              embedder.fingerprint), broken)
+    damaged = open_kb(broken, settings, embedder)
+    for question in QUESTIONS:
+        answer = damaged.ask(question)
+        assert np.isfinite(answer.confidence) and all(np.isfinite(c.hit.score) for c in answer.citations)
+        assert all(np.isfinite(h.score) for h in damaged.search(question))
 
 
 def test_missing_index(tmp_path: Path, settings: Settings, embedder: Embedder) -> None:

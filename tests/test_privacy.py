@@ -79,3 +79,64 @@ def test_masking_twice_changes_nothing_more() -> None:
 def test_a_digit_run_too_long_for_any_kind_is_not_split_into_one() -> None:
     """Twenty digits are no mobile, 身份证号 or card: matching a part would corrupt the number and hide nothing."""
     assert mask_personal_data("编号12345678901234567890") == "编号12345678901234567890"
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        # a mobile before 元/万/亿 is still a mobile: 元旦 (New Year's Day) is not an amount
+        ("15912345678元旦后联系我", "159****5678元旦后联系我"),
+        ("打15912345678 元宵节前回复", "打159****5678 元宵节前回复"),
+        ("号码13912345678万一打不通", "号码139****5678万一打不通"),
+        ("158 1234 5678元旦后联系我", "158****5678元旦后联系我"),
+        ("身份证11010519491231002X元旦前到期", "身份证[身份证号]元旦前到期"),
+        # separators people type between the groups of a mobile number
+        ("手机158.1234.5678", "手机158****5678"),
+        ("手机158 1234 5678", "手机158****5678"),
+        ("手机158-1234-5678", "手机158****5678"),
+        ("手机+86 158 1234 5678", "手机158****5678"),
+        ("手机+86-158-1234-5678", "手机158****5678"),
+        ("手机+86 158.1234.5678", "手机158****5678"),
+        ("手机１５８．１２３４．５６７８", "手机158****5678"),
+        ("手机１５８　１２３４　５６７８", "手机158****5678"),
+        ("手机＋８６　１５８１２３４５６７８", "手机158****5678"),
+        ("手机（＋８６）１５８－１２３４－５６７８", "手机（＋８６）158****5678"),
+        ("手机158\u00a01234\u00a05678", "手机158****5678"),  # no-break spaces, pasted from a web page
+        # e-mail addresses typed fully or partly in full-width forms, or with 。 as a dot
+        ("邮箱ｚｈａｎｇｓａｎ＠ｅｘａｍｐｌｅ．ｃｏｍ", "邮箱[邮箱]"),
+        ("邮箱ＺＨＡＮＧＳＡＮ＠ＥＸＡＭＰＬＥ．ＣＯＭ。", "邮箱[邮箱]。"),
+        ("邮箱zhangsan＠example.com", "邮箱[邮箱]"),
+        ("邮箱ｚｈａｎｇｓａｎ@example．com，谢谢", "邮箱[邮箱]，谢谢"),
+        ("邮箱１３８００１３８０００＠ｑｑ．ｃｏｍ", "邮箱[邮箱]"),
+        ("邮箱zhangsan@example。com", "邮箱[邮箱]"),
+        ("邮箱zhangsan@mail。example。com。", "邮箱[邮箱]。"),
+        ("发到zs@qq.com。Thanks", "发到[邮箱]。Thanks"),  # the 。 ends the sentence
+    ],
+)
+def test_evasive_spellings_are_masked(text: str, masked: str) -> None:
+    assert mask_personal_data(text) == masked
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # amounts: 元/万/亿 after a sum that is no mobile, or a round one as long as a mobile
+        "借了5000元还不上怎么办",
+        "工资13000元要交多少税",
+        "赔偿12万元合理吗",
+        "项目总投资13500000000元",
+        "总额15000000000 亿",
+        # decimals, dates, article numbers and years next to dots, spaces and dashes
+        "利率3.5%，期限2.5年",
+        "2024.01.15提交，2024.1.5受理",
+        "版本号158.1234.5678.9",
+        "合计135.12345678元",
+        "见民法典第1079条、第1260条",
+        "1949年至2024年",
+        "时间2024-01-15 13:00",
+        "电话号码格式为1XX XXXX XXXX",
+        "发送至＠官方微博",
+    ],
+)
+def test_amounts_decimals_and_dates_near_evasive_spellings_are_kept(text: str) -> None:
+    assert mask_personal_data(text) == text

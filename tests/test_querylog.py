@@ -199,3 +199,37 @@ def test_many_threads_record_at_once_and_every_row_arrives(log: QueryLog, log_pa
     assert raw_rows(log_path, "SELECT COUNT(*) FROM feedback") == [(threads * per_thread,)]
     assert raw_rows(log_path, "SELECT COUNT(*) FROM questions WHERE question LIKE '%13800130%'") == [(0,)]
     assert len(log.unanswered(limit=1000)) == threads * per_thread
+
+
+@pytest.mark.parametrize(
+    ("question", "secret"),
+    [
+        ("15912345678元旦后联系我，社保卡怎么补办？", "1234"),
+        ("158 1234 5678元旦后联系我", "1234"),
+        ("我的手机158.1234.5678，公积金怎么提取", "1234"),
+        ("我的手机158 1234 5678，公积金怎么提取", "1234"),
+        ("我的手机158-1234-5678，公积金怎么提取", "1234"),
+        ("我的手机+86 158 1234 5678，公积金怎么提取", "1234"),
+        ("我的手机１５８１２３４５６７８，公积金怎么提取", "1234"),
+        ("我的手机１５８．１２３４．５６７８，公积金怎么提取", "1234"),
+        ("我的手机１５８　１２３４　５６７８，公积金怎么提取", "1234"),
+        ("身份证11010519491231002X元旦前到期怎么办", "19491231"),
+        ("请回复到ｚｈａｎｇｓａｎ＠ｅｘａｍｐｌｅ．ｃｏｍ。", "zhangsan"),
+        ("请回复到ＺｈａｎｇＳａｎ@example．com", "zhangsan"),
+        ("请回复到zhangsan@example。com。", "zhangsan"),
+    ],
+)
+def test_evasive_spellings_are_masked_in_both_stored_columns(log: QueryLog, log_path: Path, question: str,
+                                                             secret: str) -> None:
+    """`normalized` is the NFKC form of the question: full-width or spaced spellings must be masked in both."""
+    ask(log, question, answerable=False)
+    [(stored, normalized)] = raw_rows(log_path, "SELECT question, normalized FROM questions")
+    for column in (stored, normalized):
+        assert secret not in normalize_question(column)
+
+
+def test_a_number_joined_to_other_digits_by_normalizing_is_still_masked(log: QueryLog, log_path: Path) -> None:
+    ask(log, "年龄 60 13800138000，养老金怎么领", answerable=False)
+    [(stored, normalized)] = raw_rows(log_path, "SELECT question, normalized FROM questions")
+    assert "0013" not in stored
+    assert "0013" not in normalized

@@ -4,6 +4,7 @@ Signatures are computed here from the protocol's definition (sha1 of the sorted 
 wechatpy's WeChatCrypto, which implements WeChat's format. `answer_text` is a stand-in: the knowledge base
 is not the subject here. Each client is used as a context manager, so that all its requests share one event
 loop and an answer still running in the background does not hold up the next request.
+Every signed query has a fresh nonce, as WeChat's have: the router refuses a (timestamp, nonce, signature) it has seen.
 """
 
 from __future__ import annotations
@@ -22,11 +23,13 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from starlette.types import ASGIApp, Receive, Scope, Send
 from wechatpy.crypto import WeChatCrypto
 
 import server.wechat
-from server.wechat import (APOLOGY, ASK_FOR_QUESTION, MAX_QUESTION_CHARS, QUESTION_TOO_LONG, TEXT_ONLY, WELCOME,
-                           WeChatConfig, WeChatConfigError, _ReplyCache, create_wechat_router)
+from server.middleware import ARRIVED
+from server.wechat import (APOLOGY, ASK_FOR_QUESTION, TEXT_ONLY, WELCOME, WeChatConfig, WeChatConfigError,
+                           _ReplyCache, create_wechat_router)
 
 TOKEN = "test-token"
 APP_ID = "wx0123456789abcdef"
@@ -36,6 +39,7 @@ USER = "user-openid"
 HOLDING = "请稍候，正在查询"
 
 _msg_ids = itertools.count(10_000_000_000_000_000)
+_nonces = itertools.count(1)
 
 
 class Recorder:
@@ -43,10 +47,23 @@ class Recorder:
 
     def __init__(self) -> None:
         self.questions: list[str] = []
+        self.users: list[str] = []
 
-    def __call__(self, question: str) -> str:
+    def __call__(self, question: str, user: str) -> str:
         self.questions.append(question)
+        self.users.append(user)
         return f"答：{question}"
+
+
+class ArrivedEarlier:
+    """What server.middleware.StampArrival does, as if the request had arrived `ago_s` seconds ago."""
+
+    def __init__(self, app: ASGIApp, ago_s: float) -> None:
+        self.app, self.ago_s = app, ago_s
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope[ARRIVED] = time.monotonic() - self.ago_s
+        await self.app(scope, receive, send)
 
 
 @pytest.fixture
@@ -54,10 +71,13 @@ def make_client() -> Iterator[Callable[..., TestClient]]:
     """A client of an app holding only the WeChat router (AES configured, so both modes work)."""
     clients: list[TestClient] = []
 
-    def make(answer_text: Callable[[str], str], **config: object) -> TestClient:
+    def make(answer_text: Callable[[str, str], str], arrived_ago_s: float | None = None,
+             **config: object) -> TestClient:
         config = {"app_id": APP_ID, "encoding_aes_key": AES_KEY, "holding_message": HOLDING, **config}
         app = FastAPI()
         app.include_router(create_wechat_router(WeChatConfig(token=TOKEN, **config), answer_text))
+        if arrived_ago_s is not None:
+            app.add_middleware(ArrivedEarlier, ago_s=arrived_ago_s)
         client = TestClient(app, raise_server_exceptions=False)
         clients.append(client.__enter__())
         return client
@@ -67,8 +87,9 @@ def make_client() -> Iterator[Callable[..., TestClient]]:
         client.__exit__(None, None, None)
 
 
-def signed_query(token: str = TOKEN) -> dict[str, str]:
-    timestamp, nonce = str(int(time.time())), "nonce123"
+def signed_query(token: str = TOKEN, timestamp: str | None = None) -> dict[str, str]:
+    """A query signed as WeChat signs it: now (unless `timestamp` is given), with a nonce not used before."""
+    timestamp, nonce = str(int(time.time())) if timestamp is None else timestamp, f"nonce{next(_nonces)}"
     signature = hashlib.sha1("".join(sorted([token, timestamp, nonce])).encode()).hexdigest()
     return {"signature": signature, "timestamp": timestamp, "nonce": nonce}
 
@@ -77,17 +98,18 @@ def cdata(text: str) -> str:
     return "<![CDATA[" + text.replace("]]>", "]]]]><![CDATA[>") + "]]>"
 
 
-def message_xml(msg_type: str, fields: str) -> str:
-    return (f"<xml><ToUserName>{cdata(ACCOUNT)}</ToUserName><FromUserName>{cdata(USER)}</FromUserName>"
+def message_xml(msg_type: str, fields: str, account: str = ACCOUNT, user: str = USER) -> str:
+    return (f"<xml><ToUserName>{cdata(account)}</ToUserName><FromUserName>{cdata(user)}</FromUserName>"
             f"<CreateTime>1700000000</CreateTime><MsgType>{cdata(msg_type)}</MsgType>{fields}</xml>")
 
 
-def text_xml(content: str, msg_id: int | None = None) -> str:
-    return message_xml("text", f"<Content>{cdata(content)}</Content><MsgId>{msg_id or next(_msg_ids)}</MsgId>")
+def text_xml(content: str, msg_id: int | None = None, **names: str) -> str:
+    fields = f"<Content>{cdata(content)}</Content><MsgId>{msg_id or next(_msg_ids)}</MsgId>"
+    return message_xml("text", fields, **names)
 
 
-def post_plain(client: TestClient, body: str) -> httpx.Response:
-    return client.post("/wechat", params=signed_query(), content=body.encode())
+def post_plain(client: TestClient, body: str, query: dict[str, str] | None = None) -> httpx.Response:
+    return client.post("/wechat", params=query or signed_query(), content=body.encode())
 
 
 def post_encrypted(client: TestClient, body: str, msg_signature: str | None = None) -> httpx.Response:
@@ -123,16 +145,86 @@ def test_get_with_valid_signature_echoes_echostr(make_client: Callable[..., Test
     assert response.headers["content-type"].startswith("text/plain")
 
 
-@pytest.mark.parametrize("query", [
-    {**signed_query(), "signature": "0" * 40},
-    {**signed_query(), "timestamp": "1"},
-    signed_query(token="another-token"),
-    {},
+@pytest.mark.parametrize("make_query", [
+    lambda: {**signed_query(), "signature": "0" * 40},
+    lambda: {**signed_query(), "timestamp": str(int(time.time()) + 1)},
+    lambda: signed_query(token="another-token"),
+    lambda: {},
 ], ids=["wrong signature", "tampered timestamp", "other token", "no parameters"])
-def test_get_with_bad_signature_is_403(make_client: Callable[..., TestClient], query: dict[str, str]) -> None:
-    response = make_client(Recorder()).get("/wechat", params={**query, "echostr": "5837397749"})
-    assert response.status_code == 403
-    assert "5837397749" not in response.text
+def test_get_with_bad_signature_is_403(make_client: Callable[..., TestClient],
+                                       make_query: Callable[[], dict[str, str]]) -> None:
+    response = make_client(Recorder()).get("/wechat", params={**make_query(), "echostr": "5837397749"})
+    assert (response.status_code, response.text) == (403, "invalid signature")
+
+
+# --- freshness and replays -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("timestamp", [
+    lambda: str(int(time.time()) - 301),
+    lambda: str(int(time.time()) + 301),
+    lambda: "1700000000",
+    lambda: "not-a-number",
+    lambda: "",
+], ids=["301 s old", "301 s ahead", "long ago", "not a number", "empty"])
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_signed_request_with_a_stale_timestamp_is_403(make_client: Callable[..., TestClient], method: str,
+                                                      timestamp: Callable[[], str]) -> None:
+    """The signature is right (signed with the token), but a captured request must not be usable later."""
+    answer = Recorder()
+    response = make_client(answer).request(method, "/wechat", params={**signed_query(timestamp=timestamp()),
+                                                                      "echostr": "5837397749"},
+                                           content=text_xml("问题").encode() if method == "POST" else None)
+    assert (response.status_code, response.text) == (403, "stale timestamp")
+    assert answer.questions == []
+
+
+@pytest.mark.parametrize("skew_s", [-290, 290])
+def test_timestamp_within_the_window_is_accepted(make_client: Callable[..., TestClient], skew_s: int) -> None:
+    """WeChat's clock and ours differ a little."""
+    client = make_client(Recorder())
+    query = signed_query(timestamp=str(int(time.time()) + skew_s))
+    assert client.get("/wechat", params={**query, "echostr": "ok"}).text == "ok"
+    assert content_of(post_plain(client, text_xml("问题"), query)) == "答：问题"
+
+
+def test_replayed_post_is_403(make_client: Callable[..., TestClient]) -> None:
+    """In plaintext mode the signature does not cover the body, so a replayed query could carry any message."""
+    answer = Recorder()
+    client = make_client(answer)
+    query = signed_query()
+    assert content_of(post_plain(client, text_xml("第一个问题"), query)) == "答：第一个问题"
+    replay = post_plain(client, text_xml("冒充的问题"), query)
+    assert (replay.status_code, replay.text) == (403, "replayed")
+    assert answer.questions == ["第一个问题"]
+
+
+def test_replayed_encrypted_post_is_403(make_client: Callable[..., TestClient]) -> None:
+    answer = Recorder()
+    client = make_client(answer)
+    query = signed_query()
+    crypto = WeChatCrypto(TOKEN, AES_KEY, APP_ID)
+    envelope = crypto.encrypt_message(text_xml("问题"), query["nonce"], query["timestamp"])
+    query.update(encrypt_type="aes", msg_signature=ET.fromstring(envelope).findtext("MsgSignature") or "")
+    assert client.post("/wechat", params=query, content=envelope.encode()).status_code == 200
+    replay = client.post("/wechat", params=query, content=envelope.encode())
+    assert (replay.status_code, replay.text) == (403, "replayed")
+    assert answer.questions == ["问题"]
+
+
+def test_replay_is_refused_for_as_long_as_its_timestamp_is_fresh(make_client: Callable[..., TestClient],
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A request dated ahead stays fresh for up to twice the window after it is first seen."""
+    clock = SimpleNamespace(now=1_700_000_000.0)
+    monkeypatch.setattr(server.wechat, "time", SimpleNamespace(time=lambda: clock.now, monotonic=lambda: clock.now))
+    client = make_client(Recorder(), max_clock_skew_s=300.0)
+    query = signed_query(timestamp=str(int(clock.now) + 290))
+    assert content_of(post_plain(client, text_xml("问题"), query)) == "答：问题"
+    clock.now += 450  # the timestamp is now 160 s old: still fresh
+    replay = post_plain(client, text_xml("问题"), query)
+    assert (replay.status_code, replay.text) == (403, "replayed")
+    clock.now += 200  # and now stale
+    assert post_plain(client, text_xml("问题"), query).text == "stale timestamp"
 
 
 # --- text messages -------------------------------------------------------------------------------------------
@@ -143,6 +235,7 @@ def test_plaintext_text_message_is_answered_in_a_text_reply(make_client: Callabl
     response = post_plain(make_client(answer), text_xml("信访事项多长时间办结？"))
     assert content_of(response) == "答：信访事项多长时间办结？"
     assert answer.questions == ["信访事项多长时间办结？"]
+    assert answer.users == [USER], "the sender's OpenID, which the service rate-limits by"
 
 
 def test_encrypted_text_message_gets_an_encrypted_reply(make_client: Callable[..., TestClient]) -> None:
@@ -190,7 +283,11 @@ def test_encrypted_message_without_aes_key_is_400(make_client: Callable[..., Tes
     "<xml/>",
     "<xml><MsgType><a>text</a></MsgType></xml>",
     message_xml("text", "<Content>问题</Content><MsgId>not-a-number</MsgId>"),
-], ids=["unclosed", "not xml", "empty", "wrong root", "no fields", "nested type", "bad MsgId"])
+    "<xml><ToUserName>gh</ToUserName><MsgType>text</MsgType><Content>问题</Content><MsgId>1</MsgId></xml>",
+    message_xml("text", "<Content>问题</Content><MsgId>1</MsgId>", user="").replace(
+        "<![CDATA[]]>", "<a>nested</a>"),
+], ids=["unclosed", "not xml", "empty", "wrong root", "no fields", "nested type", "bad MsgId", "no sender",
+        "nested sender"])
 def test_malformed_message_is_400_without_traceback(make_client: Callable[..., TestClient], body: str) -> None:
     answer = Recorder()
     response = post_plain(make_client(answer), body)
@@ -245,7 +342,7 @@ def test_slow_answer_gets_the_holding_message_and_a_later_retry_the_answer(
         make_client: Callable[..., TestClient]) -> None:
     release, finished = threading.Event(), threading.Event()
 
-    def slow_answer(question: str) -> str:
+    def slow_answer(question: str, user: str) -> str:
         release.wait(timeout=30)
         finished.set()
         return f"迟到的答：{question}"
@@ -269,9 +366,28 @@ def test_slow_answer_gets_the_holding_message_and_a_later_retry_the_answer(
     assert content_of(retry) == "迟到的答：本镇法治政府建设情况"
 
 
+@pytest.mark.parametrize("arrived_ago_s", [3.9, 10.0], ids=["0.1 s left", "already late"])
+def test_holding_time_is_measured_from_arrival(make_client: Callable[..., TestClient], arrived_ago_s: float) -> None:
+    """A request that waited for the event loop or a thread has less of WeChat's 5 s left; the answer still
+    goes on, so that WeChat's retry gets it."""
+    def half_second_answer(question: str, user: str) -> str:
+        time.sleep(0.5)
+        return f"答：{question}"
+
+    client = make_client(half_second_answer, arrived_ago_s=arrived_ago_s, reply_timeout_s=4.0)
+    delivery = text_xml("信访事项多长时间办结？")
+    started = time.monotonic()
+    assert content_of(post_plain(client, delivery)) == HOLDING
+    assert time.monotonic() - started < 0.5, "the answer was waited for"
+    deadline = time.monotonic() + 5
+    while (retry := post_plain(client, delivery)).text == "success" and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert content_of(retry) == "答：信访事项多长时间办结？"
+
+
 def test_answer_that_raises_gets_an_apology(make_client: Callable[..., TestClient],
                                             caplog: pytest.LogCaptureFixture) -> None:
-    def broken_answer(question: str) -> str:
+    def broken_answer(question: str, user: str) -> str:
         raise RuntimeError("index file /srv/kb/index.faiss is corrupt")
 
     with caplog.at_level(logging.ERROR, logger="server.wechat"):
@@ -294,12 +410,33 @@ def test_empty_text_asks_for_a_question(make_client: Callable[..., TestClient], 
     assert answer.questions == []
 
 
-def test_over_long_text_asks_for_a_shorter_question(make_client: Callable[..., TestClient]) -> None:
+def test_long_text_is_passed_to_answer_text_unchanged(make_client: Callable[..., TestClient]) -> None:
+    """The service applies the configured length limit (and says so to the user); the router does not."""
     answer = Recorder()
-    client = make_client(answer)
-    assert content_of(post_plain(client, text_xml("问" * (MAX_QUESTION_CHARS + 1)))) == QUESTION_TOO_LONG
-    assert answer.questions == []
-    assert content_of(post_plain(client, text_xml("问" * MAX_QUESTION_CHARS))) == "答：" + "问" * MAX_QUESTION_CHARS
+    question = "问" * 5000
+    assert content_of(post_plain(make_client(answer), text_xml(question))) == f"答：{question}"
+    assert answer.questions == [question]
+
+
+@pytest.mark.parametrize("names", [
+    {"user": "o6_bmjrPTlm6_2sgVt7hMZOPfL2M]]><evil/>"},
+    {"account": "gh_account]]><evil/><![CDATA["},
+], ids=["FromUserName", "ToUserName"])
+def test_names_containing_cdata_end_give_a_well_formed_reply(make_client: Callable[..., TestClient],
+                                                             names: dict[str, str]) -> None:
+    """The names are echoed into the reply (FromUserName as its ToUserName); they must not end their CDATA."""
+    user, account = names.get("user", USER), names.get("account", ACCOUNT)
+    reply = reply_of(post_plain(make_client(Recorder()), text_xml("问题", **names)))
+    assert (reply.findtext("ToUserName"), reply.findtext("FromUserName")) == (user, account)
+    assert (reply.findtext("MsgType"), reply.findtext("Content")) == ("text", "答：问题")
+    assert reply.find(".//evil") is None and [child.tag for child in reply] == \
+        ["ToUserName", "FromUserName", "CreateTime", "MsgType", "Content"]
+
+
+def test_answer_with_characters_xml_cannot_hold_stays_well_formed(make_client: Callable[..., TestClient]) -> None:
+    """Text extracted from PDFs can carry form feeds and other control characters."""
+    client = make_client(lambda question, user: "第一页\x0c第二页\x00\x1b完\ud800")
+    assert content_of(post_plain(client, text_xml("问题"))) == "第一页第二页完"
 
 
 # --- other messages and events -------------------------------------------------------------------------------

@@ -1,0 +1,347 @@
+"""The service's one way in (ServiceState.ask) and the defects found under attack, each reproduced here first:
+limits and rate limits on every channel, a question log that cannot be written, invalid text and types, chunked
+bodies over the limit, forged X-Forwarded-For, query strings in the access log, uploads over reserved files,
+closing on shutdown, and questions waiting behind a re-ingest.
+
+Over a small synthetic corpus (real model, real FAISS, real SQLite), so each test is quick once the model is
+loaded."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import shutil
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from starlette.requests import Request
+
+from conftest import make_small_corpus, serve_in_thread
+from ingest.build import ingest
+from kb.config import Settings
+from kb.embed import Embedder
+from kb.knowledge_base import KnowledgeBase
+from server.app import create_app
+from server.clients import client_address, parse_networks
+from server.service import ServiceState, open_service
+from server.settings import ServerSettings
+
+pytestmark = pytest.mark.slow
+
+QUESTION = "集市摊位费每天多少钱"
+ADMIN_KEY = "admin-key-for-tests"
+WECHAT_TOKEN = "wechat-token"
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory: pytest.TempPathFactory, settings: Settings, embedder: Embedder) -> tuple[Settings, KnowledgeBase]:
+    root = tmp_path_factory.mktemp("service")
+    own = settings.with_(index_dir=root / "index", corpus_dir=make_small_corpus(root))
+    ingest([own.corpus_dir], own, embedder=embedder)
+    return own, KnowledgeBase.open(settings=own, embedder=embedder)
+
+
+def make_service(small: tuple[Settings, KnowledgeBase], tmp: Path, **config: object) -> ServiceState:
+    settings, kb = small
+    defaults = {"query_log": tmp / "querylog.sqlite", "admin_key": ADMIN_KEY, "cors_origins": (),
+                "trusted_proxies": (), "rate_per_minute": 6000.0, "rate_burst": 1000, "wechat_token": WECHAT_TOKEN,
+                "wechat_app_id": "", "wechat_aes_key": ""}
+    return open_service(settings, replace(ServerSettings(), **{**defaults, **config}), kb)
+
+
+@pytest.fixture
+def service(small: tuple[Settings, KnowledgeBase], tmp_path: Path) -> Iterator[ServiceState]:
+    state = make_service(small, tmp_path)
+    yield state
+    state.close()
+
+
+def client_of(service: ServiceState) -> TestClient:
+    return TestClient(create_app(service), raise_server_exceptions=False)
+
+
+def wechat(client: TestClient, text: str, user: str = "user-openid") -> str:
+    """Send a text message as WeChat would (signed, fresh nonce) and return the reply's text."""
+    timestamp, nonce = str(int(time.time())), uuid.uuid4().hex[:10]
+    signature = hashlib.sha1("".join(sorted([WECHAT_TOKEN, timestamp, nonce])).encode()).hexdigest()
+    body = (f"<xml><ToUserName><![CDATA[gh_account]]></ToUserName><FromUserName><![CDATA[{user}]]></FromUserName>"
+            f"<CreateTime>{timestamp}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
+            f"<Content><![CDATA[{text}]]></Content><MsgId>{uuid.uuid4().int % 10**18}</MsgId></xml>")
+    response = client.post("/wechat", params={"signature": signature, "timestamp": timestamp, "nonce": nonce},
+                           content=body.encode())
+    assert response.status_code == 200, response.text
+    return response.text
+
+
+def chat(client: TestClient, text: str, **extra: object) -> httpx.Response:
+    return client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": text}], **extra})
+
+
+def error_code(response: httpx.Response) -> tuple[int, str]:
+    return response.status_code, response.json()["error"]["code"]
+
+
+# --- one way in -----------------------------------------------------------------------------------------------
+
+
+def test_the_configured_question_limit_applies_on_every_channel(small, tmp_path: Path) -> None:
+    service = make_service(small, tmp_path, max_question_chars=12)
+    long_question = "集市摊位费每天到底要交多少钱呢"
+    with client_of(service) as client:
+        assert error_code(client.post("/api/ask", json={"question": long_question})) == (400, "question_too_long")
+        assert error_code(chat(client, long_question)) == (400, "question_too_long")
+        assert "12字以内" in wechat(client, long_question)
+        assert client.post("/api/ask", json={"question": QUESTION}).status_code == 200
+        channels = [entry["channel"] for entry in service.query_log.recent(10)]
+    assert channels == ["api"], "refused questions are not answered, so not logged"
+
+
+def test_the_rate_limit_applies_on_every_channel_and_per_wechat_user(small, tmp_path: Path) -> None:
+    service = make_service(small, tmp_path, rate_per_minute=1.0, rate_burst=2)
+    with client_of(service) as client:
+        replies = [wechat(client, QUESTION, user="flooder") for _ in range(3)]
+        assert "十元" in replies[0] and "十元" in replies[1]
+        assert "请求太频繁" in replies[2] and "十元" not in replies[2]
+        assert "十元" in wechat(client, QUESTION, user="neighbour"), "one user's flood does not silence another"
+        statuses = [client.post("/api/ask", json={"question": QUESTION}).status_code for _ in range(3)]
+        assert statuses == [200, 200, 429]
+        assert error_code(chat(client, QUESTION)) == (429, "rate_limited")
+
+
+def test_every_channel_logs_through_the_same_entry(service: ServiceState) -> None:
+    with client_of(service) as client:
+        client.post("/api/ask", json={"question": QUESTION})
+        chat(client, QUESTION)
+        wechat(client, QUESTION)
+        service.ask(QUESTION, "cli", "cli")
+        logged = service.query_log.recent(10)
+    assert sorted(entry["channel"] for entry in logged) == ["api", "cli", "openai", "wechat"]
+    assert {entry["question"] for entry in logged} == {QUESTION}
+
+
+# --- a question log that cannot be written ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("breakage", ["read-only", "disk-full"])
+def test_a_question_log_that_cannot_be_written_never_fails_an_answer(service: ServiceState, breakage: str) -> None:
+    db = service.query_log._db
+    if breakage == "read-only":
+        db.execute("PRAGMA query_only = 1")
+    else:  # the file may not grow by a single page, and its pages are full: SQLite's "database or disk is full"
+        db.execute(f"PRAGMA max_page_count = {db.execute('PRAGMA page_count').fetchone()[0]}")
+        with pytest.raises(sqlite3.OperationalError, match="full"):
+            for _ in range(10_000):
+                db.execute("INSERT INTO questions (question_id, asked_at, question, normalized, answer, answerable,"
+                           " confidence, citations, latency_ms, channel) VALUES (hex(randomblob(16)), '', '', '',"
+                           " '', 0, 0, '[]', 0, 'filler')")
+    with client_of(service) as client:
+        answered = client.post("/api/ask", json={"question": QUESTION})
+        assert answered.status_code == 200 and answered.json()["answerable"], answered.text
+        assert chat(client, QUESTION).status_code == 200
+        assert "十元" in wechat(client, QUESTION)
+        health = client.get("/readyz").json()["query_log"]
+        assert health["ok"] is False and health["failed_writes"] >= 3 and health["pending"] == 3
+        assert health["last_error"]
+
+        db.execute("PRAGMA query_only = 0")  # the disk is freed / the file writable again
+        db.execute("PRAGMA max_page_count = 1073741823")
+        client.post("/api/ask", json={"question": "摊位费多少"})
+        assert client.get("/readyz").json()["query_log"] == {**health, "ok": True, "pending": 0, "last_error": None}
+        written = [e for e in service.query_log.recent(10_000) if e["channel"] != "filler"]
+    assert len(written) == 4, "the answers given while the log failed were kept and written"
+
+
+# --- client input ---------------------------------------------------------------------------------------------
+
+
+def test_invalid_unicode_is_a_clear_400_everywhere(service: ServiceState) -> None:
+    lone_surrogate = '"\\ud800abc"'
+    headers = {"Content-Type": "application/json"}
+    with client_of(service) as client:
+        for path, body in [
+            ("/api/ask", f'{{"question": {lone_surrogate}}}'),
+            ("/v1/chat/completions", f'{{"messages": [{{"role": "user", "content": {lone_surrogate}}}]}}'),
+            ("/v1/chat/completions",
+             f'{{"stream": true, "messages": [{{"role": "user", "content": {lone_surrogate}}}]}}'),
+        ]:
+            response = client.post(path, content=body.encode(), headers=headers)
+            assert error_code(response) == (400, "invalid_text"), (path, body, response.text)
+        in_filter = f'{{"question": "{QUESTION}", "filters": {{"title_contains": {lone_surrogate}}}}}'
+        response = client.post("/api/ask", content=in_filter.encode(), headers=headers)
+        assert error_code(response) == (422, "invalid_request")  # refused by the body's schema already
+
+
+@pytest.mark.parametrize(("path", "body"), [
+    ("/api/ask", {"question": QUESTION, "filters": {"title_contains": 5}}),
+    ("/api/ask", {"question": QUESTION, "filters": {"title_contains": ["集市"]}}),
+    ("/api/ask", {"question": QUESTION, "filters": {"doc_kind": "novel"}}),
+    ("/api/ask", {"question": QUESTION, "filters": {"colour": "red"}}),
+    ("/api/ask", {"question": QUESTION, "top_k": "3"}),
+    ("/api/ask", {"question": 123}),
+    ("/api/feedback", {"question_id": "x", "helpful": "yes"}),
+    ("/api/feedback", {"question_id": "x", "helpful": 1}),
+    ("/v1/chat/completions", {"stream": "yes", "messages": [{"role": "user", "content": QUESTION}]}),
+])
+def test_wrong_types_are_refused_not_coerced(service: ServiceState, path: str, body: dict) -> None:
+    with client_of(service) as client:
+        assert error_code(client.post(path, json=body)) == (422, "invalid_request")
+
+
+def test_a_chunked_body_over_the_limit_is_413(service: ServiceState) -> None:
+    limit = service.config.max_body_bytes
+
+    def chunks() -> Iterator[bytes]:
+        yield b'{"question": "'
+        for _ in range(limit // 1000 + 2):
+            yield b"x" * 1000
+
+    with client_of(service) as client:
+        response = client.post("/api/ask", content=chunks(), headers={"Content-Type": "application/json"})
+        assert error_code(response) == (413, "payload_too_large")
+        small_chunks = iter([b'{"question": ', json.dumps(QUESTION).encode(), b"}"])
+        assert client.post("/api/ask", content=small_chunks, headers={"Content-Type": "application/json"}).status_code == 200
+
+
+# --- who the client is ------------------------------------------------------------------------------------------
+
+
+def _request(peer: str, forwarded: str | None = None) -> Request:
+    headers = [(b"x-forwarded-for", forwarded.encode())] if forwarded else []
+    return Request({"type": "http", "client": (peer, 5000), "headers": headers})
+
+
+def test_forwarded_for_is_believed_only_from_trusted_proxies() -> None:
+    none, nginx = parse_networks([]), parse_networks(["10.0.0.2", "192.168.0.0/16"])
+    assert client_address(_request("203.0.113.9", "1.2.3.4"), none) == "203.0.113.9"
+    assert client_address(_request("10.0.0.2", "1.2.3.4"), none) == "10.0.0.2"
+    assert client_address(_request("10.0.0.2", "1.2.3.4"), nginx) == "1.2.3.4"
+    # a client's own forged entry comes first; the proxy appends the real peer last
+    assert client_address(_request("10.0.0.2", "6.6.6.6, 1.2.3.4"), nginx) == "1.2.3.4"
+    assert client_address(_request("10.0.0.2", "1.2.3.4, 192.168.1.1"), nginx) == "1.2.3.4"
+    assert client_address(_request("203.0.113.9", "1.2.3.4"), nginx) == "203.0.113.9", "not from the proxy"
+    with pytest.raises(ValueError, match="KB_TRUSTED_PROXIES"):
+        parse_networks(["not-an-address"])
+
+
+@pytest.mark.parametrize("trusted", [(), ("127.0.0.1",)])
+def test_a_rotating_forwarded_for_does_not_bypass_the_rate_limit(small, tmp_path: Path, trusted: tuple) -> None:
+    service = make_service(small, tmp_path, rate_per_minute=1.0, rate_burst=2, trusted_proxies=trusted)
+    with serve_in_thread(create_app(service)) as url:
+        statuses = [httpx.get(f"{url}/api/documents", headers={"X-Forwarded-For": f"198.51.100.{i}"}).status_code
+                    for i in range(4)]
+    # Untrusted, the header is ignored: one client, limited after its burst. From a trusted proxy, the header
+    # names four different clients, each within its own burst.
+    assert statuses == ([200, 200, 429, 429] if not trusted else [200, 200, 200, 200])
+
+
+# --- the access log ---------------------------------------------------------------------------------------------
+
+
+def test_the_access_log_never_shows_query_strings(service: ServiceState) -> None:
+    lines: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(record.getMessage())
+
+    with serve_in_thread(create_app(service), log_level="info") as url:
+        handler = Collect()
+        logging.getLogger("uvicorn.access").addHandler(handler)
+        try:
+            httpx.get(f"{url}/api/search", params={"q": "我的手机13800138000，身份证11010519491231002X"})
+            httpx.get(f"{url}/wechat", params={"signature": "f" * 40, "timestamp": "1", "nonce": "n", "echostr": "e"})
+        finally:
+            logging.getLogger("uvicorn.access").removeHandler(handler)
+    assert any("/api/search" in line for line in lines) and any("/wechat" in line for line in lines), lines
+    logged = "\n".join(lines)
+    for secret in ("13800138000", "11010519491231002X", "q=", "signature", "%E6"):
+        assert secret not in logged
+
+
+# --- staff uploads -------------------------------------------------------------------------------------------------
+
+
+def test_uploads_never_overwrite_the_corpus_description_and_keep_replaced_files(small, tmp_path: Path) -> None:
+    settings, kb = small
+    corpus = shutil.copytree(settings.corpus_dir, tmp_path / "corpus")
+    (corpus / "SOURCES.md").write_text("# 来源\n", encoding="utf-8")
+    own = (settings.with_(corpus_dir=corpus, index_dir=tmp_path / "index"), kb)
+    service = make_service(own, tmp_path)
+    auth = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    with client_of(service) as client:
+        for name in ("SOURCES.md", "README.md", "sources.MD"):
+            response = client.post("/api/admin/documents", params={"filename": name}, content="# 覆盖\n".encode(),
+                                   headers=auth)
+            assert error_code(response) == (400, "reserved_filename")
+        assert (corpus / "SOURCES.md").read_text(encoding="utf-8") == "# 来源\n"
+
+        old = (corpus / "集市摊位管理办法.md").read_bytes()
+        new = old.decode("utf-8").replace("不超过十元", "不超过八元").encode("utf-8")
+        job = client.post("/api/admin/documents", params={"filename": "集市摊位管理办法.md"}, content=new, headers=auth)
+        assert job.status_code == 202, job.text
+        deadline = time.monotonic() + 120
+        while client.get(f"/api/admin/jobs/{job.json()['job_id']}", headers=auth).json()["status"] not in ("done", "failed"):
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+    assert (corpus / "集市摊位管理办法.md").read_bytes() == new
+    trashed = list((corpus / ".trash").glob("*集市摊位管理办法.md"))
+    assert [p.read_bytes() for p in trashed] == [old], "the replaced file is kept, not lost"
+
+
+# --- shutdown ---------------------------------------------------------------------------------------------------------
+
+
+def test_shutdown_closes_the_question_log_and_stops_the_job_runner(small, tmp_path: Path) -> None:
+    service = make_service(small, tmp_path)
+    with client_of(service) as client:
+        assert client.post("/api/ask", json={"question": QUESTION}).status_code == 200
+    with pytest.raises(sqlite3.ProgrammingError):
+        service.query_log.recent(1)
+    with pytest.raises(RuntimeError):
+        service.jobs.submit("late", lambda: "never")
+
+
+# --- questions during a re-ingest --------------------------------------------------------------------------------
+
+
+def test_a_question_waits_for_one_batch_of_a_reingest_not_for_all_of_it(small) -> None:
+    """The embedder is locked per batch, first come first served: a question asked while passages are being
+    embedded runs after the batch in progress, before the passages' next batch."""
+    embedder = small[1].embedder
+    real = embedder._encode_batch
+    order: list[str] = []
+    question_queued = threading.Event()
+
+    def recording(texts, batch_size):
+        kind = "query" if texts[0].startswith("query: ") else "passages"
+        order.append(kind)
+        if kind == "passages" and len(order) == 1:  # the first batch lasts until the question is in the queue
+            deadline = time.monotonic() + 10
+            while embedder._lock.waiting() < 2 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            question_queued.set()
+        return real(texts, batch_size)
+
+    embedder._encode_batch = recording
+    try:
+        passages = [f"第{i}条 村民委员会每届任期五年。" for i in range(embedder.batch_size * 6)]
+        ingesting = threading.Thread(target=embedder.encode_passages, args=(passages,))
+        ingesting.start()
+        while not order:
+            time.sleep(0.005)
+        embedder.encode_queries(["村委会几年选一次？"])
+        ingesting.join()
+    finally:
+        embedder._encode_batch = real
+    assert question_queued.is_set()
+    assert order == ["passages", "query"] + ["passages"] * 5
