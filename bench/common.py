@@ -13,9 +13,10 @@ from pathlib import Path
 from kb.config import PROJECT_ROOT
 
 SHARED = PROJECT_ROOT.parent / "shared"
-#: Raw results (JSON, one file per benchmark) and the indexes benchmarks build; not committed.
+#: The indexes benchmarks build (not committed) and their results (JSON, one small file per benchmark; committed,
+#: so every figure the README and docs quote has its source in git).
 WORK = PROJECT_ROOT / "var" / "bench"
-RESULTS = WORK / "results"
+RESULTS = PROJECT_ROOT / "bench" / "results"
 
 
 def write_result(name: str, figures: dict) -> Path:

@@ -237,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_search)
 
     p = with_index(sub.add_parser("ask", help="answer a question with cited passages"))
-    p.add_argument("question")
+    p.add_argument("question", help="the question, in Chinese, e.g. 信访事项多长时间办结？")
     p.add_argument("--json", action="store_true", help="print the answer object as JSON")
     p.set_defaults(func=cmd_ask)
 
@@ -251,13 +251,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_eval)
 
     p = with_index(sub.add_parser("info", help="what the index holds"))
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print it as JSON")
     p.set_defaults(func=cmd_info)
 
     report = sub.add_parser("report", help="reports for staff").add_subparsers(dest="report", required=True)
     p = report.add_parser("unanswered", help="questions not answered or rated unhelpful, most frequent first")
-    p.add_argument("--limit", type=int, default=50)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--limit", type=int, default=50, help="how many questions to list (default 50)")
+    p.add_argument("--json", action="store_true", help="print them as JSON")
     p.set_defaults(func=cmd_report_unanswered)
 
     model = sub.add_parser("model", help="the embedding model").add_subparsers(dest="model_command", required=True)
@@ -265,8 +265,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_model_build)
 
     p = with_index(sub.add_parser("serve", help="serve the HTTP API (builds model and index on first run)"))
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     p.set_defaults(func=cmd_serve)
     return parser
 

@@ -12,11 +12,9 @@ from kb.config import RetrievalParams
 
 
 def _ranks(scores: np.ndarray) -> np.ndarray:
-    """1 for the best score; ties share the better rank."""
-    order = np.argsort(-scores, kind="stable")
-    ranks = np.empty(len(scores), dtype=np.float64)
-    ranks[order] = np.arange(1, len(scores) + 1)
-    return ranks
+    """1 for the best score; ties share the better rank (1 + how many scores are strictly higher)."""
+    descending = np.sort(-scores)
+    return (np.searchsorted(descending, -scores, side="left") + 1).astype(np.float64)
 
 
 def _unit_scale(scores: np.ndarray) -> np.ndarray:

@@ -37,11 +37,11 @@ class JobRunner:
     def submit(self, kind: str, work: Callable[[], str]) -> Job:
         """Queue `work`; its return value becomes the job's message, an exception marks it failed."""
         job = Job(uuid.uuid4().hex, kind, created_at=time.time())
-        with self._lock:
+        with self._lock:  # held while submitting, so a job runs only once it is listed, and a refused one never is
+            self._executor.submit(self._run, job, work)
             self._jobs[job.job_id] = job
             while len(self._jobs) > REMEMBERED_JOBS:
                 self._jobs.popitem(last=False)
-        self._executor.submit(self._run, job, work)
         return job
 
     def _run(self, job: Job, work: Callable[[], str]) -> None:
