@@ -99,7 +99,7 @@ def test_out_of_scope_question_is_not_answered(client: TestClient) -> None:
     ({"question": "信" * 501}, 400, "question_too_long"),
     ({"question": 123}, 422, "invalid_request"),
     ({"question": QUESTION, "top_k": 0}, 422, "invalid_request"),
-    ({"question": QUESTION, "filters": {"colour": "red"}}, 400, "invalid_question"),
+    ({"question": QUESTION, "filters": {"colour": "red"}}, 422, "invalid_request"),
     ({}, 422, "invalid_request"),
 ])
 def test_ask_rejects_bad_input(client: TestClient, payload: dict, status: int, code: str) -> None:
