@@ -135,12 +135,26 @@ def test_help(args: list[str], settings: Settings) -> None:
         assert all(command in result.stdout for command in ("ingest", "search", "eval", "info", "serve"))
 
 
-def test_ask_json(corpus_index: Path, settings: Settings) -> None:
-    result = run_kb(["ask", "--index", str(corpus_index), "--json", QUESTION], settings)
+def test_ask_json_goes_through_the_service_and_is_logged(corpus_index: Path, settings: Settings,
+                                                         tmp_path: Path) -> None:
+    from server.querylog import QueryLog
+
+    log = tmp_path / "querylog.sqlite"
+    result = run_kb(["ask", "--index", str(corpus_index), "--json", QUESTION], settings, env={"KB_QUERY_LOG": str(log)})
     assert result.returncode == 0, result.stderr
     answer = json.loads(result.stdout)
     assert answer["answerable"] and answer["citations"][0]["citation"] == CITATION
     assert "60日内办结" in answer["answer"] and "[1]" in answer["answer"]
+    with QueryLog.open(log) as query_log:
+        [logged] = query_log.recent(5)
+    assert (logged["question_id"], logged["channel"], logged["question"]) == (answer["question_id"], "cli", QUESTION)
+
+
+def test_ask_applies_the_configured_question_limit(corpus_index: Path, settings: Settings, tmp_path: Path) -> None:
+    env = {"KB_QUERY_LOG": str(tmp_path / "querylog.sqlite"), "KB_MAX_QUESTION_CHARS": "5"}
+    result = run_kb(["ask", "--index", str(corpus_index), QUESTION], settings, env=env)
+    assert result.returncode == 1
+    assert error_line(result) == "错误: 问题太长了，请控制在5字以内"
 
 
 def test_report_unanswered(tmp_path: Path, settings: Settings) -> None:
