@@ -70,20 +70,13 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
     return spans
 
 
-def _idf(term: str, lexical: LexicalIndex) -> float:
-    """Rarer words say more about what a question is about; words absent from the corpus say the most."""
-    i = lexical.vocab.get(term)
-    df = 0 if i is None else int(lexical.term_ptr[i + 1] - lexical.term_ptr[i])
-    return math.log((lexical.n_docs + 1) / (df + 0.5))
-
-
 def term_coverage(question: str, hits: list[Hit], lexical: LexicalIndex) -> float:
     """Share of the question's (idf-weighted) words found in the hits' text, titles and headings."""
     terms = list(dict.fromkeys(tokenize(question)))
     if not terms:
         return 0.0
     evidence = "".join(f"{h.doc_title}{h.section}{h.text}" for h in hits)
-    weights = {t: _idf(t, lexical) for t in terms}
+    weights = {t: lexical.idf(t) for t in terms}
     return sum(w for t, w in weights.items() if t in evidence) / sum(weights.values())
 
 

@@ -80,7 +80,9 @@ def _threads() -> int:
 class RetrievalParams:
     """How dense and lexical retrieval are combined; defaults chosen by measurement (docs/retrieval.md)."""
 
-    method: str = "weighted"  # "rrf" | "weighted" | "dense" | "lexical"
+    method: str = "ranked"  # "ranked" (weighted, then the learned second stage) | "weighted" | "rrf" | "dense" | "lexical"
+    #: How many of the first stage's best candidates the second stage re-ranks.
+    rerank_depth: int = 100
     dense_weight: float = 0.7  # the lexical weight is 1 - dense_weight
     rrf_k: int = 60
     #: Added to the fused score (scale 0..1) of chunks of a law the question names.

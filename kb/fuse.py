@@ -33,7 +33,7 @@ def fuse(dense: np.ndarray, lexical: np.ndarray, params: RetrievalParams) -> np.
         return dense.astype(np.float64)
     if params.method == "lexical":
         return lexical.astype(np.float64)
-    if params.method == "weighted":
+    if params.method in ("weighted", "ranked"):
         return w * _unit_scale(dense) + (1 - w) * _unit_scale(lexical)
     if params.method == "rrf":
         lexical_ranks = np.where(lexical > 0, _ranks(lexical), np.inf)  # no matching word: no lexical vote

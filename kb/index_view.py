@@ -15,6 +15,7 @@ import numpy as np
 
 from kb.errors import QueryError, UnknownDocumentError
 from kb.query import LawNames, enumerates
+from kb.rank import chunk_traits
 from kb.schema import Chunk, Document, Hit, citation_for
 from kb.store import LoadedIndex
 
@@ -70,6 +71,7 @@ class IndexView:
         self.doc_index = {doc_id: i for i, doc_id in enumerate(self.documents)}
         self.row_doc = np.array([self.doc_index[c.doc_id] for c in self.chunks], dtype=np.int32)
         self.enumerates = np.array([enumerates(c.text) for c in self.chunks], dtype=bool)
+        self.traits = chunk_traits(self.chunks)  # what each passage contains, for the second stage (kb.rank)
         self.rows_by_article: dict[tuple[str, int], list[int]] = {}
         for row, chunk in enumerate(self.chunks):
             if chunk.article_no is not None:

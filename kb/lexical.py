@@ -78,6 +78,25 @@ class LexicalIndex:
         """The query's tokens that occur in the index (unique, in order)."""
         return [t for t in dict.fromkeys(tokenize(query)) if t in self.vocab]
 
+    def idf(self, term: str) -> float:
+        """How much a word says about what a text is about: rarer is more; a word the index lacks, the most."""
+        i = self.vocab.get(term)
+        df = 0 if i is None else int(self.term_ptr[i + 1] - self.term_ptr[i])
+        return math.log((self.n_docs + 1) / (df + 0.5))
+
+    def coverage(self, terms: Sequence[str]) -> np.ndarray:
+        """Per chunk, the idf-weighted share of `terms` it contains (0 to 1): BM25 without its saturation."""
+        share = np.zeros(self.n_docs, dtype=np.float32)
+        weights = {t: self.idf(t) for t in dict.fromkeys(terms)}
+        total = sum(weights.values())
+        if total <= 0:
+            return share
+        for term, weight in weights.items():
+            i = self.vocab.get(term)
+            if i is not None:
+                share[self.docs[self.term_ptr[i]:self.term_ptr[i + 1]]] += weight / total
+        return share
+
     def scores(self, query: str) -> np.ndarray:
         """BM25 score of every chunk for the query (zeros where no term matches)."""
         scores = np.zeros(self.n_docs, dtype=np.float32)

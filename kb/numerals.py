@@ -9,8 +9,13 @@ _UNITS = {"十": 10, "百": 100, "千": 1000, "万": 10000}
 _FULLWIDTH = str.maketrans("０１２３４５６７８９", "0123456789")
 
 CHINESE_NUMERAL_CHARS = "零〇一二两三四五六七八九十百千万"
+#: A number as people write it: Chinese (三十四), Arabic (34) or full-width (３４).
+NUMBER_PATTERN = rf"[{CHINESE_NUMERAL_CHARS}]+|[0-9０-９]+"
 #: An article reference as it appears in text or questions: 第三十四条, 第34条, 第 34 条.
-ARTICLE_RE = re.compile(rf"第\s*([{CHINESE_NUMERAL_CHARS}]+|[0-9０-９]+)\s*条")
+ARTICLE_RE = re.compile(rf"第\s*({NUMBER_PATTERN})\s*条")
+#: A number followed by 条, with or without 第 (group 1): in questions people also write 民法典1079条. Without 第
+#: only the context tells an article from a count (三十三条鱼), so kb.query decides which matches are articles.
+ARTICLE_NUMBER_RE = re.compile(rf"(第\s*)?({NUMBER_PATTERN})\s*条")
 
 
 def parse_chinese_number(text: str) -> int:

@@ -1,8 +1,10 @@
 """Retrieval: a question → the passages that best answer it, with the evidence the answer stage weighs.
 
-Dense (FAISS) and lexical (BM25) retrieval each propose candidates, a law the question names is searched in
-full, the scores are fused (kb.fuse), and what the question says about where its answer is (a named law, an
-article number, a request for a list; kb.query) moves candidates up.
+First stage: dense (FAISS) and lexical (BM25) retrieval each propose candidates, a law the question names is
+searched in full, the scores are fused (kb.fuse), and what the question says about where its answer is (a named
+law, a request for a list; kb.query) moves candidates up. Second stage (method "ranked", the default): the best
+of those are re-ranked by the learned model of kb.rank. A question that cites an article (「民法典第1079条」)
+gets that article first, whatever the scores.
 """
 
 from __future__ import annotations
@@ -19,13 +21,24 @@ from kb.expand import expand_query
 from kb.fuse import fuse
 from kb.index_view import Filters, IndexView
 from kb.query import QueryAnalysis, analyse
+from kb.rank import Candidates, LinearRanker, candidate_features
 from kb.schema import Hit
 
 #: How many candidates each retriever contributes before fusion.
 CANDIDATES = 200
 MAX_TOP_K = 100
-METHODS = ("weighted", "rrf", "dense", "lexical")
+#: "ranked" = "weighted" fusion, then the learned second stage; the others are the first stage alone.
+METHODS = ("ranked", "weighted", "rrf", "dense", "lexical")
+FUSED = ("ranked", "weighted", "rrf")
 ADAPTER_MODES = ("auto", "on", "off")
+
+
+@dataclass
+class FirstStage:
+    analysis: QueryAnalysis
+    lexical_query: str  # the question as BM25 saw it (expanded)
+    candidates: Candidates
+    top_dense: float  # cosine of the best candidate, with the question's own vector
 
 
 @dataclass
@@ -53,6 +66,8 @@ class Retriever:
         self.params = params
         #: Shipped for the default model only; used as params.query_adapter says.
         self.adapter = QueryAdapter.for_model(embedder.fingerprint, embedder.dimension)
+        #: Shipped for the default model only; without one, "ranked" is the first stage's order.
+        self.ranker = LinearRanker.for_model(embedder.fingerprint)
 
     def retrieve(self, query: str, top_k: int = 5, filters: Filters | None = None,
                  method: str | None = None) -> Retrieval:
@@ -63,59 +78,104 @@ class Retriever:
             raise QueryError(f"top_k 必须在 1 到 {MAX_TOP_K} 之间")
         if method is not None and method not in METHODS:
             raise QueryError(f"未知的检索方式 {method!r}（可用 {', '.join(METHODS)}）")
+        params = self.params if method is None else replace(self.params, method=method)
+        stage = self.first_stage(query, filters or Filters(), params)
+        if stage is None:
+            return Retrieval([], 0.0)
+        rows, scores = stage.candidates.rows, stage.candidates.first_stage
+        if self.reranks(params):
+            scores = self.ranker.score(self.features(query, stage))
+        scores, cited = self._put_cited_article_first(rows, scores, self.cited_rows(stage.analysis))
+        return Retrieval(self.view.hits(rows, scores, top_k), stage.top_dense, cited)
+
+    def reranks(self, params: RetrievalParams) -> bool:
+        return params.method == "ranked" and self.ranker is not None
+
+    def first_stage(self, query: str, filters: Filters, params: RetrievalParams) -> "FirstStage | None":
+        """Candidates and their scores before any learned ranking; for "ranked", cut to the ones it re-ranks.
+
+        With a ranker, both the question's vector and its adapted one propose candidates and both cosines are
+        features, so no switch decides between them; otherwise KB_QUERY_ADAPTER does."""
         view = self.view
         if not view.chunks:
-            return Retrieval([], 0.0)
-        params = self.params if method is None else replace(self.params, method=method)
+            return None
         analysis = analyse(query, view.law_names)
         expanded = expand_query(query)
         query_vector = self.embedder.encode_queries([expanded if params.expand_dense else query])[0]
-        search_vector = self.adapter.apply(query_vector, params.adapter_strength) if self.uses_adapter(params) \
-            else query_vector
-        lexical_scores = np.nan_to_num(view.lexical.scores(expanded if params.expand_lexical else query))
-        rows = self._candidates(search_vector, lexical_scores, analysis, filters or Filters())
+        adapted_vector = None if self.adapter is None else self.adapter.apply(query_vector, params.adapter_strength)
+        if self.reranks(params):
+            search_vectors = [query_vector] + ([adapted_vector] if adapted_vector is not None else [])
+        else:
+            search_vectors = [adapted_vector if self.uses_adapter(params) else query_vector]
+        lexical_query = expanded if params.expand_lexical else query
+        lexical_scores = np.nan_to_num(view.lexical.scores(lexical_query))
+        rows = self._candidates(search_vectors, lexical_scores, analysis, filters)
         if len(rows) == 0:
-            return Retrieval([], 0.0)
-        dense = view.cosines(rows, search_vector)
+            return None
         # The answer stage was calibrated on the model's own cosines, so it weighs the unadapted one.
-        closest = dense if search_vector is query_vector else view.cosines(rows, query_vector)
-        scores = fuse(dense, lexical_scores[rows], params)
-        if analysis.law_doc_ids and params.method in ("rrf", "weighted"):
-            named = np.isin(view.row_doc[rows], [view.doc_index[d] for d in analysis.law_doc_ids])
-            scores = scores + params.named_law_bonus * named
-        if analysis.asks_for_list and params.method in ("rrf", "weighted"):
-            scores = scores + params.list_bonus * view.enumerates[rows]
-        scores, cited = self._put_cited_article_first(rows, scores, analysis)
-        return Retrieval(view.hits(rows, scores, top_k), max(0.0, float(closest.max())), cited)
+        closest = view.cosines(rows, query_vector)
+        adapted = closest if adapted_vector is None else view.cosines(rows, adapted_vector)
+        dense = adapted if search_vectors[-1] is adapted_vector else closest
+        named = np.isin(view.row_doc[rows], [view.doc_index[d] for d in analysis.law_doc_ids])
+        bonus = 0.0
+        if params.method in FUSED:
+            bonus = params.named_law_bonus * named + params.list_bonus * (analysis.asks_for_list & view.enumerates[rows])
+        scores = fuse(dense, lexical_scores[rows], params) + bonus
+        keep = np.arange(len(rows))
+        if self.reranks(params):  # the best by either vector go on to the second stage, and a cited article
+            by_adapted = fuse(adapted, lexical_scores[rows], params) + bonus
+            keep = np.union1d(np.union1d(np.argsort(-scores, kind="stable")[: params.rerank_depth],
+                                         np.argsort(-by_adapted, kind="stable")[: params.rerank_depth]),
+                              np.flatnonzero(np.isin(rows, self.cited_rows(analysis))))
+        candidates = Candidates(rows[keep], closest[keep], adapted[keep], lexical_scores[rows[keep]],
+                                np.zeros(len(keep)), scores[keep], named[keep])
+        return FirstStage(analysis, lexical_query, candidates, max(0.0, float(closest.max())))
+
+    def features(self, query: str, stage: "FirstStage") -> np.ndarray:
+        """The second stage's feature matrix for a first stage's candidates (what bench/train_ranker.py learns)."""
+        view = self.view
+        terms = view.lexical.query_terms(stage.lexical_query)
+        stage.candidates.coverage = view.lexical.coverage(terms)[stage.candidates.rows]
+        return candidate_features(query, stage.candidates, view.chunks, view.documents, view.traits, terms)
 
     def uses_adapter(self, params: RetrievalParams) -> bool:
         if self.adapter is None or params.query_adapter == "off":
             return False
         return params.query_adapter == "on" or self.view.law_count >= params.adapter_min_laws
 
-    def _candidates(self, query_vector: np.ndarray, lexical_scores: np.ndarray, analysis: QueryAnalysis,
+    def _candidates(self, query_vectors: list[np.ndarray], lexical_scores: np.ndarray, analysis: QueryAnalysis,
                     filters: Filters) -> np.ndarray:
         """The best rows of each retriever, plus every row of a named law, all within the filters."""
         view = self.view
         allowed = view.filter_mask(filters)
         # Filtered rows are searched among the allowed ones only, so a filter never starves the result list.
-        dense_rows = view.dense_top(query_vector, CANDIDATES, allowed)
+        dense_rows = [view.dense_top(vector, CANDIDATES, allowed) for vector in query_vectors]
         pool = np.arange(len(view.chunks)) if allowed is None else np.flatnonzero(allowed)
         lexical_rows = pool[_top(lexical_scores[pool], CANDIDATES)]
         lexical_rows = lexical_rows[lexical_scores[lexical_rows] > 0]
-        parts = [dense_rows, lexical_rows]
+        parts = [*dense_rows, lexical_rows]
         parts += [view.rows_of(doc_id) for doc_id in analysis.law_doc_ids]  # a named law is searched in full
+        parts.append(self.cited_rows(analysis))
         rows = np.unique(np.concatenate(parts).astype(np.int64))
         return rows if allowed is None else rows[allowed[rows]]
 
-    def _put_cited_article_first(self, rows: np.ndarray, scores: np.ndarray,
-                                 analysis: QueryAnalysis) -> tuple[np.ndarray, bool]:
-        """「信访工作条例第三十四条」: the named law's 第三十四条 goes first. Says whether it was found."""
-        if analysis.article_no is None or not analysis.law_doc_ids:
-            return scores, False
-        by_article = self.view.rows_by_article
-        cited = {r for d in analysis.law_doc_ids for r in by_article.get((d, analysis.article_no), [])}
-        if not cited:
+    def cited_rows(self, analysis: QueryAnalysis) -> np.ndarray:
+        """The rows of the article a question cites: 「信访工作条例第三十四条」, or 「第一千零七十九条」 when only
+        one law of the knowledge base has that article."""
+        by_article, number = self.view.rows_by_article, analysis.article_no
+        if number is None:
+            return np.zeros(0, dtype=np.int64)
+        laws = analysis.law_doc_ids
+        if not laws and analysis.lookup:
+            holding = [d for d, doc in self.view.documents.items() if doc.kind == "law" and (d, number) in by_article]
+            laws = tuple(holding) if len(holding) == 1 else ()
+        return np.array([r for d in laws for r in by_article.get((d, number), [])], dtype=np.int64)
+
+    @staticmethod
+    def _put_cited_article_first(rows: np.ndarray, scores: np.ndarray, cited: np.ndarray) -> tuple[np.ndarray, bool]:
+        """The cited article goes first, whatever the scores. Says whether it was among the rows."""
+        first = np.isin(rows, cited)
+        if not first.any():
             return scores, False
         top = float(scores.max()) if len(scores) else 0.0
-        return np.where(np.isin(rows, list(cited)), top + 1.0, scores), True
+        return np.where(first, top + 1.0, scores), True

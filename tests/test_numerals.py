@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import CORPUS_DIR
-from kb.numerals import ARTICLE_RE, article_label, parse_chinese_number, to_chinese_number
+from kb.numerals import ARTICLE_NUMBER_RE, ARTICLE_RE, article_label, parse_chinese_number, to_chinese_number
 
 
 @pytest.mark.parametrize(
@@ -46,6 +46,23 @@ def test_article_reference_in_text(reference: str, value: int) -> None:
     match = ARTICLE_RE.search(f"请问{reference}是怎么规定的")
     assert match is not None
     assert parse_chinese_number(match.group(1)) == value
+
+
+@pytest.mark.parametrize(
+    ("text", "cited", "value"),
+    [("民法典1079条", False, 1079), ("民法典第1079条", True, 1079), ("第 一千零七十九 条", True, 1079),
+     ("宪法三十三条", False, 33), ("１４条", False, 14), ("三十三条鱼", False, 33)],
+)
+def test_article_number_with_or_without_di(text: str, cited: bool, value: int) -> None:
+    """ARTICLE_NUMBER_RE finds every number before 条; group 1 says whether 第 marked it as an article."""
+    match = ARTICLE_NUMBER_RE.search(text)
+    assert match is not None
+    assert (bool(match.group(1)), parse_chinese_number(match.group(2))) == (cited, value)
+
+
+@pytest.mark.parametrize("text", ["借了1079元", "2024年", "第三人", "条例"])
+def test_no_article_number_without_tiao(text: str) -> None:
+    assert ARTICLE_NUMBER_RE.search(text) is None
 
 
 @pytest.mark.parametrize("text", ["", "   ", "abc", "第三条", "三条", "3.5", "-1", "十a", "一千二百六十条", "三十 四x"])

@@ -16,12 +16,13 @@ CIVIL = document("civil", "中华人民共和国民法典")
 XINFANG = document("xinfang", "信访工作条例")
 CONSUMER = document("consumer", "中华人民共和国消费者权益保护法")
 DECISIONS = document("decisions", "重大行政决策程序暂行条例")
+LAND = document("land", "中华人民共和国农村土地承包法")
 REPORT = document("report", "某镇2024年法治政府建设情况报告", kind="report")
 
 
 @pytest.fixture(scope="module")
 def names() -> LawNames:
-    return LawNames([CIVIL, XINFANG, CONSUMER, DECISIONS, REPORT])
+    return LawNames([CIVIL, XINFANG, CONSUMER, DECISIONS, LAND, REPORT])
 
 
 # --- title_aliases ----------------------------------------------------------------------------------------------------
@@ -49,6 +50,7 @@ def test_title_aliases(title: str, aliases: set[str]) -> None:
     ("信访工作条例第三十四条", ("xinfang",)),
     ("信访条例第34条", ("xinfang",)),  # the old law's name, and the short form of the new title
     ("消法规定退货吗", ("consumer",)),  # EXTRA_ALIASES: 消法 → 消费者权益保护法
+    ("土地承包法第十条", ("land",)),  # EXTRA_ALIASES: 土地承包法 → 农村土地承包法
     ("消费者权益保护法第五十五条", ("consumer",)),
     ("重大行政决策程序条例", ("decisions",)),
     ("信访事项多长时间办结", ()),  # no law named
@@ -95,6 +97,77 @@ def test_no_documents_find_nothing() -> None:
 ])
 def test_analyse_finds_the_article_number(names: LawNames, question: str, article_no: int | None) -> None:
     assert analyse(question, names).article_no == article_no
+
+
+@pytest.mark.parametrize("question, found, article_no", [
+    ("民法典1079条", ("civil",), 1079),
+    ("民法典第1079条", ("civil",), 1079),
+    ("民法典第一千零七十九条", ("civil",), 1079),
+    ("民法典 第 1079 条", ("civil",), 1079),
+    ("民法典　1079　条", ("civil",), 1079),  # ideographic spaces
+    ("民法典１０７９条", ("civil",), 1079),  # full-width digits
+    ("民法典一千零七十九条", ("civil",), 1079),
+    ("《民法典》1079条", ("civil",), 1079),
+    ("民法典1079条讲的什么", ("civil",), 1079),
+    ("民法典1079条是什么？", ("civil",), 1079),
+    ("民法典第1079条说了什么", ("civil",), 1079),
+    ("信访条例14条", ("xinfang",), 14),
+    ("信访工作条例第十四条的内容", ("xinfang",), 14),
+    ("消法55条怎么规定的", ("consumer",), 55),  # an extra alias before the number
+    ("宪法三十三条", (), 33),  # a law outside the collection still cites an article
+    ("宪法第三十三条", (), 33),
+    ("宪法33条的内容", (), 33),
+    ("第一千零七十九条", (), 1079),  # no law named
+    ("1079条是什么", (), 1079),  # nothing but the article: a lookup
+    ("请问三十三条", (), 33),
+    ("民法典第一千零七十九条第二款规定了哪些情形", ("civil",), 1079),
+    ("买了三条鱼，民法典1079条怎么说", ("civil",), 1079),  # the count is skipped, the article found
+])
+def test_analyse_finds_the_article_in_every_form_people_type(
+        names: LawNames, question: str, found: tuple[str, ...], article_no: int) -> None:
+    result = analyse(question, names)
+    assert (result.law_doc_ids, result.article_no) == (found, article_no)
+
+
+@pytest.mark.parametrize("question", [
+    "借了1079元",
+    "三十三条鱼",
+    "买了三条鱼怎么办",
+    "一条路",
+    "村里修了一条路",
+    "2024年",
+    "第三人",
+    "第三人撤销之诉",
+    "民法典规定了哪些离婚条件",
+    "我的看法两条",  # a word ending in 法 is not a law's name
+    "离婚的条件有三条吗",
+])
+def test_counts_years_and_ordinals_are_not_articles(names: LawNames, question: str) -> None:
+    assert analyse(question, names).article_no is None
+
+
+@pytest.mark.parametrize("question, lookup", [
+    ("民法典1079条", True),
+    ("民法典第一千零七十九条的内容", True),
+    ("信访条例14条讲的什么", True),
+    ("请问《民法典》第1079条是什么意思？", True),
+    ("宪法三十三条说了什么", True),
+    ("第十条", True),
+    ("民法典第1079条规定的离婚条件有哪些", False),
+    ("买了三条鱼，民法典1079条怎么说", False),
+    ("信访事项多长时间办结", False),
+])
+def test_analyse_sees_questions_that_only_ask_to_see_the_article(names: LawNames, question: str, lookup: bool) -> None:
+    assert analyse(question, names).lookup is lookup
+
+
+def test_name_at_end_is_the_longest_law_name_text_ends_with() -> None:
+    general = document("general", "民法典总则编解释")
+    names = LawNames([CIVIL, general, XINFANG])
+    assert names.name_at_end("请问民法典总则编解释") == "民法典总则编解释"
+    assert names.name_at_end("请问民法典") == "民法典"
+    assert names.name_at_end("信访条例") == "信访条例"
+    assert names.name_at_end("民法典规定") is None
 
 
 @pytest.mark.parametrize("question, asks_for_list", [

@@ -1,0 +1,194 @@
+"""Learn the second stage's weights (kb/rank.py) from training questions only; write kb/rankers/<fingerprint>.json.
+
+    python -m bench.train_ranker [--index DIR] [--stard-index DIR] [--write]
+
+Training questions: ../shared/eval/stard_local_train.jsonl (real lay questions over the default corpus),
+bench/data/train_local.jsonl (信访 and report questions the team wrote from the documents), and, with
+--stard-index, STARD's train split over its 55,956 articles. Never the measurement sets (dev.jsonl,
+stard_local_dev.jsonl, STARD dev). For each question the product's own first stage proposes its candidates and
+kb.rank computes their features; a linear model is fitted by listwise softmax (the gold article should get the
+probability mass among its question's candidates), L2-regularised, each source of questions weighing the same
+in total (STARD's civil-law questions outnumber the 信访 and report ones ten to one, but citizens ask all
+three). The regularisation is chosen on a fixed 20 % validation part of the training questions (seeded), by the
+mean over sources of MRR@10, then the model is refitted on all of them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy.optimize import minimize
+
+from bench.common import SHARED, WORK, write_result
+from kb.config import PROJECT_ROOT, RetrievalParams, load_settings
+from kb.evaluate import GoldQuestion, load_questions
+from kb.index_view import Filters
+from kb.knowledge_base import KnowledgeBase
+from kb.rank import FEATURES, RANKERS_DIR, LinearRanker
+
+LOCAL_SETS = (SHARED / "eval" / "stard_local_train.jsonl", PROJECT_ROOT / "bench" / "data" / "train_local.jsonl")
+SEED = 20261127
+VALIDATION_SHARE = 0.2
+L2_GRID = (0.001, 0.01, 0.1, 1.0)
+
+
+@dataclass
+class Example:
+    """One training question: its candidates' features and which of them answer it."""
+
+    source: str
+    features: np.ndarray
+    gold: np.ndarray  # bool per candidate
+    first_stage: np.ndarray  # the first stage's scores, for comparison
+
+
+#: A training question: its text, and which chunks (by row) answer it.
+Item = tuple[str, Callable[[int], bool]]
+
+
+def local_items(kb: KnowledgeBase, questions: list[GoldQuestion]) -> list[Item]:
+    """Questions over corpus/: a chunk answers when it is the gold article of the gold law, or (for documents
+    without articles) holds one of the gold strings."""
+    view = kb.view
+
+    def answers(question: GoldQuestion) -> Callable[[int], bool]:
+        def check(row: int) -> bool:
+            chunk = view.chunks[row]
+            if not question.doc or question.doc not in view.documents[chunk.doc_id].title:
+                return False
+            if question.articles:
+                return chunk.article_no in question.articles
+            return any(s in chunk.text for s in question.contains)
+        return check
+
+    return [(q.q, answers(q)) for q in questions if q.answerable]
+
+
+def stard_items(kb: KnowledgeBase, queries: list[dict]) -> list[Item]:
+    """STARD questions: a chunk answers when it is one of the gold articles (chunk ids are STARD's article ids)."""
+    chunks = kb.view.chunks
+    return [(q["text"], lambda row, gold=frozenset(q["gold"]): chunks[row].chunk_id in gold) for q in queries]
+
+
+def examples(kb: KnowledgeBase, items: list[Item], source: str) -> tuple[list[Example], int]:
+    """Examples for the questions whose answer the first stage finds at all; and how many it missed."""
+    retriever = kb.with_params(RetrievalParams(method="ranked")).retriever
+    found, missed = [], 0
+    for question, answers in items:
+        stage = retriever.first_stage(question, Filters(), retriever.params)
+        gold = np.array([answers(int(r)) for r in stage.candidates.rows], dtype=bool) if stage else np.zeros(0, bool)
+        if not gold.any():
+            missed += 1
+            continue
+        found.append(Example(source, retriever.features(question, stage), gold, stage.candidates.first_stage))
+    return found, missed
+
+
+def source_weights(batch: list[Example]) -> np.ndarray:
+    """Per example, 1 / (examples of its source): every source weighs the same; they sum to 1."""
+    counts = {source: sum(e.source == source for e in batch) for source in {e.source for e in batch}}
+    weights = np.array([1 / counts[e.source] for e in batch])
+    return weights / weights.sum()
+
+
+def loss_and_gradient(weights: np.ndarray, batch: list[Example], l2: float) -> tuple[float, np.ndarray]:
+    """Weighted mean over questions of -log P(gold | candidates) under a softmax of the linear scores, plus L2."""
+    loss, gradient = 0.0, np.zeros_like(weights)
+    for example, share in zip(batch, source_weights(batch)):
+        scores = example.features @ weights
+        scores -= scores.max()
+        p = np.exp(scores)
+        p /= p.sum()
+        gold_mass = p[example.gold].sum()
+        loss -= share * np.log(max(gold_mass, 1e-300))
+        q = np.where(example.gold, p / max(gold_mass, 1e-300), 0.0)  # posterior over the gold candidates
+        gradient += share * (example.features.T @ (p - q))
+    return loss + l2 * weights @ weights, gradient + 2 * l2 * weights
+
+
+def fit(batch: list[Example], l2: float) -> np.ndarray:
+    result = minimize(loss_and_gradient, np.zeros(len(FEATURES)), args=(batch, l2), jac=True, method="L-BFGS-B",
+                      options={"maxiter": 500})
+    return result.x
+
+
+def standardise(batch: list[Example], mean: np.ndarray, scale: np.ndarray) -> list[Example]:
+    return [Example(e.source, (e.features - mean) / scale, e.gold, e.first_stage) for e in batch]
+
+
+def ranking_metrics(batch: list[Example], score) -> dict:
+    """Hit@1 and MRR@10 of the first gold candidate per source, and their mean over sources (candidate level:
+    parts of one 条 count separately)."""
+    by_source: dict[str, list[int]] = {}
+    for example in batch:
+        order = np.argsort(-score(example), kind="stable")
+        by_source.setdefault(example.source, []).append(int(np.flatnonzero(example.gold[order])[0]) + 1)
+    out = {source: {"n": len(ranks), "hit@1": round(sum(r == 1 for r in ranks) / len(ranks), 4),
+                    "mrr@10": round(sum(1 / r for r in ranks if r <= 10) / len(ranks), 4)}
+           for source, ranks in sorted(by_source.items())}
+    out["mean"] = {k: round(float(np.mean([m[k] for m in out.values()])), 4) for k in ("hit@1", "mrr@10")}
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--index", default=str(WORK / "indexes" / "default-torch"), help="index of corpus/")
+    parser.add_argument("--stard-index", help="index of STARD's full corpus (bench.stard build), to add its train split")
+    parser.add_argument("--write", action="store_true", help="write the ranker into kb/rankers/")
+    args = parser.parse_args()
+    if not all(p.is_file() for p in LOCAL_SETS):
+        print(f"skipped: training questions missing ({', '.join(str(p) for p in LOCAL_SETS if not p.is_file())})")
+        return 0
+    kb = KnowledgeBase.open(settings=load_settings(index_dir=Path(args.index)))
+    batch: list[Example] = []
+    coverage = {}
+    for path in LOCAL_SETS:
+        found, missed = examples(kb, local_items(kb, load_questions(path)), path.stem)
+        batch += found
+        coverage[path.stem] = {"used": len(found), "answer_not_among_candidates": missed}
+    if args.stard_index:
+        from bench.stard import load_queries
+
+        stard = KnowledgeBase.open(settings=load_settings(index_dir=Path(args.stard_index)), embedder=kb.embedder)
+        found, missed = examples(stard, stard_items(stard, load_queries("train", None)), "stard_train")
+        batch += found
+        coverage["stard_train"] = {"used": len(found), "answer_not_among_candidates": missed}
+
+    order = list(range(len(batch)))
+    random.Random(SEED).shuffle(order)
+    cut = int(len(order) * VALIDATION_SHARE)
+    validation, training = [batch[i] for i in order[:cut]], [batch[i] for i in order[cut:]]
+    stacked = np.vstack([e.features for e in training])
+    mean, scale = stacked.mean(axis=0), stacked.std(axis=0)
+    scale = np.where(scale > 0, scale, 1.0)
+    train_std, val_std = standardise(training, mean, scale), standardise(validation, mean, scale)
+    first_stage = ranking_metrics(validation, lambda e: e.first_stage)
+    selection = {}
+    for l2 in L2_GRID:
+        weights = fit(train_std, l2)
+        selection[str(l2)] = ranking_metrics(val_std, lambda e, w=weights: e.features @ w)
+    best = max(L2_GRID, key=lambda l2: (selection[str(l2)]["mean"]["mrr@10"], -l2))
+    everything = np.vstack([e.features for e in batch])
+    mean, scale = everything.mean(axis=0), np.where(everything.std(axis=0) > 0, everything.std(axis=0), 1.0)
+    weights = fit(standardise(batch, mean, scale), best)
+    meta = {"trained_on": coverage, "l2": best, "seed": SEED, "validation_share": VALIDATION_SHARE,
+            "validation": {"first_stage": first_stage, "by_l2": selection}, "script": "python -m bench.train_ranker"}
+    figures = {**meta, "weights": dict(zip(FEATURES, map(float, np.round(weights, 4))))}
+    write_result("train_ranker", figures)
+    print(json.dumps(figures, ensure_ascii=False, indent=2))
+    if args.write:
+        path = RANKERS_DIR / f"{kb.embedder.fingerprint}.json"
+        LinearRanker(weights, mean, scale, meta).save(path)
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,147 @@
+"""Second stage: the first stage's best candidates re-ranked by a learned linear model over cheap features.
+
+The first stage finds the right law; it often quotes the wrong article of it. What tells the answering article
+apart is mostly what the question asks for and what the article contains: 「多久」 wants a period (日/月/年),
+「罚多少」 an amount, 「找谁」 a body, 「能不能」 a rule (应当/不得/可以), 「什么是」 a definition, 「哪些」 a list;
+and articles that state a law's purpose (为了…制定本法) rarely answer anything. Those signals, the dense and
+lexical scores (with and without the query adapter, so no switch decides between them), the share of the
+question's words an article holds, and whether the question names its law, are combined by weights learnt
+from training questions only (bench/train_ranker.py, which writes kb/rankers/<model fingerprint>.json).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from kb.schema import Chunk, Document
+
+RANKERS_DIR = Path(__file__).resolve().parent / "rankers"
+
+#: What an article contains (precomputed per chunk when an index is loaded).
+_PERIOD = r"[0-9０-９零〇一二两三四五六七八九十百]+\s*(?:个)?(?:日|天|月|年|周|小时|工作日)(?:内|以内|之内|后|以上|以下|起)?"
+_CONTAINS = {
+    "period": re.compile(_PERIOD),
+    "amount": re.compile(r"[0-9０-９零〇一二两三四五六七八九十百千万]+\s*(?:元|倍)|罚款|赔偿金|费用|收费|工资|报酬"),
+    "body": re.compile(r"机关|部门|委员会|人民政府|人民法院|人民检察院|机构|组织"),
+    "rule": re.compile(r"应当|不得|可以|有权|必须|禁止|无权"),
+    "definition": re.compile(r"是指|所称|视为|包括"),
+    "list": re.compile(r"下列|[（(]一[）)][\s\S]*[（(]二[）)]"),
+    "purpose": re.compile(r"为了[\s\S]{0,80}?制定本|根据[\s\S]{0,40}?制定本"),
+}
+#: What a question asks for, paired with what an answering article contains.
+_ASKS = {
+    "period": re.compile(r"多久|多长时间|多长期限|几天|几年|几个月|多少天|多少年|期限|时效|什么时候|多长|时限"),
+    "amount": re.compile(r"多少钱|几倍|罚多少|赔多少|多少费用|罚款|收费|金额|赔偿多少|补偿多少|多少补偿|工资"),
+    "body": re.compile(r"谁|哪个部门|哪个机关|哪里|找谁|向哪|哪一级|什么部门|什么机关|哪个单位|哪些部门|哪些机关"),
+    "rule": re.compile(r"要不要|能不能|是否|可不可以|可以吗|能否|会不会|行不行|有没有权|该不该|必须|能吗|可以不|合法吗|违法吗"),
+    "definition": re.compile(r"什么是|什么叫|是什么意思|指的是|算不算|属不属于|是不是属于|怎么认定|如何认定"),
+    "list": re.compile(r"哪些|哪几|几种|几类|有什么(?:权利|义务|职责|原则|条件|材料|情形)"),
+}
+TRAITS = tuple(_CONTAINS)
+ASKS = tuple(_ASKS)
+
+FEATURES = (
+    "cosine", "cosine_gap", "adapted_gap", "bm25_share", "bm25_log", "coverage", "title_overlap", "named_law",
+    "first_stage", "dense_rank", "adapted_rank", "lexical_rank", "length_log", "purpose", "report",
+    *(f"{a}_asked_and_present" for a in ASKS), *(f"{a}_asked_and_absent" for a in ASKS),
+)
+
+
+def chunk_traits(chunks: list[Chunk]) -> np.ndarray:
+    """(chunks × TRAITS) booleans: what each passage contains."""
+    return np.array([[bool(_CONTAINS[t].search(c.text)) for t in TRAITS] for c in chunks], dtype=bool).reshape(
+        len(chunks), len(TRAITS))
+
+
+def question_asks(question: str) -> np.ndarray:
+    """(ASKS,) booleans: what the question asks for."""
+    return np.array([bool(_ASKS[a].search(question)) for a in ASKS], dtype=bool)
+
+
+def _unit(values: np.ndarray) -> np.ndarray:
+    top = float(values.max()) if len(values) else 0.0
+    return values / top if top > 0 else np.zeros_like(values)
+
+
+def _rank_score(values: np.ndarray) -> np.ndarray:
+    """1 for the best value, falling as 1/log2(rank + 1); ties share the better rank."""
+    ranks = np.searchsorted(np.sort(-values), -values, side="left") + 1
+    return 1.0 / np.log2(ranks + 1.0)
+
+
+@dataclass
+class Candidates:
+    """What the first stage knows about its candidates, row by row, for the features below."""
+
+    rows: np.ndarray
+    cosine: np.ndarray  # with the question's own vector
+    adapted: np.ndarray  # with the adapted vector (= cosine where there is no adapter)
+    bm25: np.ndarray
+    coverage: np.ndarray  # idf-weighted share of the question's words in the passage
+    first_stage: np.ndarray  # the fused score the first stage ranked by (0..1 + bonuses)
+    named_law: np.ndarray  # bool: the passage belongs to a law the question names
+
+
+def candidate_features(question: str, candidates: Candidates, chunks: list[Chunk], documents: dict[str, Document],
+                       traits: np.ndarray, question_terms: list[str]) -> np.ndarray:
+    """(candidates × FEATURES) float matrix; every feature is relative to the question's own candidates where a
+    raw score would mean different things for different questions."""
+    rows = candidates.rows
+    asks = question_asks(question)
+    present = traits[rows][:, [TRAITS.index(a) for a in ASKS]]
+    picked = [chunks[int(r)] for r in rows]
+    lengths = np.array([len(c.text) for c in picked], dtype=np.float64)
+    overlap = np.array([_title_overlap(question_terms, documents[c.doc_id].title + c.section) for c in picked])
+    report = np.array([documents[c.doc_id].kind != "law" for c in picked], dtype=np.float64)
+    columns = [
+        candidates.cosine, candidates.cosine - candidates.cosine.max(), candidates.adapted - candidates.adapted.max(),
+        _unit(candidates.bm25), np.log1p(candidates.bm25), candidates.coverage, overlap,
+        candidates.named_law.astype(np.float64), candidates.first_stage, _rank_score(candidates.cosine),
+        _rank_score(candidates.adapted), _rank_score(candidates.bm25), np.log1p(lengths), traits[rows][:, TRAITS.index("purpose")], report,
+        *(asks[i] & present[:, i] for i in range(len(ASKS))), *(asks[i] & ~present[:, i] for i in range(len(ASKS))),
+    ]
+    matrix = np.column_stack([np.asarray(c, dtype=np.float64) for c in columns])
+    return np.nan_to_num(matrix, nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def _title_overlap(terms: list[str], title: str) -> float:
+    return sum(1 for t in terms if t in title) / len(terms) if terms else 0.0
+
+
+class LinearRanker:
+    """score = w · standardised features. Learnt by bench/train_ranker.py; stored as JSON, never pickled."""
+
+    def __init__(self, weights: np.ndarray, mean: np.ndarray, scale: np.ndarray, meta: dict) -> None:
+        if not (weights.shape == mean.shape == scale.shape == (len(FEATURES),)):
+            raise ValueError(f"a ranker needs {len(FEATURES)} weights, means and scales")
+        self.weights, self.mean, self.scale, self.meta = weights, mean, np.where(scale > 0, scale, 1.0), meta
+
+    def score(self, features: np.ndarray) -> np.ndarray:
+        return ((features - self.mean) / self.scale) @ self.weights
+
+    @classmethod
+    def for_model(cls, fingerprint: str, directory: Path = RANKERS_DIR) -> "LinearRanker | None":
+        """The shipped ranker for this model, or None (another model: the first stage's order stands)."""
+        path = directory / f"{fingerprint}.json"
+        if not path.is_file():
+            return None
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        if raw.get("features") != list(FEATURES):
+            return None  # learnt over other features: retrain with bench/train_ranker.py
+        return cls(*(np.array(raw[k], dtype=np.float64) for k in ("weights", "mean", "scale")), raw.get("meta", {}))
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = {"features": list(FEATURES), "weights": _rounded(self.weights), "mean": _rounded(self.mean),
+                "scale": _rounded(self.scale), "meta": self.meta}
+        path.write_text(json.dumps(data, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+
+
+def _rounded(values: np.ndarray) -> list[float]:
+    return [float(f"{v:.6g}") if math.isfinite(v) else 0.0 for v in values]
