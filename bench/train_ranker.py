@@ -2,10 +2,15 @@
 
     python -m bench.train_ranker [--index DIR] [--stard-index DIR] [--write]
 
-Training questions: ../shared/eval/stard_local_train.jsonl (real lay questions over the default corpus),
-bench/data/train_local.jsonl (信访 and report questions the team wrote from the documents), and, with
---stard-index, STARD's train split over its 55,956 articles. Never the measurement sets (dev.jsonl,
-stard_local_dev.jsonl, STARD dev). For each question the product's own first stage proposes its candidates and
+Training questions: ../shared/eval/stard_local_train.jsonl (real lay questions over the default corpus) and
+bench/data/train_local.jsonl (信访 and report questions the team wrote from the documents). Never the measurement
+sets (dev.jsonl, stard_local_dev.jsonl, STARD dev).
+
+The query adapter's cosine is one of the features, and the shipped adapter was learnt from STARD's train split,
+which holds the stard_local_train questions: their adapted cosines would be better than any new question's, and
+the ranker would learn to trust the adapter too much. So with --stard-index (the full STARD index, which the
+adapter is trained over), the features are cross-fitted: the stard_local_train questions are cut in two halves,
+and each half's features come from an adapter trained (as bench.train_adapter chose) without that half. For each question the product's own first stage proposes its candidates and
 kb.rank computes their features; a linear model is fitted by listwise softmax (the gold article should get the
 probability mass among its question's candidates), L2-regularised, each source of questions weighing the same
 in total (STARD's civil-law questions outnumber the 信访 and report ones ten to one, but citizens ask all
@@ -16,6 +21,7 @@ mean over sources of MRR@10, then the model is refitted on all of them.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import random
 import sys
@@ -26,7 +32,8 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import minimize
 
-from bench.common import SHARED, WORK, write_result
+from bench.common import SHARED, WORK, read_result, write_result
+from kb.adapter import QueryAdapter
 from kb.config import PROJECT_ROOT, RetrievalParams, load_settings
 from kb.evaluate import GoldQuestion, load_questions
 from kb.index_view import Filters
@@ -71,17 +78,38 @@ def local_items(kb: KnowledgeBase, questions: list[GoldQuestion]) -> list[Item]:
     return [(q.q, answers(q)) for q in questions if q.answerable]
 
 
-def stard_items(kb: KnowledgeBase, queries: list[dict]) -> list[Item]:
-    """STARD questions: a chunk answers when it is one of the gold articles (chunk ids are STARD's article ids)."""
-    chunks = kb.view.chunks
-    return [(q["text"], lambda row, gold=frozenset(q["gold"]): chunks[row].chunk_id in gold) for q in queries]
+def half(question: str) -> int:
+    """A fixed half (0 or 1) for each question, from its text."""
+    return hashlib.sha256(question.encode("utf-8")).digest()[0] % 2
 
 
-def examples(kb: KnowledgeBase, items: list[Item], source: str) -> tuple[list[Example], int]:
-    """Examples for the questions whose answer the first stage finds at all; and how many it missed."""
+def cross_fitted_adapters(stard_index: Path, kb: KnowledgeBase, held_out: list[str]) -> Callable[[str], QueryAdapter]:
+    """Per question of `held_out`, an adapter trained on STARD's train split without that question's half."""
+    from bench.stard import load_queries
+    from bench.train_adapter import train_on
+
+    chosen = (read_result("adapter_training") or {}).get("chosen")
+    if chosen is None:
+        raise SystemExit("run python -m bench.train_adapter first (it chooses the adapter's rank and epochs)")
+    stard = KnowledgeBase.open(settings=load_settings(index_dir=stard_index), embedder=kb.embedder)
+    train, held = load_queries("train", None), set(held_out)
+    adapters = {}
+    for k in (0, 1):
+        without = [q for q in train if not (q["text"] in held and half(q["text"]) == k)]
+        adapters[k] = train_on(stard, without, chosen["rank"], chosen["epochs"])
+    return lambda question: adapters[half(question)]
+
+
+def examples(kb: KnowledgeBase, items: list[Item], source: str,
+             adapter_for: Callable[[str], QueryAdapter | None] | None = None) -> tuple[list[Example], int]:
+    """Examples for the questions whose answer the first stage finds at all; and how many it missed.
+
+    `adapter_for(question)`, when given, is the query adapter whose cosines that question's features use."""
     retriever = kb.with_params(RetrievalParams(method="ranked")).retriever
+    shipped = retriever.adapter
     found, missed = [], 0
     for question, answers in items:
+        retriever.adapter = adapter_for(question) if adapter_for else shipped
         stage = retriever.first_stage(question, Filters(), retriever.params)
         gold = np.array([answers(int(r)) for r in stage.candidates.rows], dtype=bool) if stage else np.zeros(0, bool)
         if not gold.any():
@@ -140,7 +168,7 @@ def ranking_metrics(batch: list[Example], score) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--index", default=str(WORK / "indexes" / "default-torch"), help="index of corpus/")
-    parser.add_argument("--stard-index", help="index of STARD's full corpus (bench.stard build), to add its train split")
+    parser.add_argument("--stard-index", help="index of STARD's full corpus (bench.stard build): cross-fit the adapter")
     parser.add_argument("--write", action="store_true", help="write the ranker into kb/rankers/")
     args = parser.parse_args()
     if not all(p.is_file() for p in LOCAL_SETS):
@@ -150,16 +178,13 @@ def main() -> int:
     batch: list[Example] = []
     coverage = {}
     for path in LOCAL_SETS:
-        found, missed = examples(kb, local_items(kb, load_questions(path)), path.stem)
+        questions = load_questions(path)
+        adapter_for = None
+        if args.stard_index and path == LOCAL_SETS[0]:
+            adapter_for = cross_fitted_adapters(Path(args.stard_index), kb, [q.q for q in questions])
+        found, missed = examples(kb, local_items(kb, questions), path.stem, adapter_for)
         batch += found
         coverage[path.stem] = {"used": len(found), "answer_not_among_candidates": missed}
-    if args.stard_index:
-        from bench.stard import load_queries
-
-        stard = KnowledgeBase.open(settings=load_settings(index_dir=Path(args.stard_index)), embedder=kb.embedder)
-        found, missed = examples(stard, stard_items(stard, load_queries("train", None)), "stard_train")
-        batch += found
-        coverage["stard_train"] = {"used": len(found), "answer_not_among_candidates": missed}
 
     order = list(range(len(batch)))
     random.Random(SEED).shuffle(order)
@@ -178,7 +203,7 @@ def main() -> int:
     everything = np.vstack([e.features for e in batch])
     mean, scale = everything.mean(axis=0), np.where(everything.std(axis=0) > 0, everything.std(axis=0), 1.0)
     weights = fit(standardise(batch, mean, scale), best)
-    meta = {"trained_on": coverage, "l2": best, "seed": SEED, "validation_share": VALIDATION_SHARE,
+    meta = {"trained_on": coverage, "adapter_cross_fitted": bool(args.stard_index), "l2": best, "seed": SEED, "validation_share": VALIDATION_SHARE,
             "validation": {"first_stage": first_stage, "by_l2": selection}, "script": "python -m bench.train_ranker"}
     figures = {**meta, "weights": dict(zip(FEATURES, map(float, np.round(weights, 4))))}
     write_result("train_ranker", figures)

@@ -92,13 +92,9 @@ class RetrievalParams:
     #: Expand everyday words with legal terms (kb.expand) for the lexical / dense retriever.
     expand_lexical: bool = True
     expand_dense: bool = True
-    #: Learnt from STARD's questions over 55,956 national-law articles, the adapter lifts recall there (+0.13 R@10
-    #: on STARD dev) but lowers Hit@1 on the small township knowledge base (0.82 → 0.64), hence auto
-    #: (docs/benchmarks.md).
-    query_adapter: str = setting(
-        "KB_QUERY_ADAPTER", "auto",
-        "the STARD-trained query adapter (kb/adapter.py): `auto` (on for 200+ laws), `on`, `off`")
-    adapter_min_laws: int = 200
+    #: For the first-stage-only methods (benchmarks, ablations): search with the query adapter's vector ("on") or
+    #: the question's own ("off"). The default method, "ranked", always uses both and weighs them as it learnt.
+    query_adapter: str = "off"
     #: How far the adapter moves a question (1 = as trained).
     adapter_strength: float = 1.0
 

@@ -67,7 +67,6 @@ class IndexView:
                         .reshape(self.dense.ntotal, self.dense.d) if self.dense.ntotal else
                         np.zeros((0, self.dense.d), dtype=np.float32))
         self.law_names = LawNames(list(self.documents.values()))
-        self.law_count = sum(1 for d in self.documents.values() if d.kind == "law")
         self.doc_index = {doc_id: i for i, doc_id in enumerate(self.documents)}
         self.row_doc = np.array([self.doc_index[c.doc_id] for c in self.chunks], dtype=np.int32)
         self.enumerates = np.array([enumerates(c.text) for c in self.chunks], dtype=bool)

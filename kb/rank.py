@@ -48,7 +48,7 @@ ASKS = tuple(_ASKS)
 
 FEATURES = (
     "cosine", "cosine_gap", "adapted_gap", "bm25_share", "bm25_log", "coverage", "title_overlap", "named_law",
-    "first_stage", "dense_rank", "adapted_rank", "lexical_rank", "length_log", "purpose", "report",
+    "first_stage", "first_stage_gap", "first_stage_rank", "dense_rank", "adapted_rank", "lexical_rank", "length_log", "purpose", "report",
     *(f"{a}_asked_and_present" for a in ASKS), *(f"{a}_asked_and_absent" for a in ASKS),
 )
 
@@ -102,7 +102,9 @@ def candidate_features(question: str, candidates: Candidates, chunks: list[Chunk
     columns = [
         candidates.cosine, candidates.cosine - candidates.cosine.max(), candidates.adapted - candidates.adapted.max(),
         _unit(candidates.bm25), np.log1p(candidates.bm25), candidates.coverage, overlap,
-        candidates.named_law.astype(np.float64), candidates.first_stage, _rank_score(candidates.cosine),
+        candidates.named_law.astype(np.float64), candidates.first_stage,
+        candidates.first_stage - candidates.first_stage.max(), _rank_score(candidates.first_stage),
+        _rank_score(candidates.cosine),
         _rank_score(candidates.adapted), _rank_score(candidates.bm25), np.log1p(lengths), traits[rows][:, TRAITS.index("purpose")], report,
         *(asks[i] & present[:, i] for i in range(len(ASKS))), *(asks[i] & ~present[:, i] for i in range(len(ASKS))),
     ]

@@ -30,7 +30,7 @@ MAX_TOP_K = 100
 #: "ranked" = "weighted" fusion, then the learned second stage; the others are the first stage alone.
 METHODS = ("ranked", "weighted", "rrf", "dense", "lexical")
 FUSED = ("ranked", "weighted", "rrf")
-ADAPTER_MODES = ("auto", "on", "off")
+ADAPTER_MODES = ("on", "off")
 
 
 @dataclass
@@ -60,7 +60,7 @@ class Retriever:
 
     def __init__(self, view: IndexView, embedder: Embedder, params: RetrievalParams) -> None:
         if params.query_adapter not in ADAPTER_MODES:
-            raise KnowledgeBaseError(f"KB_QUERY_ADAPTER must be auto, on or off, not {params.query_adapter!r}")
+            raise KnowledgeBaseError(f"query_adapter must be on or off, not {params.query_adapter!r}")
         self.view = view
         self.embedder = embedder
         self.params = params
@@ -95,7 +95,7 @@ class Retriever:
         """Candidates and their scores before any learned ranking; for "ranked", cut to the ones it re-ranks.
 
         With a ranker, both the question's vector and its adapted one propose candidates and both cosines are
-        features, so no switch decides between them; otherwise KB_QUERY_ADAPTER does."""
+        features, so no switch decides between them; otherwise params.query_adapter does."""
         view = self.view
         if not view.chunks:
             return None
@@ -139,9 +139,7 @@ class Retriever:
         return candidate_features(query, stage.candidates, view.chunks, view.documents, view.traits, terms)
 
     def uses_adapter(self, params: RetrievalParams) -> bool:
-        if self.adapter is None or params.query_adapter == "off":
-            return False
-        return params.query_adapter == "on" or self.view.law_count >= params.adapter_min_laws
+        return self.adapter is not None and params.query_adapter == "on"
 
     def _candidates(self, query_vectors: list[np.ndarray], lexical_scores: np.ndarray, analysis: QueryAnalysis,
                     filters: Filters) -> np.ndarray:

@@ -64,13 +64,12 @@ def small_kb(tmp_path_factory: pytest.TempPathFactory, settings: Settings, embed
     return KnowledgeBase.open(settings=own, embedder=embedder)
 
 
-def test_auto_uses_the_adapter_only_for_large_statute_collections(small_kb: KnowledgeBase) -> None:
+def test_first_stage_methods_follow_the_setting_and_the_ranked_method_needs_none(small_kb: KnowledgeBase) -> None:
+    """No switch to set: "ranked" (the default) searches with both vectors and weighs them as it learnt."""
     params = small_kb.params
-    assert params.query_adapter == "auto"
-    assert not small_kb.retriever.uses_adapter(params)  # two laws: the township size, where it was measured to hurt
-    assert small_kb.retriever.uses_adapter(replace(params, adapter_min_laws=2))
+    assert params.method == "ranked" and params.query_adapter == "off"
+    assert not small_kb.retriever.uses_adapter(params)
     assert small_kb.retriever.uses_adapter(replace(params, query_adapter="on"))
-    assert not small_kb.retriever.uses_adapter(replace(params, query_adapter="off", adapter_min_laws=0))
 
 
 def test_adapter_changes_ranking_scores_but_not_the_cosine_the_answer_stage_weighs(small_kb: KnowledgeBase) -> None:
@@ -83,5 +82,5 @@ def test_adapter_changes_ranking_scores_but_not_the_cosine_the_answer_stage_weig
 
 
 def test_unknown_adapter_mode_is_refused(settings: Settings, embedder: Embedder, small_kb: KnowledgeBase) -> None:
-    with pytest.raises(KnowledgeBaseError, match="KB_QUERY_ADAPTER"):
+    with pytest.raises(KnowledgeBaseError, match="query_adapter"):
         KnowledgeBase(small_kb.view, embedder, replace(small_kb.params, query_adapter="sometimes"))

@@ -45,12 +45,13 @@ def test_answer_to_the_founding_question(corpus_kb: KnowledgeBase) -> None:
 
 
 def test_answer_object_fields(corpus_kb: KnowledgeBase) -> None:
-    data = corpus_kb.ask("自己亲手写的遗嘱有效吗？").to_dict()
+    data = corpus_kb.ask("遗嘱要怎么写才有效？").to_dict()
     assert set(data) == {"question", "answerable", "answer", "confidence", "citations", "mode", "took_ms"}
     citation = data["citations"][0]
-    assert citation["n"] == 1 and citation["citation"] == "《中华人民共和国民法典》第一千一百三十四条"
+    assert citation["n"] == 1 and citation["citation"].startswith("《中华人民共和国民法典》第")
+    assert citation["doc_title"] == "中华人民共和国民法典" and "遗嘱" in citation["text"]
     start, end = citation["highlights"][0]
-    assert "亲笔书写" in citation["text"][start:end]
+    assert f"{citation['text'][start:end]}[1]" in data["answer"]
 
 
 def test_a_cited_article_is_always_answered(corpus_kb: KnowledgeBase) -> None:
