@@ -79,7 +79,7 @@ def _print_hits(query: str, hits, terms: Sequence[str], color: bool) -> None:
 
 
 def _method(name: str | None) -> str | None:
-    """`fused` is the product's configured fusion; the others force one retriever or fusion method."""
+    """`fused` is the product's configured ranking; the others force one retriever, fusion or stage."""
     return None if name in (None, "fused") else name
 
 
@@ -229,7 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("query", help="the question; with --jsonl a file of questions, one per line, or - for stdin")
     p.add_argument("-k", "--top-k", type=int, default=5, help="number of hits (default 5)")
     p.add_argument("--kind", choices=["law", "report", "other"], help="only documents of this kind")
-    p.add_argument("--method", choices=["fused", "rrf", "weighted", "dense", "lexical"], help=argparse.SUPPRESS)
+    p.add_argument("--method", choices=["fused", "ranked", "rrf", "weighted", "dense", "lexical"], help=argparse.SUPPRESS)
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help='print {"query": ..., "hits": [...]}')
     out.add_argument("--jsonl", action="store_true", help="one question per input line, one JSON object per line")
@@ -244,7 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = with_index(sub.add_parser("eval", help="retrieval metrics (Hit@1, Hit@5, MRR@10) on a question set"))
     p.add_argument("file", help="JSONL questions with gold citations (see ../shared/eval/README.md)")
     p.add_argument("--methods", type=lambda s: s.split(","), default=["fused"],
-                   help="comma-separated: fused,lexical,dense (default fused)")
+                   help="comma-separated: fused (the product's ranking), weighted (its first stage alone), rrf, "
+                        "lexical, dense (default fused)")
     p.add_argument("--answers", action="store_true",
                    help="score the answer stage instead: answerable vs. out-of-scope confusion matrix")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")

@@ -36,7 +36,7 @@ ADAPTER_MODES = ("on", "off")
 @dataclass
 class FirstStage:
     analysis: QueryAnalysis
-    lexical_query: str  # the question as BM25 saw it (expanded)
+    terms: list[str]  # the question's words as BM25 saw them (expanded), that the index knows
     candidates: Candidates
     top_dense: float  # cosine of the best candidate, with the question's own vector
 
@@ -127,16 +127,16 @@ class Retriever:
             keep = np.union1d(np.union1d(np.argsort(-scores, kind="stable")[: params.rerank_depth],
                                          np.argsort(-by_adapted, kind="stable")[: params.rerank_depth]),
                               np.flatnonzero(np.isin(rows, self.cited_rows(analysis))))
-        candidates = Candidates(rows[keep], closest[keep], adapted[keep], lexical_scores[rows[keep]],
-                                np.zeros(len(keep)), scores[keep], named[keep])
-        return FirstStage(analysis, lexical_query, candidates, max(0.0, float(closest.max())))
+        terms = view.lexical.query_terms(lexical_query)
+        coverage = view.lexical.coverage(terms)[rows[keep]] if self.reranks(params) else np.zeros(len(keep))
+        candidates = Candidates(rows[keep], closest[keep], adapted[keep], lexical_scores[rows[keep]], coverage,
+                                scores[keep], named[keep])
+        return FirstStage(analysis, terms, candidates, max(0.0, float(closest.max())))
 
     def features(self, query: str, stage: "FirstStage") -> np.ndarray:
         """The second stage's feature matrix for a first stage's candidates (what bench/train_ranker.py learns)."""
         view = self.view
-        terms = view.lexical.query_terms(stage.lexical_query)
-        stage.candidates.coverage = view.lexical.coverage(terms)[stage.candidates.rows]
-        return candidate_features(query, stage.candidates, view.chunks, view.documents, view.traits, terms)
+        return candidate_features(query, stage.candidates, view.chunks, view.documents, view.traits, stage.terms)
 
     def uses_adapter(self, params: RetrievalParams) -> bool:
         return self.adapter is not None and params.query_adapter == "on"
