@@ -112,15 +112,15 @@ def _gate(kb: KnowledgeBase, path: Path) -> tuple[dict, dict]:
 def test_quality_gate_lay_questions(corpus_kb: KnowledgeBase) -> None:
     """Real lay questions over the default corpus (never trained on): the second stage must keep its lead."""
     ranked, first = _gate(corpus_kb, SHARED_EVAL / "stard_local_dev.jsonl")
-    # Measured: Hit@1 0.483, MRR@10 0.591, first stage alone 0.486 (bench/results/ranking.json); margins for noise.
-    assert ranked["overall"]["hit@1"] >= 0.43 and ranked["overall"]["mrr@10"] >= 0.54, ranked["overall"]
+    # Measured: Hit@1 0.455, MRR@10 0.570, first stage alone 0.486 (bench/results/ranking.json); margins for noise.
+    assert ranked["overall"]["hit@1"] >= 0.40 and ranked["overall"]["mrr@10"] >= 0.52, ranked["overall"]
     assert ranked["overall"]["mrr@10"] >= first["overall"]["mrr@10"] + 0.05, (ranked["overall"], first["overall"])
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(not (SHARED_EVAL / "dev.jsonl").is_file(), reason="../shared/eval not available")
 def test_quality_gate_township_questions(corpus_kb: KnowledgeBase) -> None:
-    ranked, _ = _gate(corpus_kb, SHARED_EVAL / "dev.jsonl")  # measured: Hit@5 0.923; per-tag MRR@10 0.68–0.86
+    ranked, _ = _gate(corpus_kb, SHARED_EVAL / "dev.jsonl")  # measured: Hit@5 0.949; per-tag MRR@10 0.68–0.89
     assert ranked["overall"]["hit@5"] >= 0.85, ranked
     for tag in ("xinfang", "report", "law"):
         assert ranked[tag]["mrr@10"] >= 0.60, (tag, ranked[tag])
