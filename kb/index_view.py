@@ -14,8 +14,8 @@ import faiss
 import numpy as np
 
 from kb.errors import QueryError, UnknownDocumentError
-from kb.query import LawNames, enumerates
-from kb.rank import chunk_traits
+from kb.query import LawNames
+from kb.rank import TRAITS, chunk_traits
 from kb.schema import Chunk, Document, Hit, citation_for
 from kb.store import LoadedIndex
 
@@ -69,8 +69,8 @@ class IndexView:
         self.law_names = LawNames(list(self.documents.values()))
         self.doc_index = {doc_id: i for i, doc_id in enumerate(self.documents)}
         self.row_doc = np.array([self.doc_index[c.doc_id] for c in self.chunks], dtype=np.int32)
-        self.enumerates = np.array([enumerates(c.text) for c in self.chunks], dtype=bool)
-        self.traits = chunk_traits(self.chunks)  # what each passage contains, for the second stage (kb.rank)
+        self.traits = chunk_traits(self.chunks)  # what each passage contains (kb.rank)
+        self.enumerates = self.traits[:, TRAITS.index("list")]  # 下列…（一）（二）, for 「哪些」 questions
         self.rows_by_article: dict[tuple[str, int], list[int]] = {}
         for row, chunk in enumerate(self.chunks):
             if chunk.article_no is not None:

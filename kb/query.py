@@ -24,8 +24,8 @@ EXTRA_ALIASES = {
 }
 
 
-_ASKS_FOR_LIST_RE = re.compile(r"哪些|哪几|几种|几类|哪种|哪类|有什么(?:权利|义务|职责|原则|条件|材料|情形)")
-_ENUMERATION_RE = re.compile(r"下列|[（(]一[）)][\s\S]*[（(]二[）)]")
+ASKS_FOR_LIST_RE = re.compile(r"哪些|哪几|几种|几类|哪种|哪类|有什么(?:权利|义务|职责|原则|条件|材料|情形)")
+ENUMERATION_RE = re.compile(r"下列|[（(]一[）)][\s\S]*[（(]二[）)]")
 #: What may come before a law's name in a question that only asks to see an article: 请问, 查一下, 《.
 _ASK_RE = re.compile(r"\s*(?:请问|请|麻烦)?\s*(?:帮我)?\s*(?:查询|查一下|查查|查|看看|看一下|显示|找一下)?\s*[《「“\"]?\s*")
 #: What may follow the article in such a question: 的内容, 讲的什么, 是什么, 说了什么, 怎么规定的, or nothing.
@@ -49,7 +49,7 @@ class QueryAnalysis:
 
 def enumerates(text: str) -> bool:
     """Does a passage list things (下列…, or several （一）（二） items)?"""
-    return bool(_ENUMERATION_RE.search(text))
+    return bool(ENUMERATION_RE.search(text))
 
 
 def title_aliases(title: str) -> set[str]:
@@ -96,7 +96,7 @@ class LawNames:
 
 def analyse(question: str, law_names: LawNames) -> QueryAnalysis:
     article_no, lookup = _cited_article(question, law_names)
-    return QueryAnalysis(law_names.find(question), article_no, bool(_ASKS_FOR_LIST_RE.search(question)), lookup)
+    return QueryAnalysis(law_names.find(question), article_no, bool(ASKS_FOR_LIST_RE.search(question)), lookup)
 
 
 def _cited_article(question: str, law_names: LawNames) -> tuple[int | None, bool]:

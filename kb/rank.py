@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kb.query import ASKS_FOR_LIST_RE, ENUMERATION_RE
 from kb.schema import Chunk, Document
 
 RANKERS_DIR = Path(__file__).resolve().parent / "rankers"
@@ -31,7 +32,7 @@ _CONTAINS = {
     "body": re.compile(r"机关|部门|委员会|人民政府|人民法院|人民检察院|机构|组织"),
     "rule": re.compile(r"应当|不得|可以|有权|必须|禁止|无权"),
     "definition": re.compile(r"是指|所称|视为|包括"),
-    "list": re.compile(r"下列|[（(]一[）)][\s\S]*[（(]二[）)]"),
+    "list": ENUMERATION_RE,
     "purpose": re.compile(r"为了[\s\S]{0,80}?制定本|根据[\s\S]{0,40}?制定本"),
 }
 #: What a question asks for, paired with what an answering article contains.
@@ -41,7 +42,7 @@ _ASKS = {
     "body": re.compile(r"谁|哪个部门|哪个机关|哪里|找谁|向哪|哪一级|什么部门|什么机关|哪个单位|哪些部门|哪些机关"),
     "rule": re.compile(r"要不要|能不能|是否|可不可以|可以吗|能否|会不会|行不行|有没有权|该不该|必须|能吗|可以不|合法吗|违法吗"),
     "definition": re.compile(r"什么是|什么叫|是什么意思|指的是|算不算|属不属于|是不是属于|怎么认定|如何认定"),
-    "list": re.compile(r"哪些|哪几|几种|几类|有什么(?:权利|义务|职责|原则|条件|材料|情形)"),
+    "list": ASKS_FOR_LIST_RE,
 }
 TRAITS = tuple(_CONTAINS)
 ASKS = tuple(_ASKS)

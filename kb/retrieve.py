@@ -39,6 +39,7 @@ class FirstStage:
     terms: list[str]  # the question's words as BM25 saw them (expanded), that the index knows
     candidates: Candidates
     top_dense: float  # cosine of the best candidate, with the question's own vector
+    cited: np.ndarray  # rows of the article the question cites (kept among the candidates)
 
 
 @dataclass
@@ -85,7 +86,7 @@ class Retriever:
         rows, scores = stage.candidates.rows, stage.candidates.first_stage
         if self.reranks(params):
             scores = self.ranker.score(self.features(query, stage))
-        scores, cited = self._put_cited_article_first(rows, scores, self.cited_rows(stage.analysis))
+        scores, cited = self._put_cited_article_first(rows, scores, stage.cited)
         return Retrieval(self.view.hits(rows, scores, top_k), stage.top_dense, cited)
 
     def reranks(self, params: RetrievalParams) -> bool:
@@ -109,7 +110,8 @@ class Retriever:
             search_vectors = [adapted_vector if self.uses_adapter(params) else query_vector]
         lexical_query = expanded if params.expand_lexical else query
         lexical_scores = np.nan_to_num(view.lexical.scores(lexical_query))
-        rows = self._candidates(search_vectors, lexical_scores, analysis, filters)
+        cited = self.cited_rows(analysis)
+        rows = self._candidates(search_vectors, lexical_scores, analysis, filters, cited)
         if len(rows) == 0:
             return None
         # The answer stage was calibrated on the model's own cosines, so it weighs the unadapted one.
@@ -126,12 +128,12 @@ class Retriever:
             by_adapted = fuse(adapted, lexical_scores[rows], params) + bonus
             keep = np.union1d(np.union1d(np.argsort(-scores, kind="stable")[: params.rerank_depth],
                                          np.argsort(-by_adapted, kind="stable")[: params.rerank_depth]),
-                              np.flatnonzero(np.isin(rows, self.cited_rows(analysis))))
+                              np.flatnonzero(np.isin(rows, cited)))
         terms = view.lexical.query_terms(lexical_query)
         coverage = view.lexical.coverage(terms)[rows[keep]] if self.reranks(params) else np.zeros(len(keep))
         candidates = Candidates(rows[keep], closest[keep], adapted[keep], lexical_scores[rows[keep]], coverage,
                                 scores[keep], named[keep])
-        return FirstStage(analysis, terms, candidates, max(0.0, float(closest.max())))
+        return FirstStage(analysis, terms, candidates, max(0.0, float(closest.max())), cited)
 
     def features(self, query: str, stage: "FirstStage") -> np.ndarray:
         """The second stage's feature matrix for a first stage's candidates (what bench/train_ranker.py learns)."""
@@ -142,8 +144,8 @@ class Retriever:
         return self.adapter is not None and params.query_adapter == "on"
 
     def _candidates(self, query_vectors: list[np.ndarray], lexical_scores: np.ndarray, analysis: QueryAnalysis,
-                    filters: Filters) -> np.ndarray:
-        """The best rows of each retriever, plus every row of a named law, all within the filters."""
+                    filters: Filters, cited: np.ndarray) -> np.ndarray:
+        """The best rows of each retriever, every row of a named law and the cited article, within the filters."""
         view = self.view
         allowed = view.filter_mask(filters)
         # Filtered rows are searched among the allowed ones only, so a filter never starves the result list.
@@ -153,7 +155,7 @@ class Retriever:
         lexical_rows = lexical_rows[lexical_scores[lexical_rows] > 0]
         parts = [*dense_rows, lexical_rows]
         parts += [view.rows_of(doc_id) for doc_id in analysis.law_doc_ids]  # a named law is searched in full
-        parts.append(self.cited_rows(analysis))
+        parts.append(cited)
         rows = np.unique(np.concatenate(parts).astype(np.int64))
         return rows if allowed is None else rows[allowed[rows]]
 

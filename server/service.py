@@ -98,10 +98,6 @@ class ServiceState:
         Raises ApiError for what the client must change (too fast, empty, too long, invalid text or filters)."""
         self.check_rate(client)
         question = self.checked_question(question)
-        if filters is not None:
-            for value in filters.values():
-                if isinstance(value, str):
-                    checked_text(value, "过滤条件")
         answer = self.kb.ask(question, filters=filters, passages=top_k)
         question_id = uuid.uuid4().hex
         self._log(dict(question_id=question_id, question=question, answer=answer.answer,
