@@ -3,6 +3,9 @@
 # `make test-fast` runs every test that needs no embedding model (pytest -m "not slow"; well under a minute).
 # `make screenshots` refreshes docs/screenshots/*.png from the browser test (tests never write them otherwise).
 # `make bench [STAGES="latency report"]` runs the benchmarks and writes docs/benchmarks.md.
+# `make train` relearns the shipped artefacts from training data only (needs ../shared and the indexes that
+# `make bench STAGES="ingest quality"` builds): the question tuning, then the ranker on cross-fitted features,
+# then it prints the answer model's constants for kb/config.py AnswerParams. About an hour on two cores.
 VENV ?= .venv
 PYTHON ?= python3
 HOST ?= 127.0.0.1
@@ -10,7 +13,7 @@ PORT ?= 8000
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-fast screenshots bench
+.PHONY: install run test test-fast screenshots bench train
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -33,3 +36,9 @@ screenshots: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench $(STAGES)
+
+train: $(STAMP)
+	$(BIN)/python -m bench.encoder_pack
+	$(BIN)/python -m bench.train_encoder --write
+	$(BIN)/python -m bench.train_ranker --write
+	$(BIN)/python -m bench.calibrate_answerable

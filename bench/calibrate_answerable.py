@@ -11,7 +11,9 @@ words found in the passages the answer would quote (kb.answer). Fitted by class-
 - unanswerable, and a few more answerable ones: bench/data/abstention_calibration.jsonl.
 
 The measurement sets are not read (dev.jsonl, stard_local_dev.jsonl, bench/data/abstention_check.jsonl); the
-script prints the constants to put into AnswerParams and the confusion matrix on its own training data.
+script prints the constants to put into AnswerParams and the confusion matrix on its own training data. The
+tuned question encoder learnt from the answerable training questions, so each question's cosine comes from the
+tuning that has not seen it (bench/crossfit.py); run bench.train_ranker --write first.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import numpy as np
 from scipy.optimize import minimize
 
 from bench.common import SHARED, WORK, write_result
+from bench.crossfit import cross_fitted, half
 from kb.answer import term_coverage
 from kb.config import PROJECT_ROOT, AnswerParams, load_settings
 from kb.evaluate import load_questions
@@ -64,9 +67,12 @@ def main() -> int:
         print("skipped: training questions missing")
         return 0
     kb = KnowledgeBase.open(settings=load_settings(index_dir=Path(args.index)))
+    halves = cross_fitted(Path(args.index), kb)
+    if halves is None:
+        print("warning: no held-out question tunings (python -m bench.train_encoder): cosines are in-sample")
     params = kb.answer_params
     questions = [q for path in SETS for q in load_questions(path)]
-    raw = np.array([evidence(kb, q.q, params) for q in questions])
+    raw = np.array([evidence(halves[half(q.q)] if halves else kb, q.q, params) for q in questions])
     x = np.column_stack([(raw[:, 0] - params.dense_centre) * 100, (raw[:, 1] - 0.5) * 4])
     y = np.array([q.answerable for q in questions])
     bias, w_dense, w_cover = fit(x, y)
@@ -77,6 +83,7 @@ def main() -> int:
         "training": {"answerable": int(y.sum()), "unanswerable": int((~y).sum()),
                      "answerable_answered": int((answered & y).sum()),
                      "unanswerable_answered": int((answered & ~y).sum())},
+        "question_tuning_cross_fitted": halves is not None,
         "script": "python -m bench.calibrate_answerable",
     }
     write_result("calibrate_answerable", figures)

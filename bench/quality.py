@@ -25,14 +25,14 @@ from kb.config import PROJECT_ROOT, load_settings
 from kb.evaluate import load_questions, score, score_answerability
 from kb.knowledge_base import KnowledgeBase
 
-#: label → (retrieval method, query adapter on); None is the product's default method ("ranked").
+#: label → (retrieval method, question tuning); None is the product's default method ("ranked").
 VARIANTS = {
-    "lexical (BM25)": ("lexical", False),
-    "dense, no adapter": ("dense", False),
-    "dense + query adapter": ("dense", True),
-    "fused, no adapter": ("weighted", False),
-    "fused + query adapter": ("weighted", True),
-    "ranked (product default)": (None, False),
+    "lexical (BM25)": ("lexical", "on"),
+    "dense, untuned questions": ("dense", "off"),
+    "dense": ("dense", "on"),
+    "fused, untuned questions": ("weighted", "off"),
+    "fused": ("weighted", "on"),
+    "ranked (product default)": (None, "on"),
 }
 #: Published / reference figures from ../shared/bench/stard/README.md and the issue (dev split unless noted).
 REFERENCES = [
@@ -54,32 +54,25 @@ def stard_index(name: str, backend: str, extra: list[str]) -> Path:
     return index
 
 
-def evaluate_variants(kb: KnowledgeBase, queries: list[dict], labels: list[str]) -> dict:
-    """Each variant on the same loaded index (the adapter switched through the retrieval parameters)."""
-    results = {}
-    for label in labels:
-        method, adapter = VARIANTS[label]
-        variant = kb.with_params(replace(kb.params, query_adapter="on" if adapter else "off"))
-        results[label] = evaluate(variant, queries, method)
+def evaluate_variants(index: Path, backend: str, queries: list[dict], labels: list[str]) -> dict:
+    """Each variant on the same index, the question encoder with and without its tuning."""
+    kbs = {tuning: KnowledgeBase.open(settings=load_settings(index_dir=index, embedding_backend=backend,
+                                                             query_tuning=tuning)) for tuning in ("on", "off")}
+    results = {label: evaluate(kbs[VARIANTS[label][1]], queries, VARIANTS[label][0]) for label in labels}
+    results["articles"] = len(kbs["on"].chunks)
     return results
 
 
 def stard_quality() -> dict:
     queries = load_queries("dev", None)
     full_index = stard_index("stard", "torch", [])
-    kb = KnowledgeBase.open(settings=load_settings(index_dir=full_index, embedding_backend="torch"))
-    full = evaluate_variants(kb, queries, list(VARIANTS))
-    articles = len(kb.chunks)
-    del kb
+    full = evaluate_variants(full_index, "torch", queries, list(VARIANTS))
     slice_args = ["--split", "dev", "--questions", str(len(queries)), "--cap", str(SLICE_ARTICLES)]
     backends = {}
     for backend in ("torch", "onnx-int8"):
         index = stard_index(f"stard-dev-slice-{backend}", backend, slice_args)
-        kb = KnowledgeBase.open(settings=load_settings(index_dir=index, embedding_backend=backend))
-        backends[backend] = evaluate_variants(kb, queries, ["dense, no adapter", "fused, no adapter",
-                                                            "fused + query adapter", "ranked (product default)"])
-        backends[backend]["articles"] = len(kb.chunks)
-    return {"questions": len(queries), "articles": articles, "full": full,
+        backends[backend] = evaluate_variants(index, backend, queries, ["dense", "fused", "ranked (product default)"])
+    return {"questions": len(queries), "articles": full.pop("articles"), "full": full,
             "references": REFERENCES, "backends_on_slice": backends}
 
 

@@ -1,12 +1,13 @@
-"""The ranking ablation: the first stage alone, with the query adapter, and with the learned second stage, on the
-three measurement sets, with the search latency of each.
+"""The ranking ablation: the first stage alone, with and without the tuned question encoder, and with the learned
+second stage, on the three measurement sets, with the search latency of each.
 
     python -m bench.ranking [--index DIR] [--stard-index DIR]
 
 - ../shared/eval/dev.jsonl (per tag) and ../shared/eval/stard_local_dev.jsonl over the default corpus (the index
   bench.ingest builds; `kb ingest --index var/bench/indexes/default-torch` makes the same);
 - STARD's dev split over all 55,956 articles (the index `python -m bench.stard build` makes), when present.
-None of these questions was used to train or choose anything of the ranking (bench/train_ranker.py).
+None of these questions was used to train or choose anything of the ranking (bench/train_encoder.py,
+bench/train_ranker.py).
 """
 
 from __future__ import annotations
@@ -25,29 +26,31 @@ from kb.config import load_settings
 from kb.evaluate import load_questions, score
 from kb.knowledge_base import KnowledgeBase
 
-#: label → (method, query adapter for the first-stage methods).
+#: label → (method, question tuning).
 VARIANTS = {
-    "lexical (BM25)": ("lexical", "off"),
-    "dense": ("dense", "off"),
-    "dense + adapter": ("dense", "on"),
-    "first stage (weighted fusion + bonuses)": ("weighted", "off"),
-    "first stage + adapter": ("weighted", "on"),
-    "ranked: first stage + learned second stage (default)": ("ranked", "off"),
+    "lexical (BM25)": ("lexical", "on"),
+    "dense, untuned questions": ("dense", "off"),
+    "dense": ("dense", "on"),
+    "first stage (weighted fusion + bonuses), untuned questions": ("weighted", "off"),
+    "first stage (weighted fusion + bonuses)": ("weighted", "on"),
+    "ranked: first stage + learned second stage (default)": ("ranked", "on"),
 }
 SETS = {"dev": SHARED / "eval" / "dev.jsonl", "stard_local_dev": SHARED / "eval" / "stard_local_dev.jsonl"}
 
 
-def variants(kb: KnowledgeBase) -> dict[str, KnowledgeBase]:
-    return {label: kb.with_params(replace(kb.params, method=method, query_adapter=adapter))
-            for label, (method, adapter) in VARIANTS.items()}
+def variants(index: Path) -> dict[str, KnowledgeBase]:
+    """Each variant over the same index; the question encoder with and without its tuning."""
+    kbs = {tuning: KnowledgeBase.open(settings=load_settings(index_dir=index, query_tuning=tuning))
+           for tuning in ("on", "off")}
+    return {label: kbs[tuning].with_params(replace(kbs[tuning].params, method=method))
+            for label, (method, tuning) in VARIANTS.items()}
 
 
 def township(index: Path) -> dict:
-    kb = KnowledgeBase.open(settings=load_settings(index_dir=index))
     sets = {name: load_questions(path) for name, path in SETS.items() if path.is_file()}
     questions = [q.q for qs in sets.values() for q in qs if q.answerable]
     out = {}
-    for label, variant in variants(kb).items():
+    for label, variant in variants(index).items():
         variant.search(questions[0])  # warm-up
         out[label] = {name: score(qs, lambda q, v=variant: v.search(q, top_k=10))["metrics"]
                       for name, qs in sets.items()}
@@ -57,11 +60,11 @@ def township(index: Path) -> dict:
     return out
 
 
-def stard(index: Path, embedder) -> dict:
-    kb = KnowledgeBase.open(settings=load_settings(index_dir=index), embedder=embedder)
+def stard(index: Path) -> dict:
     queries = load_queries("dev", None)
-    out = {"questions": len(queries), "articles": len(kb.chunks)}
-    for label, variant in variants(kb).items():
+    out = {"questions": len(queries)}
+    for label, variant in variants(index).items():
+        out["articles"] = len(variant.chunks)
         result = stard_evaluate(variant, queries)
         out[label] = {k: v for k, v in result.items() if k != "curve"}
         print("STARD", label, out[label], flush=True)
@@ -79,7 +82,7 @@ def main() -> int:
         return 0
     figures = {"township": township(index)}
     if (stard_index / "manifest.json").is_file():
-        figures["stard_dev"] = stard(stard_index, None)
+        figures["stard_dev"] = stard(stard_index)
     write_result("ranking", figures)
     return 0
 

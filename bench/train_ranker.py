@@ -1,16 +1,15 @@
-"""Learn the second stage's weights (kb/rank.py) from training questions only; write kb/rankers/<fingerprint>.json.
+"""Learn the second stage's weights (kb/rank.py) from training questions only; write kb/rankers/<encoder>.json.
 
-    python -m bench.train_ranker [--index DIR] [--stard-index DIR] [--write]
+    python -m bench.train_ranker [--index DIR] [--tunings DIR] [--write]
 
 Training questions: ../shared/eval/stard_local_train.jsonl (real lay questions over the default corpus) and
 bench/data/train_local.jsonl (信访 and report questions the team wrote from the documents). Never the measurement
 sets (dev.jsonl, stard_local_dev.jsonl, STARD dev).
 
-The query adapter's cosine is one of the features, and the shipped adapter was learnt from STARD's train split,
-which holds the stard_local_train questions: their adapted cosines would be better than any new question's, and
-the ranker would learn to trust the adapter too much. So with --stard-index (the full STARD index, which the
-adapter is trained over), the features are cross-fitted: the stard_local_train questions are cut in two halves,
-and each half's features come from an adapter trained (as bench.train_adapter chose) without that half. For each question the product's own first stage proposes its candidates and
+The question encoder's cosine is one of the features, and the shipped tuning (bench/train_encoder.py) was learnt
+from these very questions: their cosines would be better than any new question's, and the ranker would learn
+to trust the dense score too much. So the features are cross-fitted: the questions are cut in two halves
+and each half's features come from a tuning learnt without that half (bench/crossfit.py). For each question the product's own first stage proposes its candidates and
 kb.rank computes their features; a linear model is fitted by listwise softmax (the gold article should get the
 probability mass among its question's candidates), L2-regularised, each source of questions weighing the same
 in total (STARD's civil-law questions outnumber the 信访 and report ones ten to one, but citizens ask all
@@ -21,7 +20,6 @@ mean over sources of MRR@10, then the model is refitted on all of them.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import random
 import sys
@@ -32,8 +30,8 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import minimize
 
-from bench.common import SHARED, WORK, read_result, write_result
-from kb.adapter import QueryAdapter
+from bench.common import SHARED, WORK, write_result
+from bench.crossfit import TUNINGS, cross_fitted, half
 from kb.config import PROJECT_ROOT, RetrievalParams, load_settings
 from kb.evaluate import GoldQuestion, load_questions
 from kb.index_view import Filters
@@ -78,38 +76,11 @@ def local_items(kb: KnowledgeBase, questions: list[GoldQuestion]) -> list[Item]:
     return [(q.q, answers(q)) for q in questions if q.answerable]
 
 
-def half(question: str) -> int:
-    """A fixed half (0 or 1) for each question, from its text."""
-    return hashlib.sha256(question.encode("utf-8")).digest()[0] % 2
-
-
-def cross_fitted_adapters(stard_index: Path, kb: KnowledgeBase, held_out: list[str]) -> Callable[[str], QueryAdapter]:
-    """Per question of `held_out`, an adapter trained on STARD's train split without that question's half."""
-    from bench.stard import load_queries
-    from bench.train_adapter import train_on
-
-    chosen = (read_result("adapter_training") or {}).get("chosen")
-    if chosen is None:
-        raise SystemExit("run python -m bench.train_adapter first (it chooses the adapter's rank and epochs)")
-    stard = KnowledgeBase.open(settings=load_settings(index_dir=stard_index), embedder=kb.embedder)
-    train, held = load_queries("train", None), set(held_out)
-    adapters = {}
-    for k in (0, 1):
-        without = [q for q in train if not (q["text"] in held and half(q["text"]) == k)]
-        adapters[k] = train_on(stard, without, chosen["rank"], chosen["epochs"])
-    return lambda question: adapters[half(question)]
-
-
-def examples(kb: KnowledgeBase, items: list[Item], source: str,
-             adapter_for: Callable[[str], QueryAdapter | None] | None = None) -> tuple[list[Example], int]:
-    """Examples for the questions whose answer the first stage finds at all; and how many it missed.
-
-    `adapter_for(question)`, when given, is the query adapter whose cosines that question's features use."""
+def examples(kb: KnowledgeBase, items: list[Item], source: str) -> tuple[list[Example], int]:
+    """Examples for the questions whose answer the first stage finds at all; and how many it missed."""
     retriever = kb.with_params(RetrievalParams(method="ranked")).retriever
-    shipped = retriever.adapter
     found, missed = [], 0
     for question, answers in items:
-        retriever.adapter = adapter_for(question) if adapter_for else shipped
         stage = retriever.first_stage(question, Filters(), retriever.params)
         gold = np.array([answers(int(r)) for r in stage.candidates.rows], dtype=bool) if stage else np.zeros(0, bool)
         if not gold.any():
@@ -168,21 +139,27 @@ def ranking_metrics(batch: list[Example], score) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--index", default=str(WORK / "indexes" / "default-torch"), help="index of corpus/")
-    parser.add_argument("--stard-index", help="index of STARD's full corpus (bench.stard build): cross-fit the adapter")
+    parser.add_argument("--tunings", default=str(TUNINGS),
+                        help="the held-out question tunings bench.train_encoder wrote (half0/half1.safetensors)")
     parser.add_argument("--write", action="store_true", help="write the ranker into kb/rankers/")
     args = parser.parse_args()
     if not all(p.is_file() for p in LOCAL_SETS):
         print(f"skipped: training questions missing ({', '.join(str(p) for p in LOCAL_SETS if not p.is_file())})")
         return 0
     kb = KnowledgeBase.open(settings=load_settings(index_dir=Path(args.index)))
+    halves = cross_fitted(Path(args.index), kb, Path(args.tunings))
+    cross_fit = halves is not None
+    if halves is None:
+        print(f"warning: no cross-fitted tunings in {args.tunings}: features use the shipped tuning (in-sample)")
     batch: list[Example] = []
     coverage = {}
     for path in LOCAL_SETS:
         questions = load_questions(path)
-        adapter_for = None
-        if args.stard_index and path == LOCAL_SETS[0]:
-            adapter_for = cross_fitted_adapters(Path(args.stard_index), kb, [q.q for q in questions])
-        found, missed = examples(kb, local_items(kb, questions), path.stem, adapter_for)
+        items = local_items(kb, questions)
+        found, missed = [], 0
+        for k, scorer in enumerate(halves or [kb]):
+            more, lost = examples(scorer, [i for i in items if halves is None or half(i[0]) == k], path.stem)
+            found, missed = found + more, missed + lost
         batch += found
         coverage[path.stem] = {"used": len(found), "answer_not_among_candidates": missed}
 
@@ -203,13 +180,13 @@ def main() -> int:
     everything = np.vstack([e.features for e in batch])
     mean, scale = everything.mean(axis=0), np.where(everything.std(axis=0) > 0, everything.std(axis=0), 1.0)
     weights = fit(standardise(batch, mean, scale), best)
-    meta = {"trained_on": coverage, "adapter_cross_fitted": bool(args.stard_index), "l2": best, "seed": SEED, "validation_share": VALIDATION_SHARE,
+    meta = {"trained_on": coverage, "question_tuning_cross_fitted": cross_fit, "l2": best, "seed": SEED, "validation_share": VALIDATION_SHARE,
             "validation": {"first_stage": first_stage, "by_l2": selection}, "script": "python -m bench.train_ranker"}
     figures = {**meta, "weights": dict(zip(FEATURES, map(float, np.round(weights, 4))))}
     write_result("train_ranker", figures)
     print(json.dumps(figures, ensure_ascii=False, indent=2))
     if args.write:
-        path = RANKERS_DIR / f"{kb.embedder.fingerprint}.json"
+        path = RANKERS_DIR / f"{kb.embedder.query_fingerprint}.json"
         LinearRanker(weights, mean, scale, meta).save(path)
         print(f"wrote {path}")
     return 0

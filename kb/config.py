@@ -92,11 +92,6 @@ class RetrievalParams:
     #: Expand everyday words with legal terms (kb.expand) for the lexical / dense retriever.
     expand_lexical: bool = True
     expand_dense: bool = True
-    #: For the first-stage-only methods (benchmarks, ablations): search with the query adapter's vector ("on") or
-    #: the question's own ("off"). The default method, "ranked", always uses both and weighs them as it learnt.
-    query_adapter: str = "off"
-    #: How far the adapter moves a question (1 = as trained).
-    adapter_strength: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -105,11 +100,11 @@ class AnswerParams:
 
     #: Logistic model of "the knowledge base can answer", fitted on training questions only (stard_local_train,
     #: bench/data/train_local.jsonl, bench/data/abstention_calibration.jsonl; bench/results/calibrate_answerable.json).
-    #: The cosine centre is specific to the default model.
-    bias: float = 1.28
-    w_dense: float = 1.505  # per 0.01 of the best passage's cosine above dense_centre
+    #: The cosine centre is specific to the default model (its own question vectors, not the tuned ones).
+    bias: float = 1.233
+    w_dense: float = 1.509  # per 0.01 of the best passage's cosine above dense_centre
     dense_centre: float = 0.88
-    w_cover: float = 0.564  # per 0.25 of the question's words (idf-weighted) found in the passages above half
+    w_cover: float = 0.532  # per 0.25 of the question's words (idf-weighted) found in the passages above half
     #: Answer only at or above this confidence.
     threshold: float = 0.5
     passages: int = 3
@@ -162,6 +157,12 @@ class Settings:
         "KB_EMBEDDING_BACKEND", "torch",
         "`torch` (the sentence-transformers model as it is) or `onnx-int8` (an int8 ONNX Runtime copy built locally "
         "on first use: questions embed ~5× faster, cosine ≥ 0.99 with the float model; docs/benchmarks.md)")
+    #: Questions are embedded with the default model's tuned top layers (kb/model/tuning.py); passages never are.
+    query_tuning: str = setting(
+        "KB_QUERY_TUNING", "on",
+        "`on`: embed questions with the default model's shipped tuning (bench/train_encoder.py; passages and "
+        "indexes are unaffected); `off`: with the model as built; or the path of another tuning file learnt for "
+        "the default model. Other models are never tuned")
     vector_cache: str = setting(
         "KB_VECTOR_CACHE", "", "passage vectors by content hash, so re-ingests embed only new text; `off` disables",
         shown="`~/.cache/zhengwu-kb/vectors`")

@@ -99,11 +99,44 @@ class Embedder:
             onnx_dir = build_onnx_int8(model_dir, onnx_dir_for(model_dir, self.fingerprint))
             encoder = OnnxInt8Encoder(model_dir, onnx_dir, settings.torch_threads, max_tokens)
             self._encode_batch = encoder.encode
+        self._encode_query_batch = self._encode_batch
+        #: Names the question encoder: the ranker learnt over its cosines is kept under this name.
+        self.query_fingerprint = self.fingerprint
+        query_dir = self._query_model_dir(settings)
+        if query_dir is not None:
+            self.query_fingerprint = model_fingerprint(query_dir)
+            if self.backend == "torch":
+                self._encode_query_batch = self._load_torch_query(query_dir, max_tokens)
+            else:
+                from kb.model.onnx_int8 import OnnxInt8Encoder, build_onnx_int8, onnx_dir_for
+
+                onnx_dir = build_onnx_int8(query_dir, onnx_dir_for(query_dir, self.query_fingerprint))
+                self._encode_query_batch = OnnxInt8Encoder(query_dir, onnx_dir, settings.torch_threads,
+                                                           max_tokens).encode
         self._lock = FairLock()  # one forward pass at a time: 2 cores gain nothing from more
         self.dimension = int(self._encode_batch(["维度"], 1).shape[1])
 
-    @staticmethod
-    def _load_torch(model_dir: Path, threads: int, max_tokens: int) -> Callable[[Sequence[str], int], np.ndarray]:
+    def _query_model_dir(self, settings: Settings) -> Path | None:
+        """The tuned question encoder's folder (built on first use), or None: tuning off, another model, or a
+        tuning learnt on another build of the model."""
+        from kb.model.tuning import QUERY_LORA, build_query_model, read_lora
+
+        choice = settings.query_tuning
+        if choice == "off" or settings.embedding_model != DEFAULT_MODEL_ID:
+            return None
+        self._tuning = QUERY_LORA if choice == "on" else Path(choice).expanduser()
+        if not self._tuning.is_file():
+            if choice == "on":
+                return None
+            raise KnowledgeBaseError(f"KB_QUERY_TUNING must be on, off or a tuning file; {choice!r} is none")
+        base = read_lora(self._tuning)[1].get("base_fingerprint")
+        if base != self.fingerprint:
+            log.warning("the question tuning %s was learnt on model %s, not %s: questions are embedded untuned",
+                        self._tuning.name, base, self.fingerprint)
+            return None
+        return build_query_model(settings.model_dir, self._tuning)
+
+    def _load_torch(self, model_dir: Path, threads: int, max_tokens: int) -> Callable[[Sequence[str], int], np.ndarray]:
         import torch
         import transformers
         from sentence_transformers import SentenceTransformer
@@ -112,27 +145,58 @@ class Embedder:
         torch.set_num_threads(max(1, threads))
         model = SentenceTransformer(str(model_dir), device="cpu", local_files_only=True)
         model.max_seq_length = max_tokens
+        self._torch_model = model
+        return self._torch_encoder(model)
 
+    def _load_torch_query(self, query_dir: Path, max_tokens: int) -> Callable[[Sequence[str], int], np.ndarray]:
+        """The question encoder, holding only its tuned layers: the embeddings and the layers the tuning leaves
+        as they are are the passage model's own modules (~30 MB more memory, not ~470)."""
+        from sentence_transformers import SentenceTransformer
+
+        from kb.model.tuning import read_lora, tuned_layers
+
+        model = SentenceTransformer(str(query_dir), device="cpu", local_files_only=True)
+        model.max_seq_length = max_tokens
+        shared, own = self._torch_model[0].auto_model, model[0].auto_model
+        own.embeddings = shared.embeddings
+        first_tuned = tuned_layers(read_lora(self._tuning)[0])[0]
+        for i in range(first_tuned):
+            own.encoder.layer[i] = shared.encoder.layer[i]
+        self._torch_query_model = model
+        return self._torch_encoder(model)
+
+    @staticmethod
+    def _torch_encoder(model) -> Callable[[Sequence[str], int], np.ndarray]:
         def encode(texts: Sequence[str], batch_size: int) -> np.ndarray:
             return model.encode(list(texts), batch_size=batch_size, normalize_embeddings=True,
                                 convert_to_numpy=True, show_progress_bar=False)
 
         return encode
 
-    def _encode(self, texts: Sequence[str], prompt: str) -> np.ndarray:
+    def _encode(self, texts: Sequence[str], prompt: str,
+                encode_batch: Callable[[Sequence[str], int], np.ndarray]) -> np.ndarray:
         """The lock is taken per batch, not per call: a question asked during a re-ingest waits for one batch
         of passages (a fraction of a second), not for the whole block."""
         prompted = [prompt + t for t in texts]
         parts = []
         for start in range(0, len(prompted), self.batch_size):
             with self._lock:
-                parts.append(self._encode_batch(prompted[start:start + self.batch_size], self.batch_size))
+                parts.append(encode_batch(prompted[start:start + self.batch_size], self.batch_size))
         if not parts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32).reshape(len(texts), -1)
 
-    def encode_queries(self, queries: Sequence[str]) -> np.ndarray:
-        return self._encode(queries, self._query_prompt)
+    @property
+    def tuned(self) -> bool:
+        """Whether questions have a tuned encoder of their own (kb/model/tuning.py)."""
+        return self._encode_query_batch is not self._encode_batch
+
+    def encode_queries(self, queries: Sequence[str], tuned: bool = True) -> np.ndarray:
+        """Questions, with the tuned question encoder where there is one (`tuned`), else with the model as built:
+        its cosines keep their meaning across questions (how close the nearest passage is), the tuned ones
+        rank better but are only comparable within one question."""
+        encode = self._encode_query_batch if tuned else self._encode_batch
+        return self._encode(queries, self._query_prompt, encode)
 
     def encode_passages(self, passages: Sequence[str]) -> np.ndarray:
-        return self._encode(passages, self._passage_prompt)
+        return self._encode(passages, self._passage_prompt, self._encode_batch)

@@ -102,6 +102,8 @@ class KnowledgeBase:
             "index_dir": str(self.view.path),
             "built_at": manifest.get("built_at"),
             "embedding": manifest.get("embedding"),
+            # Questions may be embedded with a tuned encoder (kb/model/tuning.py); this names it.
+            "question_encoder": self.embedder.query_fingerprint,
             "chunker_version": manifest.get("chunker_version"),
             "documents": [
                 {"doc_id": d.doc_id, "title": d.title, "kind": d.kind, "date": d.doc_date, "source": d.source,

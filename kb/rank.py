@@ -3,10 +3,10 @@
 The first stage finds the right law; it often quotes the wrong article of it. What tells the answering article
 apart is mostly what the question asks for and what the article contains: 「多久」 wants a period (日/月/年),
 「罚多少」 an amount, 「找谁」 a body, 「能不能」 a rule (应当/不得/可以), 「什么是」 a definition, 「哪些」 a list;
-and articles that state a law's purpose (为了…制定本法) rarely answer anything. Those signals, the dense and
-lexical scores (with and without the query adapter, so no switch decides between them), the share of the
-question's words an article holds, and whether the question names its law, are combined by weights learnt
-from training questions only (bench/train_ranker.py, which writes kb/rankers/<model fingerprint>.json).
+and articles that state a law's purpose (为了…制定本法) rarely answer anything. Those signals, the dense scores
+(with the model's own question vector and with the tuned one, kb/model/tuning.py), the lexical ones, the share
+of the question's words an article holds, and whether the question names its law, are combined by weights learnt
+from training questions only (bench/train_ranker.py, which writes kb/rankers/<question encoder's fingerprint>.json).
 """
 
 from __future__ import annotations
@@ -48,8 +48,8 @@ TRAITS = tuple(_CONTAINS)
 ASKS = tuple(_ASKS)
 
 FEATURES = (
-    "cosine", "cosine_gap", "adapted_gap", "bm25_share", "bm25_log", "coverage", "title_overlap", "named_law",
-    "first_stage", "first_stage_gap", "first_stage_rank", "dense_rank", "adapted_rank", "lexical_rank", "length_log", "purpose", "report",
+    "cosine", "cosine_gap", "tuned_gap", "bm25_share", "bm25_log", "coverage", "title_overlap", "named_law",
+    "first_stage", "first_stage_gap", "first_stage_rank", "dense_rank", "tuned_rank", "lexical_rank", "length_log", "purpose", "report",
     *(f"{a}_asked_and_present" for a in ASKS), *(f"{a}_asked_and_absent" for a in ASKS),
 )
 
@@ -81,8 +81,8 @@ class Candidates:
     """What the first stage knows about its candidates, row by row, for the features below."""
 
     rows: np.ndarray
-    cosine: np.ndarray  # with the question's own vector
-    adapted: np.ndarray  # with the adapted vector (= cosine where there is no adapter)
+    cosine: np.ndarray  # with the model's own question vector
+    tuned: np.ndarray  # with the tuned question vector (= cosine where there is no tuning)
     bm25: np.ndarray
     coverage: np.ndarray  # idf-weighted share of the question's words in the passage
     first_stage: np.ndarray  # the fused score the first stage ranked by (0..1 + bonuses)
@@ -101,12 +101,11 @@ def candidate_features(question: str, candidates: Candidates, chunks: list[Chunk
     overlap = np.array([_title_overlap(question_terms, documents[c.doc_id].title + c.section) for c in picked])
     report = np.array([documents[c.doc_id].kind != "law" for c in picked], dtype=np.float64)
     columns = [
-        candidates.cosine, candidates.cosine - candidates.cosine.max(), candidates.adapted - candidates.adapted.max(),
+        candidates.cosine, candidates.cosine - candidates.cosine.max(), candidates.tuned - candidates.tuned.max(),
         _unit(candidates.bm25), np.log1p(candidates.bm25), candidates.coverage, overlap,
         candidates.named_law.astype(np.float64), candidates.first_stage,
         candidates.first_stage - candidates.first_stage.max(), _rank_score(candidates.first_stage),
-        _rank_score(candidates.cosine),
-        _rank_score(candidates.adapted), _rank_score(candidates.bm25), np.log1p(lengths), traits[rows][:, TRAITS.index("purpose")], report,
+        _rank_score(candidates.cosine), _rank_score(candidates.tuned), _rank_score(candidates.bm25), np.log1p(lengths), traits[rows][:, TRAITS.index("purpose")], report,
         *(asks[i] & present[:, i] for i in range(len(ASKS))), *(asks[i] & ~present[:, i] for i in range(len(ASKS))),
     ]
     matrix = np.column_stack([np.asarray(c, dtype=np.float64) for c in columns])

@@ -13,10 +13,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from kb.adapter import QueryAdapter
 from kb.config import RetrievalParams
 from kb.embed import Embedder
-from kb.errors import KnowledgeBaseError, QueryError
+from kb.errors import QueryError
 from kb.expand import expand_query
 from kb.fuse import fuse
 from kb.index_view import Filters, IndexView
@@ -30,7 +29,6 @@ MAX_TOP_K = 100
 #: "ranked" = "weighted" fusion, then the learned second stage; the others are the first stage alone.
 METHODS = ("ranked", "weighted", "rrf", "dense", "lexical")
 FUSED = ("ranked", "weighted", "rrf")
-ADAPTER_MODES = ("on", "off")
 
 
 @dataclass
@@ -38,14 +36,14 @@ class FirstStage:
     analysis: QueryAnalysis
     terms: list[str]  # the question's words as BM25 saw them (expanded), that the index knows
     candidates: Candidates
-    top_dense: float  # cosine of the best candidate, with the question's own vector
+    top_dense: float  # cosine of the best candidate, with the model's own question vector
     cited: np.ndarray  # rows of the article the question cites (kept among the candidates)
 
 
 @dataclass
 class Retrieval:
     hits: list[Hit]
-    top_dense: float  # cosine of the best candidate: how close in meaning the best passage is
+    top_dense: float  # cosine of the best candidate, with the model's own question vector: how close in meaning the best passage is
     cited_article: bool = False  # the question named a law and an article, and it was found
 
 
@@ -60,15 +58,11 @@ class Retriever:
     """Searches one IndexView with one embedder; holds no per-question state, so threads may share it."""
 
     def __init__(self, view: IndexView, embedder: Embedder, params: RetrievalParams) -> None:
-        if params.query_adapter not in ADAPTER_MODES:
-            raise KnowledgeBaseError(f"query_adapter must be on or off, not {params.query_adapter!r}")
         self.view = view
         self.embedder = embedder
         self.params = params
-        #: Shipped for the default model only; used as params.query_adapter says.
-        self.adapter = QueryAdapter.for_model(embedder.fingerprint, embedder.dimension)
-        #: Shipped for the default model only; without one, "ranked" is the first stage's order.
-        self.ranker = LinearRanker.for_model(embedder.fingerprint)
+        #: Shipped for the default model's question encoder only; without one, "ranked" is the first stage's order.
+        self.ranker = LinearRanker.for_model(embedder.query_fingerprint)
 
     def retrieve(self, query: str, top_k: int = 5, filters: Filters | None = None,
                  method: str | None = None) -> Retrieval:
@@ -93,31 +87,26 @@ class Retriever:
         return params.method == "ranked" and self.ranker is not None
 
     def first_stage(self, query: str, filters: Filters, params: RetrievalParams) -> "FirstStage | None":
-        """Candidates and their scores before any learned ranking; for "ranked", cut to the ones it re-ranks.
-
-        With a ranker, both the question's vector and its adapted one propose candidates and both cosines are
-        features, so no switch decides between them; otherwise params.query_adapter does."""
+        """Candidates and their scores before any learned ranking; for "ranked", cut to the ones it re-ranks."""
         view = self.view
         if not view.chunks:
             return None
         analysis = analyse(query, view.law_names)
         expanded = expand_query(query)
-        query_vector = self.embedder.encode_queries([expanded if params.expand_dense else query])[0]
-        adapted_vector = None if self.adapter is None else self.adapter.apply(query_vector, params.adapter_strength)
-        if self.reranks(params):
-            search_vectors = [query_vector] + ([adapted_vector] if adapted_vector is not None else [])
-        else:
-            search_vectors = [adapted_vector if self.uses_adapter(params) else query_vector]
+        text = expanded if params.expand_dense else query
+        # Two vectors: the model's own (its cosine says how close the best passage is; the answer stage was
+        # calibrated on it) and the tuned encoder's, which ranks better (kb/model/tuning.py).
+        plain = self.embedder.encode_queries([text], tuned=False)[0]
+        tuned = self.embedder.encode_queries([text])[0] if self.embedder.tuned else plain
         lexical_query = expanded if params.expand_lexical else query
         lexical_scores = np.nan_to_num(view.lexical.scores(lexical_query))
         cited = self.cited_rows(analysis)
-        rows = self._candidates(search_vectors, lexical_scores, analysis, filters, cited)
+        both = self.reranks(params) and self.embedder.tuned  # the second stage weighs both cosines
+        rows = self._candidates([tuned, plain] if both else [tuned], lexical_scores, analysis, filters, cited)
         if len(rows) == 0:
             return None
-        # The answer stage was calibrated on the model's own cosines, so it weighs the unadapted one.
-        closest = view.cosines(rows, query_vector)
-        adapted = closest if adapted_vector is None else view.cosines(rows, adapted_vector)
-        dense = adapted if search_vectors[-1] is adapted_vector else closest
+        closest = view.cosines(rows, plain)
+        dense = view.cosines(rows, tuned) if self.embedder.tuned else closest
         named = np.isin(view.row_doc[rows], [view.doc_index[d] for d in analysis.law_doc_ids])
         bonus = 0.0
         if params.method in FUSED:
@@ -125,13 +114,13 @@ class Retriever:
         scores = fuse(dense, lexical_scores[rows], params) + bonus
         keep = np.arange(len(rows))
         if self.reranks(params):  # the best by either vector go on to the second stage, and a cited article
-            by_adapted = fuse(adapted, lexical_scores[rows], params) + bonus
+            by_plain = fuse(closest, lexical_scores[rows], params) + bonus
             keep = np.union1d(np.union1d(np.argsort(-scores, kind="stable")[: params.rerank_depth],
-                                         np.argsort(-by_adapted, kind="stable")[: params.rerank_depth]),
+                                         np.argsort(-by_plain, kind="stable")[: params.rerank_depth]),
                               np.flatnonzero(np.isin(rows, cited)))
         terms = view.lexical.query_terms(lexical_query)
         coverage = view.lexical.coverage(terms)[rows[keep]] if self.reranks(params) else np.zeros(len(keep))
-        candidates = Candidates(rows[keep], closest[keep], adapted[keep], lexical_scores[rows[keep]], coverage,
+        candidates = Candidates(rows[keep], closest[keep], dense[keep], lexical_scores[rows[keep]], coverage,
                                 scores[keep], named[keep])
         return FirstStage(analysis, terms, candidates, max(0.0, float(closest.max())), cited)
 
@@ -139,9 +128,6 @@ class Retriever:
         """The second stage's feature matrix for a first stage's candidates (what bench/train_ranker.py learns)."""
         view = self.view
         return candidate_features(query, stage.candidates, view.chunks, view.documents, view.traits, stage.terms)
-
-    def uses_adapter(self, params: RetrievalParams) -> bool:
-        return self.adapter is not None and params.query_adapter == "on"
 
     def _candidates(self, query_vectors: list[np.ndarray], lexical_scores: np.ndarray, analysis: QueryAnalysis,
                     filters: Filters, cited: np.ndarray) -> np.ndarray:

@@ -86,6 +86,7 @@ def test_info_json(corpus_index: Path, settings: Settings, corpus_kb: KnowledgeB
     assert {d["title"] for d in info["documents"]} == {r.title for r in corpus_sources().values()}
     assert sum(d["chunks"] for d in info["documents"]) == info["chunks"] == len(corpus_kb.chunks)
     assert info["embedding"]["fingerprint"] == corpus_kb.embedder.fingerprint
+    assert info["question_encoder"] == corpus_kb.embedder.query_fingerprint != info["embedding"]["fingerprint"]
     xinfang = next(d for d in info["documents"] if d["source"] == "信访工作条例.md")
     assert (xinfang["kind"], xinfang["date"], xinfang["chunks"]) == ("law", "2022-02-25", 50)
 

@@ -22,6 +22,7 @@ class CountingEmbedder:
     def __init__(self, inner: Embedder) -> None:
         self.inner, self.embedded = inner, 0
         self.model_id, self.fingerprint, self.dimension = inner.model_id, inner.fingerprint, inner.dimension
+        self.query_fingerprint = inner.query_fingerprint
 
     def encode_passages(self, passages):  # noqa: ANN001, ANN201 - same as Embedder's
         self.embedded += len(passages)

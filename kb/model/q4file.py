@@ -64,17 +64,43 @@ def dequantize_q4_0(raw: bytes | memoryview, count: int) -> np.ndarray:
     return values.reshape(-1)
 
 
+@dataclass(frozen=True)
+class RawTensor:
+    """One tensor as stored: its dtype code, number of values and bytes (Q4_0 blocks or float32)."""
+
+    dtype: int
+    count: int
+    raw: memoryview
+
+    def values(self) -> np.ndarray:
+        """The tensor as flat float32 values."""
+        if self.dtype == DTYPE_F32:
+            return np.frombuffer(self.raw, dtype="<f4", count=self.count).astype(np.float32)
+        return dequantize_q4_0(self.raw, self.count)
+
+
 def read_q4_model(data: bytes) -> tuple[Q4Header, dict[str, np.ndarray]]:
     """Parse the whole file; returns the header and every tensor as flat float32 arrays."""
+    header, raw = read_q4_raw(data)
     try:
-        return _read_q4_model(data)
+        return header, {name: tensor.values() for name, tensor in raw.items()}
+    except ValueError as exc:
+        if isinstance(exc, Q4FormatError):
+            raise
+        raise Q4FormatError(f"truncated or damaged model file ({exc})") from exc
+
+
+def read_q4_raw(data: bytes) -> tuple[Q4Header, dict[str, RawTensor]]:
+    """Parse the whole file; returns the header and every tensor as stored (see RawTensor)."""
+    try:
+        return _read_q4_raw(data)
     except (struct.error, UnicodeDecodeError, ValueError) as exc:
         if isinstance(exc, Q4FormatError):
             raise
         raise Q4FormatError(f"truncated or damaged model file ({exc})") from exc
 
 
-def _read_q4_model(data: bytes) -> tuple[Q4Header, dict[str, np.ndarray]]:
+def _read_q4_raw(data: bytes) -> tuple[Q4Header, dict[str, RawTensor]]:
     if len(data) < 48 or data[:4] != MAGIC:
         raise Q4FormatError("not an E5S1 model file (bad magic or truncated)")
     cur = _Cursor(data)
@@ -93,7 +119,7 @@ def _read_q4_model(data: bytes) -> tuple[Q4Header, dict[str, np.ndarray]]:
     cur.skip(norm_bytes)
 
     (n_tensors,) = cur.take("i")
-    tensors: dict[str, np.ndarray] = {}
+    tensors: dict[str, RawTensor] = {}
     for _ in range(n_tensors):
         (name_len,) = cur.take("H")
         name = data[cur.pos : cur.pos + name_len].decode("ascii")
@@ -102,11 +128,7 @@ def _read_q4_model(data: bytes) -> tuple[Q4Header, dict[str, np.ndarray]]:
         count, offset, nbytes = cur.take("IQQ")
         if offset + nbytes > len(data):
             raise Q4FormatError(f"tensor {name} runs past the end of the file")
-        raw = memoryview(data)[offset : offset + nbytes]
-        if dtype == DTYPE_F32:
-            tensors[name] = np.frombuffer(raw, dtype="<f4", count=count).astype(np.float32)
-        elif dtype == DTYPE_Q4_0:
-            tensors[name] = dequantize_q4_0(raw, count)
-        else:
+        if dtype not in (DTYPE_F32, DTYPE_Q4_0):
             raise Q4FormatError(f"tensor {name} has unknown dtype {dtype}")
+        tensors[name] = RawTensor(dtype, count, memoryview(data)[offset : offset + nbytes])
     return header, tensors

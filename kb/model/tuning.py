@@ -1,0 +1,83 @@
+"""The question encoder's tuning: low-rank updates of the default model's top layers, applied to questions only.
+
+bench/train_encoder.py learns them from training questions (kb/model/tuned/query_lora.safetensors, ~2 MB). The
+passages keep the model's own vectors, so indexes and the vector cache stay valid; a question is embedded
+with the updated layers, which puts it nearer the passages that answer questions phrased like it. The file
+holds, for each updated projection, two matrices A (rank × in) and B (out × rank, scale included) whose
+product is added to that projection's weight.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+TUNED_DIR = Path(__file__).resolve().parent / "tuned"
+QUERY_LORA = TUNED_DIR / "query_lora.safetensors"
+#: The projections of a BERT layer that are updated.
+LORA_TARGETS = ("attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense",
+                "intermediate.dense", "output.dense")
+
+
+def lora_name(layer: int, target: str) -> str:
+    """The projection's module name inside a Hugging Face BertModel."""
+    return f"encoder.layer.{layer}.{target}"
+
+
+def read_lora(path: Path) -> tuple[dict[str, np.ndarray], dict]:
+    """{module name: weight update} and the training metadata."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="numpy") as handle:
+        meta = json.loads((handle.metadata() or {}).get("kb", "{}"))
+        tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+    names = sorted({key.rsplit(".", 1)[0] for key in tensors})
+    return {name: tensors[f"{name}.lora_b"] @ tensors[f"{name}.lora_a"] for name in names}, meta
+
+
+def tuning_id(path: Path) -> str:
+    """A short identity of a tuning file: the question vectors it makes differ from any other's."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+
+
+def tuned_layers(updates: dict[str, np.ndarray]) -> list[int]:
+    """The layer numbers a tuning changes (the layers below are shared with the passage encoder)."""
+    return sorted({int(name.split(".")[2]) for name in updates})
+
+
+def build_query_model(model_dir: Path, lora_path: Path) -> Path:
+    """The question encoder's folder beside `model_dir`: the same model with the updates merged into its weights.
+    Built once (seconds); atomic like the default model's build."""
+    import shutil
+    import tempfile
+
+    from safetensors.numpy import load_file, save_file
+
+    target = model_dir.parent / f"{model_dir.name}-query-{tuning_id(lora_path)}"
+    if (target / "kb_tuning.json").is_file():
+        return target
+    updates, meta = read_lora(lora_path)
+    staging = Path(tempfile.mkdtemp(prefix=".building-", dir=model_dir.parent))
+    try:
+        folder = staging / "model"
+        shutil.copytree(model_dir, folder, ignore=shutil.ignore_patterns("model.safetensors"))
+        state = load_file(str(model_dir / "model.safetensors"))
+        for name, update in updates.items():
+            key = f"{name}.weight"
+            if key not in state or state[key].shape != update.shape:
+                raise ValueError(f"{lora_path.name} does not fit {model_dir.name}: {key}")
+            state[key] = (state[key] + update).astype(np.float32)
+        save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})
+        # The tuning's own hash is recorded, so the folder's fingerprint changes whenever the tuning does.
+        record = {"tuning": lora_path.name, "tuning_id": tuning_id(lora_path), **meta}
+        (folder / "kb_tuning.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        folder.rename(target)
+    except OSError:
+        if not (target / "kb_tuning.json").is_file():
+            raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
