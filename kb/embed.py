@@ -100,11 +100,16 @@ class Embedder:
             encoder = OnnxInt8Encoder(model_dir, onnx_dir, settings.torch_threads, max_tokens)
             self._encode_batch = encoder.encode
         self._encode_query_batch = self._encode_batch
+        #: Whether questions have a tuned encoder of their own (kb/model/tuning.py).
+        self.tuned = False
         #: Names the question encoder: the ranker learnt over its cosines is kept under this name.
         self.query_fingerprint = self.fingerprint
+        from kb.model.tuning import tuned_fingerprint
+
         query_dir = self._query_model_dir(settings)
         if query_dir is not None:
-            self.query_fingerprint = model_fingerprint(query_dir)
+            self.query_fingerprint = tuned_fingerprint(self.fingerprint, self._tuning)
+            self.tuned = True
             if self.backend == "torch":
                 self._encode_query_batch = self._load_torch_query(query_dir, max_tokens)
             else:
@@ -186,17 +191,21 @@ class Embedder:
             return np.zeros((0, self.dimension), dtype=np.float32)
         return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32).reshape(len(texts), -1)
 
-    @property
-    def tuned(self) -> bool:
-        """Whether questions have a tuned encoder of their own (kb/model/tuning.py)."""
-        return self._encode_query_batch is not self._encode_batch
-
     def encode_queries(self, queries: Sequence[str], tuned: bool = True) -> np.ndarray:
         """Questions, with the tuned question encoder where there is one (`tuned`), else with the model as built:
         its cosines keep their meaning across questions (how close the nearest passage is), the tuned ones
         rank better but are only comparable within one question."""
         encode = self._encode_query_batch if tuned else self._encode_batch
         return self._encode(queries, self._query_prompt, encode)
+
+    def encode_question(self, question: str) -> tuple[np.ndarray, np.ndarray]:
+        """One question's vector with the model as built and with the tuned encoder (the same vector where there
+        is none), in one turn of the lock: a question waits for at most one batch of a re-ingest."""
+        prompted = [self._query_prompt + question]
+        with self._lock:
+            plain = self._encode_batch(prompted, 1)
+            tuned = self._encode_query_batch(prompted, 1) if self.tuned else plain
+        return (np.ascontiguousarray(plain[0], dtype=np.float32), np.ascontiguousarray(tuned[0], dtype=np.float32))
 
     def encode_passages(self, passages: Sequence[str]) -> np.ndarray:
         return self._encode(passages, self._passage_prompt, self._encode_batch)

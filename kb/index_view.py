@@ -51,6 +51,25 @@ class Filters:
         return cls(raw.get("doc_kind"), ids, raw.get("title_contains"))
 
 
+class _Owned:
+    """An array interface that keeps its memory's owner alive: an array made from it holds this as its base."""
+
+    def __init__(self, array: np.ndarray, owner: object) -> None:
+        self.__array_interface__ = array.__array_interface__
+        self.owner = owner
+
+
+def _stored_vectors(dense: "faiss.IndexFlatIP") -> np.ndarray:
+    """Zero-copy: the vectors FAISS holds, as a read-only array that keeps the FAISS index alive as long as the
+    array itself (or any view or slice of it) is used, whatever happens to the IndexView."""
+    if not dense.ntotal:
+        return np.zeros((0, dense.d), dtype=np.float32)
+    raw = faiss.rev_swig_ptr(dense.get_xb(), dense.ntotal * dense.d).reshape(dense.ntotal, dense.d)
+    vectors = np.asarray(_Owned(raw, dense))
+    vectors.flags.writeable = False
+    return vectors
+
+
 class IndexView:
     """What a search reads: chunks, documents, their derived lookups, and the dense index."""
 
@@ -62,10 +81,7 @@ class IndexView:
         self.documents: dict[str, Document] = index.documents
         self.lexical = index.lexical
         self.dense: faiss.IndexFlatIP = index.dense
-        # Zero-copy: the vectors FAISS holds, as an array (valid while self.dense lives, i.e. as long as self).
-        self.vectors = (faiss.rev_swig_ptr(self.dense.get_xb(), self.dense.ntotal * self.dense.d)
-                        .reshape(self.dense.ntotal, self.dense.d) if self.dense.ntotal else
-                        np.zeros((0, self.dense.d), dtype=np.float32))
+        self.vectors = _stored_vectors(self.dense)
         self.law_names = LawNames(list(self.documents.values()))
         self.doc_index = {doc_id: i for i, doc_id in enumerate(self.documents)}
         self.row_doc = np.array([self.doc_index[c.doc_id] for c in self.chunks], dtype=np.int32)

@@ -96,8 +96,7 @@ class Retriever:
         text = expanded if params.expand_dense else query
         # Two vectors: the model's own (its cosine says how close the best passage is; the answer stage was
         # calibrated on it) and the tuned encoder's, which ranks better (kb/model/tuning.py).
-        plain = self.embedder.encode_queries([text], tuned=False)[0]
-        tuned = self.embedder.encode_queries([text])[0] if self.embedder.tuned else plain
+        plain, tuned = self.embedder.encode_question(text)
         lexical_query = expanded if params.expand_lexical else query
         lexical_scores = np.nan_to_num(view.lexical.scores(lexical_query))
         cited = self.cited_rows(analysis)

@@ -405,3 +405,23 @@ def test_reingest_embeds_only_what_changed(fresh_index: Path, settings: Settings
         if chunk.chunk_id in old:
             np.testing.assert_array_equal(after.view.vectors[i], before.view.vectors[old[chunk.chunk_id]])
     assert after.search("宴席不超过几桌")[0].citation == "《村规民约》第三条"
+
+
+def test_the_zero_copy_vectors_outlive_the_view_that_made_them() -> None:
+    """IndexView.vectors is FAISS's own storage: an array of it (or a slice) keeps the index alive, even when
+    the KnowledgeBase that loaded it is gone (`KnowledgeBase.open(...).view.vectors` read freed memory once)."""
+    import gc
+
+    import faiss
+
+    from kb.index_view import _stored_vectors
+
+    index = faiss.IndexFlatIP(8)
+    expected = np.random.default_rng(1).normal(size=(50, 8)).astype(np.float32)
+    index.add(expected)
+    rows = _stored_vectors(index)[10:20]
+    del index
+    gc.collect()
+    _ = [np.ones(400) for _ in range(5000)]  # reuse freed memory, if any was freed
+    np.testing.assert_array_equal(rows, expected[10:20])
+    assert not rows.flags.writeable

@@ -4,12 +4,14 @@ model — including the quality gate on the measurement sets, which CI has in ..
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from conftest import PROJECT_ROOT
+from kb.config import Settings
 from kb.evaluate import load_questions, score
 from kb.knowledge_base import KnowledgeBase
 from kb.rank import ASKS, FEATURES, TRAITS, Candidates, LinearRanker, candidate_features, chunk_traits, question_asks
@@ -100,27 +102,32 @@ def test_the_default_search_is_ranked_and_a_cited_article_still_comes_first(corp
     assert corpus_kb.ask("民法典1079条").confidence == 1.0
 
 
-def _gate(kb: KnowledgeBase, path: Path) -> tuple[dict, dict]:
-    questions = load_questions(path)
-    ranked = score(questions, lambda q: kb.search(q, top_k=10))["metrics"]
-    first = score(questions, lambda q: kb.search(q, top_k=10, method="weighted"))["metrics"]
-    return ranked, first
+def _metrics(search, path: Path) -> dict:
+    return score(load_questions(path), lambda q: search(q, top_k=10))["metrics"]
+
+
+@pytest.fixture(scope="module")
+def untuned_kb(corpus_index: Path, settings: Settings) -> KnowledgeBase:
+    """The same index searched as before anything was learnt: questions untuned, first stage only."""
+    kb = KnowledgeBase.open(corpus_index, settings=settings.with_(index_dir=corpus_index, query_tuning="off"))
+    return kb.with_params(replace(kb.params, method="weighted"))
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(not (SHARED_EVAL / "stard_local_dev.jsonl").is_file(), reason="../shared/eval not available")
-def test_quality_gate_lay_questions(corpus_kb: KnowledgeBase) -> None:
-    """Real lay questions over the default corpus (never trained on): the second stage must keep its lead."""
-    ranked, first = _gate(corpus_kb, SHARED_EVAL / "stard_local_dev.jsonl")
-    # Measured: Hit@1 0.455, MRR@10 0.570, first stage alone 0.486 (bench/results/ranking.json); margins for noise.
-    assert ranked["overall"]["hit@1"] >= 0.40 and ranked["overall"]["mrr@10"] >= 0.52, ranked["overall"]
-    assert ranked["overall"]["mrr@10"] >= first["overall"]["mrr@10"] + 0.05, (ranked["overall"], first["overall"])
+def test_quality_gate_lay_questions(corpus_kb: KnowledgeBase, untuned_kb: KnowledgeBase) -> None:
+    """Real lay questions over the default corpus (never trained on): what was learnt must keep its lead."""
+    ranked = _metrics(corpus_kb.search, SHARED_EVAL / "stard_local_dev.jsonl")["overall"]
+    untrained = _metrics(untuned_kb.search, SHARED_EVAL / "stard_local_dev.jsonl")["overall"]
+    # Measured: Hit@1 0.469, MRR@10 0.590; untuned first stage 0.378 / 0.486 (bench/results/ranking.json).
+    assert ranked["hit@1"] >= 0.42 and ranked["mrr@10"] >= 0.54, ranked
+    assert ranked["mrr@10"] >= untrained["mrr@10"] + 0.06, (ranked, untrained)
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(not (SHARED_EVAL / "dev.jsonl").is_file(), reason="../shared/eval not available")
 def test_quality_gate_township_questions(corpus_kb: KnowledgeBase) -> None:
-    ranked, _ = _gate(corpus_kb, SHARED_EVAL / "dev.jsonl")  # measured: Hit@5 0.949; per-tag MRR@10 0.68–0.89
+    ranked = _metrics(corpus_kb.search, SHARED_EVAL / "dev.jsonl")  # measured: Hit@5 0.949
     assert ranked["overall"]["hit@5"] >= 0.85, ranked
     for tag in ("xinfang", "report", "law"):
         assert ranked[tag]["mrr@10"] >= 0.60, (tag, ranked[tag])

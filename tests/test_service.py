@@ -318,11 +318,11 @@ def test_a_question_waits_for_one_batch_of_a_reingest_not_for_all_of_it(small) -
     """The embedder is locked per batch, first come first served: a question asked while passages are being
     embedded runs after the batch in progress, before the passages' next batch."""
     embedder = small[1].embedder
-    real = embedder._encode_batch
+    real, real_tuned = embedder._encode_batch, embedder._encode_query_batch
     order: list[str] = []
     question_queued = threading.Event()
 
-    def recording(texts, batch_size):
+    def recording(texts, batch_size, encoder):
         kind = "query" if texts[0].startswith("query: ") else "passages"
         order.append(kind)
         if kind == "passages" and len(order) == 1:  # the first batch lasts until the question is in the queue
@@ -330,18 +330,19 @@ def test_a_question_waits_for_one_batch_of_a_reingest_not_for_all_of_it(small) -
             while embedder._lock.waiting() < 2 and time.monotonic() < deadline:
                 time.sleep(0.01)
             question_queued.set()
-        return real(texts, batch_size)
+        return (real_tuned if encoder == "tuned" else real)(texts, batch_size)
 
-    embedder._encode_batch = recording
+    embedder._encode_batch = lambda texts, size: recording(texts, size, "plain")
+    embedder._encode_query_batch = lambda texts, size: recording(texts, size, "tuned")
     try:
         passages = [f"第{i}条 村民委员会每届任期五年。" for i in range(embedder.batch_size * 6)]
         ingesting = threading.Thread(target=embedder.encode_passages, args=(passages,))
         ingesting.start()
         while not order:
             time.sleep(0.005)
-        embedder.encode_queries(["村委会几年选一次？"])
+        embedder.encode_question("村委会几年选一次？")  # both of its vectors, one turn of the lock
         ingesting.join()
     finally:
-        embedder._encode_batch = real
-    assert question_queued.is_set()
-    assert order == ["passages", "query"] + ["passages"] * 5
+        embedder._encode_batch, embedder._encode_query_batch = real, real_tuned
+    assert question_queued.is_set() and embedder.tuned
+    assert order == ["passages", "query", "query"] + ["passages"] * 5

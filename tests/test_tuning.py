@@ -13,7 +13,8 @@ from safetensors.numpy import load_file, save_file
 from kb.config import Settings
 from kb.embed import Embedder
 from kb.errors import KnowledgeBaseError
-from kb.model.tuning import QUERY_LORA, build_query_model, lora_name, read_lora, tuned_layers, tuning_id
+from kb.model.tuning import (QUERY_LORA, build_query_model, lora_name, read_lora, tuned_fingerprint, tuned_layers,
+                             tuning_id)
 
 
 def write_lora(path: Path, updates: dict[str, tuple[np.ndarray, np.ndarray]], meta: dict) -> None:
@@ -66,6 +67,14 @@ def test_a_tuning_that_does_not_fit_the_model_is_refused_and_leaves_nothing(tmp_
     assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["m"]
 
 
+def test_the_question_encoders_name_depends_on_the_model_and_the_tuning_only(tmp_path: Path) -> None:
+    one, two = tmp_path / "1.safetensors", tmp_path / "2.safetensors"
+    write_lora(one, {lora_name(0, "output.dense"): (np.ones((1, 2)), np.ones((2, 1)))}, {})
+    write_lora(two, {lora_name(0, "output.dense"): (np.ones((1, 2)), 2 * np.ones((2, 1)))}, {})
+    assert tuned_fingerprint("abc", one) == tuned_fingerprint("abc", one)
+    assert len({tuned_fingerprint("abc", one), tuned_fingerprint("abd", one), tuned_fingerprint("abc", two)}) == 3
+
+
 def test_the_shipped_tuning_is_small_and_says_how_it_was_made() -> None:
     assert QUERY_LORA.is_file(), "a question tuning ships for the default model"
     assert QUERY_LORA.stat().st_size < 5 * 2**20
@@ -79,6 +88,8 @@ def test_the_shipped_tuning_is_small_and_says_how_it_was_made() -> None:
 # --- the real model ----------------------------------------------------------------------------------------------
 
 QUESTIONS = ["信访事项多久办结？", "父母去世没留遗嘱，房子归谁？"]
+ANSWERS = ["信访事项应当自受理之日起60日内办结。", "遗产按照下列顺序继承：第一顺序：配偶、子女、父母。",
+           "村民委员会每届任期五年。"]
 
 
 @pytest.fixture(scope="module")
@@ -87,14 +98,24 @@ def untuned(settings: Settings) -> Embedder:
 
 
 def test_questions_are_tuned_and_passages_are_not(float_embedder: Embedder, untuned: Embedder) -> None:
+    assert float_embedder.query_fingerprint == tuned_fingerprint(float_embedder.fingerprint, QUERY_LORA)
     assert float_embedder.query_fingerprint != float_embedder.fingerprint == untuned.fingerprint
+    assert float_embedder.tuned and not untuned.tuned
     assert untuned.query_fingerprint == untuned.fingerprint
     np.testing.assert_allclose(float_embedder.encode_passages(QUESTIONS), untuned.encode_passages(QUESTIONS),
                                atol=1e-6)
     tuned, plain = float_embedder.encode_queries(QUESTIONS), untuned.encode_queries(QUESTIONS)
-    cosines = (tuned * plain).sum(axis=1)
-    assert ((cosines > 0.5) & (cosines < 0.999)).all(), cosines
+    assert ((tuned * plain).sum(axis=1) < 0.99).all()
     np.testing.assert_allclose(np.linalg.norm(tuned, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(float_embedder.encode_queries(QUESTIONS, tuned=False), plain, atol=1e-6)
+    for n, question in enumerate(QUESTIONS):  # one turn of the lock gives both
+        both = float_embedder.encode_question(question)
+        np.testing.assert_allclose(both[0], plain[n], atol=1e-6)
+        np.testing.assert_allclose(both[1], tuned[n], atol=1e-6)
+    # Both still put each question's answer first among these passages.
+    passages = float_embedder.encode_passages(ANSWERS)
+    for vectors in (tuned, plain):
+        assert list(np.argmax(vectors @ passages.T, axis=1)) == [0, 1]
 
 
 def test_the_question_encoder_shares_the_unchanged_layers(float_embedder: Embedder) -> None:

@@ -35,12 +35,21 @@ def read_lora(path: Path) -> tuple[dict[str, np.ndarray], dict]:
         meta = json.loads((handle.metadata() or {}).get("kb", "{}"))
         tensors = {key: handle.get_tensor(key) for key in handle.keys()}
     names = sorted({key.rsplit(".", 1)[0] for key in tensors})
-    return {name: tensors[f"{name}.lora_b"] @ tensors[f"{name}.lora_a"] for name in names}, meta
+    # A plain loop order (no BLAS), in float64: the same update on every machine.
+    return {name: np.einsum("ik,kj->ij", tensors[f"{name}.lora_b"].astype(np.float64),
+                            tensors[f"{name}.lora_a"].astype(np.float64), optimize=False)
+            for name in names}, meta
 
 
 def tuning_id(path: Path) -> str:
     """A short identity of a tuning file: the question vectors it makes differ from any other's."""
     return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+
+
+def tuned_fingerprint(base_fingerprint: str, lora_path: Path) -> str:
+    """The question encoder's identity: the model's and the tuning's, so it is the same on every machine (the
+    merged weights' last bits may differ with the CPU's arithmetic; these two hashes do not)."""
+    return hashlib.sha256(f"{base_fingerprint}+{tuning_id(lora_path)}".encode()).hexdigest()[:16]
 
 
 def tuned_layers(updates: dict[str, np.ndarray]) -> list[int]:
@@ -69,7 +78,7 @@ def build_query_model(model_dir: Path, lora_path: Path) -> Path:
             key = f"{name}.weight"
             if key not in state or state[key].shape != update.shape:
                 raise ValueError(f"{lora_path.name} does not fit {model_dir.name}: {key}")
-            state[key] = (state[key] + update).astype(np.float32)
+            state[key] = (state[key].astype(np.float64) + update).astype(np.float32)
         save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})
         # The tuning's own hash is recorded, so the folder's fingerprint changes whenever the tuning does.
         record = {"tuning": lora_path.name, "tuning_id": tuning_id(lora_path), **meta}
