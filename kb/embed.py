@@ -104,42 +104,43 @@ class Embedder:
         self.tuned = False
         #: Names the question encoder: the ranker learnt over its cosines is kept under this name.
         self.query_fingerprint = self.fingerprint
-        from kb.model.tuning import tuned_fingerprint
+        tuning = self._question_tuning(settings)
+        if tuning is not None:
+            from kb.model.tuning import build_query_model, tuned_fingerprint
 
-        query_dir = self._query_model_dir(settings)
-        if query_dir is not None:
-            self.query_fingerprint = tuned_fingerprint(self.fingerprint, self._tuning)
+            self.query_fingerprint = tuned_fingerprint(self.fingerprint, tuning)
             self.tuned = True
             if self.backend == "torch":
-                self._encode_query_batch = self._load_torch_query(query_dir, max_tokens)
+                self._encode_query_batch = self._tuned_torch_encoder(tuning)
             else:
                 from kb.model.onnx_int8 import OnnxInt8Encoder, build_onnx_int8, onnx_dir_for
 
+                query_dir = build_query_model(model_dir, tuning)
                 onnx_dir = build_onnx_int8(query_dir, onnx_dir_for(query_dir, self.query_fingerprint))
                 self._encode_query_batch = OnnxInt8Encoder(query_dir, onnx_dir, settings.torch_threads,
                                                            max_tokens).encode
         self._lock = FairLock()  # one forward pass at a time: 2 cores gain nothing from more
         self.dimension = int(self._encode_batch(["维度"], 1).shape[1])
 
-    def _query_model_dir(self, settings: Settings) -> Path | None:
-        """The tuned question encoder's folder (built on first use), or None: tuning off, another model, or a
-        tuning learnt on another build of the model."""
-        from kb.model.tuning import QUERY_LORA, build_query_model, read_lora
+    def _question_tuning(self, settings: Settings) -> Path | None:
+        """The tuning file for questions, or None: tuning off, another model, or a tuning learnt on another build
+        of the model."""
+        from kb.model.tuning import QUERY_LORA, read_lora
 
         choice = settings.query_tuning
         if choice == "off" or settings.embedding_model != DEFAULT_MODEL_ID:
             return None
-        self._tuning = QUERY_LORA if choice == "on" else Path(choice).expanduser()
-        if not self._tuning.is_file():
+        tuning = QUERY_LORA if choice == "on" else Path(choice).expanduser()
+        if not tuning.is_file():
             if choice == "on":
                 return None
             raise KnowledgeBaseError(f"KB_QUERY_TUNING must be on, off or a tuning file; {choice!r} is none")
-        base = read_lora(self._tuning)[1].get("base_fingerprint")
+        base = read_lora(tuning)[1].get("base_fingerprint")
         if base != self.fingerprint:
             log.warning("the question tuning %s was learnt on model %s, not %s: questions are embedded untuned",
-                        self._tuning.name, base, self.fingerprint)
+                        tuning.name, base, self.fingerprint)
             return None
-        return build_query_model(settings.model_dir, self._tuning)
+        return tuning
 
     def _load_torch(self, model_dir: Path, threads: int, max_tokens: int) -> Callable[[Sequence[str], int], np.ndarray]:
         import torch
@@ -153,22 +154,37 @@ class Embedder:
         self._torch_model = model
         return self._torch_encoder(model)
 
-    def _load_torch_query(self, query_dir: Path, max_tokens: int) -> Callable[[Sequence[str], int], np.ndarray]:
-        """The question encoder, holding only its tuned layers: the embeddings and the layers the tuning leaves
-        as they are are the passage model's own modules (~30 MB more memory, not ~470)."""
-        from sentence_transformers import SentenceTransformer
+    def _tuned_torch_encoder(self, tuning: Path) -> Callable[[Sequence[str], int], np.ndarray]:
+        """The question encoder: the passage model with copies of its tuned layers (updates merged) swapped in
+        for the forward pass. The swap happens under the embedder's lock, like every forward pass; only the
+        tuned layers are held twice (~30 MB), the embeddings and the other layers are the model's own."""
+        import copy
 
-        from kb.model.tuning import read_lora, tuned_layers
+        import torch
 
-        model = SentenceTransformer(str(query_dir), device="cpu", local_files_only=True)
-        model.max_seq_length = max_tokens
-        shared, own = self._torch_model[0].auto_model, model[0].auto_model
-        own.embeddings = shared.embeddings
-        first_tuned = tuned_layers(read_lora(self._tuning)[0])[0]
-        for i in range(first_tuned):
-            own.encoder.layer[i] = shared.encoder.layer[i]
-        self._torch_query_model = model
-        return self._torch_encoder(model)
+        from kb.model.tuning import merged, read_lora, tuned_layers
+
+        bert = self._torch_model[0].auto_model
+        plain = bert.encoder.layer
+        updates = read_lora(tuning)[0]
+        first = tuned_layers(updates)[0]
+        tuned = torch.nn.ModuleList([*plain[:first], *(copy.deepcopy(layer) for layer in plain[first:])])
+        with torch.no_grad():
+            for name, update in updates.items():
+                layer, target = name.removeprefix("encoder.layer.").split(".", 1)
+                weight = tuned[int(layer)].get_submodule(target).weight
+                weight.copy_(torch.from_numpy(merged(weight.numpy(), update)))
+        self._tuned_layers = tuned
+        encode = self._torch_encoder(self._torch_model)
+
+        def encode_tuned(texts: Sequence[str], batch_size: int) -> np.ndarray:
+            bert.encoder.layer = tuned
+            try:
+                return encode(texts, batch_size)
+            finally:
+                bert.encoder.layer = plain
+
+        return encode_tuned
 
     @staticmethod
     def _torch_encoder(model) -> Callable[[Sequence[str], int], np.ndarray]:

@@ -119,12 +119,15 @@ def test_questions_are_tuned_and_passages_are_not(float_embedder: Embedder, untu
 
 
 def test_the_question_encoder_shares_the_unchanged_layers(float_embedder: Embedder) -> None:
-    """Only the tuned layers are held twice: the embeddings (~380 MB) and the lower layers are shared."""
-    passages, questions = (m[0].auto_model for m in (float_embedder._torch_model, float_embedder._torch_query_model))
-    assert questions.embeddings is passages.embeddings
+    """Only the tuned layers are held twice: the embeddings (~380 MB) and the lower layers are the model's own,
+    and the tuned layers are swapped in for a question's forward pass only."""
+    bert = float_embedder._torch_model[0].auto_model
+    plain, tuned = bert.encoder.layer, float_embedder._tuned_layers
     first = tuned_layers(read_lora(QUERY_LORA)[0])[0]
-    assert all(questions.encoder.layer[i] is passages.encoder.layer[i] for i in range(first))
-    assert all(questions.encoder.layer[i] is not passages.encoder.layer[i] for i in range(first, 12))
+    assert all(tuned[i] is plain[i] for i in range(first))
+    assert all(tuned[i] is not plain[i] for i in range(first, 12))
+    float_embedder.encode_queries(QUESTIONS)
+    assert bert.encoder.layer is plain
 
 
 @pytest.mark.slow

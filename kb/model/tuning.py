@@ -46,6 +46,11 @@ def tuning_id(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
 
 
+def merged(weight: np.ndarray, update: np.ndarray) -> np.ndarray:
+    """A projection's weight with its update added (in float64, so the result is the same everywhere)."""
+    return (weight.astype(np.float64) + update).astype(np.float32)
+
+
 def tuned_fingerprint(base_fingerprint: str, lora_path: Path) -> str:
     """The question encoder's identity: the model's and the tuning's, so it is the same on every machine (the
     merged weights' last bits may differ with the CPU's arithmetic; these two hashes do not)."""
@@ -78,7 +83,7 @@ def build_query_model(model_dir: Path, lora_path: Path) -> Path:
             key = f"{name}.weight"
             if key not in state or state[key].shape != update.shape:
                 raise ValueError(f"{lora_path.name} does not fit {model_dir.name}: {key}")
-            state[key] = (state[key].astype(np.float64) + update).astype(np.float32)
+            state[key] = merged(state[key], update)
         save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})
         # The tuning's own hash is recorded, so the folder's fingerprint changes whenever the tuning does.
         record = {"tuning": lora_path.name, "tuning_id": tuning_id(lora_path), **meta}
