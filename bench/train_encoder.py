@@ -1,7 +1,7 @@
 """Fine-tune the question side of the embedding model: low-rank (LoRA) updates of its top layers.
 
     python -m bench.encoder_pack      # training questions, their answering rows, the indexes' passage vectors
-    python -m bench.train_encoder     # ~40 min on two CPU cores; writes kb/model/tuned/ with --write
+    python -m bench.train_encoder     # ~22 min on two CPU cores; writes kb/model/tuned/ with --write
 
 Passages keep the model's own vectors (indexes, the vector cache and every ingest stay as they are); only the
 encoding of questions changes, so the product embeds a question with the tuned layers and everything else
