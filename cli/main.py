@@ -127,6 +127,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
         print(f"\n[{citation['n']}] {citation['citation']}{date}  {citation['section']}")
     if answer["answerable"]:
         print(f"\n置信度 {answer['confidence']:.2f}")
+    print(f"\n【提示】{answer['notice']}")
     return 0
 
 

@@ -48,6 +48,8 @@ class Answer:
     citations: list[Citation]
     mode: str = "extractive"
     took_ms: float = 0.0
+    #: Where the answer comes from and where a person can help (kb/notice.py); shown on every channel.
+    notice: str = ""
 
     def to_dict(self) -> dict:
         out = asdict(self)

@@ -133,6 +133,17 @@ class LlmSettings:
 
 
 @dataclass(frozen=True)
+class ContactSettings:
+    """Where a citizen can reach a person: shown with every answer (kb/notice.py), set once by the township."""
+
+    township: str = setting("KB_TOWNSHIP", "雁石坪镇", "the township's name, as the notice shows it")
+    service_name: str = setting("KB_HELP_NAME", "镇公共法律服务站", "the local public legal service (notice)")
+    service_phone: str = setting("KB_HELP_PHONE", "", "its telephone number (notice; 12348 is always shown)")
+    service_address: str = setting("KB_HELP_ADDRESS", "", "its address (notice)")
+    service_hours: str = setting("KB_HELP_HOURS", "", "its opening hours (notice), e.g. `工作日 9:00–17:00`")
+
+
+@dataclass(frozen=True)
 class Settings:
     """Where things live and which model embeds them.
 
@@ -175,6 +186,7 @@ class Settings:
     answer: AnswerParams = field(default_factory=AnswerParams)
     #: Off unless a chat model is configured; then answers are written by it, cited, checked.
     llm: LlmSettings = field(default_factory=LlmSettings)
+    contacts: ContactSettings = field(default_factory=ContactSettings)
     #: A 条 longer than this (characters) is split at 款 boundaries.
     max_chunk_chars: int = 600
     #: Target size of a report chunk (characters); chunks never cross a heading.
@@ -198,6 +210,7 @@ class Settings:
 
 
 _NESTED: dict[str, type] = {"RetrievalParams": RetrievalParams, "AnswerParams": AnswerParams,
+                            "ContactSettings": ContactSettings,
                             "LlmSettings": LlmSettings}
 
 

@@ -13,11 +13,12 @@ from pathlib import Path
 import numpy as np
 
 from kb.answer import Answer, answer
-from kb.config import AnswerParams, RetrievalParams, Settings, load_settings
+from kb.config import AnswerParams, ContactSettings, RetrievalParams, Settings, load_settings
 from kb.embed import Embedder
 from kb.errors import QueryError, UnknownDocumentError
 from kb.generate import GeneratorConfig
 from kb.index_view import Filters, IndexView
+from kb.notice import notice
 from kb.retrieve import MAX_TOP_K, METHODS, Retrieval, Retriever
 from kb.schema import Chunk, Document, Hit
 from kb.store import check_model, load_index
@@ -29,12 +30,14 @@ class KnowledgeBase:
     """A loaded index and the model that made it. Thread-safe for concurrent searches."""
 
     def __init__(self, view: IndexView, embedder: Embedder, params: RetrievalParams | None = None,
-                 answer_params: AnswerParams | None = None, generator: GeneratorConfig | None = None) -> None:
+                 answer_params: AnswerParams | None = None, generator: GeneratorConfig | None = None,
+                 contacts: ContactSettings | None = None) -> None:
         check_model(view.manifest, embedder.model_id, embedder.fingerprint, embedder.dimension)
         self.view = view
         self.embedder = embedder
         self.answer_params = answer_params or AnswerParams()
         self.generator = generator
+        self.contacts = contacts or ContactSettings()
         self.retriever = Retriever(view, embedder, params or RetrievalParams())
 
     @classmethod
@@ -43,7 +46,8 @@ class KnowledgeBase:
         """Load the index (checked: format, chunker, checksums, model) and the model, once."""
         settings = settings or load_settings()
         view = IndexView(load_index(Path(index_dir) if index_dir else settings.index_dir))
-        return cls(view, embedder or Embedder(settings), settings.retrieval, settings.answer, settings.llm.generator())
+        return cls(view, embedder or Embedder(settings), settings.retrieval, settings.answer, settings.llm.generator(),
+                   settings.contacts)
 
     @property
     def params(self) -> RetrievalParams:
@@ -51,7 +55,7 @@ class KnowledgeBase:
 
     def with_params(self, params: RetrievalParams) -> "KnowledgeBase":
         """The same loaded index and model, searched with other retrieval parameters (benchmarks, tuning)."""
-        return KnowledgeBase(self.view, self.embedder, params, self.answer_params, self.generator)
+        return KnowledgeBase(self.view, self.embedder, params, self.answer_params, self.generator, self.contacts)
 
     @property
     def documents(self) -> dict[str, Document]:
@@ -77,6 +81,7 @@ class KnowledgeBase:
         started = time.perf_counter()
         retrieval = self.retrieve(question, passages or self.answer_params.passages, filters)
         result = answer(question, retrieval, self.view.lexical, self.answer_params, self.generator)
+        result.notice = notice(question, result.mode, self.contacts)
         result.took_ms = round((time.perf_counter() - started) * 1000, 1)
         return result
 

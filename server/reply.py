@@ -4,9 +4,12 @@ from __future__ import annotations
 
 
 def reply_text(answer: dict) -> str:
-    """The answer object (as the API returns it) → text with a 参考依据 list of its citations and their dates."""
-    if not answer["citations"]:
-        return answer["answer"]
-    sources = [f"[{c['n']}] {c['citation']}" + (f"（{c['doc_date']}）" if c["doc_date"] else "")
-               for c in answer["citations"]]
-    return answer["answer"] + "\n\n参考依据：\n" + "\n".join(sources)
+    """The answer object (as the API returns it) → text with a 参考依据 list of its citations and their dates, and
+    the notice (where the answer comes from, where a person can help) last, as on the chat page."""
+    text = answer["answer"]
+    if answer["citations"]:
+        sources = [f"[{c['n']}] {c['citation']}" + (f"（{c['doc_date']}）" if c["doc_date"] else "")
+                   for c in answer["citations"]]
+        text += "\n\n参考依据：\n" + "\n".join(sources)
+    notice = answer.get("notice")
+    return f"{text}\n\n【提示】{notice}" if notice else text

@@ -82,6 +82,8 @@ def test_ask_answers_with_citations_and_logs_the_question(client: TestClient) ->
     assert body["citations"][0]["citation"] == "《信访工作条例》第三十四条" and "[1]" in body["answer"]
     start, end = body["citations"][0]["highlights"][0]
     assert body["citations"][0]["text"][start:end] in body["answer"]
+    assert body["notice"].startswith("以上内容由系统从知识库原文中自动摘录") and "12348" in body["notice"]
+    assert "不受理信访和投诉" in body["notice"] and "110" not in body["notice"]
     logged = client.app.state.service.query_log.recent(5)
     entry = next(e for e in logged if e["question_id"] == body["question_id"])
     assert "13800138000" not in json.dumps(entry, ensure_ascii=False), "personal data is masked before storage"
@@ -91,6 +93,12 @@ def test_ask_answers_with_citations_and_logs_the_question(client: TestClient) ->
 def test_out_of_scope_question_is_not_answered(client: TestClient) -> None:
     body = client.post("/api/ask", json={"question": "今年世界杯冠军是谁？"}).json()
     assert body["answerable"] is False and body["citations"] == []
+    assert "12348" in body["notice"], "a refusal says where a person can help too"
+
+
+def test_a_question_about_violence_shows_the_emergency_numbers(client: TestClient) -> None:
+    body = client.post("/api/ask", json={"question": "老公家暴经常打我，我该怎么办？"}).json()
+    assert body["notice"].startswith("如正面临暴力或人身危险，请立即拨打110报警") and "12338" in body["notice"]
 
 
 @pytest.mark.parametrize("payload, status, code", [
@@ -211,6 +219,7 @@ def test_openai_models_and_chat(client: TestClient) -> None:
     content = body["choices"][0]["message"]["content"]
     assert body["object"] == "chat.completion" and body["choices"][0]["finish_reason"] == "stop"
     assert "60日内办结" in content and "参考依据" in content and "《信访工作条例》第三十四条" in content
+    assert content.endswith("【提示】" + client.post("/api/ask", json={"question": QUESTION}).json()["notice"])
     with client.stream("POST", "/v1/chat/completions", json={"messages": messages, "stream": True}) as response:
         assert response.headers["content-type"].startswith("text/event-stream")
         events = [line[len("data: "):] for line in response.iter_lines() if line.startswith("data: ")]

@@ -146,6 +146,7 @@ def test_ask_json_goes_through_the_service_and_is_logged(corpus_index: Path, set
     answer = json.loads(result.stdout)
     assert answer["answerable"] and answer["citations"][0]["citation"] == CITATION
     assert "60日内办结" in answer["answer"] and "[1]" in answer["answer"]
+    assert "12348" in answer["notice"]
     with QueryLog.open(log) as query_log:
         [logged] = query_log.recent(5)
     assert (logged["question_id"], logged["channel"], logged["question"]) == (answer["question_id"], "cli", QUESTION)

@@ -228,6 +228,7 @@ def test_ask_uses_a_properly_cited_generated_answer_and_falls_back_otherwise(fak
     fake_llm.reply("信访事项一般要在60日内办完，复杂的可以延长，但最多再延长30日[1]。")
     generated = kb.ask("信访事项多长时间办结？")
     assert generated.mode == "generative" and generated.answer.endswith("[1]。")
+    assert "人工智能" in generated.notice, "a model-written answer is labelled as such"
     assert [c.n for c in generated.citations] == [1]
     assert generated.citations[0].hit.citation == "《信访工作条例》第三十四条"
     sent = fake_llm.requests[-1]["json"]["messages"][1]["content"]
@@ -236,6 +237,7 @@ def test_ask_uses_a_properly_cited_generated_answer_and_falls_back_otherwise(fak
     fake_llm.reply("信访事项要很快办完。")  # cites nothing: not shown
     fallback = kb.ask("信访事项多长时间办结？")
     assert fallback.mode == "extractive" and "60日内办结" in fallback.answer
+    assert fallback.notice.startswith("以上内容由系统从知识库原文中自动摘录")
 
     requests_before = len(fake_llm.requests)
     refused = kb.ask("红烧肉怎么做？")

@@ -139,6 +139,25 @@ def test_answer_citation_passage_and_full_text(page: object) -> None:
     sync_api.expect(page.locator("#doc-search-count")).to_contain_text("找到")
 
 
+def test_every_answer_says_what_it_is_and_where_a_person_helps(browser: object, live: tuple[str, ServiceState]) -> None:
+    page, _ = _open(browser, live[0], 360, 740)
+    try:
+        note = page.locator("#ask-hint")  # always there, above the keyboard, 12348 one tap away
+        sync_api.expect(note).to_be_visible()
+        sync_api.expect(note).to_contain_text("不受理信访和投诉")
+        sync_api.expect(note.locator('a[href="tel:12348"]')).to_be_in_viewport()
+        answer = ask(page, QUESTION)
+        notice = answer.locator(".answer-note")
+        sync_api.expect(notice).to_contain_text("自动摘录")
+        sync_api.expect(notice.locator('a[href="tel:12348"]')).to_have_text("12348")
+        sync_api.expect(answer.locator(".badge")).to_have_count(0)  # extractive: no AI label
+        urgent = ask(page, "老公家暴经常打我，我该怎么办？").locator(".answer-note.urgent")
+        sync_api.expect(urgent.locator('a[href="tel:110"]')).to_be_visible()
+        sync_api.expect(urgent.locator('a[href="tel:12338"]')).to_be_visible()
+    finally:
+        page.context.close()
+
+
 def test_document_list(page: object) -> None:
     page.goto(page.url.split("#")[0] + "#/docs")
     items = page.locator("#docs-list li")

@@ -97,6 +97,30 @@ function errorBubble(message) {
   return bubble;
 }
 
+/** `text` as a fragment where the hotline numbers (12348, 12338, 110) are links that call them. */
+function withPhoneLinks(text) {
+  const frag = document.createDocumentFragment();
+  let pos = 0;
+  for (const match of text.matchAll(/(?<!\d)(?:12348|12338|110)(?!\d)/g)) {
+    if (match.index > pos) frag.append(document.createTextNode(text.slice(pos, match.index)));
+    const link = el("a", "tel", match[0]);
+    link.href = `tel:${match[0]}`;
+    frag.append(link);
+    pos = match.index + match[0].length;
+  }
+  if (pos < text.length) frag.append(document.createTextNode(text.slice(pos)));
+  return frag;
+}
+
+/** What the answer is and where a person can help (the API's `notice`); danger comes first and stands out. */
+function answerNote(data) {
+  const notice = String(data.notice || "");
+  const note = el("p", notice.startsWith("如正面临暴力") ? "answer-note urgent" : "answer-note");
+  note.setAttribute("role", "note");
+  note.append(withPhoneLinks(notice));
+  return note;
+}
+
 function citationLabel(c) {
   return c.citation || c.doc_title || "";
 }
@@ -105,6 +129,7 @@ function answerBubble(entry) {
   const data = entry.data;
   const bubble = el("div", data.answerable ? "bubble answer" : "bubble answer notice");
   bubble.append(el("span", "sr-only", data.answerable ? "回答：" : "提示："));
+  if (data.mode === "generative") bubble.append(el("span", "badge", "AI 生成"));
   const byNumber = new Map((data.citations || []).map((c) => [String(c.n), c]));
   const text = el("p", "bubble-text");
   if (data.answerable) {
@@ -143,6 +168,7 @@ function answerBubble(entry) {
     }
     bubble.append(list);
   }
+  if (data.notice) bubble.append(answerNote(data));
   if (data.question_id) bubble.append(feedbackBox(entry));
   return bubble;
 }
