@@ -43,10 +43,10 @@ def mount_web(app: FastAPI) -> None:
         return
     app.state.web_mounted = True
 
-    @app.get("/", include_in_schema=False)
+    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)  # HEAD: uptime checks
     def index() -> FileResponse:
         return _file("index.html")
 
-    @app.get("/static/{name}", include_in_schema=False)
+    @app.api_route("/static/{name}", methods=["GET", "HEAD"], include_in_schema=False)
     def static(name: str) -> FileResponse:
         return _file(name)

@@ -163,6 +163,9 @@ def test_document_list(page: object) -> None:
     items = page.locator("#docs-list li")
     sync_api.expect(items).to_have_count(CORPUS_DOCUMENTS)
     sync_api.expect(page.locator("#docs-list a", has_text="信访工作条例")).to_be_visible()
+    # A 条例 is a regulation, not a law; laws are labelled 法律.
+    sync_api.expect(page.locator("#docs-list li", has_text="信访工作条例").locator(".meta")).to_contain_text("法规")
+    sync_api.expect(page.locator("#docs-list li", has_text="人民调解法").locator(".meta")).to_contain_text("法律")
 
 
 def test_out_of_scope_question_gets_the_notice(page: object) -> None:

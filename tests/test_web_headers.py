@@ -48,6 +48,9 @@ def test_page_and_assets_are_served_with_the_security_headers(client: TestClient
     assert response.headers["referrer-policy"] == "no-referrer"
     name = "index.html" if path == "/" else path.removeprefix("/static/")
     assert response.content == (WEB_DIR / name).read_bytes()
+    head = client.head(path)  # uptime checks probe with HEAD
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["content-security-policy"] == EXPECTED_CSP
 
 
 def test_the_page_loads_only_its_own_assets(client: TestClient) -> None:

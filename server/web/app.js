@@ -302,7 +302,9 @@ function closePassage(restoreFocus = true) {
 
 // --- documents ----------------------------------------------------------------------------------------------------
 
-function kindLabel(kind) {
+/** 「法律」 only for laws: a 条例 or 办法 filed as kind "law" is a regulation (法规). */
+function kindLabel(kind, title) {
+  if (kind === "law" && /(条例|规定|办法)$/.test(String(title || ""))) return KIND_LABELS.regulation;
   return KIND_LABELS[kind] || kind || "";
 }
 
@@ -318,7 +320,7 @@ async function showDocs() {
       const item = el("li");
       const link = el("a", null, d.title);
       link.href = articleHash(d.doc_id);
-      item.append(link, el("span", "meta", [kindLabel(d.kind), d.date].filter(Boolean).join(" · ")));
+      item.append(link, el("span", "meta", [kindLabel(d.kind, d.title), d.date].filter(Boolean).join(" · ")));
       list.append(item);
     }
   } catch (err) {
@@ -366,7 +368,7 @@ async function showDoc(docId, articleNo) {
       const doc = await api(`/api/documents/${encodeURIComponent(docId)}`);
       status.textContent = "";
       $("doc-title").textContent = doc.title;
-      $("doc-meta").textContent = [kindLabel(doc.kind), doc.date ? `日期：${doc.date}` : ""].filter(Boolean).join(" · ");
+      $("doc-meta").textContent = [kindLabel(doc.kind, doc.title), doc.date ? `日期：${doc.date}` : ""].filter(Boolean).join(" · ");
       const blocks = documentBlocks(String(doc.text || ""), doc.articles_index);
       for (const b of blocks) {
         b.node = el("div", b.no === undefined ? "block" : "block article");
