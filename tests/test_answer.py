@@ -46,7 +46,8 @@ def test_answer_to_the_founding_question(corpus_kb: KnowledgeBase) -> None:
 
 def test_answer_object_fields(corpus_kb: KnowledgeBase) -> None:
     data = corpus_kb.ask("遗嘱要怎么写才有效？").to_dict()
-    assert set(data) == {"question", "answerable", "answer", "confidence", "citations", "mode", "took_ms"}
+    assert set(data) == {"question", "answerable", "answer", "confidence", "citations", "mode", "took_ms",
+                         "notice"}
     citation = data["citations"][0]
     assert citation["n"] == 1 and citation["citation"].startswith("《中华人民共和国民法典》第")
     assert citation["doc_title"] == "中华人民共和国民法典" and "遗嘱" in citation["text"]
