@@ -221,14 +221,41 @@ def test_errors_keep_the_typed_question(page: object) -> None:
     sync_api.expect(page.locator("#question")).to_have_value("法律援助向哪里申请？")
 
 
-def test_conversation_is_restored_and_can_be_cleared(page: object) -> None:
+def test_conversation_is_kept_for_the_tab_only_and_cleared_after_confirmation(page: object) -> None:
     ask(page, QUESTION)
-    page.reload()
+    page.reload()  # same tab: restored
     sync_api.expect(page.locator("#log .bubble.answer button.citation", has_text=CITATION)).to_be_visible()
+    assert page.evaluate("localStorage.length") == 0, "nothing outlives the tab on a shared PC"
+    other = page.context.new_page()  # another tab (the next person at a shared PC): nothing of it
+    other.goto(page.url)
+    sync_api.expect(other.locator("#log .welcome")).to_be_visible()
+    sync_api.expect(other.locator("#log .bubble")).to_have_count(0)
+    other.close()
+    page.once("dialog", lambda dialog: dialog.dismiss())  # 清空 asks first; cancelling keeps everything
+    page.get_by_role("button", name="清空对话").click()
+    sync_api.expect(page.locator("#log .bubble")).to_have_count(2)
+    page.once("dialog", lambda dialog: dialog.accept())
     page.get_by_role("button", name="清空对话").click()
     sync_api.expect(page.locator("#log .bubble")).to_have_count(0)
     page.reload()
     sync_api.expect(page.locator("#log .bubble")).to_have_count(0)
+    sync_api.expect(page.locator("#privacy-note")).to_contain_text("关闭即清除")
+
+
+def test_a_long_question_is_counted_and_refused_not_cut(page: object) -> None:
+    textarea, send, count = page.locator("#question"), page.locator("#send"), page.locator("#count")
+    textarea.fill("信" * 480)
+    sync_api.expect(count).to_have_text("480/500")
+    textarea.fill("信" * 501)
+    sync_api.expect(textarea).to_have_value("信" * 501)  # nothing silently cut
+    sync_api.expect(count).to_have_class("count over")
+    sync_api.expect(count).to_contain_text("问题太长")
+    sync_api.expect(send).to_be_disabled()
+    textarea.press("Enter")
+    sync_api.expect(page.locator("#log .bubble")).to_have_count(0)
+    textarea.fill("信访事项多久办结？")
+    sync_api.expect(send).to_be_enabled()
+    sync_api.expect(count).to_have_text("9/500")
 
 
 def test_phone_and_desktop_layouts_with_screenshots(browser: object, live: tuple[str, ServiceState],

@@ -3,6 +3,7 @@
 "use strict";
 
 const STORE_KEY = "zwkb.conversation.v1";
+const MAX_CHARS = 500;  // the server's default question limit (KB_MAX_QUESTION_CHARS)
 const KIND_LABELS = { law: "法律", regulation: "法规", report: "报告", rule: "规章", notice: "通知" };
 
 const $ = (id) => document.getElementById(id);
@@ -65,9 +66,11 @@ async function api(path, body) {
 
 let conversation = [];  // [{type: "user", text} | {type: "answer", data, feedback}]
 
+// The conversation is kept for this browser tab only: a 便民服务中心 PC is shared, the next person must not see it.
 function loadConversation() {
+  try { localStorage.removeItem(STORE_KEY); } catch (_) { /* what older versions kept for good */ }
   try {
-    const saved = JSON.parse(localStorage.getItem(STORE_KEY) || "[]");
+    const saved = JSON.parse(sessionStorage.getItem(STORE_KEY) || "[]");
     conversation = Array.isArray(saved) ? saved : [];
   } catch (_) {
     conversation = [];
@@ -75,7 +78,7 @@ function loadConversation() {
 }
 
 function saveConversation() {
-  try { localStorage.setItem(STORE_KEY, JSON.stringify(conversation.slice(-100))); } catch (_) { /* full/private */ }
+  try { sessionStorage.setItem(STORE_KEY, JSON.stringify(conversation.slice(-100))); } catch (_) { /* full/private */ }
 }
 
 function scrollLog() {
@@ -240,7 +243,7 @@ let waiting = false;
 async function ask(question) {
   const input = $("question");
   const text = (question ?? input.value).trim();
-  if (!text || waiting) return;
+  if (!text || waiting || [...text].length > MAX_CHARS) return;
   if (question !== undefined) input.value = question;
   waiting = true;
   input.disabled = true;
@@ -260,12 +263,13 @@ async function ask(question) {
     saveConversation();
     pending.replaceWith(answerBubble(entry));
     input.value = "";
+    countChars();
   } catch (err) {
     pending.replaceWith(errorBubble(err instanceof ApiFailure ? err.message : "出错了，请稍后再试"));
   } finally {
     waiting = false;
     input.disabled = false;
-    $("send").disabled = false;
+    countChars();
     input.focus();
     scrollLog();
   }
@@ -440,6 +444,15 @@ function route() {
 
 // --- wiring -------------------------------------------------------------------------------------------------------
 
+/** The length of the question against the limit: a warning and no sending past it, instead of cutting it. */
+function countChars() {
+  const length = [...$("question").value].length;
+  const over = length > MAX_CHARS;
+  $("count").textContent = over ? `${length}/${MAX_CHARS} 字：问题太长，请精简到${MAX_CHARS}字以内再发送` : `${length}/${MAX_CHARS}`;
+  $("count").classList.toggle("over", over);
+  $("send").disabled = over || waiting;
+}
+
 function init() {
   loadConversation();
   renderConversation();
@@ -454,7 +467,10 @@ function init() {
   for (const button of document.querySelectorAll(".example")) {
     button.addEventListener("click", () => ask(button.textContent));
   }
+  input.addEventListener("input", countChars);
+  countChars();
   $("clear").addEventListener("click", () => {
+    if (conversation.length && !window.confirm("确定清空对话记录吗？清空后无法恢复。")) return;
     conversation = [];
     saveConversation();
     renderConversation();
