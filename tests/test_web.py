@@ -242,6 +242,22 @@ def test_conversation_is_kept_for_the_tab_only_and_cleared_after_confirmation(pa
     sync_api.expect(page.locator("#privacy-note")).to_contain_text("关闭即清除")
 
 
+def test_each_answer_shows_above_the_pinned_input_on_a_phone(browser: object, live: tuple[str, ServiceState]) -> None:
+    page, _ = _open(browser, live[0], 360, 740)
+    try:
+        for question in (QUESTION, "法律援助向哪里申请？", QUESTION):
+            answer = ask(page, question)
+            page.wait_for_timeout(300)  # smooth scrolling, if any, has settled
+            top, bottom = answer.evaluate("b => [b.getBoundingClientRect().top, b.getBoundingClientRect().bottom]")
+            form_top = page.locator("#ask-form").evaluate("f => f.getBoundingClientRect().top")
+            if bottom - top + 8 <= form_top:  # it fits: all of it, above the input area
+                assert 0 <= top and bottom <= form_top + 1, (question, top, bottom, form_top)
+            else:  # too tall for the room: its beginning, at the top
+                assert abs(top) <= 2, (question, top, bottom, form_top)
+    finally:
+        page.context.close()
+
+
 def test_a_long_question_is_counted_and_refused_not_cut(page: object) -> None:
     textarea, send, count = page.locator("#question"), page.locator("#send"), page.locator("#count")
     textarea.fill("信" * 480)

@@ -81,10 +81,15 @@ function saveConversation() {
   try { sessionStorage.setItem(STORE_KEY, JSON.stringify(conversation.slice(-100))); } catch (_) { /* full/private */ }
 }
 
+/** Bring the newest bubble into view above the pinned input area (which would otherwise hide its end); one too
+ * tall for the room above it shows its beginning, where reading starts. */
 function scrollLog() {
-  const log = $("log");
-  const last = log.lastElementChild;
-  if (last) last.scrollIntoView({ block: "nearest" });
+  const last = $("log").lastElementChild;
+  const formHeight = $("ask-form").offsetHeight;
+  document.documentElement.style.setProperty("--ask-height", `${formHeight}px`);
+  if (!last) return;
+  const room = window.innerHeight - formHeight - 8;
+  last.scrollIntoView({ block: last.getBoundingClientRect().height > room ? "start" : "nearest" });
 }
 
 function userBubble(text) {
