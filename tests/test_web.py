@@ -258,6 +258,24 @@ def test_each_answer_shows_above_the_pinned_input_on_a_phone(browser: object, li
         page.context.close()
 
 
+@pytest.mark.parametrize("width", [720, 900, 1099, 1280])
+def test_the_open_article_panel_covers_neither_the_answer_nor_the_send_button(
+        browser: object, live: tuple[str, ServiceState], width: int) -> None:
+    page, _ = _open(browser, live[0], width, 800)
+    try:
+        answer = ask(page, QUESTION)
+        answer.locator("button.citation", has_text=CITATION).click()
+        panel = page.locator("#passage")
+        sync_api.expect(panel).to_be_visible()
+        panel_left = panel.evaluate("p => p.getBoundingClientRect().left")
+        for name, box in (("answer", answer), ("send", page.locator("#send"))):
+            right = box.evaluate("b => b.getBoundingClientRect().right")
+            assert right <= panel_left + 1, (width, name, right, panel_left)
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+    finally:
+        page.context.close()
+
+
 def test_a_long_question_is_counted_and_refused_not_cut(page: object) -> None:
     textarea, send, count = page.locator("#question"), page.locator("#send"), page.locator("#count")
     textarea.fill("信" * 480)
