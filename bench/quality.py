@@ -20,20 +20,12 @@ from dataclasses import replace
 from pathlib import Path
 
 from bench.common import SHARED, WORK, write_result
+from bench.ranking import DEFAULT, FUSED, variants
 from bench.stard import STARD, evaluate, load_queries
 from kb.config import PROJECT_ROOT, load_settings
 from kb.evaluate import load_questions, score, score_answerability
 from kb.knowledge_base import KnowledgeBase
 
-#: label → (retrieval method, question tuning); None is the product's default method ("ranked").
-VARIANTS = {
-    "lexical (BM25)": ("lexical", "on"),
-    "dense, untuned questions": ("dense", "off"),
-    "dense": ("dense", "on"),
-    "fused, untuned questions": ("weighted", "off"),
-    "fused": ("weighted", "on"),
-    "ranked (product default)": (None, "on"),
-}
 #: Published / reference figures from ../shared/bench/stard/README.md and the issue (dev split unless noted).
 REFERENCES = [
     {"method": "BM25, jieba (reference, this rebuild)", "R@10": 0.416, "R@100": 0.642, "MRR@10": 0.340},
@@ -54,24 +46,23 @@ def stard_index(name: str, backend: str, extra: list[str]) -> Path:
     return index
 
 
-def evaluate_variants(index: Path, backend: str, queries: list[dict], labels: list[str]) -> dict:
-    """Each variant on the same index, the question encoder with and without its tuning."""
-    kbs = {tuning: KnowledgeBase.open(settings=load_settings(index_dir=index, embedding_backend=backend,
-                                                             query_tuning=tuning)) for tuning in ("on", "off")}
-    results = {label: evaluate(kbs[VARIANTS[label][1]], queries, VARIANTS[label][0]) for label in labels}
-    results["articles"] = len(kbs["on"].chunks)
+def evaluate_variants(index: Path, backend: str, queries: list[dict], labels: list[str] | None = None) -> dict:
+    """The ranking ablation's variants (bench.ranking) on one index, by STARD's measures."""
+    kbs = variants(index, backend)
+    results = {label: evaluate(kbs[label], queries) for label in labels or kbs}
+    results["articles"] = len(kbs[DEFAULT].chunks)
     return results
 
 
 def stard_quality() -> dict:
     queries = load_queries("dev", None)
     full_index = stard_index("stard", "torch", [])
-    full = evaluate_variants(full_index, "torch", queries, list(VARIANTS))
+    full = evaluate_variants(full_index, "torch", queries)
     slice_args = ["--split", "dev", "--questions", str(len(queries)), "--cap", str(SLICE_ARTICLES)]
     backends = {}
     for backend in ("torch", "onnx-int8"):
         index = stard_index(f"stard-dev-slice-{backend}", backend, slice_args)
-        backends[backend] = evaluate_variants(index, backend, queries, ["dense", "fused", "ranked (product default)"])
+        backends[backend] = evaluate_variants(index, backend, queries, ["dense", FUSED, DEFAULT])
     return {"questions": len(queries), "articles": full.pop("articles"), "full": full,
             "references": REFERENCES, "backends_on_slice": backends}
 

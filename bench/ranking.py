@@ -35,13 +35,14 @@ VARIANTS = {
     "first stage (weighted fusion + bonuses)": ("weighted", "on"),
     "ranked: first stage + learned second stage (default)": ("ranked", "on"),
 }
+FUSED, DEFAULT = "first stage (weighted fusion + bonuses)", "ranked: first stage + learned second stage (default)"
 SETS = {"dev": SHARED / "eval" / "dev.jsonl", "stard_local_dev": SHARED / "eval" / "stard_local_dev.jsonl"}
 
 
-def variants(index: Path) -> dict[str, KnowledgeBase]:
+def variants(index: Path, backend: str = "torch") -> dict[str, KnowledgeBase]:
     """Each variant over the same index; the question encoder with and without its tuning."""
-    kbs = {tuning: KnowledgeBase.open(settings=load_settings(index_dir=index, query_tuning=tuning))
-           for tuning in ("on", "off")}
+    kbs = {tuning: KnowledgeBase.open(settings=load_settings(index_dir=index, embedding_backend=backend,
+                                                             query_tuning=tuning)) for tuning in ("on", "off")}
     return {label: kbs[tuning].with_params(replace(kbs[tuning].params, method=method))
             for label, (method, tuning) in VARIANTS.items()}
 

@@ -13,6 +13,7 @@ import sys
 from datetime import date
 
 from bench.common import read_result
+from bench.ranking import DEFAULT
 from kb.config import PROJECT_ROOT
 
 DOCS = PROJECT_ROOT / "docs"
@@ -108,7 +109,7 @@ def section_quality(quality: dict | None) -> list[str]:
     if stard:
         rows = [metric_row(label, m) for label, m in stard["full"].items()]
         rows += [[r["method"], None, None, r["R@10"], r["R@100"], r["MRR@10"]] for r in stard["references"]]
-        fused = stard["full"]["ranked (product default)"]
+        fused = stard["full"][DEFAULT]
         best = next(r for r in stard["references"] if "fine-tuned" in r["method"])
         out += [f"### STARD, rebuilt corpus — dev split ({stard['questions']} questions, {stard['articles']:,} "
                 "articles indexed with the product's ingest; nothing tuned on dev)", "",

@@ -125,7 +125,7 @@ class Embedder:
     def _question_tuning(self, settings: Settings) -> Path | None:
         """The tuning file for questions, or None: tuning off, another model, or a tuning learnt on another build
         of the model."""
-        from kb.model.tuning import QUERY_LORA, read_lora
+        from kb.model.tuning import QUERY_LORA, lora_meta
 
         choice = settings.query_tuning
         if choice == "off" or settings.embedding_model != DEFAULT_MODEL_ID:
@@ -135,7 +135,7 @@ class Embedder:
             if choice == "on":
                 return None
             raise KnowledgeBaseError(f"KB_QUERY_TUNING must be on, off or a tuning file; {choice!r} is none")
-        base = read_lora(tuning)[1].get("base_fingerprint")
+        base = lora_meta(tuning).get("base_fingerprint")
         if base != self.fingerprint:
             log.warning("the question tuning %s was learnt on model %s, not %s: questions are embedded untuned",
                         tuning.name, base, self.fingerprint)

