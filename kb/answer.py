@@ -1,7 +1,8 @@
-"""Extractive answers: the sentences of the best passages that answer the question, each cited [n].
+"""Extractive answers: the provisions of the best passages that answer the question, each cited [n].
 
-No language model runs offline, so the answer is built from the law's own words: every quoted sentence is a
-verbatim substring of its cited passage, and its character range is returned for highlighting. When the
+No language model runs offline, so the answer is built from the law's own words (kb/quote.py chooses them):
+every quoted piece is a verbatim substring of its cited passage, and its character range is returned for
+highlighting. When the
 evidence is weak the answer says so plainly instead of citing something unrelated.
 """
 
@@ -9,20 +10,19 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 from dataclasses import asdict, dataclass, field
 
 from kb.config import AnswerParams
 from kb.generate import GenerationFailed, GeneratorConfig, generate_answer
 from kb.lexical import LexicalIndex
+from kb.quote import Quote, QuoteChooser, words
+from kb.rank import asked_for
 from kb.retrieve import Retrieval
 from kb.schema import Hit
 from kb.tokenize import tokenize
 
 log = logging.getLogger(__name__)
 
-_SENTENCE_RE = re.compile(r"[^。！？；;!?\n]+[。！？；;!?]?[”’」』)）]*")
-_ARTICLE_PREFIX_RE = re.compile(r"^第[零〇一二两三四五六七八九十百千万0-9]+条[\s　]*")
 NO_ANSWER = (
     "抱歉，知识库中没有找到能回答这个问题的内容。本知识库收录信访工作条例、常用法律法规和本镇法治政府建设报告；"
     "其他问题请咨询镇公共法律服务站、拨打12348公共法律服务热线，或向镇政府有关部门咨询。"
@@ -57,21 +57,6 @@ class Answer:
         return out
 
 
-def sentence_spans(text: str) -> list[tuple[int, int]]:
-    """Sentences (and 项 lines) of a passage as character ranges, without surrounding whitespace."""
-    spans = []
-    for match in _SENTENCE_RE.finditer(text):
-        start, end = match.start(), match.end()
-        while start < end and text[start] in " \t　":
-            start += 1
-        prefix = _ARTICLE_PREFIX_RE.match(text, start)
-        if prefix:
-            start = prefix.end()
-        if end - start >= 4:
-            spans.append((start, end))
-    return spans
-
-
 def term_coverage(question: str, hits: list[Hit], lexical: LexicalIndex) -> float:
     """Share of the question's (idf-weighted) words found in the hits' text, titles and headings."""
     terms = list(dict.fromkeys(tokenize(question)))
@@ -94,58 +79,42 @@ def confidence(top_dense: float, coverage: float, params: AnswerParams) -> float
     return 1 / (1 + math.exp(-x))
 
 
-def _sentence_score(question_terms: set[str], text: str, span: tuple[int, int]) -> float:
-    words = set(tokenize(text[span[0] : span[1]]))
-    return len(question_terms & words) / (1 + 0.002 * (span[1] - span[0]))
-
-
-def select_quotes(question: str, hits: list[Hit], params: AnswerParams) -> list[tuple[int, tuple[int, int]]]:
-    """(hit index, sentence span) pairs to quote: the best sentences of the best passage, then of the next."""
-    question_terms = set(tokenize(question))
-    quotes: list[tuple[int, tuple[int, int]]] = []
-    for i, hit in enumerate(hits[: params.max_passages]):
-        spans = sentence_spans(hit.text)
-        if not spans:
-            continue
-        ranked = sorted(spans, key=lambda s: -_sentence_score(question_terms, hit.text, s))
-        best = ranked[0] if _sentence_score(question_terms, hit.text, ranked[0]) > 0 else spans[0]
-        chosen = [best]
-        if i == 0 and len(spans) > 1:  # the sentence after the best one often finishes its thought
-            following = spans.index(best) + 1
-            if following < len(spans) and len(hit.text[best[0] : spans[following][1]]) <= params.max_quote_chars:
-                chosen.append(spans[following])
-        quotes += [(i, span) for span in sorted(chosen)]
-        if i == 0 and len(hits) > 1 and hits[1].score < hit.score * params.second_passage_ratio:
+def select_quotes(question: str, hits: list[Hit], params: AnswerParams) -> list[tuple[int, Quote]]:
+    """(hit index, quote) pairs: the best provision of the best passage, then of each further passage that is
+    nearly as good and adds words of the question the earlier quotes lack (a tangent adds none)."""
+    if not hits:
+        return []
+    chooser = QuoteChooser(question, asked_for(question), params.whole_chars, params.max_quote_chars)
+    first = chooser.best(hits[0].text, hits[0].article_no is not None)
+    if not first:
+        return []
+    quotes = [(0, first)]
+    covered = words(hits[0].text, first)
+    for i, hit in enumerate(hits[1 : params.max_passages], start=1):
+        if hit.score < hits[0].score * params.second_passage_ratio:
             break
+        quote = chooser.best(hit.text, hit.article_no is not None)
+        added = {w for w in chooser.terms & words(hit.text, quote) if len(w) > 1} - covered
+        if quote and added:
+            quotes.append((i, quote))
+            covered |= added
     return quotes
 
 
-def _merge_adjacent(quotes: list[tuple[int, tuple[int, int]]], hits: list[Hit]) -> list[tuple[int, tuple[int, int]]]:
-    """Two sentences that follow each other in one passage are quoted (and highlighted) as one."""
-    merged: list[tuple[int, tuple[int, int]]] = []
-    for hit_index, (start, end) in quotes:
-        if merged and merged[-1][0] == hit_index:
-            previous_start, previous_end = merged[-1][1]
-            if not hits[hit_index].text[previous_end:start].strip():
-                merged[-1] = (hit_index, (previous_start, end))
-                continue
-        merged.append((hit_index, (start, end)))
-    return merged
-
-
 def compose(question: str, hits: list[Hit], conf: float, answerable: bool, params: AnswerParams) -> Answer:
-    """The answer text with [n] markers, and the cited passages with the quoted ranges highlighted."""
-    if not answerable or not hits:
+    """「根据《A》第N条：……[1]」, then 「另据《B》第M条：……[2]」 for each further passage; the cited passages
+    with the quoted ranges highlighted."""
+    quotes = select_quotes(question, hits, params) if answerable else []
+    if not quotes:
         return Answer(question, False, NO_ANSWER, round(conf, 3), [])
-    quotes = _merge_adjacent(select_quotes(question, hits, params), hits)
-    citations: dict[int, Citation] = {}
-    parts: list[str] = []
-    for hit_index, (start, end) in quotes:
-        citation = citations.setdefault(hit_index, Citation(len(citations) + 1, hits[hit_index]))
-        citation.highlights.append([start, end])
-        parts.append(f"{hits[hit_index].text[start:end]}[{citation.n}]")
-    lead = f"根据{hits[quotes[0][0]].citation}：" if quotes else ""
-    return Answer(question, True, lead + "".join(parts), round(conf, 3), list(citations.values()))
+    citations = []
+    parts = []
+    for n, (hit_index, quote) in enumerate(quotes, start=1):
+        hit = hits[hit_index]
+        citations.append(Citation(n, hit, [[start, end] for start, end in quote]))
+        lead = "根据" if n == 1 else "另据"
+        parts.append(f"{lead}{hit.citation}：{''.join(hit.text[s:e] for s, e in quote)}[{n}]")
+    return Answer(question, True, "\n".join(parts), round(conf, 3), citations)
 
 
 def answer(question: str, retrieval: Retrieval, lexical: LexicalIndex, params: AnswerParams,

@@ -108,9 +108,13 @@ class AnswerParams:
     #: Answer only at or above this confidence.
     threshold: float = 0.5
     passages: int = 3
-    max_passages: int = 2
+    #: At most this many passages are quoted (only those that add words of the question).
+    max_passages: int = 3
+    #: An article (or report passage) this short is quoted whole; a longer one by the 款 that answers.
+    whole_chars: int = 200
+    #: A 款 longer than this is cut to its best sentences; a list longer than twice this to its matching items.
     max_quote_chars: int = 200
-    #: Quote the second passage too when its score is at least this share of the first one's.
+    #: Quote a further passage only when its score is at least this share of the first one's.
     second_passage_ratio: float = 0.9
 
 

@@ -65,6 +65,16 @@ def question_asks(question: str) -> np.ndarray:
     return np.array([bool(_ASKS[a].search(question)) for a in ASKS], dtype=bool)
 
 
+def asked_for(question: str) -> list[str]:
+    """What the question asks for (names from ASKS), e.g. ["period"] for 「多久能办完」."""
+    return [a for a in ASKS if _ASKS[a].search(question)]
+
+
+def holds(trait: str, text: str) -> bool:
+    """Whether `text` contains what a question asking for `trait` wants (a period, an amount, a body …)."""
+    return bool(_CONTAINS[trait].search(text))
+
+
 def _unit(values: np.ndarray) -> np.ndarray:
     top = float(values.max()) if len(values) else 0.0
     return values / top if top > 0 else np.zeros_like(values)

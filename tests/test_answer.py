@@ -8,12 +8,14 @@ from pathlib import Path
 import pytest
 
 from conftest import DEV_SET
-from kb.answer import NO_ANSWER, sentence_spans
+from kb.answer import NO_ANSWER
+from kb.quote import is_item, paragraphs, sentence_spans
 from kb.config import PROJECT_ROOT
 from kb.evaluate import load_questions, score_answerability
 from kb.knowledge_base import KnowledgeBase, QueryError
 
 CHECK_SET = PROJECT_ROOT / "bench" / "data" / "abstention_check.jsonl"
+STARD_LOCAL_DEV = DEV_SET.parent / "stard_local_dev.jsonl"
 MARKER = re.compile(r"\[(\d+)\]")
 
 
@@ -30,9 +32,28 @@ def _check_answer_is_quoted_faithfully(answer) -> None:
     for citation in answer.citations:
         assert citation.highlights, "every cited passage has a quoted range"
         for start, end in citation.highlights:
-            quote = citation.hit.text[start:end]
             assert 0 <= start < end <= len(citation.hit.text)
-            assert f"{quote}[{citation.n}]" in answer.answer, "the quote appears verbatim before its marker"
+        quote = "".join(citation.hit.text[s:e] for s, e in citation.highlights)
+        lead = "根据" if citation.n == 1 else "另据"
+        assert f"{lead}{citation.hit.citation}：{quote}[{citation.n}]" in answer.answer, \
+            "each passage is introduced by its citation and quoted verbatim before its marker"
+        _check_items_have_their_stem(citation)
+
+
+def _check_items_have_their_stem(citation) -> None:
+    """A quoted 项 of an article is always preceded, in the quote, by the paragraph that introduces its list."""
+    if citation.hit.article_no is None:
+        return  # a report numbers its headings （一）（二）: not 项
+    text = citation.hit.text
+    quoted = [tuple(h) for h in citation.highlights]
+    paras = paragraphs(text)
+    for span in quoted:
+        if is_item(text, span):
+            k = next(i for i, (start, end) in enumerate(paras) if start <= span[0] < end)
+            while k > 0 and is_item(text, paras[k]):
+                k -= 1
+            assert not is_item(text, paras[k]) and paras[k] in quoted[: quoted.index(span)], \
+                f"{citation.hit.citation}: {text[span[0]:span[1]]} quoted without its stem"
 
 
 def test_answer_to_the_founding_question(corpus_kb: KnowledgeBase) -> None:
@@ -51,8 +72,8 @@ def test_answer_object_fields(corpus_kb: KnowledgeBase) -> None:
     citation = data["citations"][0]
     assert citation["n"] == 1 and citation["citation"].startswith("《中华人民共和国民法典》第")
     assert citation["doc_title"] == "中华人民共和国民法典" and "遗嘱" in citation["text"]
-    start, end = citation["highlights"][0]
-    assert f"{citation['text'][start:end]}[1]" in data["answer"]
+    quote = "".join(citation["text"][start:end] for start, end in citation["highlights"])
+    assert f"{quote}[1]" in data["answer"]
 
 
 def test_a_cited_article_is_always_answered(corpus_kb: KnowledgeBase) -> None:
@@ -61,9 +82,13 @@ def test_a_cited_article_is_always_answered(corpus_kb: KnowledgeBase) -> None:
     assert answer.citations[0].hit.article_no == 34
 
 
-@pytest.mark.skipif(not DEV_SET.is_file(), reason="../shared/eval/dev.jsonl not present")
-def test_every_dev_answer_quotes_its_passages_verbatim(corpus_kb: KnowledgeBase) -> None:
-    for question in load_questions(DEV_SET):
+@pytest.mark.parametrize("path", [DEV_SET, STARD_LOCAL_DEV], ids=["dev", "stard_local_dev"])
+def test_every_answer_quotes_whole_provisions_verbatim(corpus_kb: KnowledgeBase, path: Path) -> None:
+    """Over every dev and STARD-subset question: verbatim quotes, each passage under its own citation, and no
+    项 without its stem."""
+    if not path.is_file():
+        pytest.skip(f"{path} not present")
+    for question in load_questions(path):
         answer = corpus_kb.ask(question.q)
         if answer.answerable:
             _check_answer_is_quoted_faithfully(answer)
