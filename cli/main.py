@@ -113,7 +113,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
     service = open_service(_settings(args), ServerSettings(), _open(args))
     try:
-        answer = service.ask(args.question, "cli", "cli")
+        answer = service.ask(args.question, "cli", "cli", history=args.after or None)
     except ApiError as refusal:
         print(f"错误: {refusal.message}", file=sys.stderr)
         return EXIT_ERROR
@@ -121,6 +121,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
         service.close()
     if args.json:
         return _print_json(answer)
+    if answer["follow_up_of"] and answer["answerable"]:
+        print(f"（接着「{answer['follow_up_of']}」回答）")
     print(answer["answer"])
     for citation in answer["citations"]:
         date = f"（{citation['doc_date']}）" if citation["doc_date"] else ""
@@ -240,6 +242,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = with_index(sub.add_parser("ask", help="answer a question with cited passages"))
     p.add_argument("question", help="the question, in Chinese, e.g. 信访事项多长时间办结？")
     p.add_argument("--json", action="store_true", help="print the answer object as JSON")
+    p.add_argument("--after", action="append", metavar="EARLIER",
+                   help="an earlier question of the conversation (repeat, oldest first): the question is read "
+                        "as its follow-up when it is one, e.g. --after 信访事项多久办结？ 那要是不满意呢？")
     p.set_defaults(func=cmd_ask)
 
     p = with_index(sub.add_parser("eval", help="retrieval metrics (Hit@1, Hit@5, MRR@10) on a question set"))

@@ -13,6 +13,7 @@ import math
 from dataclasses import asdict, dataclass, field
 
 from kb.config import AnswerParams
+from kb.conversation import read_together
 from kb.generate import GenerationFailed, GeneratorConfig, generate_answer
 from kb.lexical import LexicalIndex
 from kb.quote import Quote, QuoteChooser, words
@@ -50,6 +51,8 @@ class Answer:
     took_ms: float = 0.0
     #: Where the answer comes from and where a person can help (kb/notice.py); shown on every channel.
     notice: str = ""
+    #: For a follow-up, the earlier question it was read with (kb/conversation.py); None otherwise.
+    follow_up_of: str | None = None
 
     def to_dict(self) -> dict:
         out = asdict(self)
@@ -118,12 +121,15 @@ def compose(question: str, hits: list[Hit], conf: float, answerable: bool, param
 
 
 def answer(question: str, retrieval: Retrieval, lexical: LexicalIndex, params: AnswerParams,
-           generator: GeneratorConfig | None = None) -> Answer:
+           generator: GeneratorConfig | None = None, follow_up_of: str | None = None) -> Answer:
     """An extractive answer with [n] citations, or a plain "no answer" when the evidence is weak; with a chat
-    model configured, its answer instead when it cites the passages properly."""
-    coverage = term_coverage(question, retrieval.hits, lexical)
+    model configured, its answer instead when it cites the passages properly. A follow-up is weighed and
+    quoted as it was understood (with the previous question)."""
+    read_as = read_together(follow_up_of, question) if follow_up_of else question
+    coverage = term_coverage(read_as, retrieval.hits, lexical)
     conf = 1.0 if retrieval.cited_article else confidence(retrieval.top_dense, coverage, params)
-    extractive = compose(question.strip(), retrieval.hits, conf, conf >= params.threshold, params)
+    extractive = compose(read_as.strip(), retrieval.hits, conf, conf >= params.threshold, params)
+    extractive.question, extractive.follow_up_of = question.strip(), follow_up_of
     if not extractive.answerable or generator is None:
         return extractive
     try:
@@ -132,4 +138,5 @@ def answer(question: str, retrieval: Retrieval, lexical: LexicalIndex, params: A
         log.warning("generative answer not used, extractive instead: %s", exc)
         return extractive
     citations = [Citation(n, retrieval.hits[n - 1]) for n in cited]
-    return Answer(extractive.question, True, text, extractive.confidence, citations, mode="generative")
+    return Answer(extractive.question, True, text, extractive.confidence, citations, mode="generative",
+                  follow_up_of=follow_up_of)

@@ -119,6 +119,25 @@ class AnswerParams:
 
 
 @dataclass(frozen=True)
+class FollowUpParams:
+    """How a question is read in its conversation (kb/conversation.py); fitted by `python -m bench.followup`
+    on bench/data/followup_fit.jsonl, measured on bench/data/followup_check.jsonl."""
+
+    #: A question is a new topic when the best passage anywhere is closer in meaning, by more than this cosine,
+    #: than the best passage of the document the previous question was answered from.
+    new_topic_gap: float = 0.045
+    #: Candidates taken from that document, for the question alone and for both questions together.
+    candidates: int = 20
+    #: Reciprocal-rank weights of the two candidate lists (the question alone counts most: it says what is asked).
+    alone_weight: float = 1.0
+    together_weight: float = 0.5
+    rank_offset: int = 5
+    #: Extra for articles right beside the previous answer's (follow-ups often ask about the next rule).
+    neighbour_bonus: float = 0.02
+    neighbour_width: int = 1
+
+
+@dataclass(frozen=True)
 class LlmSettings:
     """The optional chat model for generative answers; off unless both a base URL and a model are set."""
 

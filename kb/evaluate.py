@@ -28,6 +28,8 @@ class GoldQuestion:
     doc: str | None
     articles: tuple[int, ...]
     contains: tuple[str, ...]
+    #: Earlier questions of the same conversation, oldest first (follow-up sets; empty for single questions).
+    history: tuple[str, ...] = ()
 
     def matches(self, hit: Hit) -> bool:
         if not self.doc or self.doc not in hit.doc_title:
@@ -52,6 +54,7 @@ def load_questions(path: Path) -> list[GoldQuestion]:
                 id=str(raw.get("id", number)), q=raw["q"], tag=raw.get("tag", "untagged"),
                 answerable=bool(raw.get("answerable", True)), doc=raw.get("doc"),
                 articles=tuple(int(a) for a in raw.get("articles", [])), contains=tuple(raw.get("contains", [])),
+                history=tuple(str(h) for h in raw.get("history", [])),
             ))
         except (ValueError, KeyError, TypeError) as exc:
             raise EvalFileError(f"{path}:{number}: not a question line ({exc})") from exc

@@ -7,13 +7,14 @@ kb.answer. The CLI, the HTTP API, WeChat and any embedding backend only translat
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from kb.answer import Answer, answer
-from kb.config import AnswerParams, ContactSettings, RetrievalParams, Settings, load_settings
+from kb.config import AnswerParams, ContactSettings, FollowUpParams, RetrievalParams, Settings, load_settings
+from kb.conversation import retrieve_in_context
 from kb.embed import Embedder
 from kb.errors import QueryError, UnknownDocumentError
 from kb.generate import GeneratorConfig
@@ -38,6 +39,7 @@ class KnowledgeBase:
         self.answer_params = answer_params or AnswerParams()
         self.generator = generator
         self.contacts = contacts or ContactSettings()
+        self.follow_up_params = FollowUpParams()
         self.retriever = Retriever(view, embedder, params or RetrievalParams())
 
     @classmethod
@@ -76,11 +78,18 @@ class KnowledgeBase:
         filters = filters if isinstance(filters, Filters) else Filters.from_mapping(filters)
         return self.retriever.retrieve(query, top_k, filters, method)
 
-    def ask(self, question: str, filters: Mapping | Filters | None = None, passages: int | None = None) -> Answer:
-        """An extractive answer with [n] citations, or a plain "no answer" when the evidence is weak."""
+    def ask(self, question: str, filters: Mapping | Filters | None = None, passages: int | None = None,
+            history: Sequence[str] = ()) -> Answer:
+        """An extractive answer with [n] citations, or a plain "no answer" when the evidence is weak.
+
+        `history`: the conversation's earlier questions, oldest first; a follow-up such as 「那要是不满意呢？」
+        is then read with the previous question (kb/conversation.py), a new topic on its own."""
         started = time.perf_counter()
-        retrieval = self.retrieve(question, passages or self.answer_params.passages, filters)
-        result = answer(question, retrieval, self.view.lexical, self.answer_params, self.generator)
+        filters = filters if isinstance(filters, Filters) else Filters.from_mapping(filters)
+        found = retrieve_in_context(question, history, passages or self.answer_params.passages, filters,
+                                    self.retrieve, self.follow_up_params)
+        result = answer(question, found.retrieval, self.view.lexical, self.answer_params, self.generator,
+                        found.follow_up_of)
         result.notice = notice(question, result.mode, self.contacts)
         result.took_ms = round((time.perf_counter() - started) * 1000, 1)
         return result

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
+from kb.conversation import MAX_HISTORY
 from kb.knowledge_base import MAX_TOP_K, KnowledgeBase
 from server.clients import client_address
 from server.errors import ApiError
@@ -35,6 +36,12 @@ class AskRequest(StrictModel):
     question: str = Field(..., description="问题")
     top_k: int | None = Field(None, ge=1, le=MAX_ANSWER_PASSAGES, description="参考的段落数")
     filters: SearchFilters | None = Field(None, description="只在部分文档中查找")
+    history: list[str] | None = Field(
+        None, max_length=MAX_HISTORY,
+        description="同一对话中之前的问题（从早到晚），用于理解追问，如「那要是不满意呢？」")
+    conversation_id: str | None = Field(
+        None, min_length=1, max_length=64, pattern=r"^[0-9A-Za-z_-]+$",
+        description="上一次回答返回的对话编号：服务器保留该对话最近的问题几分钟（不传 history 时使用）")
 
 
 class FeedbackRequest(StrictModel):
@@ -79,9 +86,13 @@ def create_api_router() -> APIRouter:
 
     @router.post("/api/ask", tags=["questions"])
     async def ask(body: AskRequest, request: Request, service: ServiceState = Depends(state)) -> dict:
-        """the answer object + `question_id` (for feedback)"""
+        """the answer object + `question_id` (for feedback) + `conversation_id` (send it back with the next
+        question, or send `history`, so that a follow-up is understood)"""
         filters = body.filters.model_dump(exclude_none=True) if body.filters else None
-        return await run_in_threadpool(service.ask, body.question, "api", client_key(request), body.top_k, filters)
+        conversation = body.conversation_id or service.conversations.new_id()
+        answer = await run_in_threadpool(service.ask, body.question, "api", client_key(request), body.top_k,
+                                         filters, body.history, conversation)
+        return {**answer, "conversation_id": conversation}
 
     @router.get("/api/search", tags=["questions"], dependencies=[Depends(rate_limited)])
     async def search(q: str = Query(..., description="问题"), top_k: int = Query(5, ge=1, le=MAX_TOP_K),

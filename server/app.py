@@ -34,7 +34,8 @@ def wechat_answerer(service: ServiceState) -> WeChatAnswerer:
 
     def answer_text(question: str, user: str) -> str:
         try:
-            return reply_text(service.ask(question, "wechat", f"wechat:{user}"))
+            # Each user's last questions are kept a few minutes, so a follow-up is understood.
+            return reply_text(service.ask(question, "wechat", f"wechat:{user}", conversation=f"wechat:{user}"))
         except ApiError as refusal:
             return refusal.message
 

@@ -17,6 +17,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from pydantic import Field
 
+from kb.conversation import MAX_HISTORY
 from server.api import StrictModel, client_key, state
 from server.errors import ApiError
 from server.reply import reply_text
@@ -71,7 +72,12 @@ def create_openai_router() -> APIRouter:
         user_messages = [m for m in body.messages if m.role == "user"]
         if not user_messages:
             raise ApiError(400, "no_user_message", "消息中没有用户的问题")
-        answer = await run_in_threadpool(service.ask, _text_of(user_messages[-1]), "openai", client_key(request))
+        # The earlier user messages are the conversation: a follow-up is read with them.
+        # Earlier messages too long to be questions are left out rather than refused.
+        limit = service.config.max_question_chars
+        history = [t for t in (_text_of(m) for m in user_messages[:-1]) if len(t.strip()) <= limit][-MAX_HISTORY:]
+        answer = await run_in_threadpool(service.ask, _text_of(user_messages[-1]), "openai", client_key(request),
+                                         None, None, history)
         text = reply_text(answer)
         completion_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
         if body.stream:

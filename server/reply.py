@@ -4,9 +4,12 @@ from __future__ import annotations
 
 
 def reply_text(answer: dict) -> str:
-    """The answer object (as the API returns it) → text with a 参考依据 list of its citations and their dates, and
+    """The answer object (as the API returns it) → text (saying which earlier question a follow-up was read
+    with) with a 参考依据 list of its citations and their dates, and
     the notice (where the answer comes from, where a person can help) last, as on the chat page."""
     text = answer["answer"]
+    if answer.get("follow_up_of") and answer["answerable"]:
+        text = f"（接着您上一个问题「{answer['follow_up_of']}」回答）\n{text}"
     if answer["citations"]:
         sources = [f"[{c['n']}] {c['citation']}" + (f"（{c['doc_date']}）" if c["doc_date"] else "")
                    for c in answer["citations"]]

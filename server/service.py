@@ -19,7 +19,9 @@ from typing import Any
 from ingest.build import ingest
 from kb.config import Settings
 from kb.knowledge_base import KnowledgeBase
+from kb.conversation import MAX_HISTORY
 from server.clients import parse_networks
+from server.conversations import Conversations
 from server.errors import ApiError
 from server.jobs import JobRunner
 from server.querylog import QueryLog
@@ -69,6 +71,7 @@ class ServiceState:
         self.rate_limiter = RateLimiter(config.rate_per_minute, config.rate_burst)
         self.proxies = parse_networks(config.trusted_proxies)
         self.jobs = JobRunner()
+        self.conversations = Conversations(config.conversation_ttl_s)
 
     @property
     def kb(self) -> KnowledgeBase:
@@ -91,14 +94,36 @@ class ServiceState:
             raise ApiError(400, "question_too_long", f"问题太长了，请控制在{limit}字以内")
         return question
 
+    def checked_history(self, history: object) -> tuple[str, ...]:
+        """Earlier questions a client sent, each held to the same limits as a question."""
+        if not isinstance(history, (list, tuple)):
+            raise ApiError(400, "invalid_history", "history 必须是之前问题的列表")
+        if len(history) > MAX_HISTORY:
+            raise ApiError(400, "history_too_long", f"history 最多{MAX_HISTORY}个问题")
+        limit = self.config.max_question_chars
+        checked = tuple(checked_text(h, "之前的问题").strip() for h in history)
+        if any(len(h) > limit for h in checked):
+            raise ApiError(400, "question_too_long", f"之前的问题太长了，请控制在{limit}字以内")
+        return checked
+
     def ask(self, question: object, channel: str, client: str, top_k: int | None = None,
-            filters: Mapping[str, Any] | None = None) -> dict:
+            filters: Mapping[str, Any] | None = None, history: object = None,
+            conversation: str | None = None) -> dict:
         """Rate limit → question limits → answer → log (never fatal). The answer object plus `question_id`.
 
-        Raises ApiError for what the client must change (too fast, empty, too long, invalid text or filters)."""
+        A follow-up is read with the conversation's earlier questions: `history` as the client sent it, or
+        else those the server kept for `conversation` (an API conversation_id, a WeChat user), which then
+        remembers this question too. Raises ApiError for what the client must change (too fast, empty, too
+        long, invalid text or filters)."""
         self.check_rate(client)
         question = self.checked_question(question)
-        answer = self.kb.ask(question, filters=filters, passages=top_k)
+        if history is not None:
+            earlier = self.checked_history(history)
+        else:
+            earlier = self.conversations.history(conversation) if conversation else ()
+        answer = self.kb.ask(question, filters=filters, passages=top_k, history=earlier)
+        if conversation:
+            self.conversations.add(conversation, question)
         question_id = uuid.uuid4().hex
         self._log(dict(question_id=question_id, question=question, answer=answer.answer,
                        answerable=answer.answerable, confidence=answer.confidence,

@@ -25,6 +25,10 @@ class ServerSettings:
         "comma-separated addresses or networks of reverse proxies whose `X-Forwarded-For` is believed "
         "(none by default: the peer address is the client)", _names, shown="–")
     max_question_chars: int = setting("KB_MAX_QUESTION_CHARS", 500, "longest question accepted, on every channel")
+    conversation_ttl_s: float = setting(
+        "KB_CONVERSATION_TTL", 600.0,
+        "seconds the server keeps a conversation's recent questions (API `conversation_id`, WeChat user) for "
+        "follow-up questions; in memory only")
     max_body_bytes: int = 64 * 1024
     #: Documents uploaded by staff (/api/admin/documents) may be larger.
     max_upload_bytes: int = 20 * 1024 * 1024

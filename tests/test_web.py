@@ -314,3 +314,30 @@ def test_phone_and_desktop_layouts_with_screenshots(browser: object, live: tuple
         # The viewport, rendered: a PNG of exactly its size, and far from blank (a blank page compresses to ~1 kB).
         assert png_size(shot) == (width, height)
         assert shot.stat().st_size > 20_000, f"{shot} is suspiciously small ({shot.stat().st_size} bytes)"
+
+
+def test_a_follow_up_is_sent_with_the_earlier_questions(page: object) -> None:
+    page.reload()
+    ask(page, "信访事项多久办结？")
+    with page.expect_request("**/api/ask") as request:
+        answer = ask(page, "那要是对处理意见不满意呢？")
+    assert request.value.post_data_json["history"][-1] == "信访事项多久办结？"
+    sync_api.expect(answer.locator(".context")).to_have_text("接着您上一个问题「信访事项多久办结？」回答")
+    sync_api.expect(answer.locator("button.citation", has_text="《信访工作条例》第三十五条")).to_be_visible()
+
+
+def test_a_slow_answer_can_be_stopped_and_retried(page: object) -> None:
+    page.reload()
+    page.route("**/api/ask", lambda route: None)  # the request never gets an answer
+    textarea = page.locator("#question")
+    textarea.fill(QUESTION)
+    textarea.press("Enter")
+    page.locator("#log .bubble.pending button.stop").click()
+    error = page.locator("#log .bubble.error").last
+    sync_api.expect(error).to_contain_text("已停止")
+    sync_api.expect(textarea).to_be_enabled()
+    page.unroute("**/api/ask")
+    error.locator("button", has_text="重试").click()
+    sync_api.expect(page.locator("#log .bubble.error")).to_have_count(0)
+    sync_api.expect(page.locator("#log .bubble.answer:not(.pending)").last.locator(
+        "button.citation", has_text=CITATION)).to_be_visible()

@@ -39,14 +39,17 @@ function markedText(text, ranges) {
 
 class ApiFailure extends Error {}
 
-async function api(path, body) {
+async function api(path, body, signal) {
   const init = body === undefined ? {} : {
     method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
   };
+  if (signal) init.signal = signal;
   let response;
   try {
     response = await fetch(path, init);
-  } catch (_) {
+  } catch (err) {
+    if (signal && signal.aborted) throw new ApiFailure(signal.reason === "timeout"
+      ? "等待时间太长，已停止。请稍后重试" : "已停止");
     throw new ApiFailure("网络连接失败，请检查网络后再试");
   }
   let data = null;
@@ -98,10 +101,16 @@ function userBubble(text) {
   return bubble;
 }
 
-function errorBubble(message) {
+function errorBubble(message, retry) {
   const bubble = el("div", "bubble error");
   bubble.setAttribute("role", "alert");
   bubble.append(el("p", "bubble-text", message));
+  if (retry) {
+    const again = el("button", "secondary small", "重试");
+    again.type = "button";
+    again.addEventListener("click", () => { bubble.previousElementSibling?.remove(); bubble.remove(); retry(); });
+    bubble.append(again);
+  }
   return bubble;
 }
 
@@ -138,6 +147,9 @@ function answerBubble(entry) {
   const bubble = el("div", data.answerable ? "bubble answer" : "bubble answer notice");
   bubble.append(el("span", "sr-only", data.answerable ? "回答：" : "提示："));
   if (data.mode === "generative") bubble.append(el("span", "badge", "AI 生成"));
+  if (data.answerable && data.follow_up_of) {
+    bubble.append(el("p", "context", `接着您上一个问题「${data.follow_up_of}」回答`));
+  }
   const byNumber = new Map((data.citations || []).map((c) => [String(c.n), c]));
   const text = el("p", "bubble-text");
   if (data.answerable) {
@@ -244,6 +256,14 @@ function renderConversation() {
 }
 
 let waiting = false;
+/** The longest wait for an answer before the page stops asking and offers to retry. */
+const ASK_TIMEOUT_MS = 30000;
+/** Earlier questions sent with a new one, so that 「那要是不满意呢？」 is read as a follow-up. */
+const HISTORY_SENT = 3;
+
+function earlierQuestions() {
+  return conversation.filter((e) => e.type === "user").map((e) => e.text).slice(-HISTORY_SENT);
+}
 
 async function ask(question) {
   const input = $("question");
@@ -259,10 +279,16 @@ async function ask(question) {
   log.append(userBubble(text));
   const pending = el("div", "bubble answer pending", "正在查找…");
   pending.setAttribute("aria-busy", "true");
+  const controller = new AbortController();
+  const stop = el("button", "secondary small stop", "停止");
+  stop.type = "button";
+  stop.addEventListener("click", () => controller.abort("stopped"));
+  pending.append(stop);
   log.append(pending);
   scrollLog();
+  const timer = setTimeout(() => controller.abort("timeout"), ASK_TIMEOUT_MS);
   try {
-    const data = await api("/api/ask", { question: text });
+    const data = await api("/api/ask", { question: text, history: earlierQuestions() }, controller.signal);
     const entry = { type: "answer", data };
     conversation.push({ type: "user", text }, entry);
     saveConversation();
@@ -270,8 +296,10 @@ async function ask(question) {
     input.value = "";
     countChars();
   } catch (err) {
-    pending.replaceWith(errorBubble(err instanceof ApiFailure ? err.message : "出错了，请稍后再试"));
+    pending.replaceWith(errorBubble(err instanceof ApiFailure ? err.message : "出错了，请稍后再试",
+      () => ask(text)));
   } finally {
+    clearTimeout(timer);
     waiting = false;
     input.disabled = false;
     countChars();

@@ -1,0 +1,76 @@
+"""Follow-up questions: is the first citation of a conversation's second turn the gold article?
+
+    python -m bench.followup [--index DIR] [--fit]
+
+Two sets of two-turn conversations written by the team (bench/data/): followup_fit.jsonl, on which the
+constants of kb.config.FollowUpParams were chosen, and followup_check.jsonl, written separately and only
+measured. Each has follow-ups (「那要是不满意呢？」) and new topics (a full question on another law after the
+first). The second turn is answered without the first (as before) and with it as `history`; the figure is the
+share whose first citation is gold (a refusal counts as a miss). Writes bench/results/followup.json, or prints
+the fit set's figures with --fit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from dataclasses import asdict
+from pathlib import Path
+
+from bench.common import timed_ms, write_result
+from kb.config import PROJECT_ROOT, load_settings
+from kb.evaluate import GoldQuestion, load_questions
+from kb.knowledge_base import KnowledgeBase
+
+DATA = PROJECT_ROOT / "bench" / "data"
+
+
+def evaluate(kb: KnowledgeBase, questions: list[GoldQuestion]) -> dict:
+    """First-citation accuracy per tag, without and with the conversation; the misses; latency with it."""
+    outcome: dict[str, dict[str, list[bool]]] = {"without history": {}, "with history": {}}
+    misses, latency = [], []
+    for question in questions:
+        for variant, history in (("without history", ()), ("with history", question.history)):
+            answer = None
+
+            def ask(h: tuple[str, ...] = history) -> None:
+                nonlocal answer
+                answer = kb.ask(question.q, history=h)
+
+            elapsed = timed_ms(ask)
+            hit = bool(answer.citations) and question.matches(answer.citations[0].hit)
+            outcome[variant].setdefault(question.tag, []).append(hit)
+            if history:
+                latency.append(elapsed)
+                if not hit:
+                    misses.append({"id": question.id, "history": list(history), "q": question.q,
+                                   "first_citation": answer.citations[0].hit.citation if answer.citations else None})
+    figures = {variant: {tag: {"n": len(v), "first_citation_gold": round(sum(v) / len(v), 3)}
+                         for tag, v in sorted(per_tag.items())}
+               for variant, per_tag in outcome.items()}
+    for variant, per_tag in outcome.items():
+        everything = [x for v in per_tag.values() for x in v]
+        figures[variant]["all"] = {"n": len(everything), "first_citation_gold": round(sum(everything) / len(everything), 3)}
+    figures["ask_ms_with_history"] = {"median": round(statistics.median(latency), 1), "max": round(max(latency), 1)}
+    figures["misses_with_history"] = misses
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--index", type=Path, help="index directory (default: the product's)")
+    parser.add_argument("--fit", action="store_true", help="only the fit set, printed (for choosing constants)")
+    args = parser.parse_args()
+    kb = KnowledgeBase.open(args.index, load_settings())
+    names = ["followup_fit"] if args.fit else ["followup_fit", "followup_check"]
+    results = {name: evaluate(kb, load_questions(DATA / f"{name}.jsonl")) for name in names}
+    for name, figures in results.items():
+        for variant in ("without history", "with history"):
+            print(name, variant, {tag: f["first_citation_gold"] for tag, f in figures[variant].items()})
+    if not args.fit:
+        results["settings"] = {"params": asdict(kb.follow_up_params), "index": str(kb.view.path)}
+        print("wrote", write_result("followup", results))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""Follow-up questions: 「那要是不满意呢？」 right after 「信访事项多久办结？」 is still about 信访.
+
+An elliptical question carries too little to find its passage alone, but it lies in the document the previous
+question was answered from, often beside that article. So the question is also searched inside that document,
+alone and together with the previous question, and the two lists are fused with a small extra for the
+neighbouring articles. Whether it is a follow-up at all is decided by evidence, not by its wording: a question
+whose best passage anywhere is clearly closer than the best one in that document starts a new topic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+from kb.config import FollowUpParams
+from kb.index_view import Filters
+from kb.retrieve import Retrieval
+from kb.schema import Hit
+
+#: Earlier questions a caller may pass; only the most recent one is used to read a follow-up.
+MAX_HISTORY = 10
+
+Retrieve = Callable[[str, int, Filters], Retrieval]
+
+
+@dataclass
+class InContext:
+    retrieval: Retrieval
+    #: The earlier question a follow-up was read with, e.g. 「信访事项多久办结？」; None for a new topic.
+    follow_up_of: str | None = None
+
+
+def previous_question(history: Sequence[str]) -> str:
+    """The most recent non-empty earlier question ('' when there is none)."""
+    return next((h.strip() for h in reversed(list(history)[-MAX_HISTORY:]) if h and h.strip()), "")
+
+
+def retrieve_in_context(question: str, history: Sequence[str], top_k: int, filters: Filters,
+                        retrieve: Retrieve, params: FollowUpParams) -> InContext:
+    """Retrieval for `question` read as part of its conversation (earlier questions oldest first)."""
+    alone = retrieve(question, top_k, filters)
+    previous = previous_question(history)
+    if not previous or alone.cited_article or not alone.hits:
+        return InContext(alone)
+    anchors = retrieve(previous, 1, filters).hits
+    if not anchors:
+        return InContext(alone)
+    anchor = anchors[0]
+    scope = replace(filters, doc_ids=(anchor.doc_id,))
+    in_document = retrieve(question, params.candidates, scope)
+    if not in_document.hits or alone.top_dense - in_document.top_dense > params.new_topic_gap:
+        return InContext(alone)
+    together = retrieve(read_together(previous, question), params.candidates, scope)
+    hits = fuse(in_document.hits, together.hits, anchor, params)[:top_k]
+    return InContext(Retrieval(hits, max(in_document.top_dense, together.top_dense)), previous)
+
+
+def read_together(previous: str, question: str) -> str:
+    """A follow-up and the question before it, as one text to search and to weigh the answer by."""
+    return f"{previous} {question.strip()}"
+
+
+def fuse(alone: list[Hit], together: list[Hit], anchor: Hit, params: FollowUpParams) -> list[Hit]:
+    """Reciprocal-rank fusion of the two lists, plus the neighbour bonus; each hit's score becomes its fused
+    score (the answer stage compares passages by it)."""
+    scores: dict[str, float] = {}
+    by_id: dict[str, Hit] = {}
+    for weight, hits in ((params.alone_weight, alone), (params.together_weight, together)):
+        for rank, hit in enumerate(hits):
+            by_id.setdefault(hit.chunk_id, hit)
+            scores[hit.chunk_id] = scores.get(hit.chunk_id, 0.0) + weight / (rank + params.rank_offset)
+    for chunk_id, hit in by_id.items():
+        if _beside(hit, anchor, params.neighbour_width):
+            scores[chunk_id] += params.neighbour_bonus
+    ranked = sorted(scores, key=lambda c: -scores[c])
+    return [replace(by_id[c], score=round(scores[c], 6)) for c in ranked]
+
+
+def _beside(hit: Hit, anchor: Hit, width: int) -> bool:
+    if hit.article_no is None or anchor.article_no is None or hit.doc_id != anchor.doc_id:
+        return False
+    return 0 < abs(hit.article_no - anchor.article_no) <= width

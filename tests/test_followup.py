@@ -1,0 +1,106 @@
+"""Follow-up questions, read with the question before them: in the library, the JSON API (history or a
+conversation_id the server keeps), the OpenAI-compatible endpoint and WeChat (per OpenID)."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from kb.config import Settings
+from kb.knowledge_base import KnowledgeBase
+from test_api import assert_error, make_client
+
+pytestmark = pytest.mark.slow
+
+FIRST = "信访事项多久办结？"
+FOLLOW_UP = "那要是对处理意见不满意呢？"
+ANSWERING = "《信访工作条例》第三十五条"  # 信访人对信访处理意见不服的，可以……请求……复查
+NEW_TOPIC = "离婚后孩子归谁抚养？"
+
+
+def first_citation(answer: dict) -> str | None:
+    return answer["citations"][0]["citation"] if answer["citations"] else None
+
+
+@pytest.fixture(scope="module")
+def client(corpus_index: Path, corpus_kb: KnowledgeBase, settings: Settings,
+           tmp_path_factory: pytest.TempPathFactory) -> TestClient:
+    return make_client(settings, corpus_kb, tmp_path_factory.mktemp("followup"), corpus_index,
+                       wechat_token="wechat-token")
+
+
+def test_a_follow_up_is_read_with_the_question_before_it(corpus_kb: KnowledgeBase) -> None:
+    alone = corpus_kb.ask(FOLLOW_UP)
+    followed = corpus_kb.ask(FOLLOW_UP, history=["你好", FIRST])
+    assert alone.follow_up_of is None and (not alone.citations or alone.citations[0].hit.citation != ANSWERING)
+    assert followed.answerable and followed.citations[0].hit.citation == ANSWERING
+    assert followed.follow_up_of == FIRST and followed.question == FOLLOW_UP
+
+
+def test_a_new_topic_starts_fresh(corpus_kb: KnowledgeBase) -> None:
+    fresh = corpus_kb.ask(NEW_TOPIC)
+    after = corpus_kb.ask(NEW_TOPIC, history=[FIRST])
+    assert after.follow_up_of is None
+    assert [c.hit.citation for c in after.citations] == [c.hit.citation for c in fresh.citations]
+    assert "民法典" in after.citations[0].hit.citation
+
+
+def test_api_reads_history(client: TestClient) -> None:
+    body = client.post("/api/ask", json={"question": FOLLOW_UP, "history": [FIRST]}).json()
+    assert first_citation(body) == ANSWERING and body["follow_up_of"] == FIRST
+
+
+def test_api_keeps_a_conversation_by_its_id(client: TestClient) -> None:
+    first = client.post("/api/ask", json={"question": FIRST}).json()
+    conversation = first["conversation_id"]
+    second = client.post("/api/ask", json={"question": FOLLOW_UP, "conversation_id": conversation}).json()
+    assert first_citation(second) == ANSWERING and second["conversation_id"] == conversation
+    stranger = client.post("/api/ask", json={"question": FOLLOW_UP, "conversation_id": "someone-else"}).json()
+    assert stranger["follow_up_of"] is None, "another conversation's questions are never used"
+
+
+@pytest.mark.parametrize("history, code", [
+    ("信访事项多久办结？", "invalid_request"),
+    ([1, 2], "invalid_request"),
+    (["问"] * 11, "invalid_request"),
+    (["长" * 501], "question_too_long"),
+])
+def test_api_refuses_a_malformed_history(client: TestClient, history: object, code: str) -> None:
+    response = client.post("/api/ask", json={"question": FOLLOW_UP, "history": history})
+    assert_error(response, 422 if code == "invalid_request" else 400, code)
+
+
+def test_api_refuses_a_malformed_conversation_id(client: TestClient) -> None:
+    assert_error(client.post("/api/ask", json={"question": FOLLOW_UP, "conversation_id": "a b<c>"}), 422,
+                 "invalid_request")
+
+
+def test_openai_chat_reads_the_earlier_user_messages(client: TestClient) -> None:
+    messages = [{"role": "user", "content": FIRST}, {"role": "assistant", "content": "……"},
+                {"role": "user", "content": FOLLOW_UP}]
+    content = client.post("/v1/chat/completions", json={"messages": messages}).json()["choices"][0]["message"]["content"]
+    assert ANSWERING in content and f"接着您上一个问题「{FIRST}」回答" in content
+
+
+def _wechat_text(client: TestClient, user: str, content: str, msg_id: int) -> str:
+    token, timestamp, nonce = "wechat-token", str(int(time.time())), f"n{msg_id}"
+    signature = hashlib.sha1("".join(sorted([token, timestamp, nonce])).encode()).hexdigest()
+    body = (f"<xml><ToUserName><![CDATA[gh_kb]]></ToUserName><FromUserName><![CDATA[{user}]]></FromUserName>"
+            f"<CreateTime>{timestamp}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
+            f"<Content><![CDATA[{content}]]></Content><MsgId>{msg_id}</MsgId></xml>")
+    reply = client.post("/wechat", params={"signature": signature, "timestamp": timestamp, "nonce": nonce},
+                        content=body.encode())
+    assert reply.status_code == 200, reply.text
+    return reply.text
+
+
+def test_wechat_keeps_each_users_conversation_apart(client: TestClient) -> None:
+    _wechat_text(client, "openid-a", FIRST, 5_000_000_000_000_001)
+    followed = _wechat_text(client, "openid-a", FOLLOW_UP, 5_000_000_000_000_002)
+    assert ANSWERING in followed and "接着您上一个问题" in followed
+    other = _wechat_text(client, "openid-b", FOLLOW_UP, 5_000_000_000_000_003)
+    assert "接着您上一个问题" not in other, "one user's questions never shape another's answers"
