@@ -1,10 +1,11 @@
 """Follow-up questions: is the first citation of a conversation's second turn the gold article?
 
-    python -m bench.followup [--index DIR] [--fit]
+    python -m bench.followup [--index DIR]          # measure both sets → bench/results/followup.json
+    python -m bench.followup [--index DIR] --fit    # choose kb.config.FollowUpParams on the fit set only
 
 Two sets of two-turn conversations written by the team (bench/data/): followup_fit.jsonl, on which the
-constants of kb.config.FollowUpParams were chosen, and followup_check.jsonl, written separately and only
-measured. Each has follow-ups (「那要是不满意呢？」) and new topics (a full question on another law after the
+constants of kb.config.FollowUpParams are chosen (--fit: a small grid, best share of gold first citations,
+the earliest of equals), and followup_check.jsonl, written separately and only measured. Each has follow-ups (「那要是不满意呢？」) and new topics (a full question on another law after the
 first). The second turn is answered without the first (as before) and with it as `history`; the figure is the
 share whose first citation is gold (a refusal counts as a miss). Writes bench/results/followup.json, or prints
 the fit set's figures with --fit.
@@ -13,12 +14,13 @@ the fit set's figures with --fit.
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from bench.common import timed_ms, write_result
-from kb.config import PROJECT_ROOT, load_settings
+from kb.config import PROJECT_ROOT, FollowUpParams, load_settings
 from kb.evaluate import GoldQuestion, load_questions
 from kb.knowledge_base import KnowledgeBase
 
@@ -56,20 +58,41 @@ def evaluate(kb: KnowledgeBase, questions: list[GoldQuestion]) -> dict:
     return figures
 
 
+GRID = {"new_topic_gap": (0.03, 0.045, 0.06), "together_weight": (0.0, 0.5, 1.0), "neighbour_bonus": (0.0, 0.02, 0.05)}
+
+
+def fit(kb: KnowledgeBase, questions: list[GoldQuestion]) -> FollowUpParams:
+    """The grid point with the most gold first citations on the fit set (with history)."""
+    best, best_share, grid = kb.follow_up_params, -1.0, []
+    for values in itertools.product(*GRID.values()):
+        kb.follow_up_params = replace(FollowUpParams(), **dict(zip(GRID, values)))
+        share = evaluate(kb, questions)["with history"]["all"]["first_citation_gold"]
+        grid.append({**dict(zip(GRID, values)), "first_citation_gold": share})
+        print(grid[-1])
+        if share > best_share:
+            best, best_share = kb.follow_up_params, share
+    print("best:", asdict(best), best_share)
+    write_result("followup_fit", {"set": "bench/data/followup_fit.jsonl", "best": asdict(best),
+                                  "best_first_citation_gold": best_share, "grid": grid})
+    return best
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--index", type=Path, help="index directory (default: the product's)")
-    parser.add_argument("--fit", action="store_true", help="only the fit set, printed (for choosing constants)")
+    parser.add_argument("--fit", action="store_true", help="choose the constants on the fit set (printed)")
     args = parser.parse_args()
     kb = KnowledgeBase.open(args.index, load_settings())
-    names = ["followup_fit"] if args.fit else ["followup_fit", "followup_check"]
+    if args.fit:
+        fit(kb, load_questions(DATA / "followup_fit.jsonl"))
+        return
+    names = ["followup_fit", "followup_check"]
     results = {name: evaluate(kb, load_questions(DATA / f"{name}.jsonl")) for name in names}
     for name, figures in results.items():
         for variant in ("without history", "with history"):
             print(name, variant, {tag: f["first_citation_gold"] for tag, f in figures[variant].items()})
-    if not args.fit:
-        results["settings"] = {"params": asdict(kb.follow_up_params), "index": str(kb.view.path)}
-        print("wrote", write_result("followup", results))
+    results["settings"] = {"params": asdict(kb.follow_up_params), "index": str(kb.view.path)}
+    print("wrote", write_result("followup", results))
 
 
 if __name__ == "__main__":

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 from kb.config import AnswerParams
 from kb.conversation import read_together
+from kb.evidence import Shortfall, shortfall
 from kb.generate import GenerationFailed, GeneratorConfig, generate_answer
 from kb.lexical import LexicalIndex
 from kb.quote import Quote, QuoteChooser, words
@@ -24,6 +26,7 @@ from kb.tokenize import tokenize
 
 log = logging.getLogger(__name__)
 
+RELATED_LEAD = "以下内容与您的问题相关，但不是对它的直接回答，仅供参考："
 NO_ANSWER = (
     "抱歉，知识库中没有找到能回答这个问题的内容。本知识库收录信访工作条例、常用法律法规和本镇法治政府建设报告；"
     "其他问题请咨询镇公共法律服务站、拨打12348公共法律服务热线，或向镇政府有关部门咨询。"
@@ -53,6 +56,8 @@ class Answer:
     notice: str = ""
     #: For a follow-up, the earlier question it was read with (kb/conversation.py); None otherwise.
     follow_up_of: str | None = None
+    #: Not the answer, but passages close to it, cited as related (e.g. only 2024's figures for a 2023 question).
+    related: bool = False
 
     def to_dict(self) -> dict:
         out = asdict(self)
@@ -104,9 +109,11 @@ def select_quotes(question: str, hits: list[Hit], params: AnswerParams) -> list[
     return quotes
 
 
-def compose(question: str, hits: list[Hit], conf: float, answerable: bool, params: AnswerParams) -> Answer:
+def compose(question: str, hits: list[Hit], conf: float, answerable: bool, params: AnswerParams,
+            checked: Callable[[str, Hit], Shortfall | None] | None = None) -> Answer:
     """「根据《A》第N条：……[1]」, then 「另据《B》第M条：……[2]」 for each further passage; the cited passages
-    with the quoted ranges highlighted."""
+    with the quoted ranges highlighted. When `checked(quoted text, first hit)` finds that the passages do not
+    hold what was asked (kb/evidence.py), they are shown as related, not as the answer."""
     quotes = select_quotes(question, hits, params) if answerable else []
     if not quotes:
         return Answer(question, False, NO_ANSWER, round(conf, 3), [])
@@ -117,18 +124,28 @@ def compose(question: str, hits: list[Hit], conf: float, answerable: bool, param
         citations.append(Citation(n, hit, [[start, end] for start, end in quote]))
         lead = "根据" if n == 1 else "另据"
         parts.append(f"{lead}{hit.citation}：{''.join(hit.text[s:e] for s, e in quote)}[{n}]")
-    return Answer(question, True, "\n".join(parts), round(conf, 3), citations)
+    text = "\n".join(parts)
+    gap = checked("".join(c.hit.text[s:e] for c in citations for s, e in c.highlights), citations[0].hit) \
+        if checked else None
+    if gap:
+        return Answer(question, False, f"{gap.note}{RELATED_LEAD}\n{text}", round(conf, 3), citations, related=True)
+    return Answer(question, True, text, round(conf, 3), citations)
 
 
 def answer(question: str, retrieval: Retrieval, lexical: LexicalIndex, params: AnswerParams,
-           generator: GeneratorConfig | None = None, follow_up_of: str | None = None) -> Answer:
-    """An extractive answer with [n] citations, or a plain "no answer" when the evidence is weak; with a chat
-    model configured, its answer instead when it cites the passages properly. A follow-up is weighed and
-    quoted as it was understood (with the previous question)."""
+           generator: GeneratorConfig | None = None, follow_up_of: str | None = None,
+           mentioned: Callable[[str], bool] | None = None) -> Answer:
+    """An extractive answer with [n] citations; the passages as related when they do not hold what was asked
+    (a year, a place, a phone number … that `mentioned` and kb/evidence.py check); a plain "no answer" when
+    the evidence is weak. With a chat model configured, its answer instead when it cites the passages
+    properly. A follow-up is weighed and quoted as it was understood (with the previous question)."""
     read_as = read_together(follow_up_of, question) if follow_up_of else question
     coverage = term_coverage(read_as, retrieval.hits, lexical)
     conf = 1.0 if retrieval.cited_article else confidence(retrieval.top_dense, coverage, params)
-    extractive = compose(read_as.strip(), retrieval.hits, conf, conf >= params.threshold, params)
+    checked = None
+    if mentioned is not None and not retrieval.cited_article:
+        checked = lambda quoted, hit: shortfall(question, quoted, hit, mentioned)  # noqa: E731
+    extractive = compose(read_as.strip(), retrieval.hits, conf, conf >= params.threshold, params, checked)
     extractive.question, extractive.follow_up_of = question.strip(), follow_up_of
     if not extractive.answerable or generator is None:
         return extractive

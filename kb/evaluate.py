@@ -28,6 +28,8 @@ class GoldQuestion:
     doc: str | None
     articles: tuple[int, ...]
     contains: tuple[str, ...]
+    #: A finer label some sets carry (e.g. the near-domain set: township_fact, wrong_year …).
+    kind: str | None = None
     #: Earlier questions of the same conversation, oldest first (follow-up sets; empty for single questions).
     history: tuple[str, ...] = ()
 
@@ -54,7 +56,7 @@ def load_questions(path: Path) -> list[GoldQuestion]:
                 id=str(raw.get("id", number)), q=raw["q"], tag=raw.get("tag", "untagged"),
                 answerable=bool(raw.get("answerable", True)), doc=raw.get("doc"),
                 articles=tuple(int(a) for a in raw.get("articles", [])), contains=tuple(raw.get("contains", [])),
-                history=tuple(str(h) for h in raw.get("history", [])),
+                kind=raw.get("kind"), history=tuple(str(h) for h in raw.get("history", [])),
             ))
         except (ValueError, KeyError, TypeError) as exc:
             raise EvalFileError(f"{path}:{number}: not a question line ({exc})") from exc

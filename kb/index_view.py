@@ -135,6 +135,10 @@ class IndexView:
             raise UnknownDocumentError(f"没有这个文档: {doc_id!r}")
         return document
 
+    def mentions(self, name: str) -> bool:
+        """Whether any document names `name` in its title or text (a place a question asks about)."""
+        return any(name in d.title or name in d.text for d in self.documents.values())
+
     def article(self, doc_id: str, article_no: int) -> Hit:
         """One 条 of a law as a hit (all its parts)."""
         rows = self.rows_by_article.get((self.document(doc_id).doc_id, article_no))

@@ -89,7 +89,7 @@ class KnowledgeBase:
         found = retrieve_in_context(question, history, passages or self.answer_params.passages, filters,
                                     self.retrieve, self.follow_up_params)
         result = answer(question, found.retrieval, self.view.lexical, self.answer_params, self.generator,
-                        found.follow_up_of)
+                        found.follow_up_of, self.view.mentions)
         result.notice = notice(question, result.mode, self.contacts)
         result.took_ms = round((time.perf_counter() - started) * 1000, 1)
         return result

@@ -39,3 +39,9 @@ def tokenize(text: str) -> list[str]:
         if token and token not in STOPWORDS and any(ch.isalnum() for ch in token):
             tokens.append(token)
     return tokens
+
+
+def words_of(text: str) -> list[str]:
+    """The text cut into words in reading order (jieba's default mode), punctuation and spaces dropped."""
+    _ensure_initialised()
+    return [w for w in (t.strip() for t in jieba.cut(text)) if w and any(ch.isalnum() for ch in w)]

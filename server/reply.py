@@ -13,6 +13,7 @@ def reply_text(answer: dict) -> str:
     if answer["citations"]:
         sources = [f"[{c['n']}] {c['citation']}" + (f"（{c['doc_date']}）" if c["doc_date"] else "")
                    for c in answer["citations"]]
-        text += "\n\n参考依据：\n" + "\n".join(sources)
+        heading = "参考依据" if answer.get("answerable", True) else "相关内容（不是对您问题的直接回答）"
+        text += f"\n\n{heading}：\n" + "\n".join(sources)
     notice = answer.get("notice")
     return f"{text}\n\n【提示】{notice}" if notice else text

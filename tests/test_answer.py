@@ -68,7 +68,7 @@ def test_answer_to_the_founding_question(corpus_kb: KnowledgeBase) -> None:
 def test_answer_object_fields(corpus_kb: KnowledgeBase) -> None:
     data = corpus_kb.ask("遗嘱要怎么写才有效？").to_dict()
     assert set(data) == {"question", "answerable", "answer", "confidence", "citations", "mode", "took_ms",
-                         "notice"}
+                         "notice", "follow_up_of", "related"}
     citation = data["citations"][0]
     assert citation["n"] == 1 and citation["citation"].startswith("《中华人民共和国民法典》第")
     assert citation["doc_title"] == "中华人民共和国民法典" and "遗嘱" in citation["text"]
@@ -118,3 +118,23 @@ def test_no_answer_is_polite_and_points_elsewhere(corpus_kb: KnowledgeBase) -> N
 def test_empty_question_is_refused(corpus_kb: KnowledgeBase) -> None:
     with pytest.raises(QueryError):
         corpus_kb.ask("   ")
+
+
+def test_a_year_the_knowledge_base_lacks_gets_the_year_it_has_as_related(corpus_kb: KnowledgeBase) -> None:
+    answer = corpus_kb.ask("雁石坪镇2023年调处了多少件矛盾纠纷？")
+    assert not answer.answerable and answer.related
+    assert answer.answer.startswith("知识库中只有2024年的数据，没有2023年的。") and "不是对它的直接回答" in answer.answer
+    assert answer.citations and "2024" in answer.citations[0].hit.doc_title
+    assert corpus_kb.ask("雁石坪镇2024年调处了多少件矛盾纠纷？").answerable, "the year it has is answered"
+
+
+def test_a_phone_number_the_passages_lack_is_not_answered(corpus_kb: KnowledgeBase) -> None:
+    answer = corpus_kb.ask("镇公共法律服务站的电话是多少？")
+    assert not answer.answerable
+    quoted = "".join(c.hit.text[s:e] for c in answer.citations for s, e in c.highlights)
+    assert not re.search(r"[0-9]{5,}", quoted), "the knowledge base holds no such number"
+
+
+def test_another_township_is_not_answered_from_ours(corpus_kb: KnowledgeBase) -> None:
+    answer = corpus_kb.ask("唐古拉山镇2024年调解了多少起纠纷？")
+    assert not answer.answerable and "唐古拉山镇" in answer.answer

@@ -3,8 +3,6 @@ conversation_id the server keeps), the OpenAI-compatible endpoint and WeChat (pe
 
 from __future__ import annotations
 
-import hashlib
-import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +11,7 @@ from fastapi.testclient import TestClient
 from kb.config import Settings
 from kb.knowledge_base import KnowledgeBase
 from test_api import assert_error, make_client
+from test_service import WECHAT_TOKEN, wechat
 
 pytestmark = pytest.mark.slow
 
@@ -30,7 +29,7 @@ def first_citation(answer: dict) -> str | None:
 def client(corpus_index: Path, corpus_kb: KnowledgeBase, settings: Settings,
            tmp_path_factory: pytest.TempPathFactory) -> TestClient:
     return make_client(settings, corpus_kb, tmp_path_factory.mktemp("followup"), corpus_index,
-                       wechat_token="wechat-token")
+                       wechat_token=WECHAT_TOKEN)
 
 
 def test_a_follow_up_is_read_with_the_question_before_it(corpus_kb: KnowledgeBase) -> None:
@@ -86,21 +85,9 @@ def test_openai_chat_reads_the_earlier_user_messages(client: TestClient) -> None
     assert ANSWERING in content and f"接着您上一个问题「{FIRST}」回答" in content
 
 
-def _wechat_text(client: TestClient, user: str, content: str, msg_id: int) -> str:
-    token, timestamp, nonce = "wechat-token", str(int(time.time())), f"n{msg_id}"
-    signature = hashlib.sha1("".join(sorted([token, timestamp, nonce])).encode()).hexdigest()
-    body = (f"<xml><ToUserName><![CDATA[gh_kb]]></ToUserName><FromUserName><![CDATA[{user}]]></FromUserName>"
-            f"<CreateTime>{timestamp}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
-            f"<Content><![CDATA[{content}]]></Content><MsgId>{msg_id}</MsgId></xml>")
-    reply = client.post("/wechat", params={"signature": signature, "timestamp": timestamp, "nonce": nonce},
-                        content=body.encode())
-    assert reply.status_code == 200, reply.text
-    return reply.text
-
-
 def test_wechat_keeps_each_users_conversation_apart(client: TestClient) -> None:
-    _wechat_text(client, "openid-a", FIRST, 5_000_000_000_000_001)
-    followed = _wechat_text(client, "openid-a", FOLLOW_UP, 5_000_000_000_000_002)
+    wechat(client, FIRST, user="openid-a")
+    followed = wechat(client, FOLLOW_UP, user="openid-a")
     assert ANSWERING in followed and "接着您上一个问题" in followed
-    other = _wechat_text(client, "openid-b", FOLLOW_UP, 5_000_000_000_000_003)
+    other = wechat(client, FOLLOW_UP, user="openid-b")
     assert "接着您上一个问题" not in other, "one user's questions never shape another's answers"

@@ -203,7 +203,8 @@ def test_errors_keep_the_typed_question(page: object) -> None:
         status=500, json={"error": {"code": "internal_error", "message": "服务器内部错误，请稍后再试"}}))
     bubble = ask(page, "法律援助向哪里申请？")
     sync_api.expect(bubble).to_have_class("bubble error")
-    sync_api.expect(bubble).to_have_text("服务器内部错误，请稍后再试")
+    sync_api.expect(bubble.locator(".bubble-text")).to_have_text("服务器内部错误，请稍后再试")
+    sync_api.expect(bubble.locator("button", has_text="重试")).to_be_visible()
     sync_api.expect(page.locator("#question")).to_have_value("法律援助向哪里申请？")
     sync_api.expect(page.locator("#question")).to_be_enabled()
 
@@ -212,7 +213,7 @@ def test_errors_keep_the_typed_question(page: object) -> None:
         status=429, headers={"Retry-After": "7"},
         json={"error": {"code": "rate_limited", "message": "请求太频繁，请稍后再试"}}))
     bubble = ask(page, "法律援助向哪里申请？")
-    sync_api.expect(bubble).to_have_text("请求太频繁，请 7 秒后再试")
+    sync_api.expect(bubble.locator(".bubble-text")).to_have_text("请求太频繁，请 7 秒后再试")
 
     page.unroute("**/api/ask")
     page.route("**/api/ask", lambda route: route.abort())
@@ -341,3 +342,13 @@ def test_a_slow_answer_can_be_stopped_and_retried(page: object) -> None:
     sync_api.expect(page.locator("#log .bubble.error")).to_have_count(0)
     sync_api.expect(page.locator("#log .bubble.answer:not(.pending)").last.locator(
         "button.citation", has_text=CITATION)).to_be_visible()
+
+
+def test_a_related_answer_is_labelled_as_not_the_answer(page: object) -> None:
+    page.reload()
+    answer = ask(page, "雁石坪镇2023年调处了多少件矛盾纠纷？")
+    sync_api.expect(answer).to_have_class("bubble answer notice related")
+    sync_api.expect(answer.locator(".bubble-text")).to_contain_text("知识库中只有2024年的数据")
+    sync_api.expect(answer.locator("h3.cite-title")).to_have_text("相关内容（不是对您问题的直接回答）")
+    answer.locator("button.citation").first.click()
+    sync_api.expect(page.locator("#passage-text mark").first).to_be_visible()

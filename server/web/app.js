@@ -144,7 +144,10 @@ function citationLabel(c) {
 
 function answerBubble(entry) {
   const data = entry.data;
-  const bubble = el("div", data.answerable ? "bubble answer" : "bubble answer notice");
+  // A related answer (not the answer, but close to it) quotes its passages like an answer, labelled as such.
+  const quoted = data.answerable || data.related;
+  const bubble = el("div", data.answerable ? "bubble answer" : data.related ? "bubble answer notice related"
+    : "bubble answer notice");
   bubble.append(el("span", "sr-only", data.answerable ? "回答：" : "提示："));
   if (data.mode === "generative") bubble.append(el("span", "badge", "AI 生成"));
   if (data.answerable && data.follow_up_of) {
@@ -152,7 +155,7 @@ function answerBubble(entry) {
   }
   const byNumber = new Map((data.citations || []).map((c) => [String(c.n), c]));
   const text = el("p", "bubble-text");
-  if (data.answerable) {
+  if (quoted) {
     // The answer with its [n] markers as buttons that open the cited passage.
     const answer = String(data.answer || "");
     let pos = 0;
@@ -173,8 +176,8 @@ function answerBubble(entry) {
   }
   bubble.append(text);
 
-  if (data.answerable && byNumber.size) {
-    bubble.append(el("h3", "cite-title", "出处"));
+  if (quoted && byNumber.size) {
+    bubble.append(el("h3", "cite-title", data.answerable ? "出处" : "相关内容（不是对您问题的直接回答）"));
     const list = el("ol", "citations");
     for (const c of data.citations) {
       const item = el("li");
