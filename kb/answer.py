@@ -9,10 +9,10 @@ evidence is weak the answer says so plainly instead of citing something unrelate
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
+from kb.answerable import AnswerModel
 from kb.config import AnswerParams
 from kb.conversation import read_together
 from kb.evidence import Shortfall, shortfall
@@ -75,18 +75,6 @@ def term_coverage(question: str, hits: list[Hit], lexical: LexicalIndex) -> floa
     return sum(w for t, w in weights.items() if t in evidence) / sum(weights.values())
 
 
-def confidence(top_dense: float, coverage: float, params: AnswerParams) -> float:
-    """0–1: a logistic blend of how close in meaning the best passage is and how many of the words it shares.
-
-    A fixed cosine threshold does not work: this model's cosines bunch between 0.8 and 0.95 for any text.
-    """
-    if not (math.isfinite(top_dense) and math.isfinite(coverage)):
-        return 0.0  # a damaged index must never make an answer look certain
-    x = (params.bias + params.w_dense * (top_dense - params.dense_centre) * 100
-         + params.w_cover * (coverage - 0.5) * 4)
-    return 1 / (1 + math.exp(-x))
-
-
 def select_quotes(question: str, hits: list[Hit], params: AnswerParams) -> list[tuple[int, Quote]]:
     """(hit index, quote) pairs: the best provision of the best passage, then of each further passage that is
     nearly as good and adds words of the question the earlier quotes lack (a tangent adds none)."""
@@ -134,14 +122,16 @@ def compose(question: str, hits: list[Hit], conf: float, answerable: bool, param
 
 def answer(question: str, retrieval: Retrieval, lexical: LexicalIndex, params: AnswerParams,
            generator: GeneratorConfig | None = None, follow_up_of: str | None = None,
-           mentioned: Callable[[str], bool] | None = None) -> Answer:
+           mentioned: Callable[[str], bool] | None = None, model: AnswerModel | None = None) -> Answer:
     """An extractive answer with [n] citations; the passages as related when they do not hold what was asked
     (a year, a place, a phone number … that `mentioned` and kb/evidence.py check); a plain "no answer" when
-    the evidence is weak. With a chat model configured, its answer instead when it cites the passages
+    `model` (kb/answerable.py) finds the knowledge base cannot answer it. With a chat model configured, its answer instead when it cites the passages
     properly. A follow-up is weighed and quoted as it was understood (with the previous question)."""
     read_as = read_together(follow_up_of, question) if follow_up_of else question
     coverage = term_coverage(read_as, retrieval.hits, lexical)
-    conf = 1.0 if retrieval.cited_article else confidence(retrieval.top_dense, coverage, params)
+    model = model or AnswerModel.from_params(params)
+    conf = 1.0 if retrieval.cited_article else model.confidence(retrieval.top_dense, coverage,
+                                                                retrieval.question_vector)
     checked = None
     if mentioned is not None and not retrieval.cited_article:
         checked = lambda quoted, hit: shortfall(question, quoted, hit, mentioned)  # noqa: E731

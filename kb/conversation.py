@@ -52,7 +52,8 @@ def retrieve_in_context(question: str, history: Sequence[str], top_k: int, filte
         return InContext(alone)
     together = retrieve(read_together(previous, question), params.candidates, scope)
     hits = fuse(in_document.hits, together.hits, anchor, params)[:top_k]
-    return InContext(Retrieval(hits, max(in_document.top_dense, together.top_dense)), previous)
+    return InContext(Retrieval(hits, max(in_document.top_dense, together.top_dense),
+                               question_vector=together.question_vector), previous)
 
 
 def read_together(previous: str, question: str) -> str:

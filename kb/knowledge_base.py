@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from kb.answer import Answer, answer
+from kb.answerable import AnswerModel
 from kb.config import AnswerParams, ContactSettings, FollowUpParams, RetrievalParams, Settings, load_settings
 from kb.conversation import retrieve_in_context
 from kb.embed import Embedder
@@ -40,6 +41,8 @@ class KnowledgeBase:
         self.generator = generator
         self.contacts = contacts or ContactSettings()
         self.follow_up_params = FollowUpParams()
+        # Fitted for the default model (kb/answer_models/); another model weighs closeness and shared words only.
+        self.answer_model = AnswerModel.for_model(embedder.fingerprint) or AnswerModel.from_params(self.answer_params)
         self.retriever = Retriever(view, embedder, params or RetrievalParams())
 
     @classmethod
@@ -89,7 +92,7 @@ class KnowledgeBase:
         found = retrieve_in_context(question, history, passages or self.answer_params.passages, filters,
                                     self.retrieve, self.follow_up_params)
         result = answer(question, found.retrieval, self.view.lexical, self.answer_params, self.generator,
-                        found.follow_up_of, self.view.mentions)
+                        found.follow_up_of, self.view.mentions, self.answer_model)
         result.notice = notice(question, result.mode, self.contacts)
         result.took_ms = round((time.perf_counter() - started) * 1000, 1)
         return result

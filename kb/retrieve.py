@@ -38,6 +38,7 @@ class FirstStage:
     candidates: Candidates
     top_dense: float  # cosine of the best candidate, with the model's own question vector
     cited: np.ndarray  # rows of the article the question cites (kept among the candidates)
+    question_vector: np.ndarray  # the model's own vector of the question (what the answer model weighs)
 
 
 @dataclass
@@ -45,6 +46,8 @@ class Retrieval:
     hits: list[Hit]
     top_dense: float  # cosine of the best candidate, with the model's own question vector: how close in meaning the best passage is
     cited_article: bool = False  # the question named a law and an article, and it was found
+    #: The model's own vector of the question: what it is about, which the answer model weighs (kb/scope.py).
+    question_vector: np.ndarray | None = None
 
 
 def _top(scores: np.ndarray, k: int) -> np.ndarray:
@@ -81,7 +84,7 @@ class Retriever:
         if self.reranks(params):
             scores = self.ranker.score(self.features(query, stage))
         scores, cited = self._put_cited_article_first(rows, scores, stage.cited)
-        return Retrieval(self.view.hits(rows, scores, top_k), stage.top_dense, cited)
+        return Retrieval(self.view.hits(rows, scores, top_k), stage.top_dense, cited, stage.question_vector)
 
     def reranks(self, params: RetrievalParams) -> bool:
         return params.method == "ranked" and self.ranker is not None
@@ -121,7 +124,7 @@ class Retriever:
         coverage = view.lexical.coverage(terms)[rows[keep]] if self.reranks(params) else np.zeros(len(keep))
         candidates = Candidates(rows[keep], closest[keep], dense[keep], lexical_scores[rows[keep]], coverage,
                                 scores[keep], named[keep])
-        return FirstStage(analysis, terms, candidates, max(0.0, float(closest.max())), cited)
+        return FirstStage(analysis, terms, candidates, max(0.0, float(closest.max())), cited, plain)
 
     def features(self, query: str, stage: "FirstStage") -> np.ndarray:
         """The second stage's feature matrix for a first stage's candidates (what bench/train_ranker.py learns)."""
