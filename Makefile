@@ -41,4 +41,4 @@ train: $(STAMP)
 	$(BIN)/python -m bench.encoder_pack
 	$(BIN)/python -m bench.train_encoder --write
 	$(BIN)/python -m bench.train_ranker --write
-	$(BIN)/python -m bench.calibrate_answerable
+	$(BIN)/python -m bench.calibrate_answerable --write

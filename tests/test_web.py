@@ -352,3 +352,30 @@ def test_a_related_answer_is_labelled_as_not_the_answer(page: object) -> None:
     sync_api.expect(answer.locator("h3.cite-title")).to_have_text("相关内容（不是对您问题的直接回答）")
     answer.locator("button.citation").first.click()
     sync_api.expect(page.locator("#passage-text mark").first).to_be_visible()
+
+
+def test_the_pinned_input_area_stays_small_on_a_phone(browser: object, live: tuple[str, ServiceState]) -> None:
+    page, _ = _open(browser, live[0], 360, 740)
+    try:
+        ask(page, QUESTION)
+        height = page.locator("#ask-form").evaluate("f => f.getBoundingClientRect().height")
+        assert height <= 0.3 * 740, height  # most of the screen is left for the conversation
+        send = page.locator("#send").evaluate("b => b.getBoundingClientRect().top")
+        box = page.locator("#question").evaluate("t => t.getBoundingClientRect().top")
+        assert abs(send - box) <= 2, "发送 sits beside the question box"
+        sync_api.expect(page.locator("#call-12348")).to_be_visible()
+    finally:
+        page.context.close()
+
+
+def test_the_full_document_shows_headings_and_keeps_its_title_in_reach(page: object) -> None:
+    doc_id = next(d["doc_id"] for d in page.request.get(page.url.split("#")[0] + "api/documents").json()["documents"]
+                  if d["title"] == "信访工作条例")
+    page.goto(page.url.split("#")[0] + f"#/doc/{doc_id}/art/46")
+    sync_api.expect(page.locator("#art-46")).to_be_visible()
+    headings = page.locator("#doc-body .doc-heading")
+    sync_api.expect(headings.first).to_have_text("第一章 总则")
+    assert "#" not in page.locator("#doc-body").inner_text()
+    for locator in (page.locator("#doc-title"), page.locator(".doc-nav a").first):
+        top = locator.evaluate("e => e.getBoundingClientRect().top")
+        assert 0 <= top < 200, top  # still on screen with article 46 scrolled into view

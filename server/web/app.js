@@ -390,7 +390,30 @@ function documentBlocks(text, index) {
   }
   if (pos < text.length && text.slice(pos).trim()) blocks.push({ text: text.slice(pos) });
   for (const b of blocks) b.text = b.text.replace(/^\s*\n/, "").trimEnd();  // display only: no blank edges
-  return blocks;
+  return blocks.flatMap(withHeadings);
+}
+
+/** A block between articles with its Markdown headings (## 第一章 总则) as blocks of their own, without the #s. */
+function withHeadings(block) {
+  if (block.no !== undefined) return [block];
+  const out = [];
+  let lines = [];
+  const flush = () => {
+    const text = lines.join("\n").replace(/^\s*\n/, "").trimEnd();
+    if (text.trim()) out.push({ text });
+    lines = [];
+  };
+  for (const line of block.text.split("\n")) {
+    const heading = line.match(/^\s*(#{1,6})\s+(.*\S)\s*$/);
+    if (heading) {
+      flush();
+      out.push({ text: heading[2], level: heading[1].length });
+    } else {
+      lines.push(line);
+    }
+  }
+  flush();
+  return out;
 }
 
 async function showDoc(docId, articleNo) {
@@ -409,9 +432,12 @@ async function showDoc(docId, articleNo) {
       status.textContent = "";
       $("doc-title").textContent = doc.title;
       $("doc-meta").textContent = [kindLabel(doc.kind, doc.title), doc.date ? `日期：${doc.date}` : ""].filter(Boolean).join(" · ");
-      const blocks = documentBlocks(String(doc.text || ""), doc.articles_index);
+      // The document's own title heading repeats the page's; the chapter headings stay, as headings.
+      const blocks = documentBlocks(String(doc.text || ""), doc.articles_index)
+        .filter((b) => !(b.level === 1 && b.text === doc.title));
       for (const b of blocks) {
-        b.node = el("div", b.no === undefined ? "block" : "block article");
+        b.node = b.level ? el(b.level <= 2 ? "h3" : "h4", "block doc-heading")
+          : el("div", b.no === undefined ? "block" : "block article");
         if (b.no !== undefined) b.node.id = `art-${b.no}`;
         b.node.textContent = b.text;
         body.append(b.node);
