@@ -71,13 +71,17 @@ def fuse(alone: list[Hit], together: list[Hit], anchor: Hit, params: FollowUpPar
             by_id.setdefault(hit.chunk_id, hit)
             scores[hit.chunk_id] = scores.get(hit.chunk_id, 0.0) + weight / (rank + params.rank_offset)
     for chunk_id, hit in by_id.items():
-        if _beside(hit, anchor, params.neighbour_width):
+        distance = _distance(hit, anchor)
+        if distance == 0:
+            scores[chunk_id] += params.same_article_bonus
+        elif distance is not None and distance <= params.neighbour_width:
             scores[chunk_id] += params.neighbour_bonus
     ranked = sorted(scores, key=lambda c: -scores[c])
     return [replace(by_id[c], score=round(scores[c], 6)) for c in ranked]
 
 
-def _beside(hit: Hit, anchor: Hit, width: int) -> bool:
+def _distance(hit: Hit, anchor: Hit) -> int | None:
+    """How many articles apart two hits of one law are (None: not both articles of one document)."""
     if hit.article_no is None or anchor.article_no is None or hit.doc_id != anchor.doc_id:
-        return False
-    return 0 < abs(hit.article_no - anchor.article_no) <= width
+        return None
+    return abs(hit.article_no - anchor.article_no)
