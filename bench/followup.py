@@ -60,7 +60,7 @@ def evaluate(kb: KnowledgeBase, questions: list[GoldQuestion]) -> dict:
 
 
 GRID = {"new_topic_gap": (0.03, 0.045, 0.06), "together_weight": (0.0, 0.5, 1.0),
-        "neighbour_bonus": (0.0, 0.02, 0.05, 0.1), "neighbour_width": (1, 2), "same_article_bonus": (0.0, 0.05, 0.1)}
+        "neighbour_bonus": (0.0, 0.02, 0.05, 0.1), "neighbour_width": (1, 2), "anchor_documents": (1, 2)}
 
 
 def fit(kb: KnowledgeBase, questions: list[GoldQuestion]) -> FollowUpParams:

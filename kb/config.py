@@ -132,11 +132,11 @@ class FollowUpParams:
     alone_weight: float = 1.0
     together_weight: float = 0.5
     rank_offset: int = 5
-    #: Extra for articles right beside the previous answer's (follow-ups often ask about the next rule), and for
-    #: that article itself (or about another part of the same rule).
+    #: Extra for articles right beside the previous answer's (follow-ups often ask about the next rule).
     neighbour_bonus: float = 0.02
     neighbour_width: int = 1
-    same_article_bonus: float = 0.0
+    #: The follow-up is searched in the documents of this many of the previous question's best passages.
+    anchor_documents: int = 2
 
 
 @dataclass(frozen=True)

@@ -42,11 +42,11 @@ def retrieve_in_context(question: str, history: Sequence[str], top_k: int, filte
     previous = previous_question(history)
     if not previous or alone.cited_article or not alone.hits:
         return InContext(alone)
-    anchors = retrieve(previous, 1, filters).hits
+    anchors = retrieve(previous, params.anchor_documents, filters).hits
     if not anchors:
         return InContext(alone)
     anchor = anchors[0]
-    scope = replace(filters, doc_ids=(anchor.doc_id,))
+    scope = replace(filters, doc_ids=tuple(dict.fromkeys(a.doc_id for a in anchors)))
     in_document = retrieve(question, params.candidates, scope)
     if not in_document.hits or alone.top_dense - in_document.top_dense > params.new_topic_gap:
         return InContext(alone)
@@ -72,9 +72,7 @@ def fuse(alone: list[Hit], together: list[Hit], anchor: Hit, params: FollowUpPar
             scores[hit.chunk_id] = scores.get(hit.chunk_id, 0.0) + weight / (rank + params.rank_offset)
     for chunk_id, hit in by_id.items():
         distance = _distance(hit, anchor)
-        if distance == 0:
-            scores[chunk_id] += params.same_article_bonus
-        elif distance is not None and distance <= params.neighbour_width:
+        if distance is not None and 0 < distance <= params.neighbour_width:
             scores[chunk_id] += params.neighbour_bonus
     ranked = sorted(scores, key=lambda c: -scores[c])
     return [replace(by_id[c], score=round(scores[c], 6)) for c in ranked]
