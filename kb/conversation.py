@@ -32,6 +32,8 @@ class InContext:
 
 def previous_question(history: Sequence[str]) -> str:
     """The most recent non-empty earlier question ('' when there is none)."""
+    if isinstance(history, str):
+        history = [history]  # one earlier question given as it is, not as a list of its characters
     return next((h.strip() for h in reversed(list(history)[-MAX_HISTORY:]) if h and h.strip()), "")
 
 

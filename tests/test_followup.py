@@ -40,6 +40,10 @@ def test_a_follow_up_is_read_with_the_question_before_it(corpus_kb: KnowledgeBas
     assert followed.follow_up_of == FIRST and followed.question == FOLLOW_UP
 
 
+def test_a_single_earlier_question_may_be_given_as_text(corpus_kb: KnowledgeBase) -> None:
+    assert corpus_kb.ask(FOLLOW_UP, history=FIRST).follow_up_of == FIRST
+
+
 def test_a_new_topic_starts_fresh(corpus_kb: KnowledgeBase) -> None:
     fresh = corpus_kb.ask(NEW_TOPIC)
     after = corpus_kb.ask(NEW_TOPIC, history=[FIRST])
