@@ -1,6 +1,6 @@
 """`make bench` / `python -m bench [stage ...]`: every benchmark in order, then docs/benchmarks.md.
 
-Stages: embedding, ingest, latency, quality, growth, dense, memory, ranking, answers, report. Each writes bench/results/<name>.json;
+Stages: embedding, ingest, latency, quality, growth, dense, memory, ranking, answers, scale, report. Each writes bench/results/<name>.json;
 the report is generated from whatever results exist. Stages that need ../shared skip cleanly without it.
 A full run from nothing takes about 1.5 hours on two cores, most of it embedding the 55,956 STARD articles
 once (kept in the vector cache, so later runs take minutes).
@@ -22,6 +22,7 @@ STAGES: dict[str, list[list[str]]] = {
     "dense": [["bench.dense_topk"]],
     "ranking": [["bench.ranking"]],
     "answers": [["bench.abstention"], ["bench.followup"]],
+    "scale": [["bench.vector_scale"]],
     "memory": [["bench.memory", "--concurrency", "8"], ["bench.memory", "--concurrency", "32", "--requests", "640"]],
     "report": [["bench.report"]],
 }
