@@ -1,7 +1,7 @@
 """Vector search at county and province scale: the exact FAISS index the product uses today, against approximate
 indexes, locally and in Milvus (issue 12's sizing figures).
 
-    python -m bench.vector_scale [--sizes 60000,1000000] [--queries 200] [--milvus-max 60000]
+    python -m bench.vector_scale [--sizes 60000,1000000] [--queries 200] [--milvus-max 60000] [--real DIR]
 
 The data are synthetic, as the issue allows (the embedding model need not run): 384-dimensional unit vectors
 drawn around 2,000 cluster centres, since real passage vectors are clustered by topic, not uniform; the queries
@@ -11,6 +11,11 @@ are drawn the same way. For each size:
 - FAISS HNSW (M 32, efConstruction 80, efSearch 64) and IVF-Flat (nlist 4·√N, nprobe 16): approximate;
 - Milvus through `pymilvus` and `milvus-lite` with an HNSW index (M 16, ef 64), up to --milvus-max vectors.
   milvus-lite answers through a local gRPC server, so its latency includes the client round trip.
+
+Synthetic clusters are easier than real passages, so the approximate indexes are also measured on real
+vectors when the STARD index is present (--real, default var/bench/stard/index, built by `python -m
+bench.stard build`): its 55,956 article vectors, and STARD's dev questions embedded as the product embeds
+questions.
 
 Reported per index: build (or insert + index) seconds, single-query latency p50/p95 (one thread, top 10),
 recall@10 against the exact result, and the memory the index holds (FAISS: bytes it serialises to; Milvus:
@@ -28,7 +33,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from bench.common import percentiles, write_result
+from bench.common import SHARED, WORK, percentiles, write_result
 
 DIM = 384
 CLUSTERS = 2_000
@@ -131,26 +136,52 @@ def measure_milvus(data: np.ndarray, queries: np.ndarray, truth: np.ndarray) -> 
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def real_vectors(index_dir: Path) -> tuple[np.ndarray, np.ndarray] | None:
+    """The STARD index's article vectors and its dev questions' vectors, or None when either is missing."""
+    if not (index_dir / "dense.faiss").is_file() or not (SHARED / "bench" / "stard").is_dir():
+        return None
+    from bench.stard import load_queries
+    from kb.config import load_settings
+    from kb.embed import Embedder
+
+    stored = faiss.read_index(str(index_dir / "dense.faiss"))
+    data = stored.reconstruct_n(0, stored.ntotal)
+    questions = [q["text"] for q in load_queries("dev", None)]
+    return data, Embedder(load_settings()).encode_queries(questions).astype(np.float32)
+
+
+def measure_all(data: np.ndarray, queries: np.ndarray, milvus: bool) -> dict:
+    figures = {}
+    figures["faiss_flat"], truth = measure_faiss("faiss_flat", data, queries, None)
+    for kind in ("faiss_hnsw", "faiss_ivf"):
+        figures[kind], _ = measure_faiss(kind, data, queries, truth)
+    if milvus:
+        figures["milvus_lite_hnsw"] = measure_milvus(data, queries, truth)
+    figures["raw_vectors_mb"] = round(data.nbytes / 2**20, 1)
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="60000,1000000", help="comma-separated numbers of vectors")
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--milvus-max", type=int, default=60_000, help="largest size also loaded into milvus-lite")
+    parser.add_argument("--real", type=Path, default=WORK / "stard" / "index", help="an index of real vectors")
     args = parser.parse_args()
     faiss.omp_set_num_threads(2)
     results = {"dim": DIM, "top_k": TOP_K, "queries": args.queries, "sizes": {}}
     for n in (int(s) for s in args.sizes.split(",")):
         data, queries = synthetic(n, args.queries, np.random.default_rng(SEED))
-        figures = {}
-        figures["faiss_flat"], truth = measure_faiss("faiss_flat", data, queries, None)
-        for kind in ("faiss_hnsw", "faiss_ivf"):
-            figures[kind], _ = measure_faiss(kind, data, queries, truth)
-            print(n, kind, figures[kind], flush=True)
-        if n <= args.milvus_max:
-            figures["milvus_lite_hnsw"] = measure_milvus(data, queries, truth)
-        figures["raw_vectors_mb"] = round(data.nbytes / 2**20, 1)
-        results["sizes"][str(n)] = figures
-        print(n, {k: v for k, v in figures.items() if not k.startswith("faiss_h")}, flush=True)
+        results["sizes"][str(n)] = measure_all(data, queries, n <= args.milvus_max)
+        print(n, results["sizes"][str(n)], flush=True)
+    real = real_vectors(args.real)
+    if real is None:
+        print(f"real vectors skipped: no {args.real / 'dense.faiss'} or no ../shared/bench/stard")
+    else:
+        data, queries = real
+        results["real_stard"] = {"vectors": len(data), "queries": len(queries),
+                                 **measure_all(data, queries, len(data) <= args.milvus_max)}
+        print("STARD", results["real_stard"], flush=True)
     print("wrote", write_result("vector_scale", results))
 
 
