@@ -20,7 +20,7 @@ import statistics
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from bench.common import timed_ms, write_result
+from bench.common import timed, write_result
 from kb.config import PROJECT_ROOT, FollowUpParams, load_settings
 from kb.evaluate import GoldQuestion, load_questions
 from kb.knowledge_base import KnowledgeBase
@@ -34,13 +34,8 @@ def evaluate(kb: KnowledgeBase, questions: list[GoldQuestion]) -> dict:
     misses, latency = [], []
     for question in questions:
         for variant, history in (("without history", ()), ("with history", question.history)):
-            answer = None
-
-            def ask(h: tuple[str, ...] = history) -> None:
-                nonlocal answer
-                answer = kb.ask(question.q, history=h)
-
-            elapsed = timed_ms(ask)
+            seconds, answer = timed(lambda h=history: kb.ask(question.q, history=h))
+            elapsed = seconds * 1000
             hit = bool(answer.citations) and question.matches(answer.citations[0].hit)
             outcome[variant].setdefault(question.tag, []).append(hit)
             if history:

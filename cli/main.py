@@ -108,6 +108,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
+    from kb.conversation import FOLLOW_UP_NOTE
     from server.errors import ApiError
     from server.service import open_service
 
@@ -122,7 +123,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     if args.json:
         return _print_json(answer)
     if answer["follow_up_of"] and answer["answerable"]:
-        print(f"（接着「{answer['follow_up_of']}」回答）")
+        print(f"（{FOLLOW_UP_NOTE.format(answer['follow_up_of'])}）")
     print(answer["answer"])
     for citation in answer["citations"]:
         date = f"（{citation['doc_date']}）" if citation["doc_date"] else ""

@@ -2,8 +2,7 @@
 
 No language model runs offline, so the answer is built from the law's own words (kb/quote.py chooses them):
 every quoted piece is a verbatim substring of its cited passage, and its character range is returned for
-highlighting. When the
-evidence is weak the answer says so plainly instead of citing something unrelated.
+highlighting. When the evidence is weak the answer says so plainly instead of citing something unrelated.
 """
 
 from __future__ import annotations
@@ -125,8 +124,9 @@ def answer(question: str, retrieval: Retrieval, lexical: LexicalIndex, params: A
            mentioned: Callable[[str], bool] | None = None, model: AnswerModel | None = None) -> Answer:
     """An extractive answer with [n] citations; the passages as related when they do not hold what was asked
     (a year, a place, a phone number … that `mentioned` and kb/evidence.py check); a plain "no answer" when
-    `model` (kb/answerable.py) finds the knowledge base cannot answer it. With a chat model configured, its answer instead when it cites the passages
-    properly. A follow-up is weighed and quoted as it was understood (with the previous question)."""
+    `model` (kb/answerable.py) finds the knowledge base cannot answer it. With a chat model configured, its
+    answer instead when it cites the passages properly. A follow-up is weighed and quoted as it was understood
+    (with the previous question)."""
     read_as = read_together(follow_up_of, question) if follow_up_of else question
     coverage = term_coverage(read_as, retrieval.hits, lexical)
     model = model or AnswerModel.from_params(params)

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from kb.config import AnswerParams
+from kb.rank import read_learnt
 
 ANSWER_MODELS_DIR = Path(__file__).resolve().parent / "answer_models"
 
@@ -42,10 +43,9 @@ class AnswerModel:
     @classmethod
     def for_model(cls, fingerprint: str, directory: Path = ANSWER_MODELS_DIR) -> "AnswerModel | None":
         """The shipped model for this embedding model, or None."""
-        path = directory / f"{fingerprint}.json"
-        if not path.is_file():
+        raw = read_learnt(directory, fingerprint)
+        if raw is None:
             return None
-        raw = json.loads(path.read_text(encoding="utf-8"))
         return cls(float(raw["bias"]), float(raw["w_dense"]), float(raw["w_cover"]), float(raw["dense_centre"]),
                    np.array(raw["w_vector"], dtype=np.float32) if raw.get("w_vector") else None, raw.get("meta", {}))
 

@@ -17,6 +17,8 @@ from kb.index_view import Filters
 from kb.retrieve import Retrieval
 from kb.schema import Hit
 
+#: How every channel says that an answer was read with the question before it.
+FOLLOW_UP_NOTE = "接着您上一个问题「{}」回答"
 #: Earlier questions a caller may pass; only the most recent one is used to read a follow-up.
 MAX_HISTORY = 10
 

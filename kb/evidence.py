@@ -24,7 +24,7 @@ from kb.tokenize import words_of
 _YEAR_RE = re.compile(r"(?<![0-9])((?:19|20)[0-9]{2})\s*年")
 #: A named place: a word of three or more characters ending in 镇/乡/县/市/州 (安多县, 雁石坪镇), or a name of two
 #: or more followed by that character as a word of its own (唐古拉山 镇) — not 城市, 超市, 乡镇, 大城市.
-_PLACE_END = "镇乡县市州"
+_PLACE_END = frozenset("镇乡县市州")
 _NOT_PLACES = ("城市", "城镇", "超市", "乡镇", "集市", "股市", "夜市", "菜市", "黑市", "都市", "县市")
 
 #: What a question asks for → what the quoted text must then contain.
@@ -76,7 +76,7 @@ def named_places(question: str) -> list[str]:
     for i, word in enumerate(words):
         if len(word) >= 3 and word[-1] in _PLACE_END:
             candidate = word
-        elif word in tuple(_PLACE_END) and i > 0 and len(words[i - 1]) >= 2 and _is_name(words[i - 1]):
+        elif word in _PLACE_END and i > 0 and len(words[i - 1]) >= 2 and _is_name(words[i - 1]):
             candidate = words[i - 1] + word
         else:
             continue

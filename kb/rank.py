@@ -56,7 +56,7 @@ FEATURES = (
 
 def chunk_traits(chunks: list[Chunk]) -> np.ndarray:
     """(chunks × TRAITS) booleans: what each passage contains."""
-    return np.array([[bool(_CONTAINS[t].search(c.text)) for t in TRAITS] for c in chunks], dtype=bool).reshape(
+    return np.array([[holds(t, c.text) for t in TRAITS] for c in chunks], dtype=bool).reshape(
         len(chunks), len(TRAITS))
 
 
@@ -67,7 +67,7 @@ def question_asks(question: str) -> np.ndarray:
 
 def asked_for(question: str) -> list[str]:
     """What the question asks for (names from ASKS), e.g. ["period"] for 「多久能办完」."""
-    return [a for a in ASKS if _ASKS[a].search(question)]
+    return [a for a, asked in zip(ASKS, question_asks(question)) if asked]
 
 
 def holds(trait: str, text: str) -> bool:
@@ -140,11 +140,8 @@ class LinearRanker:
     @classmethod
     def for_model(cls, fingerprint: str, directory: Path = RANKERS_DIR) -> "LinearRanker | None":
         """The shipped ranker for this model, or None (another model: the first stage's order stands)."""
-        path = directory / f"{fingerprint}.json"
-        if not path.is_file():
-            return None
-        raw = json.loads(path.read_text(encoding="utf-8"))
-        if raw.get("features") != list(FEATURES):
+        raw = read_learnt(directory, fingerprint)
+        if raw is None or raw.get("features") != list(FEATURES):
             return None  # learnt over other features: retrain with bench/train_ranker.py
         return cls(*(np.array(raw[k], dtype=np.float64) for k in ("weights", "mean", "scale")), raw.get("meta", {}))
 
@@ -153,6 +150,12 @@ class LinearRanker:
         data = {"features": list(FEATURES), "weights": _rounded(self.weights), "mean": _rounded(self.mean),
                 "scale": _rounded(self.scale), "meta": self.meta}
         path.write_text(json.dumps(data, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+
+
+def read_learnt(directory: Path, fingerprint: str) -> dict | None:
+    """A learnt artefact shipped for one model (`<fingerprint>.json`: a ranker, an answer model), or None."""
+    path = directory / f"{fingerprint}.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
 def _rounded(values: np.ndarray) -> list[float]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from kb.conversation import FOLLOW_UP_NOTE
+
 
 def reply_text(answer: dict) -> str:
     """The answer object (as the API returns it) → text (saying which earlier question a follow-up was read
@@ -9,7 +11,7 @@ def reply_text(answer: dict) -> str:
     the notice (where the answer comes from, where a person can help) last, as on the chat page."""
     text = answer["answer"]
     if answer.get("follow_up_of") and answer["answerable"]:
-        text = f"（接着您上一个问题「{answer['follow_up_of']}」回答）\n{text}"
+        text = f"（{FOLLOW_UP_NOTE.format(answer['follow_up_of'])}）\n{text}"
     if answer["citations"]:
         sources = [f"[{c['n']}] {c['citation']}" + (f"（{c['doc_date']}）" if c["doc_date"] else "")
                    for c in answer["citations"]]
