@@ -59,7 +59,7 @@ FOLDS, SEED = 5, 1234
 def evidence(kb: KnowledgeBase, question: str, params: AnswerParams) -> tuple[float, float, np.ndarray]:
     """The model's inputs, exactly as KnowledgeBase.ask computes them."""
     retrieval = kb.retrieve(question, params.passages)
-    return (retrieval.top_dense, term_coverage(question, retrieval.hits, kb.view.lexical),
+    return (retrieval.top_dense, term_coverage(question, retrieval.hits, kb.store.idf),
             np.ravel(retrieval.question_vector))
 
 

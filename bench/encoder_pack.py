@@ -50,7 +50,7 @@ def validation(question: str) -> bool:
 def training_questions(stard: KnowledgeBase, local: KnowledgeBase) -> list[dict]:
     """Every training question with its pool, source and answering rows."""
     questions: list[dict] = []
-    row_of = {c.chunk_id: i for i, c in enumerate(stard.view.chunks)}
+    row_of = {c.chunk_id: i for i, c in enumerate(stard.store.chunks)}
     for q in load_queries("train", None):
         gold = sorted({row_of[g] for g in q["gold"] if g in row_of})
         if gold:
@@ -60,7 +60,7 @@ def training_questions(stard: KnowledgeBase, local: KnowledgeBase) -> list[dict]
         items = local_items(local, load_questions(path))
         ranker_questions |= {text for text, _ in items}
         for text, answers in items:
-            gold = [r for r in range(len(local.view.chunks)) if answers(r)]
+            gold = [r for r, chunk in enumerate(local.store.chunks) if answers(chunk)]
             if gold:
                 questions.append({"text": text, "pool": "local", "source": source, "gold": gold})
     for q in questions:
@@ -123,12 +123,12 @@ def main() -> int:
     compact[used] = np.arange(len(used))
     save_file({"questions.ids": compact[np.concatenate(encoded)].astype(np.int32),
                "questions.offsets": np.cumsum([0] + [len(i) for i in encoded]).astype(np.int64),
-               **{f"{name}.vectors": np.ascontiguousarray(kb.view.vectors) for name, kb in pools.items()}},
+               **{f"{name}.vectors": np.ascontiguousarray(kb.store.vectors) for name, kb in pools.items()}},
               str(out / "data.safetensors"))
     header, layout, tensors = model_slice(settings, used)
     save_file(tensors, str(out / "model.safetensors"))
     meta = {"header": header, "layout": layout, "questions": questions,
-            "pools": {name: len(kb.view.chunks) for name, kb in pools.items()},
+            "pools": {name: len(kb.store.chunks) for name, kb in pools.items()},
             "base_fingerprint": local.embedder.fingerprint, "built_by": "python -m bench.encoder_pack"}
     (out / "meta.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
     counts = {s: sum(q["source"] == s for q in questions) for s in ("stard", "stard_local", "team")}

@@ -90,7 +90,7 @@ def main() -> None:
     for name, figures in results.items():
         for variant in ("without history", "with history"):
             print(name, variant, {tag: f["first_citation_gold"] for tag, f in figures[variant].items()})
-    results["settings"] = {"params": asdict(kb.follow_up_params), "index": str(kb.view.path)}
+    results["settings"] = {"params": asdict(kb.follow_up_params), "index": str(kb.store.path)}
     print("wrote", write_result("followup", results))
 
 

@@ -88,10 +88,10 @@ def probe(index_dir: Path) -> dict:
         kb.search(q)
     search_ms = percentiles([timed_ms(kb.search, q) for q in items])
     rss_after_search = peak_rss_mb()
-    vectors = kb.view.dense.reconstruct_n(0, kb.view.dense.ntotal)
+    vectors = kb.store.dense.reconstruct_n(0, kb.store.dense.ntotal)
     queries = kb.embedder.encode_queries(items)
-    flat_ms, exact = time_search(kb.view.dense, queries, 100)
-    result = {"chunks": len(kb.chunks), "search_ms": search_ms, "peak_rss_mb": round(rss_after_search),
+    flat_ms, exact = time_search(kb.store.dense, queries, 100)
+    result = {"chunks": len(kb.store.chunks), "search_ms": search_ms, "peak_rss_mb": round(rss_after_search),
               "dense": {"flat": {"search_ms": flat_ms, "bytes_per_vector": 4 * vectors.shape[1]}}}
     n, dim = vectors.shape
     hnsw = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)

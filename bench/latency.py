@@ -154,7 +154,7 @@ def main() -> int:
     items = questions()
     settings = load_settings(index_dir=index, embedding_backend=args.backend)
     kb = KnowledgeBase.open(settings=settings)
-    figures = {"backend": args.backend, "chunks": len(kb.chunks), "index_size_mb": index_size_mb(index),
+    figures = {"backend": args.backend, "chunks": len(kb.store.chunks), "index_size_mb": index_size_mb(index),
                "in_process": in_process(kb, items)}
     del kb
     figures["http"] = over_http(index, args.backend, items, [int(c) for c in args.levels.split(",")])

@@ -50,7 +50,7 @@ def evaluate_variants(index: Path, backend: str, queries: list[dict], labels: li
     """The ranking ablation's variants (bench.ranking) on one index, by STARD's measures."""
     kbs = variants(index, backend)
     results = {label: evaluate(kbs[label], queries) for label in labels or kbs}
-    results["articles"] = len(kbs[DEFAULT].chunks)
+    results["articles"] = len(kbs[DEFAULT].store.chunks)
     return results
 
 

@@ -65,7 +65,7 @@ def stard(index: Path) -> dict:
     queries = load_queries("dev", None)
     out = {"questions": len(queries)}
     for label, variant in variants(index).items():
-        out["articles"] = len(variant.chunks)
+        out["articles"] = len(variant.store.chunks)
         result = stard_evaluate(variant, queries)
         out[label] = {k: v for k, v in result.items() if k != "curve"}
         print("STARD", label, out[label], flush=True)

@@ -34,9 +34,10 @@ from bench.common import SHARED, WORK, write_result
 from bench.crossfit import TUNINGS, cross_fitted, half
 from kb.config import PROJECT_ROOT, RetrievalParams, load_settings
 from kb.evaluate import GoldQuestion, load_questions
-from kb.index_view import Filters
+from kb.passage_store import Filters
 from kb.knowledge_base import KnowledgeBase
 from kb.rank import FEATURES, RANKERS_DIR, LinearRanker
+from kb.schema import Chunk
 
 LOCAL_SETS = (SHARED / "eval" / "stard_local_train.jsonl", PROJECT_ROOT / "bench" / "data" / "train_local.jsonl")
 SEED = 20261127
@@ -54,19 +55,16 @@ class Example:
     first_stage: np.ndarray  # the first stage's scores, for comparison
 
 
-#: A training question: its text, and which chunks (by row) answer it.
-Item = tuple[str, Callable[[int], bool]]
+#: A training question: its text, and which passages answer it.
+Item = tuple[str, Callable[[Chunk], bool]]
 
 
 def local_items(kb: KnowledgeBase, questions: list[GoldQuestion]) -> list[Item]:
     """Questions over corpus/: a chunk answers when it is the gold article of the gold law, or (for documents
     without articles) holds one of the gold strings."""
-    view = kb.view
-
-    def answers(question: GoldQuestion) -> Callable[[int], bool]:
-        def check(row: int) -> bool:
-            chunk = view.chunks[row]
-            if not question.doc or question.doc not in view.documents[chunk.doc_id].title:
+    def answers(question: GoldQuestion) -> Callable[[Chunk], bool]:
+        def check(chunk: Chunk) -> bool:
+            if not question.doc or question.doc not in kb.documents[chunk.doc_id].title:
                 return False
             if question.articles:
                 return chunk.article_no in question.articles
@@ -82,7 +80,7 @@ def examples(kb: KnowledgeBase, items: list[Item], source: str) -> tuple[list[Ex
     found, missed = [], 0
     for question, answers in items:
         stage = retriever.first_stage(question, Filters(), retriever.params)
-        gold = np.array([answers(int(r)) for r in stage.candidates.rows], dtype=bool) if stage else np.zeros(0, bool)
+        gold = np.array([answers(c) for c in stage.candidates.chunks], dtype=bool) if stage else np.zeros(0, bool)
         if not gold.any():
             missed += 1
             continue

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from typing import TYPE_CHECKING
 
-from kb.config import Settings, load_settings
+from kb.config import KB_NAME_RE, Settings, load_settings
 from kb.errors import KnowledgeBaseError
 from server.settings import ServerSettings
 
@@ -25,7 +25,11 @@ EXIT_ERROR = 1
 
 def _settings(args: argparse.Namespace) -> Settings:
     index = getattr(args, "index", None)
-    return load_settings(index_dir=Path(index) if index else None)
+    kb_name = getattr(args, "kb", None)
+    if kb_name is not None and not KB_NAME_RE.fullmatch(kb_name):
+        raise KnowledgeBaseError(f"--kb {kb_name!r}: use 1 to 64 letters, digits, _ or -")
+    store = "local" if index else (getattr(args, "store", None) or ("milvus" if kb_name else None))
+    return load_settings(index_dir=Path(index) if index else None, kb_name=kb_name, store=store)
 
 
 def _open(args: argparse.Namespace) -> KnowledgeBase:
@@ -53,7 +57,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     report = ingest(paths, settings, progress=not args.quiet)
     for skipped in report.skipped:
         print(f"跳过 {skipped.path}: {skipped.reason}", file=sys.stderr)
-    print(f"已建立索引 {report.index_dir}: {report.documents} 个文档, {report.chunks} 个片段"
+    print(f"已建立索引 {report.target}: {report.documents} 个文档, {report.chunks} 个片段"
           f"（{report.reused} 个沿用已有向量）, 跳过 {len(report.skipped)} 个文件, 用时 {report.seconds:.1f} 秒")
     return 0
 
@@ -222,6 +226,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     def with_index(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
         p.add_argument("--index", metavar="DIR", help="index directory (default: index/, or KB_INDEX)")
+        p.add_argument("--store", choices=["local", "milvus"], help="where the passages live (default: KB_STORE)")
+        p.add_argument("--kb", metavar="NAME", help="which knowledge base of the Milvus store (default: KB_NAME; "
+                       "implies --store milvus)")
         return p
 
     p = with_index(sub.add_parser("ingest", help="build the index from documents (.md .txt .docx .pdf)"))

@@ -47,6 +47,7 @@ class SkippedFile:
 @dataclass
 class IngestReport:
     index_dir: Path
+    target: str = ""  # where it went: the index folder, or the Milvus address and knowledge base
     documents: int = 0
     chunks: int = 0
     seconds: float = 0.0
@@ -162,9 +163,12 @@ def build_index(documents: list[Document], chunks: list[Chunk], settings: Settin
 
 def ingest(paths: Sequence[Path], settings: Settings, embedder: Embedder | None = None,
            progress: bool = False) -> IngestReport:
-    """Build a new index from `paths` into settings.index_dir; the old one stays in use until it is complete."""
+    """Make the knowledge base hold exactly the documents under `paths`: a new index in settings.index_dir (the
+    old one stays in use until it is complete), or with KB_STORE=milvus the changed documents of KB_NAME."""
     started = time.perf_counter()
-    report = IngestReport(index_dir=settings.index_dir)
+    milvus = settings.store == "milvus"
+    report = IngestReport(settings.index_dir, f"Milvus {settings.milvus_address} ({settings.kb_name})" if milvus
+                          else str(settings.index_dir))
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         raise IngestError(f"no such file or folder: {', '.join(missing)}")
@@ -172,7 +176,12 @@ def ingest(paths: Sequence[Path], settings: Settings, embedder: Embedder | None 
     if not documents:
         reasons = "; ".join(f"{s.path}: {s.reason}" for s in report.skipped) or "no supported files found"
         raise IngestError(f"nothing to index ({reasons}); the existing index was not changed")
-    report.reused = build_index(documents, chunks, settings, embedder, progress)
+    if milvus:
+        from ingest.milvus_sync import sync_to_milvus  # pymilvus is only imported by those who use it
+
+        report.reused = sync_to_milvus(documents, chunks, settings, embedder or Embedder(settings), progress)
+    else:
+        report.reused = build_index(documents, chunks, settings, embedder, progress)
     report.documents, report.chunks = len(documents), len(chunks)
     report.seconds = time.perf_counter() - started
     return report
@@ -180,11 +189,19 @@ def ingest(paths: Sequence[Path], settings: Settings, embedder: Embedder | None 
 
 def ensure_index(settings: Settings, progress: bool = False) -> IngestReport | None:
     """First run, or after an upgrade: build the index from the default corpus when there is none yet, or when
-    the one there was written in another format or cut by another chunker than this program's."""
+    the one there was written in another format or cut by another chunker than this program's. In Milvus only
+    the knowledge base named `default` is built from corpus/; another must be ingested by name."""
     try:
-        read_manifest(settings.index_dir)
+        if settings.store == "milvus":
+            from kb.milvus_store import MilvusStore
+
+            MilvusStore.open(settings).close()
+        else:
+            read_manifest(settings.index_dir)
         return None
     except IndexMissingError:
+        if settings.store == "milvus" and settings.kb_name != "default":
+            raise
         log.warning("首次运行：正在从 %s 建立索引（需要几分钟）", settings.corpus_dir)
     except IndexMismatchError as exc:
         log.warning("索引需要重建（%s）：正在从 %s 重新建立", exc, settings.corpus_dir)

@@ -16,7 +16,6 @@ from kb.config import AnswerParams
 from kb.conversation import read_together
 from kb.evidence import Shortfall, shortfall
 from kb.generate import GenerationFailed, GeneratorConfig, generate_answer
-from kb.lexical import LexicalIndex
 from kb.quote import Quote, QuoteChooser, words
 from kb.rank import asked_for
 from kb.retrieve import Retrieval
@@ -64,13 +63,13 @@ class Answer:
         return out
 
 
-def term_coverage(question: str, hits: list[Hit], lexical: LexicalIndex) -> float:
+def term_coverage(question: str, hits: list[Hit], idf: Callable[[str], float]) -> float:
     """Share of the question's (idf-weighted) words found in the hits' text, titles and headings."""
     terms = list(dict.fromkeys(tokenize(question)))
     if not terms:
         return 0.0
     evidence = "".join(f"{h.doc_title}{h.section}{h.text}" for h in hits)
-    weights = {t: lexical.idf(t) for t in terms}
+    weights = {t: idf(t) for t in terms}
     return sum(w for t, w in weights.items() if t in evidence) / sum(weights.values())
 
 
@@ -119,7 +118,7 @@ def compose(question: str, hits: list[Hit], conf: float, answerable: bool, param
     return Answer(question, True, text, round(conf, 3), citations)
 
 
-def answer(question: str, retrieval: Retrieval, lexical: LexicalIndex, params: AnswerParams,
+def answer(question: str, retrieval: Retrieval, idf: Callable[[str], float], params: AnswerParams,
            generator: GeneratorConfig | None = None, follow_up_of: str | None = None,
            mentioned: Callable[[str], bool] | None = None, model: AnswerModel | None = None) -> Answer:
     """An extractive answer with [n] citations; the passages as related when they do not hold what was asked
@@ -128,7 +127,7 @@ def answer(question: str, retrieval: Retrieval, lexical: LexicalIndex, params: A
     answer instead when it cites the passages properly. A follow-up is weighed and quoted as it was understood
     (with the previous question)."""
     read_as = read_together(follow_up_of, question) if follow_up_of else question
-    coverage = term_coverage(read_as, retrieval.hits, lexical)
+    coverage = term_coverage(read_as, retrieval.hits, idf)
     model = model or AnswerModel.from_params(params)
     conf = 1.0 if retrieval.cited_article else model.confidence(retrieval.top_dense, coverage,
                                                                 retrieval.question_vector)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -70,6 +71,24 @@ def _optional_path(raw: str) -> Path | None:
 def _default_cache_dir() -> Path:
     base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
     return base / "zhengwu-kb"
+
+
+def _choice(*allowed: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        if raw not in allowed:
+            raise ValueError(f"must be one of {', '.join(allowed)}")
+        return raw
+    return parse
+
+
+#: A knowledge base's name: it keys Milvus rows and filter expressions, so only plain characters.
+KB_NAME_RE = re.compile(r"[A-Za-z0-9_\-]{1,64}")
+
+
+def _kb_name(raw: str) -> str:
+    if not KB_NAME_RE.fullmatch(raw):
+        raise ValueError("use 1 to 64 letters, digits, _ or -")
+    return raw
 
 
 def _threads() -> int:
@@ -176,7 +195,17 @@ class Settings:
     packages) or a path to any local sentence-transformers folder (e.g. bge-small-zh).
     """
 
-    index_dir: Path = setting("KB_INDEX", PROJECT_ROOT / "index", "index directory", _path, shown="`index/`")
+    index_dir: Path = setting("KB_INDEX", PROJECT_ROOT / "index", "index directory (KB_STORE=local)", _path,
+                              shown="`index/`")
+    #: Where the passages live (kb/passage_store.py): this machine's index directory, or Milvus.
+    store: str = setting("KB_STORE", "local", "`local` (the index directory) or `milvus` (KB_MILVUS_URI; README: "
+                         "Running on a Milvus cluster)", _choice("local", "milvus"))
+    milvus_uri: str = setting(
+        "KB_MILVUS_URI", "", "a Milvus server or cluster (`http://host:19530`), or a milvus-lite folder",
+        shown="`var/milvus.db` (milvus-lite)")
+    milvus_token: str = setting("KB_MILVUS_TOKEN", "", "Milvus credentials (`user:password` or an API key)")
+    kb_name: str = setting("KB_NAME", "default", "which knowledge base of the Milvus store (one per township)",
+                           _kb_name)
     corpus_dir: Path = setting("KB_CORPUS", PROJECT_ROOT / "corpus", "documents indexed by default", _path,
                                shown="`corpus/`")
     embedding_model: str = setting(
@@ -223,6 +252,10 @@ class Settings:
         if self.embedding_model == DEFAULT_MODEL_ID:
             return self.cache_dir / "models" / DEFAULT_MODEL_ID
         return Path(self.embedding_model).expanduser()
+
+    @property
+    def milvus_address(self) -> str:
+        return self.milvus_uri or str(PROJECT_ROOT / "var" / "milvus.db")
 
     @property
     def vector_cache_dir(self) -> Path | None:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from kb.config import FollowUpParams
-from kb.index_view import Filters
+from kb.passage_store import Filters
 from kb.retrieve import Retrieval
 from kb.schema import Hit
 

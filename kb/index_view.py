@@ -1,55 +1,24 @@
-"""A loaded index with the views searching needs: rows by document and article, filters, dense top-k, hits.
+"""The local store (KB_STORE=local, the default): a loaded index directory and the lookups searching needs.
 
-Built once per load and read-only afterwards, so any number of threads can search it. The passage vectors are
-kept once, inside the FAISS index: its top-k search is the only dense search path, and candidates found by the
-other retrievers are scored against a zero-copy view of the same storage.
+It implements kb.passage_store.PassageStore over kb.store's files: rows by document and article, filters,
+dense top-k, BM25, hits. Built once per load and read-only afterwards, so any number of threads can search it.
+The passage vectors are kept once, inside the FAISS index: its top-k search is the only dense search path, and
+candidates found by the other retrievers are scored against a zero-copy view of the same storage.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 import faiss
 import numpy as np
 
-from kb.errors import QueryError, UnknownDocumentError
+from kb.errors import UnknownDocumentError
+from kb.passage_store import Filters, Pool, hit_for
 from kb.query import LawNames
-from kb.rank import TRAITS, chunk_traits
-from kb.schema import Chunk, Document, Hit, citation_for
+from kb.rank import chunk_traits
+from kb.schema import Chunk, Document, Hit
 from kb.store import LoadedIndex
-
-DOC_KINDS = ("law", "report", "other")
-
-
-@dataclass(frozen=True)
-class Filters:
-    """Restrict a search to some documents: by kind (law/report/other), id, or words in the title."""
-
-    doc_kind: str | None = None
-    doc_ids: tuple[str, ...] = ()
-    title_contains: str | None = None
-
-    @classmethod
-    def from_mapping(cls, raw: Mapping | None) -> "Filters":
-        """Filters from JSON-like input, checked strictly: a wrong type is the caller's error, never a crash."""
-        if raw is not None and not isinstance(raw, Mapping):
-            raise QueryError("过滤条件必须是对象，例如 {\"doc_kind\": \"law\"}")
-        raw = dict(raw or {})
-        unknown = set(raw) - {"doc_kind", "doc_id", "doc_ids", "title_contains"}
-        if unknown:
-            raise QueryError(f"未知的过滤条件: {', '.join(sorted(map(str, unknown)))}（可用 doc_kind、doc_id、title_contains）")
-        for name in ("doc_kind", "doc_id", "title_contains"):
-            if raw.get(name) is not None and not isinstance(raw[name], str):
-                raise QueryError(f"过滤条件 {name} 必须是文字")
-        doc_ids = raw.get("doc_ids")
-        if doc_ids is not None and (not isinstance(doc_ids, (list, tuple)) or not all(isinstance(d, str) for d in doc_ids)):
-            raise QueryError("过滤条件 doc_ids 必须是文字列表")
-        if raw.get("doc_kind") is not None and raw["doc_kind"] not in DOC_KINDS:
-            raise QueryError(f"过滤条件 doc_kind 只能是 {'、'.join(DOC_KINDS)}")
-        ids = tuple(doc_ids or ([raw["doc_id"]] if raw.get("doc_id") else []))
-        return cls(raw.get("doc_kind"), ids, raw.get("title_contains"))
-
 
 class _Owned:
     """An array interface that keeps its memory's owner alive: an array made from it holds this as its base."""
@@ -70,6 +39,13 @@ def _stored_vectors(dense: "faiss.IndexFlatIP") -> np.ndarray:
     return vectors
 
 
+def _top(scores: np.ndarray, k: int) -> np.ndarray:
+    """Positions of the k highest scores, in no particular order."""
+    if len(scores) <= k:
+        return np.arange(len(scores))
+    return np.argpartition(-scores, k - 1)[:k]
+
+
 class IndexView:
     """What a search reads: chunks, documents, their derived lookups, and the dense index."""
 
@@ -86,7 +62,6 @@ class IndexView:
         self.doc_index = {doc_id: i for i, doc_id in enumerate(self.documents)}
         self.row_doc = np.array([self.doc_index[c.doc_id] for c in self.chunks], dtype=np.int32)
         self.traits = chunk_traits(self.chunks)  # what each passage contains (kb.rank)
-        self.enumerates = self.traits[:, TRAITS.index("list")]  # 下列…（一）（二）, for 「哪些」 questions
         self.rows_by_article: dict[tuple[str, int], list[int]] = {}
         for row, chunk in enumerate(self.chunks):
             if chunk.article_no is not None:
@@ -107,9 +82,24 @@ class IndexView:
                                      params=params)
         return found[0][found[0] >= 0]
 
-    def cosines(self, rows: np.ndarray, query_vector: np.ndarray) -> np.ndarray:
-        """Cosine of each row's passage with the query; a damaged value counts as no similarity."""
-        return np.nan_to_num(self.vectors[rows] @ query_vector, nan=-1.0, posinf=-1.0, neginf=-1.0)
+    def gather(self, query_vectors: Sequence[np.ndarray], lexical_query: str, k: int, filters: Filters,
+               whole_documents: Sequence[str], articles: Sequence[tuple[str, int]]) -> Pool:
+        """The best rows of each retriever, every row of the named documents and articles, within the filters."""
+        allowed = self.filter_mask(filters)
+        lexical_scores = np.nan_to_num(self.lexical.scores(lexical_query))
+        # Filtered rows are searched among the allowed ones only, so a filter never starves the result list.
+        parts = [self.dense_top(vector, k, allowed) for vector in query_vectors]
+        searched = np.arange(len(self.chunks)) if allowed is None else np.flatnonzero(allowed)
+        lexical_rows = searched[_top(lexical_scores[searched], k)]
+        parts.append(lexical_rows[lexical_scores[lexical_rows] > 0])
+        parts += [self.rows_of(doc_id) for doc_id in whole_documents]
+        parts += [np.array(self.rows_by_article.get(article, []), dtype=np.int64) for article in articles]
+        rows = np.unique(np.concatenate(parts).astype(np.int64))
+        if allowed is not None:
+            rows = rows[allowed[rows]]
+        coverage = self.lexical.coverage(self.lexical.query_terms(lexical_query))
+        return Pool([self.chunks[r] for r in rows], self.vectors[rows], lexical_scores[rows], coverage[rows],
+                    self.traits[rows])
 
     # -- filters and lookups ------------------------------------------------------------------------------------
 
@@ -117,12 +107,7 @@ class IndexView:
         """Allowed rows, or None when nothing is filtered."""
         if filters == Filters():
             return None
-        ok_docs = np.array([
-            (filters.doc_kind is None or doc.kind == filters.doc_kind)
-            and (not filters.doc_ids or doc.doc_id in filters.doc_ids)
-            and (filters.title_contains is None or filters.title_contains in doc.title)
-            for doc in self.documents.values()
-        ], dtype=bool)
+        ok_docs = np.array([filters.admits(doc) for doc in self.documents.values()], dtype=bool)
         return ok_docs[self.row_doc]
 
     def rows_of(self, doc_id: str) -> np.ndarray:
@@ -139,29 +124,32 @@ class IndexView:
         """Whether any document names `name` in its title or text (a place a question asks about)."""
         return any(name in d.title or name in d.text for d in self.documents.values())
 
-    def article(self, doc_id: str, article_no: int) -> Hit:
-        """One 条 of a law as a hit (all its parts)."""
-        rows = self.rows_by_article.get((self.document(doc_id).doc_id, article_no))
-        if not rows:
-            raise UnknownDocumentError(f"《{self.documents[doc_id].title}》没有第{article_no}条")
-        return self.hit(self.chunks[rows[0]], 1.0)
+    def passage_count(self) -> int:
+        return len(self.chunks)
+
+    def query_terms(self, text: str) -> list[str]:
+        return self.lexical.query_terms(text)
+
+    def idf(self, term: str) -> float:
+        return self.lexical.idf(term)
+
+    def laws_with_article(self, article_no: int) -> list[str]:
+        return [d for d, doc in self.documents.items() if doc.kind == "law" and (d, article_no) in self.rows_by_article]
+
+    def article_chunks(self, doc_id: str, article_no: int) -> list[Chunk]:
+        return [self.chunks[r] for r in self.rows_by_article.get((doc_id, article_no), [])]
+
+    def document_chunks(self, doc_id: str) -> list[Chunk]:
+        return [self.chunks[r] for r in self.rows_of(self.document(doc_id).doc_id)]
+
+    def chunk_counts(self) -> dict[str, int]:
+        counts = np.bincount(self.row_doc, minlength=len(self.documents))
+        return {doc_id: int(counts[i]) for doc_id, i in self.doc_index.items()}
+
+    def describe(self) -> dict:
+        return {"store": "local", "index_dir": str(self.path)}
 
     # -- hits ------------------------------------------------------------------------------------------------
-
-    def hits(self, rows: np.ndarray, scores: np.ndarray, top_k: int) -> list[Hit]:
-        """Best first, parts of one 条 merged into a single hit that spans the whole 条."""
-        hits: list[Hit] = []
-        seen: set[tuple[str, int | str]] = set()
-        for i in np.argsort(-scores, kind="stable"):
-            chunk = self.chunks[int(rows[i])]
-            key = (chunk.doc_id, chunk.article_no if chunk.article_no is not None else chunk.chunk_id)
-            if key in seen:
-                continue
-            seen.add(key)
-            hits.append(self.hit(chunk, float(scores[i])))
-            if len(hits) == top_k:
-                break
-        return hits
 
     def hit(self, chunk: Chunk, score: float) -> Hit:
         doc = self.documents[chunk.doc_id]
@@ -169,9 +157,4 @@ class IndexView:
         if chunk.part:
             parts = [self.chunks[r] for r in self.rows_by_article[(chunk.doc_id, chunk.article_no)]]
             start, end = min(p.start for p in parts), max(p.end for p in parts)
-        return Hit(
-            chunk_id=chunk.chunk_id, doc_id=doc.doc_id, doc_title=doc.title, doc_kind=doc.kind,
-            doc_date=doc.doc_date, section=chunk.section, article=chunk.article, article_no=chunk.article_no,
-            citation=citation_for(doc.title, chunk.article), text=doc.text[start:end], score=round(score, 6),
-            start=start, end=end,
-        )
+        return hit_for(doc, chunk, start, end, score)

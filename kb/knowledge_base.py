@@ -1,7 +1,7 @@
 """The library's front door: open an index, search it, ask it, browse its documents.
 
-A thin facade: the loaded index and its views live in kb.index_view, retrieval in kb.retrieve, answers in
-kb.answer. The CLI, the HTTP API, WeChat and any embedding backend only translate to these few methods.
+A thin facade: the passages live in a store (kb.passage_store: the local index directory of kb.index_view, or
+Milvus through kb.milvus_store, chosen by KB_STORE), retrieval is kb.retrieve, answers kb.answer. The CLI, the HTTP API, WeChat and any embedding backend only translate to these few methods.
 """
 
 from __future__ import annotations
@@ -10,8 +10,6 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import numpy as np
-
 from kb.answer import Answer, answer
 from kb.answerable import AnswerModel
 from kb.config import AnswerParams, ContactSettings, FollowUpParams, RetrievalParams, Settings, load_settings
@@ -19,8 +17,9 @@ from kb.conversation import retrieve_in_context
 from kb.embed import Embedder
 from kb.errors import QueryError, UnknownDocumentError
 from kb.generate import GeneratorConfig
-from kb.index_view import Filters, IndexView
+from kb.index_view import IndexView
 from kb.notice import notice
+from kb.passage_store import Filters, PassageStore
 from kb.retrieve import MAX_TOP_K, METHODS, Retrieval, Retriever
 from kb.schema import Chunk, Document, Hit
 from kb.store import check_model, load_index
@@ -29,13 +28,13 @@ __all__ = ["KnowledgeBase", "Filters", "QueryError", "UnknownDocumentError", "MA
 
 
 class KnowledgeBase:
-    """A loaded index and the model that made it. Thread-safe for concurrent searches."""
+    """A store of passages and the model that made them. Thread-safe for concurrent searches."""
 
-    def __init__(self, view: IndexView, embedder: Embedder, params: RetrievalParams | None = None,
+    def __init__(self, store: PassageStore, embedder: Embedder, params: RetrievalParams | None = None,
                  answer_params: AnswerParams | None = None, generator: GeneratorConfig | None = None,
                  contacts: ContactSettings | None = None) -> None:
-        check_model(view.manifest, embedder.model_id, embedder.fingerprint, embedder.dimension)
-        self.view = view
+        check_model(store.manifest, embedder.model_id, embedder.fingerprint, embedder.dimension)
+        self.store = store
         self.embedder = embedder
         self.answer_params = answer_params or AnswerParams()
         self.generator = generator
@@ -43,15 +42,24 @@ class KnowledgeBase:
         self.follow_up_params = FollowUpParams()
         # Fitted for the default model (kb/answer_models/); another model weighs closeness and shared words only.
         self.answer_model = AnswerModel.for_model(embedder.fingerprint) or AnswerModel.from_params(self.answer_params)
-        self.retriever = Retriever(view, embedder, params or RetrievalParams())
+        self.retriever = Retriever(store, embedder, params or RetrievalParams())
 
     @classmethod
     def open(cls, index_dir: str | Path | None = None, settings: Settings | None = None,
              embedder: Embedder | None = None) -> "KnowledgeBase":
-        """Load the index (checked: format, chunker, checksums, model) and the model, once."""
+        """Open the store (checked: format, chunker, model; a local index's checksums too) and the model, once.
+
+        KB_STORE=local (the default) loads the index directory (`index_dir`, or KB_INDEX); KB_STORE=milvus
+        connects to KB_MILVUS_URI and serves the knowledge base KB_NAME."""
         settings = settings or load_settings()
-        view = IndexView(load_index(Path(index_dir) if index_dir else settings.index_dir))
-        return cls(view, embedder or Embedder(settings), settings.retrieval, settings.answer, settings.llm.generator(),
+        store: PassageStore
+        if settings.store == "milvus" and index_dir is None:
+            from kb.milvus_store import MilvusStore  # pymilvus is only imported by those who use it
+
+            store = MilvusStore.open(settings)
+        else:
+            store = IndexView(load_index(Path(index_dir) if index_dir else settings.index_dir))
+        return cls(store, embedder or Embedder(settings), settings.retrieval, settings.answer, settings.llm.generator(),
                    settings.contacts)
 
     @property
@@ -60,15 +68,15 @@ class KnowledgeBase:
 
     def with_params(self, params: RetrievalParams) -> "KnowledgeBase":
         """The same loaded index and model, searched with other retrieval parameters (benchmarks, tuning)."""
-        return KnowledgeBase(self.view, self.embedder, params, self.answer_params, self.generator, self.contacts)
+        return KnowledgeBase(self.store, self.embedder, params, self.answer_params, self.generator, self.contacts)
 
     @property
-    def documents(self) -> dict[str, Document]:
-        return self.view.documents
+    def documents(self) -> Mapping[str, Document]:
+        """Every document's metadata by id (`document()` has the text)."""
+        return self.store.documents
 
-    @property
-    def chunks(self) -> list[Chunk]:
-        return self.view.chunks
+    def passage_count(self) -> int:
+        return self.store.passage_count()
 
     def search(self, query: str, top_k: int = 5, filters: Mapping | Filters | None = None,
                method: str | None = None) -> list[Hit]:
@@ -91,32 +99,36 @@ class KnowledgeBase:
         filters = filters if isinstance(filters, Filters) else Filters.from_mapping(filters)
         found = retrieve_in_context(question, history, passages or self.answer_params.passages, filters,
                                     self.retrieve, self.follow_up_params)
-        result = answer(question, found.retrieval, self.view.lexical, self.answer_params, self.generator,
-                        found.follow_up_of, self.view.mentions, self.answer_model)
+        result = answer(question, found.retrieval, self.store.idf, self.answer_params, self.generator,
+                        found.follow_up_of, self.store.mentions, self.answer_model)
         result.notice = notice(question, result.mode, self.contacts)
         result.took_ms = round((time.perf_counter() - started) * 1000, 1)
         return result
 
     def query_terms(self, query: str) -> list[str]:
         """The words of `query` the lexical index knows (for highlighting)."""
-        return self.view.lexical.query_terms(query)
+        return self.store.query_terms(query)
 
     def document(self, doc_id: str) -> Document:
-        return self.view.document(doc_id)
+        return self.store.document(doc_id)
 
     def document_chunks(self, doc_id: str) -> list[Chunk]:
-        return [self.chunks[r] for r in self.view.rows_of(self.document(doc_id).doc_id)]
+        return self.store.document_chunks(doc_id)
 
     def article(self, doc_id: str, article_no: int) -> Hit:
         """One 条 of a law as a hit (all its parts), for links such as 《信访工作条例》第三十四条."""
-        return self.view.article(doc_id, article_no)
+        document = self.document(doc_id)
+        parts = self.store.article_chunks(document.doc_id, article_no)
+        if not parts:
+            raise UnknownDocumentError(f"《{document.title}》没有第{article_no}条")
+        return self.store.hit(parts[0], 1.0)
 
     def info(self) -> dict:
-        """What the index holds: where, when built, with which model and chunker, and its documents."""
-        manifest = self.view.manifest
-        counts = np.bincount(self.view.row_doc, minlength=len(self.documents))
+        """What the store holds: where, when built, with which model and chunker, and its documents."""
+        manifest = self.store.manifest
+        counts = self.store.chunk_counts()
         return {
-            "index_dir": str(self.view.path),
+            **self.store.describe(),
             "built_at": manifest.get("built_at"),
             "embedding": manifest.get("embedding"),
             # Questions may be embedded with a tuned encoder (kb/model/tuning.py); this names it.
@@ -124,8 +136,8 @@ class KnowledgeBase:
             "chunker_version": manifest.get("chunker_version"),
             "documents": [
                 {"doc_id": d.doc_id, "title": d.title, "kind": d.kind, "date": d.doc_date, "source": d.source,
-                 "chunks": int(counts[i])}
-                for i, d in enumerate(self.documents.values())
+                 "chunks": counts.get(doc_id, 0)}
+                for doc_id, d in self.documents.items()
             ],
-            "chunks": len(self.chunks),
+            "chunks": self.passage_count(),
         }

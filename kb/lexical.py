@@ -21,6 +21,27 @@ B = 0.75
 _FILES = ("lexical_term_ptr.npy", "lexical_docs.npy", "lexical_weights.npy", "lexical_vocab.json")
 
 
+# The formulas, shared with the Milvus store (kb/milvus_store.py), which keeps the same scores as sparse vectors.
+
+def bm25_idf(n_docs: int, df: int) -> float:
+    return math.log(1 + (n_docs - df + 0.5) / (df + 0.5))
+
+
+def saturated_tf(tf: int, length: float, avg_length: float) -> float:
+    """A term's weight in a passage before idf: tf·(k1+1) / (tf + k1·(1−b+b·length/avg_length))."""
+    return tf * (K1 + 1) / (tf + K1 * (1 - B + B * length / avg_length))
+
+
+def coverage_idf(n_docs: int, df: int) -> float:
+    """The idf that kb.answer and the ranker's coverage weigh words by (a word no passage holds weighs most)."""
+    return math.log((n_docs + 1) / (df + 0.5))
+
+
+def average_length(lengths: Sequence[int]) -> float:
+    mean = float(np.mean(lengths)) if len(lengths) else 0.0
+    return mean if mean > 0 else 1.0
+
+
 class LexicalIndex:
     def __init__(self, vocab: dict[str, int], term_ptr: np.ndarray, docs: np.ndarray, weights: np.ndarray,
                  n_docs: int) -> None:
@@ -34,7 +55,7 @@ class LexicalIndex:
     def build(cls, texts: Sequence[str]) -> "LexicalIndex":
         counts = [Counter(tokenize(t)) for t in texts]
         lengths = np.array([sum(c.values()) for c in counts], dtype=np.float64)
-        avg_length = float(lengths.mean()) if len(lengths) and lengths.mean() > 0 else 1.0
+        avg_length = average_length(lengths)
         postings: dict[str, list[tuple[int, int]]] = {}
         for doc, counter in enumerate(counts):
             for term, tf in counter.items():
@@ -47,11 +68,10 @@ class LexicalIndex:
         n = len(texts)
         for i, term in enumerate(terms):
             plist = postings[term]
-            idf = math.log(1 + (n - len(plist) + 0.5) / (len(plist) + 0.5))
+            idf = bm25_idf(n, len(plist))
             for doc, tf in plist:
-                norm = K1 * (1 - B + B * lengths[doc] / avg_length)
                 docs_list.append(doc)
-                weights_list.append(idf * tf * (K1 + 1) / (tf + norm))
+                weights_list.append(idf * saturated_tf(tf, lengths[doc], avg_length))
             term_ptr[i + 1] = len(docs_list)
         return cls(vocab, term_ptr, np.array(docs_list, dtype=np.int32), np.array(weights_list, dtype=np.float32), n)
 
@@ -82,7 +102,7 @@ class LexicalIndex:
         """How much a word says about what a text is about: rarer is more; a word the index lacks, the most."""
         i = self.vocab.get(term)
         df = 0 if i is None else int(self.term_ptr[i + 1] - self.term_ptr[i])
-        return math.log((self.n_docs + 1) / (df + 0.5))
+        return coverage_idf(self.n_docs, df)
 
     def coverage(self, terms: Sequence[str]) -> np.ndarray:
         """Per chunk, the idf-weighted share of `terms` it contains (0 to 1): BM25 without its saturation."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,23 +91,24 @@ def _rank_score(values: np.ndarray) -> np.ndarray:
 class Candidates:
     """What the first stage knows about its candidates, row by row, for the features below."""
 
-    rows: np.ndarray
+    chunks: list[Chunk]
     cosine: np.ndarray  # with the model's own question vector
     tuned: np.ndarray  # with the tuned question vector (= cosine where there is no tuning)
     bm25: np.ndarray
     coverage: np.ndarray  # idf-weighted share of the question's words in the passage
     first_stage: np.ndarray  # the fused score the first stage ranked by (0..1 + bonuses)
     named_law: np.ndarray  # bool: the passage belongs to a law the question names
+    traits: np.ndarray  # (candidates × TRAITS) what each passage contains
 
 
-def candidate_features(question: str, candidates: Candidates, chunks: list[Chunk], documents: dict[str, Document],
-                       traits: np.ndarray, question_terms: list[str]) -> np.ndarray:
+def candidate_features(question: str, candidates: Candidates, documents: Mapping[str, Document],
+                       question_terms: list[str]) -> np.ndarray:
     """(candidates × FEATURES) float matrix; every feature is relative to the question's own candidates where a
     raw score would mean different things for different questions."""
-    rows = candidates.rows
     asks = question_asks(question)
-    present = traits[rows][:, [TRAITS.index(a) for a in ASKS]]
-    picked = [chunks[int(r)] for r in rows]
+    traits = candidates.traits
+    present = traits[:, [TRAITS.index(a) for a in ASKS]]
+    picked = candidates.chunks
     lengths = np.array([len(c.text) for c in picked], dtype=np.float64)
     overlap = np.array([_title_overlap(question_terms, documents[c.doc_id].title + c.section) for c in picked])
     report = np.array([documents[c.doc_id].kind != "law" for c in picked], dtype=np.float64)
@@ -115,7 +117,7 @@ def candidate_features(question: str, candidates: Candidates, chunks: list[Chunk
         _unit(candidates.bm25), np.log1p(candidates.bm25), candidates.coverage, overlap,
         candidates.named_law.astype(np.float64), candidates.first_stage,
         candidates.first_stage - candidates.first_stage.max(), _rank_score(candidates.first_stage),
-        _rank_score(candidates.cosine), _rank_score(candidates.tuned), _rank_score(candidates.bm25), np.log1p(lengths), traits[rows][:, TRAITS.index("purpose")], report,
+        _rank_score(candidates.cosine), _rank_score(candidates.tuned), _rank_score(candidates.bm25), np.log1p(lengths), traits[:, TRAITS.index("purpose")], report,
         *(asks[i] & present[:, i] for i in range(len(ASKS))), *(asks[i] & ~present[:, i] for i in range(len(ASKS))),
     ]
     matrix = np.column_stack([np.asarray(c, dtype=np.float64) for c in columns])

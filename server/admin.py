@@ -112,7 +112,7 @@ def create_admin_router() -> APIRouter:
         """swap in the index on disk (after `kb ingest`) without dropping requests"""
         started = time.perf_counter()
         kb = await run_in_threadpool(service.reload)
-        return {"status": "reloaded", "documents": len(kb.documents), "chunks": len(kb.chunks),
+        return {"status": "reloaded", "documents": len(kb.documents), "chunks": kb.passage_count(),
                 "seconds": round(time.perf_counter() - started, 2)}
 
     @router.get("/unanswered")

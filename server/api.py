@@ -81,7 +81,7 @@ def create_api_router() -> APIRouter:
     def readyz(service: ServiceState = Depends(state)) -> dict:
         """Ready once the index and the model are loaded; `query_log` says whether questions are being logged"""
         kb = service.kb
-        return {"status": "ready", "documents": len(kb.documents), "chunks": len(kb.chunks),
+        return {"status": "ready", "documents": len(kb.documents), "chunks": kb.passage_count(),
                 "model": kb.embedder.model_id, "query_log": service.log_health.to_dict()}
 
     @router.post("/api/ask", tags=["questions"])

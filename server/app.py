@@ -102,5 +102,5 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000) -> None
     ensure_index(settings, progress=True)
     service = open_service(settings, ServerSettings())
     kb = service.kb
-    log.warning("知识库已就绪: %d 个文档, %d 个片段; http://%s:%d/docs", len(kb.documents), len(kb.chunks), host, port)
+    log.warning("知识库已就绪: %d 个文档, %d 个片段; http://%s:%d/docs", len(kb.documents), kb.passage_count(), host, port)
     uvicorn.Server(uvicorn_config(create_app(service), host, port)).run()

@@ -55,7 +55,7 @@ def assert_error(response: httpx.Response, status: int, code: str) -> None:
 def test_health_and_readiness(client: TestClient, corpus_kb: KnowledgeBase) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz").json()
-    assert (ready["status"], ready["documents"], ready["chunks"]) == ("ready", CORPUS_DOCUMENTS, len(corpus_kb.chunks))
+    assert (ready["status"], ready["documents"], ready["chunks"]) == ("ready", CORPUS_DOCUMENTS, len(corpus_kb.store.chunks))
 
 
 def test_openapi_documents_the_endpoints(client: TestClient) -> None:

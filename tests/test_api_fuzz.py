@@ -82,7 +82,7 @@ def steer_towards_real_records(schema: schemathesis.BaseSchema, kb: KnowledgeBas
     uploading one has no body in the schema to fuzz: both are fuzzed as generated, so mostly their 4xx paths.
     """
     doc_ids = sorted(kb.documents)
-    articles = sorted({(c.doc_id, c.article_no) for c in kb.chunks if c.article_no is not None})
+    articles = sorted({(c.doc_id, c.article_no) for c in kb.store.chunks if c.article_no is not None})
 
     def set_path(case: schemathesis.Case, **values: object) -> schemathesis.Case:
         case.path_parameters = {**case.path_parameters, **values}

@@ -84,7 +84,7 @@ def test_info_json(corpus_index: Path, settings: Settings, corpus_kb: KnowledgeB
     info = json.loads(result.stdout)
     assert len(info["documents"]) == CORPUS_DOCUMENTS
     assert {d["title"] for d in info["documents"]} == {r.title for r in corpus_sources().values()}
-    assert sum(d["chunks"] for d in info["documents"]) == info["chunks"] == len(corpus_kb.chunks)
+    assert sum(d["chunks"] for d in info["documents"]) == info["chunks"] == len(corpus_kb.store.chunks)
     assert info["embedding"]["fingerprint"] == corpus_kb.embedder.fingerprint
     assert info["question_encoder"] == corpus_kb.embedder.query_fingerprint != info["embedding"]["fingerprint"]
     xinfang = next(d for d in info["documents"] if d["source"] == "信访工作条例.md")

@@ -223,7 +223,7 @@ def test_no_passages_means_no_request(fake_llm: FakeLLM) -> None:
 def test_ask_uses_a_properly_cited_generated_answer_and_falls_back_otherwise(fake_llm: FakeLLM, corpus_kb) -> None:
     from kb.knowledge_base import KnowledgeBase
 
-    kb = KnowledgeBase(corpus_kb.view, corpus_kb.embedder, corpus_kb.params, corpus_kb.answer_params,
+    kb = KnowledgeBase(corpus_kb.store, corpus_kb.embedder, corpus_kb.params, corpus_kb.answer_params,
                        fake_llm.config())
     fake_llm.reply("信访事项一般要在60日内办完，复杂的可以延长，但最多再延长30日[1]。")
     generated = kb.ask("信访事项多长时间办结？")

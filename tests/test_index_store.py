@@ -110,8 +110,8 @@ def test_loaded_index_holds_what_the_chunker_made(small_index: Path, settings: S
         assert (stored.title, stored.kind, stored.doc_date, stored.text) == (
             parsed.document.title, parsed.document.kind, parsed.document.doc_date, parsed.document.text)
         assert stored.dates == parsed.document.dates
-    assert kb.chunks == expected
-    assert kb.view.manifest["counts"]["chunks"] == len(expected) == kb.view.dense.ntotal
+    assert kb.store.chunks == expected
+    assert kb.store.manifest["counts"]["chunks"] == len(expected) == kb.store.dense.ntotal
     kinds = sorted(d.kind for d in kb.documents.values())
     assert kinds == ["law", "law", "report"]
     road = next(d for d in kb.documents.values() if d.title == "乡村道路养护条例")
@@ -303,7 +303,7 @@ def test_first_start_rebuilds_an_index_cut_by_another_chunker(fresh_index: Path,
     _edit_manifest(fresh_index, lambda m: m.update(chunker_version=CHUNKER_VERSION - 1))
     report = ensure_index(own)
     assert report is not None and report.documents == 3
-    assert open_kb(fresh_index, settings, embedder).view.manifest["chunker_version"] == CHUNKER_VERSION
+    assert open_kb(fresh_index, settings, embedder).store.manifest["chunker_version"] == CHUNKER_VERSION
 
 
 def test_non_finite_vectors_never_break_an_answer(small_index: Path, tmp_path: Path, settings: Settings,
@@ -311,10 +311,10 @@ def test_non_finite_vectors_never_break_an_answer(small_index: Path, tmp_path: P
     """A build whose files match their checksums but hold NaN vectors (a bug upstream, a bad model): answers
     still come back, with a finite confidence that the question log can store."""
     kb = open_kb(small_index, settings, embedder)
-    vectors = kb.view.vectors.copy()
+    vectors = kb.store.vectors.copy()
     vectors[::2] = np.nan
     broken = tmp_path / "index"
-    write_index(IndexContents(list(kb.documents.values()), kb.chunks, vectors, kb.view.lexical, embedder.model_id,
+    write_index(IndexContents(list(kb.documents.values()), kb.store.chunks, vectors, kb.store.lexical, embedder.model_id,
                               embedder.fingerprint), broken)
     damaged = open_kb(broken, settings, embedder)
     for question in QUESTIONS:
@@ -350,7 +350,7 @@ def test_broken_files_are_skipped_and_reported(small_corpus: Path, settings: Set
     manifest = json.loads((index_dir / "manifest.json").read_text(encoding="utf-8"))
     assert set(manifest["documents"]) == {"乡村道路养护条例.md", "集市摊位管理办法.md", "某镇2023年工作报告.txt"}
     kb = open_kb(index_dir, settings, embedder)
-    assert len(kb.chunks) == report.chunks
+    assert len(kb.store.chunks) == report.chunks
 
 
 def test_unsupported_file_named_explicitly_is_reported(small_corpus: Path, settings: Settings,
@@ -381,7 +381,7 @@ def test_another_model_is_selectable_and_its_index_is_kept_apart(small_index: Pa
         KnowledgeBase.open(small_index, settings=own_settings, embedder=own_embedder)
     ingest([small_corpus], own_settings, embedder=own_embedder)
     own_kb = KnowledgeBase.open(settings=own_settings, embedder=own_embedder)
-    assert own_kb.view.manifest["embedding"]["model_id"] == str(own_model)
+    assert own_kb.store.manifest["embedding"]["model_id"] == str(own_model)
     assert own_kb.search("路面塌陷后多长时间内要设置警示标志？")[0].citation == "《乡村道路养护条例》第三条"
     with pytest.raises(IndexMismatchError):
         KnowledgeBase.open(own_settings.index_dir, settings=settings, embedder=embedder)
@@ -395,12 +395,12 @@ def test_reingest_embeds_only_what_changed(fresh_index: Path, settings: Settings
         "# 村规民约\n\n<!-- INFO END -->\n\n第一条 村民应当爱护公共设施。\n\n第二条 禁止在河道内倾倒垃圾。\n\n"
         "第三条 红白喜事从简办理，宴席不超过十桌。\n", encoding="utf-8")
     report = build(corpus, fresh_index, settings, embedder)
-    assert report.reused == len(before.chunks) and report.chunks == len(before.chunks) + 3
+    assert report.reused == len(before.store.chunks) and report.chunks == len(before.store.chunks) + 3
     after = open_kb(fresh_index, settings, embedder)
     new_rows = [i for i, c in enumerate(after.chunks) if after.documents[c.doc_id].title == "村规民约"]
     texts = [indexing_text(after.documents[after.chunks[i].doc_id], after.chunks[i]) for i in new_rows]
     np.testing.assert_allclose(after.view.vectors[new_rows], embedder.encode_passages(texts), atol=1e-5)
-    old = {c.chunk_id: i for i, c in enumerate(before.chunks)}
+    old = {c.chunk_id: i for i, c in enumerate(before.store.chunks)}
     for i, chunk in enumerate(after.chunks):
         if chunk.chunk_id in old:
             np.testing.assert_array_equal(after.view.vectors[i], before.view.vectors[old[chunk.chunk_id]])

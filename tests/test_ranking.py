@@ -53,10 +53,10 @@ def test_features_are_finite_and_follow_what_the_question_asks() -> None:
     texts = ["第三条 应当自受理之日起60日内办结。", "第一条 为了规范工作，制定本条例。", "第五条 信访人可以提出意见。"]
     chunks = [chunk(t, article_no=i + 1) for i, t in enumerate(texts)]
     documents = {"d1": Document("d1", "信访工作条例", "law", "x.md", "h", "".join(texts))}
-    candidates = Candidates(np.arange(3), np.array([0.9, 0.85, np.nan]), np.array([0.2, 0.3, 0.1]),
+    candidates = Candidates(chunks, np.array([0.9, 0.85, np.nan]), np.array([0.2, 0.3, 0.1]),
                             np.array([3.0, 0.0, 1.0]), np.array([0.5, 0.0, 0.2]), np.array([1.0, 0.5, 0.2]),
-                            np.array([True, True, True]))
-    matrix = candidate_features("信访事项多久办结？", candidates, chunks, documents, chunk_traits(chunks), ["信访", "办结"])
+                            np.array([True, True, True]), chunk_traits(chunks))
+    matrix = candidate_features("信访事项多久办结？", candidates, documents, ["信访", "办结"])
     assert matrix.shape == (3, len(FEATURES)) and np.isfinite(matrix).all()
     column = dict(zip(FEATURES, matrix.T))
     assert list(column["period_asked_and_present"]) == [1, 0, 0]

@@ -27,7 +27,7 @@ def assert_hit_is_consistent(kb: KnowledgeBase, hit: Hit) -> None:
     assert hit.text == document.text[hit.start : hit.end]
     assert (hit.doc_title, hit.doc_kind, hit.doc_date) == (document.title, document.kind, document.doc_date)
     assert hit.citation == f"《{document.title}》{hit.article or ''}"
-    chunk = next(c for c in kb.chunks if c.chunk_id == hit.chunk_id)
+    chunk = next(c for c in kb.store.chunks if c.chunk_id == hit.chunk_id)
     assert (chunk.doc_id, chunk.article_no, chunk.section) == (hit.doc_id, hit.article_no, hit.section)
     assert hit.start <= chunk.start and chunk.end <= hit.end
 
@@ -37,7 +37,7 @@ def test_index_holds_the_whole_corpus(corpus_kb: KnowledgeBase) -> None:
     assert sorted(d.title for d in corpus_kb.documents.values()) == sorted(r.title for r in sources.values())
     for document in corpus_kb.documents.values():
         row = sources[document.source]
-        articles = {c.article_no for c in corpus_kb.chunks if c.doc_id == document.doc_id and c.article_no}
+        articles = {c.article_no for c in corpus_kb.store.chunks if c.doc_id == document.doc_id and c.article_no}
         assert len(articles) == (row.expected_articles or 0), document.title
 
 
@@ -104,10 +104,10 @@ def test_one_hit_per_article(corpus_kb: KnowledgeBase, question: str) -> None:
 
 
 def test_hit_for_a_split_article_spans_the_whole_article(corpus_kb: KnowledgeBase) -> None:
-    later_parts = [c for c in corpus_kb.chunks if c.part > 1]
+    later_parts = [c for c in corpus_kb.store.chunks if c.part > 1]
     assert later_parts, "the corpus has articles longer than max_chunk_chars"
     for part in later_parts:
-        siblings = [c for c in corpus_kb.chunks if (c.doc_id, c.article_no) == (part.doc_id, part.article_no)]
+        siblings = [c for c in corpus_kb.store.chunks if (c.doc_id, c.article_no) == (part.doc_id, part.article_no)]
         hits = corpus_kb.search(part.text[:80], top_k=10)
         hit = next((h for h in hits if (h.doc_id, h.article_no) == (part.doc_id, part.article_no)), None)
         assert hit is not None, f"searching the text of {part.chunk_id} does not find its article"
@@ -130,7 +130,7 @@ def test_title_filter(corpus_kb: KnowledgeBase) -> None:
 
 
 def test_filtered_search_fills_top_k_from_the_allowed_documents(corpus_kb: KnowledgeBase) -> None:
-    report_chunks = sum(1 for c in corpus_kb.chunks if corpus_kb.documents[c.doc_id].kind == "report")
+    report_chunks = sum(1 for c in corpus_kb.store.chunks if corpus_kb.documents[c.doc_id].kind == "report")
     assert report_chunks >= 10
     hits = corpus_kb.search("民法典 遗嘱", top_k=10, filters={"doc_kind": "report"})
     assert len(hits) == 10 and {h.doc_kind for h in hits} == {"report"}

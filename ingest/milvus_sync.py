@@ -1,0 +1,91 @@
+"""Ingest into Milvus (KB_STORE=milvus): make knowledge base KB_NAME hold exactly the parsed documents.
+
+Only what changed is written: a document whose content hash is the one stored is left alone, a new or changed
+one is written as a new version and published (kb/milvus_store.py says how readers never see half of it), a
+document no longer among the files is unpublished. Vectors come from the vector cache where it has them. Old
+versions are deleted at the end, after readers have had time to move to the new ones.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+
+import numpy as np
+from tqdm import tqdm
+
+from ingest.build import embed_with_reuse, open_vector_cache
+from ingest.chunk import indexing_text
+from kb.config import Settings
+from kb.embed import Embedder
+from kb.lexical import average_length
+from kb.milvus_store import REFRESH_SECONDS, MilvusStore
+from kb.schema import Chunk, Document
+from kb.store import IndexMismatchError, check_model
+from kb.tokenize import tokenize
+
+log = logging.getLogger(__name__)
+
+
+def sync_to_milvus(documents: list[Document], chunks: list[Chunk], settings: Settings, embedder: Embedder,
+                   progress: bool = False) -> int:
+    """Write what changed; returns how many passages reused a cached vector."""
+    store = MilvusStore.connect(settings)
+    try:
+        store.create_collections(embedder.dimension)
+        by_doc: dict[str, list[Chunk]] = {}
+        for chunk in chunks:
+            by_doc.setdefault(chunk.doc_id, []).append(chunk)
+        base = store.read_base()
+        live = store.live_documents() if base is not None else {}
+        model = {"model_id": embedder.model_id, "fingerprint": embedder.fingerprint, "dimension": embedder.dimension}
+        rewrite = base is None or not _same_model(base, embedder)
+        if rewrite:  # first ingest, or another model: every document is written again, with a fresh BM25 norm
+            lengths = [len(tokenize(indexing_text(d, c))) for d in documents for c in by_doc[d.doc_id]]
+            base = {"embedding": model, "avg_length": average_length(lengths)}
+            store.write_base(base)
+        changed = [d for d in documents if rewrite or live.get(d.doc_id, ("", ""))[1] != d.content_hash]
+        removed = [doc_id for doc_id in live if doc_id not in {d.doc_id for d in documents}]
+        reused = _write(store, changed, by_doc, float(base["avg_length"]), settings, embedder, progress)
+        for doc_id in removed:
+            store.remove_document(doc_id)
+        if changed or removed:
+            time.sleep(2 * REFRESH_SECONDS)  # readers move to the new versions before the old ones go
+        published = {doc_id: version for doc_id, (version, _) in store.live_documents().items()}
+        store.drop_unpublished(sorted(set(published) | set(removed) | {d.doc_id for d in documents}), published)
+        store.flush()
+        log.info("Milvus %s: %d documents written, %d removed, %d unchanged", settings.kb_name, len(changed),
+                 len(removed), len(documents) - len(changed))
+        return reused
+    finally:
+        store.close()
+
+
+def _same_model(base: dict, embedder: Embedder) -> bool:
+    try:
+        check_model(base, embedder.model_id, embedder.fingerprint, embedder.dimension)
+        return True
+    except IndexMismatchError:
+        return False
+
+
+def _write(store: MilvusStore, changed: list[Document], by_doc: dict[str, list[Chunk]], avg_length: float,
+           settings: Settings, embedder: Embedder, progress: bool) -> int:
+    """Embed (cache first) and publish each changed document, one at a time, so each is whole when it goes live."""
+    cache = open_vector_cache(settings, embedder)
+    reused = 0
+    try:
+        with tqdm(total=sum(len(by_doc[d.doc_id]) for d in changed), desc="写入 Milvus", unit="chunk",
+                  disable=not progress) as bar:
+            for document in changed:
+                doc_chunks = by_doc[document.doc_id]
+                texts = [indexing_text(document, c) for c in doc_chunks]
+                vectors, hits = embed_with_reuse(texts, embedder, {}, cache)
+                reused += hits
+                store.publish_document(document, doc_chunks, np.asarray(vectors),
+                                       [Counter(tokenize(t)) for t in texts], avg_length, bar.update)
+    finally:
+        if cache is not None:
+            cache.close()
+    return reused

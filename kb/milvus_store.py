@@ -1,0 +1,549 @@
+"""The Milvus store (KB_STORE=milvus): many knowledge bases in one Milvus server or cluster, or in milvus-lite.
+
+Two collections, created on first ingest; `kb` (the knowledge base's name, KB_NAME) is their partition key, so a
+county runs one cluster for all its townships and every read names its own knowledge base:
+
+    <prefix>_passages  one row per passage: its chunk fields, the span of its whole 条, what it contains (traits),
+                       its dense vector (HNSW, inner product) and its BM25 sparse vector (inverted index, IP)
+    <prefix>_records   per knowledge base: a "base" row (model, chunker, BM25 length norm, generation); per live
+                       document a "document" row naming the version its passages carry; and each document
+                       version's full text and term statistics, in pieces (Milvus bounds VARCHAR fields)
+
+Lexical search is BM25 as sparse vectors made by our own tokenizer (kb.tokenize), so both stores score words
+alike and the learned ranker sees the same features: a passage holds each term's saturated frequency
+(kb.lexical.saturated_tf), a question each term's idf, and their inner product is BM25. Terms are hashed to
+32-bit ids; document frequencies are summed from each document's own statistics.
+
+Consistency: a document is written as a new version (passages, text, statistics), then published by one upsert
+of its "document" row; readers keep only passages of the published version, so they see the old document or the
+new one, never half. Old versions are deleted afterwards; what a killed ingest left is never published, and the
+next ingest deletes it. Readers notice changes by the base row's generation, checked at most once a second, so
+API replicas share one knowledge base without restarts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from kb.config import Settings
+from kb.errors import UnknownDocumentError
+from kb.lexical import bm25_idf, coverage_idf, saturated_tf
+from kb.passage_store import Filters, Pool, hit_for
+from kb.query import LawNames
+from kb.rank import TRAITS, chunk_traits
+from kb.schema import Chunk, DatedEvent, Document, Hit
+from kb.store import CHUNKER_VERSION, IndexMismatchError, IndexMissingError, IndexProblem
+
+FORMAT_VERSION = 1
+PREFIX = "zhengwu_kb"
+#: Characters per stored piece of a document's text or statistics (VARCHAR holds at most 65,535 bytes).
+PIECE_CHARS = 8000
+#: Passages per insert.
+WRITE_BATCH = 256
+HNSW_BUILD = {"M": 16, "efConstruction": 200}
+#: HNSW search breadth; at least the number of candidates asked for.
+HNSW_EF = 256
+#: How often a reader checks whether another process changed the knowledge base.
+REFRESH_SECONDS = 1.0
+#: Documents whose text is kept in memory for hits and document views.
+TEXT_CACHE = 32
+_QUERY_LIMIT = 16384
+_PASSAGE_FIELDS = ["doc_id", "version", "chunk_id", "seq", "section", "article", "article_no", "part", "start",
+                   "stop", "span_start", "span_end", "text", "traits"]
+
+
+def term_id(term: str) -> int:
+    """A word's id in the sparse vectors: 32 bits of its hash (collisions among ~10⁵ words are negligible)."""
+    return int.from_bytes(hashlib.blake2b(term.encode("utf-8"), digest_size=4).digest(), "little") % 0xFFFFFFFF
+
+
+def literal(value: str) -> str:
+    """A string as a Milvus filter-expression literal."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _pieces(text: str) -> list[str]:
+    return [text[i:i + PIECE_CHARS] for i in range(0, len(text), PIECE_CHARS)] or [""]
+
+
+@dataclass
+class Passage(Chunk):
+    """A chunk read back from Milvus, with the span of its whole 条 (for the hit of a split 条)."""
+
+    article_span: tuple[int, int] = (0, 0)
+
+
+@dataclass
+class DocumentStats:
+    """What a document adds to its knowledge base's BM25 statistics."""
+
+    term_ids: np.ndarray  # uint32, unique
+    doc_freqs: np.ndarray  # passages of this document holding each term
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    """One consistent reading of a knowledge base's metadata; replaced whole when another process changes it."""
+
+    generation: str = ""
+    base: dict = field(default_factory=dict)
+    documents: dict[str, Document] = field(default_factory=dict)  # text left empty
+    versions: dict[str, str] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+    stats: dict[tuple[str, str], DocumentStats] = field(default_factory=dict)
+    doc_freq: dict[int, int] = field(default_factory=dict)
+    passages: int = 0
+    law_names: LawNames = field(default_factory=lambda: LawNames([]))
+    order: dict[str, int] = field(default_factory=dict)
+
+
+class MilvusStore:
+    """One knowledge base (KB_NAME) of a Milvus deployment: read by kb.retrieve, written by ingest/milvus_sync.py."""
+
+    def __init__(self, client: Any, kb_name: str, address: str) -> None:
+        self.client = client
+        self.kb_name = kb_name
+        self.address = address
+        self.passages_collection = f"{PREFIX}_passages"
+        self.records_collection = f"{PREFIX}_records"
+        self._snapshot = _Snapshot()
+        self._checked = -float("inf")
+        self._lock = threading.Lock()
+        self._texts: OrderedDict[tuple[str, str], str] = OrderedDict()
+
+    # -- connecting ---------------------------------------------------------------------------------------------
+
+    @classmethod
+    def connect(cls, settings: Settings) -> "MilvusStore":
+        """A connection to KB_MILVUS_URI for KB_NAME; a milvus-lite folder is created when missing."""
+        from pymilvus import MilvusClient
+
+        address = settings.milvus_address
+        if "://" not in address:
+            from pathlib import Path
+
+            Path(address).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            client = MilvusClient(uri=address, token=settings.milvus_token)
+        except Exception as exc:  # pymilvus raises its own and grpc's errors
+            raise IndexProblem(f"cannot connect to Milvus at {_public(address)} ({exc}): check KB_MILVUS_URI") from exc
+        return cls(client, settings.kb_name, address)
+
+    @classmethod
+    def open(cls, settings: Settings) -> "MilvusStore":
+        """For searching: the knowledge base must have been ingested (`kb ingest --kb NAME`)."""
+        store = cls.connect(settings)
+        if store._collections_exist():
+            for collection in (store.passages_collection, store.records_collection):
+                store.client.load_collection(collection)  # idempotent; a restarted Milvus holds them released
+        store.refresh(force=True)
+        return store
+
+    def exists(self) -> bool:
+        return self._collections_exist() and self.read_base() is not None
+
+    def close(self) -> None:
+        self.client.close()
+
+    # -- reading the metadata --------------------------------------------------------------------------------------
+
+    def _collections_exist(self) -> bool:
+        return all(self.client.has_collection(c) for c in (self.passages_collection, self.records_collection))
+
+    def read_base(self) -> dict | None:
+        rows = self.client.query(self.records_collection, filter=f'key == {literal(self._key("base"))}',
+                                 output_fields=["body"])
+        return json.loads(rows[0]["body"]) if rows else None
+
+    def refresh(self, force: bool = False) -> "_Snapshot":
+        """The current snapshot, re-read when another process has published since (checked at most once a second)."""
+        if not force and time.monotonic() - self._checked < REFRESH_SECONDS:
+            return self._snapshot
+        with self._lock:
+            if not force and time.monotonic() - self._checked < REFRESH_SECONDS:
+                return self._snapshot
+            base = self.read_base() if self._collections_exist() else None
+            if base is None:
+                raise IndexMissingError(f"knowledge base {self.kb_name!r} has nothing in Milvus at "
+                                        f"{_public(self.address)}: run `kb ingest --kb {self.kb_name}` first")
+            if base.get("format_version") != FORMAT_VERSION or base.get("chunker_version") != CHUNKER_VERSION:
+                raise IndexMismatchError(
+                    f"knowledge base {self.kb_name!r} in Milvus was written in format {base.get('format_version')} "
+                    f"by chunker {base.get('chunker_version')}; this program writes format {FORMAT_VERSION} with "
+                    f"chunker {CHUNKER_VERSION}: run `kb ingest --kb {self.kb_name}` to rewrite it")
+            if base["generation"] != self._snapshot.generation:
+                self._snapshot = self._read_snapshot(base, self._snapshot)
+            self._checked = time.monotonic()
+            return self._snapshot
+
+    def _read_snapshot(self, base: dict, previous: _Snapshot) -> _Snapshot:
+        rows = self._query_all(self.records_collection, f'kind == "document"', ["doc_id", "version", "body"])
+        bodies = sorted(((r["doc_id"], r["version"], json.loads(r["body"])) for r in rows), key=lambda r: r[2]["source"])
+        documents, versions, counts = {}, {}, {}
+        for doc_id, version, body in bodies:
+            documents[doc_id] = Document(doc_id, body["title"], body["kind"], body["source"], body["content_hash"], "",
+                                         [DatedEvent(**e) for e in body["dates"]], body["doc_date"])
+            versions[doc_id], counts[doc_id] = version, body["passages"]
+        stats = {key: previous.stats[key] for key in versions.items() if key in previous.stats}
+        missing = [key for key in versions.items() if key not in stats]
+        pieces = self._pieces_of("terms", missing)
+        for key in missing:
+            raw = json.loads(pieces[key])
+            stats[key] = DocumentStats(np.array(raw[0], dtype=np.uint32), np.array(raw[1], dtype=np.int64))
+        doc_freq: dict[int, int] = {}
+        if stats:
+            ids = np.concatenate([s.term_ids for s in stats.values()])
+            freqs = np.concatenate([s.doc_freqs for s in stats.values()])
+            unique, inverse = np.unique(ids, return_inverse=True)
+            doc_freq = dict(zip(unique.tolist(), np.bincount(inverse, weights=freqs).astype(np.int64).tolist()))
+        return _Snapshot(base["generation"], base, documents, versions, counts, stats, doc_freq, sum(counts.values()),
+                         LawNames(list(documents.values())), {d: i for i, d in enumerate(documents)})
+
+    def _pieces_of(self, kind: str, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        """The stored text or statistics of these (doc_id, version)s, in one query when there are many."""
+        if not keys:
+            return {}
+        wanted = set(keys)
+        condition = f"kind == {literal(kind)}"
+        if len(wanted) <= 8:
+            condition += " and (" + " or ".join(f"(doc_id == {literal(d)} and version == {literal(v)})"
+                                                for d, v in wanted) + ")"
+        parts: dict[tuple[str, str], list[tuple[int, str]]] = {}
+        for row in self._query_all(self.records_collection, condition, ["doc_id", "version", "piece", "body"]):
+            if (row["doc_id"], row["version"]) in wanted:
+                parts.setdefault((row["doc_id"], row["version"]), []).append((row["piece"], row["body"]))
+        lost = wanted - set(parts)
+        if lost:
+            raise IndexMissingError(f"Milvus holds no {kind} for document version(s) {sorted(lost)}")
+        return {key: "".join(body for _, body in sorted(found)) for key, found in parts.items()}
+
+    def _query_all(self, collection: str, condition: str, fields: list[str]) -> list[dict]:
+        """Every row of this knowledge base matching `condition`: one query, or an iterator past Milvus' window
+        (milvus-lite has no iterator, and never holds that many metadata rows)."""
+        expression = f"kb == {literal(self.kb_name)} and ({condition})"
+        rows = self.client.query(collection, filter=expression, output_fields=fields, limit=_QUERY_LIMIT)
+        if len(rows) < _QUERY_LIMIT:
+            return rows
+        rows = []
+        iterator = self.client.query_iterator(collection, batch_size=1000, filter=expression, output_fields=fields)
+        try:
+            while batch := iterator.next():
+                rows += batch
+        finally:
+            iterator.close()
+        return rows
+
+    # -- the PassageStore interface ----------------------------------------------------------------------------------
+
+    @property
+    def documents(self) -> dict[str, Document]:
+        return self.refresh().documents
+
+    @property
+    def law_names(self) -> LawNames:
+        return self.refresh().law_names
+
+    @property
+    def manifest(self) -> dict:
+        base = self.refresh().base
+        return {k: base.get(k) for k in ("format_version", "chunker_version", "embedding", "built_at")}
+
+    def passage_count(self) -> int:
+        return self.refresh().passages
+
+    def query_terms(self, text: str) -> list[str]:
+        from kb.tokenize import tokenize
+
+        known = self.refresh().doc_freq
+        return [t for t in dict.fromkeys(tokenize(text)) if term_id(t) in known]
+
+    def idf(self, term: str) -> float:
+        snapshot = self.refresh()
+        return coverage_idf(snapshot.passages, snapshot.doc_freq.get(term_id(term), 0))
+
+    def gather(self, query_vectors: Sequence[np.ndarray], lexical_query: str, k: int, filters: Filters,
+               whole_documents: Sequence[str], articles: Sequence[tuple[str, int]]) -> Pool:
+        snapshot = self.refresh()
+        scope = self._scope(snapshot, filters)
+        found: dict[str, dict] = {}
+        fields = [*_PASSAGE_FIELDS, "dense", "sparse"]
+        if scope is not None:
+            if len(query_vectors):
+                self._add_hits(found, self.client.search(
+                    self.passages_collection, data=[np.asarray(v, dtype=np.float32).tolist() for v in query_vectors],
+                    anns_field="dense", limit=k, filter=scope, output_fields=fields,
+                    search_params={"metric_type": "IP", "params": {"ef": max(k, HNSW_EF)}}))
+            terms = self.query_terms(lexical_query)
+            weights = {term_id(t): bm25_idf(snapshot.passages, snapshot.doc_freq[term_id(t)]) for t in terms}
+            if weights:
+                self._add_hits(found, self.client.search(
+                    self.passages_collection, data=[weights], anns_field="sparse", limit=k, filter=scope,
+                    output_fields=fields, search_params={"metric_type": "IP", "params": {"drop_ratio_search": 0.0}}),
+                    positive_only=True)
+            wanted = [f"doc_id in [{', '.join(map(literal, whole_documents))}]"] if whole_documents else []
+            wanted += [f"(doc_id == {literal(d)} and article_no == {int(n)})" for d, n in articles]
+            if wanted:
+                for row in self.client.query(self.passages_collection, filter=f"{scope} and ({' or '.join(wanted)})",
+                                             output_fields=fields, limit=_QUERY_LIMIT):
+                    found.setdefault(row["key"], row)
+        rows = sorted((r for r in found.values() if snapshot.versions.get(r["doc_id"]) == r["version"]),
+                      key=lambda r: (snapshot.order[r["doc_id"]], r["seq"]))
+        return self._pool(snapshot, rows, lexical_query)
+
+    def _scope(self, snapshot: _Snapshot, filters: Filters) -> str | None:
+        """The filter expression for this knowledge base and the filters; None when no document is allowed."""
+        scope = f"kb == {literal(self.kb_name)}"
+        if filters == Filters():
+            return scope
+        allowed = [d for d, doc in snapshot.documents.items() if filters.admits(doc)]
+        return f"{scope} and doc_id in [{', '.join(map(literal, allowed))}]" if allowed else None
+
+    @staticmethod
+    def _add_hits(found: dict[str, dict], results: Iterable[Iterable[dict]], positive_only: bool = False) -> None:
+        for hits in results:
+            for hit in hits:
+                if not positive_only or hit["distance"] > 0:  # a lexical hit shares a word or it is none
+                    found.setdefault(hit["key"], {"key": hit["key"], **hit["entity"]})
+
+    def _pool(self, snapshot: _Snapshot, rows: list[dict], lexical_query: str) -> Pool:
+        terms = {term_id(t): t for t in self.query_terms(lexical_query)}
+        bm25_weights = {i: bm25_idf(snapshot.passages, snapshot.doc_freq[i]) for i in terms}
+        cover = {i: coverage_idf(snapshot.passages, snapshot.doc_freq[i]) for i in terms}
+        total = sum(cover.values())
+        bm25 = np.zeros(len(rows), dtype=np.float32)
+        coverage = np.zeros(len(rows), dtype=np.float32)
+        for n, row in enumerate(rows):
+            sparse = row["sparse"]
+            bm25[n] = sum(np.float32(w) * np.float32(sparse[i]) for i, w in bm25_weights.items() if i in sparse)
+            coverage[n] = sum(w for i, w in cover.items() if i in sparse) / total if total > 0 else 0.0
+        dimension = int(self.refresh().base["embedding"]["dimension"])
+        vectors = np.array([r["dense"] for r in rows], dtype=np.float32).reshape(len(rows), dimension)
+        traits = np.array([[(int(r["traits"]) >> b) & 1 for b in range(len(TRAITS))] for r in rows],
+                          dtype=bool).reshape(len(rows), len(TRAITS))
+        return Pool([_passage(r) for r in rows], vectors, bm25, coverage, traits)
+
+    def laws_with_article(self, article_no: int) -> list[str]:
+        snapshot = self.refresh()
+        rows = self._query_all(self.passages_collection, f"article_no == {int(article_no)}", ["doc_id", "version"])
+        return sorted({r["doc_id"] for r in rows if snapshot.versions.get(r["doc_id"]) == r["version"]
+                       and snapshot.documents[r["doc_id"]].kind == "law"}, key=snapshot.order.__getitem__)
+
+    def _passages_of(self, doc_id: str, condition: str = "") -> list[Chunk]:
+        snapshot = self.refresh()
+        version = snapshot.versions.get(doc_id)
+        if version is None:
+            return []
+        rows = self._query_all(self.passages_collection, f"doc_id == {literal(doc_id)} and version == "
+                               f"{literal(version)}{condition}", _PASSAGE_FIELDS)
+        return [_passage(r) for r in sorted(rows, key=lambda r: r["seq"])]
+
+    def article_chunks(self, doc_id: str, article_no: int) -> list[Chunk]:
+        return self._passages_of(doc_id, f" and article_no == {int(article_no)}")
+
+    def document_chunks(self, doc_id: str) -> list[Chunk]:
+        return self._passages_of(self.document(doc_id).doc_id)
+
+    def document(self, doc_id: str) -> Document:
+        snapshot = self.refresh()
+        meta = snapshot.documents.get(doc_id) if isinstance(doc_id, str) else None
+        if meta is None:
+            raise UnknownDocumentError(f"没有这个文档: {doc_id!r}")
+        key = (doc_id, snapshot.versions[doc_id])
+        text = self._texts.get(key)
+        if text is None:
+            try:
+                text = self._pieces_of("text", [key])[key]
+            except IndexMissingError:
+                if self.refresh(force=True).versions.get(doc_id) == key[1]:
+                    raise
+                return self.document(doc_id)  # replaced since this snapshot was read: read the new version
+            self._texts[key] = text
+            while len(self._texts) > TEXT_CACHE:
+                self._texts.popitem(last=False)
+        return Document(meta.doc_id, meta.title, meta.kind, meta.source, meta.content_hash, text, meta.dates,
+                        meta.doc_date)
+
+    def mentions(self, name: str) -> bool:
+        snapshot = self.refresh()
+        if any(name in d.title for d in snapshot.documents.values()):
+            return True
+        pattern = name.replace("%", "").replace("_", "")
+        if not pattern:
+            return False
+        rows = self.client.query(self.passages_collection, filter=f"kb == {literal(self.kb_name)} and text like "
+                                 f"{literal('%' + pattern + '%')}", output_fields=["doc_id", "version"], limit=100)
+        return any(snapshot.versions.get(r["doc_id"]) == r["version"] for r in rows)
+
+    def hit(self, chunk: Chunk, score: float) -> Hit:
+        start, end = chunk.start, chunk.end
+        if chunk.part and isinstance(chunk, Passage):
+            start, end = chunk.article_span
+        return hit_for(self.document(chunk.doc_id), chunk, start, end, score)
+
+    def chunk_counts(self) -> dict[str, int]:
+        return dict(self.refresh().counts)
+
+    def describe(self) -> dict:
+        return {"store": "milvus", "milvus_uri": _public(self.address), "kb_name": self.kb_name}
+
+    # -- writing (ingest/milvus_sync.py) ---------------------------------------------------------------------------
+
+    def _key(self, *parts: object) -> str:
+        return "/".join([self.kb_name, *map(str, parts)])
+
+    def create_collections(self, dimension: int) -> None:
+        """The two collections, when this deployment has none yet; refuses another vector dimension."""
+        from pymilvus import DataType
+
+        client = self.client
+        if client.has_collection(self.passages_collection):
+            fields = client.describe_collection(self.passages_collection)["fields"]
+            dense = next(f for f in fields if f["name"] == "dense")
+            if int(dense["params"]["dim"]) != dimension:
+                raise IndexMismatchError(
+                    f"the Milvus collection {self.passages_collection} holds {dense['params']['dim']}-dimensional "
+                    f"vectors; the configured model makes {dimension}: use the model it was built with")
+            client.load_collection(self.passages_collection)
+        else:
+            schema = client.create_schema(auto_id=False)
+            schema.add_field("key", DataType.VARCHAR, max_length=512, is_primary=True)
+            schema.add_field("kb", DataType.VARCHAR, max_length=64, is_partition_key=True)
+            for name, length in (("doc_id", 64), ("version", 64), ("chunk_id", 128), ("section", 4096),
+                                 ("article", 128), ("text", 65535)):
+                schema.add_field(name, DataType.VARCHAR, max_length=length)
+            for name in ("seq", "article_no", "part", "start", "stop", "span_start", "span_end", "traits"):
+                schema.add_field(name, DataType.INT64)
+            schema.add_field("dense", DataType.FLOAT_VECTOR, dim=dimension)
+            schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
+            index = client.prepare_index_params()
+            index.add_index("dense", index_type="HNSW", metric_type="IP", params=HNSW_BUILD)
+            index.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="IP")
+            client.create_collection(self.passages_collection, schema=schema, index_params=index)
+        if client.has_collection(self.records_collection):
+            client.load_collection(self.records_collection)
+        else:
+            schema = client.create_schema(auto_id=False)
+            schema.add_field("key", DataType.VARCHAR, max_length=512, is_primary=True)
+            schema.add_field("kb", DataType.VARCHAR, max_length=64, is_partition_key=True)
+            for name, length in (("kind", 16), ("doc_id", 64), ("version", 64), ("body", 65535)):
+                schema.add_field(name, DataType.VARCHAR, max_length=length)
+            schema.add_field("piece", DataType.INT64)
+            schema.add_field("unused", DataType.FLOAT_VECTOR, dim=2)  # Milvus wants a vector in every collection
+            index = client.prepare_index_params()
+            index.add_index("unused", index_type="FLAT", metric_type="L2")
+            client.create_collection(self.records_collection, schema=schema, index_params=index)
+
+    def _record(self, kind: str, key: str, body: str, doc_id: str = "", version: str = "", piece: int = 0) -> dict:
+        return {"key": key, "kb": self.kb_name, "kind": kind, "doc_id": doc_id, "version": version, "piece": piece,
+                "body": body, "unused": [0.0, 0.0]}
+
+    def write_base(self, base: dict) -> None:
+        """Record the knowledge base's model and BM25 norm, with a new generation that tells readers to look."""
+        base = {**base, "format_version": FORMAT_VERSION, "chunker_version": CHUNKER_VERSION,
+                "generation": f"{time.time_ns()}", "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        self.client.upsert(self.records_collection, [self._record("base", self._key("base"), json.dumps(base))])
+
+    def touch(self) -> None:
+        """A new generation: readers re-read the documents within REFRESH_SECONDS."""
+        base = self.read_base()
+        if base is not None:
+            self.write_base(base)
+
+    def live_documents(self) -> dict[str, tuple[str, str]]:
+        """{doc_id: (published version, content hash)} as stored now."""
+        rows = self._query_all(self.records_collection, 'kind == "document"', ["doc_id", "version", "body"])
+        return {r["doc_id"]: (r["version"], json.loads(r["body"])["content_hash"]) for r in rows}
+
+    def publish_document(self, document: Document, chunks: Sequence[Chunk], vectors: np.ndarray,
+                         term_counts: Sequence[dict[str, int]], avg_length: float,
+                         progress: Callable[[int], None] = lambda n: None) -> str:
+        """Write a new version of `document`, then make it the live one. Returns the version."""
+        version = f"{document.content_hash[:12]}-{time.time_ns()}"
+        spans: dict[int, tuple[int, int]] = {}
+        for c in chunks:
+            if c.article_no is not None:
+                low, high = spans.get(c.article_no, (c.start, c.end))
+                spans[c.article_no] = (min(low, c.start), max(high, c.end))
+        traits = chunk_traits(list(chunks)) @ (1 << np.arange(len(TRAITS)))
+        rows = []
+        for n, (chunk, vector, counts) in enumerate(zip(chunks, vectors, term_counts)):
+            length = sum(counts.values())
+            span = spans.get(chunk.article_no, (chunk.start, chunk.end)) if chunk.article_no is not None else (
+                chunk.start, chunk.end)
+            rows.append({
+                "key": self._key(document.doc_id, version, chunk.seq), "kb": self.kb_name, "doc_id": document.doc_id,
+                "version": version, "chunk_id": chunk.chunk_id, "seq": chunk.seq, "section": chunk.section,
+                "article": chunk.article or "", "article_no": -1 if chunk.article_no is None else chunk.article_no,
+                "part": chunk.part, "start": chunk.start, "stop": chunk.end, "span_start": span[0],
+                "span_end": span[1], "text": chunk.text, "traits": int(traits[n]),
+                "dense": np.asarray(vector, dtype=np.float32).tolist(),
+                "sparse": {term_id(t): float(saturated_tf(tf, length, avg_length)) for t, tf in counts.items()},
+            })
+        for start in range(0, len(rows), WRITE_BATCH):
+            self.client.insert(self.passages_collection, rows[start:start + WRITE_BATCH])
+            progress(len(rows[start:start + WRITE_BATCH]))
+        doc_freq: dict[int, int] = {}
+        for counts in term_counts:
+            for term in counts:
+                doc_freq[term_id(term)] = doc_freq.get(term_id(term), 0) + 1
+        ordered = sorted(doc_freq)
+        records = [self._record("text", self._key("text", document.doc_id, version, i), piece, document.doc_id,
+                                version, i) for i, piece in enumerate(_pieces(document.text))]
+        records += [self._record("terms", self._key("terms", document.doc_id, version, i), piece, document.doc_id,
+                                 version, i)
+                    for i, piece in enumerate(_pieces(json.dumps([ordered, [doc_freq[t] for t in ordered]])))]
+        for start in range(0, len(records), 64):
+            self.client.insert(self.records_collection, records[start:start + 64])
+        body = {"title": document.title, "kind": document.kind, "source": document.source,
+                "content_hash": document.content_hash, "doc_date": document.doc_date,
+                "dates": [e.__dict__ for e in document.dates], "passages": len(chunks),
+                "total_length": int(sum(sum(c.values()) for c in term_counts))}
+        # The publishing step: one row, written at once; readers switch to this version when they see it.
+        self.client.upsert(self.records_collection, [self._record(
+            "document", self._key("document", document.doc_id), json.dumps(body, ensure_ascii=False),
+            document.doc_id, version)])
+        self.touch()
+        return version
+
+    def remove_document(self, doc_id: str) -> None:
+        """Unpublish: readers stop seeing it at their next refresh; drop_unpublished deletes its rows."""
+        self.client.delete(self.records_collection, filter=f'key == {literal(self._key("document", doc_id))}')
+        self.touch()
+
+    def drop_unpublished(self, doc_ids: Sequence[str], live: dict[str, str]) -> None:
+        """Delete the passages, texts and statistics of these documents that are not their live version: old
+        versions, and whatever an interrupted ingest wrote."""
+        for doc_id in doc_ids:
+            keep = f" and version != {literal(live[doc_id])}" if doc_id in live else ""
+            condition = f"kb == {literal(self.kb_name)} and doc_id == {literal(doc_id)}{keep}"
+            self.client.delete(self.passages_collection, filter=condition)
+            self.client.delete(self.records_collection, filter=f'{condition} and kind != "document"')
+
+    def flush(self) -> None:
+        """Seal what was written, so searches read indexed segments rather than scanning growing ones."""
+        for collection in (self.passages_collection, self.records_collection):
+            self.client.flush(collection)
+
+
+def _passage(row: dict) -> Passage:
+    article_no = int(row["article_no"])
+    return Passage(row["chunk_id"], row["doc_id"], int(row["seq"]), row["section"], row["article"] or None,
+                   None if article_no < 0 else article_no, int(row["part"]), int(row["start"]), int(row["stop"]),
+                   row["text"], (int(row["span_start"]), int(row["span_end"])))
+
+
+def _public(address: str) -> str:
+    """An address without credentials, for messages."""
+    if "@" in address and "://" in address:
+        scheme, rest = address.split("://", 1)
+        return f"{scheme}://{rest.split('@', 1)[1]}"
+    return address
