@@ -176,7 +176,8 @@ def cmd_info(args: argparse.Namespace) -> int:
     if args.json:
         return _print_json(info)
     emb = info["embedding"]
-    print(f"索引: {info['index_dir']}  (建于 {info['built_at']})")
+    where = info["index_dir"] if info["store"] == "local" else f"Milvus {info['milvus_uri']}  知识库 {info['kb_name']}"
+    print(f"索引: {where}  (更新于 {info['built_at']})")
     print(f"模型: {emb['model_id']}  指纹 {emb['fingerprint']}  维度 {emb['dimension']}")
     print(f"文档 {len(info['documents'])} 个, 片段 {info['chunks']} 个")
     for d in info["documents"]:

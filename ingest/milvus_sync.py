@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 def sync_to_milvus(documents: list[Document], chunks: list[Chunk], settings: Settings, embedder: Embedder,
                    progress: bool = False) -> int:
-    """Write what changed; returns how many passages reused a cached vector."""
+    """Write what changed; returns how many passages kept a vector (unchanged documents, and the vector cache's)."""
     store = MilvusStore.connect(settings)
     try:
         store.create_collections(embedder.dimension)
@@ -57,7 +57,7 @@ def sync_to_milvus(documents: list[Document], chunks: list[Chunk], settings: Set
         store.flush()
         log.info("Milvus %s: %d documents written, %d removed, %d unchanged", settings.kb_name, len(changed),
                  len(removed), len(documents) - len(changed))
-        return reused
+        return reused + sum(len(by_doc[d.doc_id]) for d in documents if d not in changed)
     finally:
         store.close()
 

@@ -29,7 +29,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -80,6 +80,10 @@ class Passage(Chunk):
     """A chunk read back from Milvus, with the span of its whole 条 (for the hit of a split 条)."""
 
     article_span: tuple[int, int] = (0, 0)
+
+    def chunk(self) -> Chunk:
+        """The plain chunk, as the local store returns it (and the API shows it)."""
+        return Chunk(**{f.name: getattr(self, f.name) for f in fields(Chunk)})
 
 
 @dataclass
@@ -273,15 +277,19 @@ class MilvusStore:
     def gather(self, query_vectors: Sequence[np.ndarray], lexical_query: str, k: int, filters: Filters,
                whole_documents: Sequence[str], articles: Sequence[tuple[str, int]]) -> Pool:
         snapshot = self.refresh()
-        scope = self._scope(snapshot, filters)
+        allowed = [d for d, doc in snapshot.documents.items() if filters.admits(doc)]
+        scope = f"kb == {literal(self.kb_name)}"
+        if filters != Filters():
+            scope += f" and doc_id in [{', '.join(map(literal, allowed))}]"
         found: dict[str, dict] = {}
         fields = [*_PASSAGE_FIELDS, "dense", "sparse"]
-        if scope is not None:
-            if len(query_vectors):
-                self._add_hits(found, self.client.search(
-                    self.passages_collection, data=[np.asarray(v, dtype=np.float32).tolist() for v in query_vectors],
-                    anns_field="dense", limit=k, filter=scope, output_fields=fields,
-                    search_params={"metric_type": "IP", "params": {"ef": max(k, HNSW_EF)}}))
+        if sum(snapshot.counts[d] for d in allowed) <= k:  # all of them, as an exact search would find
+            whole_documents = allowed
+        elif allowed:
+            self._add_hits(found, self.client.search(
+                self.passages_collection, data=[np.asarray(v, dtype=np.float32).tolist() for v in query_vectors],
+                anns_field="dense", limit=k, filter=scope, output_fields=fields,
+                search_params={"metric_type": "IP", "params": {"ef": max(k, HNSW_EF)}}))
             terms = self.query_terms(lexical_query)
             weights = {term_id(t): bm25_idf(snapshot.passages, snapshot.doc_freq[term_id(t)]) for t in terms}
             if weights:
@@ -289,23 +297,15 @@ class MilvusStore:
                     self.passages_collection, data=[weights], anns_field="sparse", limit=k, filter=scope,
                     output_fields=fields, search_params={"metric_type": "IP", "params": {"drop_ratio_search": 0.0}}),
                     positive_only=True)
-            wanted = [f"doc_id in [{', '.join(map(literal, whole_documents))}]"] if whole_documents else []
-            wanted += [f"(doc_id == {literal(d)} and article_no == {int(n)})" for d, n in articles]
-            if wanted:
-                for row in self.client.query(self.passages_collection, filter=f"{scope} and ({' or '.join(wanted)})",
-                                             output_fields=fields, limit=_QUERY_LIMIT):
-                    found.setdefault(row["key"], row)
+        wanted = [f"doc_id in [{', '.join(map(literal, whole_documents))}]"] if whole_documents else []
+        wanted += [f"(doc_id == {literal(d)} and article_no == {int(n)})" for d, n in articles]
+        if wanted and allowed:
+            for row in self.client.query(self.passages_collection, filter=f"{scope} and ({' or '.join(wanted)})",
+                                         output_fields=fields, limit=_QUERY_LIMIT):
+                found.setdefault(row["key"], row)
         rows = sorted((r for r in found.values() if snapshot.versions.get(r["doc_id"]) == r["version"]),
                       key=lambda r: (snapshot.order[r["doc_id"]], r["seq"]))
         return self._pool(snapshot, rows, lexical_query)
-
-    def _scope(self, snapshot: _Snapshot, filters: Filters) -> str | None:
-        """The filter expression for this knowledge base and the filters; None when no document is allowed."""
-        scope = f"kb == {literal(self.kb_name)}"
-        if filters == Filters():
-            return scope
-        allowed = [d for d, doc in snapshot.documents.items() if filters.admits(doc)]
-        return f"{scope} and doc_id in [{', '.join(map(literal, allowed))}]" if allowed else None
 
     @staticmethod
     def _add_hits(found: dict[str, dict], results: Iterable[Iterable[dict]], positive_only: bool = False) -> None:
@@ -350,7 +350,7 @@ class MilvusStore:
         return self._passages_of(doc_id, f" and article_no == {int(article_no)}")
 
     def document_chunks(self, doc_id: str) -> list[Chunk]:
-        return self._passages_of(self.document(doc_id).doc_id)
+        return [p.chunk() for p in self._passages_of(self.document(doc_id).doc_id)]
 
     def document(self, doc_id: str) -> Document:
         snapshot = self.refresh()

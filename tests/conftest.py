@@ -219,3 +219,34 @@ def serve_in_thread(app: FastAPI, log_level: str = "warning") -> Iterator[str]:
         server.should_exit = True
         thread.join(timeout=10)
 
+
+
+# --- Milvus (milvus-lite's own gRPC server, as a Milvus standalone would be reached) ---------------------------
+
+
+@pytest.fixture(scope="session")
+def milvus_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A milvus-lite server on 127.0.0.1 in its own process, so several processes (API replicas, a killed
+    ingest) share one store; yields its URI for KB_MILVUS_URI."""
+    import subprocess
+    import sys
+
+    port = free_port()
+    data = tmp_path_factory.mktemp("milvus")
+    log = (data / "server.log").open("w")
+    server = subprocess.Popen([sys.executable, "-m", "milvus_lite", "server", "--data-dir", str(data / "data"),
+                               "--host", "127.0.0.1", "--port", str(port)], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert server.poll() is None, (data / "server.log").read_text()
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            assert time.monotonic() < deadline, "milvus-lite did not start"
+            time.sleep(0.2)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()

@@ -1,0 +1,263 @@
+"""The Milvus store (KB_STORE=milvus), over milvus-lite's own server in another process: the same hits and answers
+as the local index, filters, article lookup and documents, knowledge bases kept apart, documents added and
+removed, an ingest killed midway, and two `kb serve` processes sharing one knowledge base."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from conftest import CORPUS_DIR, DEV_SET, ROAD_LAW, free_port, make_small_corpus
+from ingest.build import ingest
+from kb.config import Settings
+from kb.embed import Embedder
+from kb.knowledge_base import KnowledgeBase
+from kb.milvus_store import MilvusStore, literal
+
+pytestmark = pytest.mark.slow
+
+QUESTIONS = ("信访事项多长时间办结", "对复查意见不服怎么办", "民法典第一千零七十九条", "镇里开展了哪些普法活动",
+             "邻居噪音扰民可以找谁调解", "申请法律援助需要什么条件", "今天天气怎么样")
+
+
+def in_milvus(settings: Settings, uri: str, name: str, **changes: object) -> Settings:
+    return settings.with_(store="milvus", milvus_uri=uri, kb_name=name, **changes)
+
+
+def questions() -> list[str]:
+    asked = list(QUESTIONS)
+    if DEV_SET.is_file():
+        asked += [json.loads(line)["q"] for line in DEV_SET.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return asked
+
+
+@pytest.fixture(scope="module")
+def milvus_kb(milvus_uri: str, settings: Settings, embedder: Embedder, corpus_kb: KnowledgeBase) -> KnowledgeBase:
+    """corpus/ in Milvus, knowledge base `default`. The local corpus index was built first with the same vector
+    cache, so nothing is embedded twice."""
+    report = ingest([CORPUS_DIR], in_milvus(settings, milvus_uri, "default"), embedder=embedder)
+    assert (report.documents, report.chunks, report.reused) == (len(corpus_kb.documents), corpus_kb.passage_count(),
+                                                                 corpus_kb.passage_count())
+    return KnowledgeBase.open(settings=in_milvus(settings, milvus_uri, "default"), embedder=embedder)
+
+
+def hit_keys(hits) -> list[tuple]:
+    return [(h.doc_id, h.article_no, h.chunk_id, h.citation, h.text, h.start, h.end) for h in hits]
+
+
+def test_milvus_finds_what_the_local_index_finds(milvus_kb: KnowledgeBase, corpus_kb: KnowledgeBase) -> None:
+    for question in questions():
+        local, remote = corpus_kb.search(question, top_k=5), milvus_kb.search(question, top_k=5)
+        assert hit_keys(remote) == hit_keys(local), question
+        assert [h.score for h in remote] == pytest.approx([h.score for h in local], rel=1e-3), question
+
+
+def test_milvus_answers_as_the_local_index_does(milvus_kb: KnowledgeBase, corpus_kb: KnowledgeBase) -> None:
+    for question in QUESTIONS:
+        local, remote = corpus_kb.ask(question), milvus_kb.ask(question)
+        assert (remote.answer, remote.answerable, remote.related) == (local.answer, local.answerable, local.related)
+        assert remote.confidence == pytest.approx(local.confidence, abs=1e-3)
+    follow_up = milvus_kb.ask("那要是不满意呢？", history=["信访事项多久办结？"])
+    assert follow_up.answer == corpus_kb.ask("那要是不满意呢？", history=["信访事项多久办结？"]).answer
+
+
+def test_filters_behave_the_same(milvus_kb: KnowledgeBase, corpus_kb: KnowledgeBase) -> None:
+    petition = next(d for d in corpus_kb.documents.values() if d.title == "信访工作条例")
+    for filters in ({"doc_kind": "report"}, {"title_contains": "信访"}, {"doc_id": petition.doc_id},
+                    {"doc_kind": "other"}):
+        local = corpus_kb.search("办理期限是多久", top_k=8, filters=filters)
+        assert hit_keys(milvus_kb.search("办理期限是多久", top_k=8, filters=filters)) == hit_keys(local), filters
+    reports = milvus_kb.search("普法", top_k=10, filters={"doc_kind": "report"})
+    assert reports and all(h.doc_kind == "report" for h in reports)
+
+
+def test_articles_documents_and_info_read_the_same(milvus_kb: KnowledgeBase, corpus_kb: KnowledgeBase) -> None:
+    petition = next(d for d in corpus_kb.documents.values() if d.title == "信访工作条例")
+    assert milvus_kb.search("信访工作条例第三十四条", top_k=1)[0].article_no == 34
+    assert milvus_kb.article(petition.doc_id, 34) == corpus_kb.article(petition.doc_id, 34)
+    split = next(c for c in corpus_kb.store.chunks if c.part > 1)  # a long 条 cut in parts: one hit for all of it
+    assert milvus_kb.article(split.doc_id, split.article_no) == corpus_kb.article(split.doc_id, split.article_no)
+    assert milvus_kb.document(petition.doc_id) == corpus_kb.document(petition.doc_id)
+    assert milvus_kb.document_chunks(petition.doc_id) == corpus_kb.document_chunks(petition.doc_id)
+    local_info, remote_info = corpus_kb.info(), milvus_kb.info()
+    assert remote_info["documents"] == local_info["documents"] and remote_info["chunks"] == local_info["chunks"]
+    assert (remote_info["store"], remote_info["kb_name"]) == ("milvus", "default")
+    with pytest.raises(Exception, match="没有这个文档"):
+        milvus_kb.document("no-such-document")
+
+
+def test_two_knowledge_bases_in_one_store_are_kept_apart(milvus_uri: str, milvus_kb: KnowledgeBase, tmp_path: Path,
+                                                         settings: Settings, embedder: Embedder) -> None:
+    town = in_milvus(settings, milvus_uri, "town-b")
+    ingest([make_small_corpus(tmp_path)], town, embedder=embedder)
+    other = KnowledgeBase.open(settings=town, embedder=embedder)
+    assert not set(other.documents) & set(milvus_kb.documents)
+    for question in ("信访事项多长时间办结", "路面塌陷多久设置警示标志", "民法典第一千零七十九条"):
+        assert {h.doc_id for h in other.search(question, top_k=10)} <= set(other.documents)
+        assert {h.doc_id for h in milvus_kb.search(question, top_k=10)} <= set(milvus_kb.documents)
+    assert other.search("路面塌陷多久设置警示标志", top_k=1)[0].doc_title == "乡村道路养护条例"
+
+
+def passage_versions(uri: str, name: str, doc_id: str, settings: Settings) -> set[str]:
+    store = MilvusStore.connect(in_milvus(settings, uri, name))
+    try:
+        rows = store.client.query(store.passages_collection, filter=f"kb == {literal(name)} and doc_id == "
+                                  f"{literal(doc_id)}", output_fields=["version"], limit=10000)
+        return {r["version"] for r in rows}
+    finally:
+        store.close()
+
+
+def test_adding_and_removing_a_document_touches_only_that_document(milvus_uri: str, tmp_path: Path,
+                                                                   settings: Settings, embedder: Embedder) -> None:
+    town = in_milvus(settings, milvus_uri, "town-c")
+    corpus = make_small_corpus(tmp_path)
+    ingest([corpus], town, embedder=embedder)
+    kb = KnowledgeBase.open(settings=town, embedder=embedder)
+    before = dict(kb.store.refresh().versions)
+
+    (corpus / "垃圾分类管理办法.md").write_text(
+        "# 垃圾分类管理办法\n\n## 第一章 总则\n\n第一条 厨余垃圾应当每日投放到村里指定的绿色收集桶。\n", encoding="utf-8")
+    report = ingest([corpus], town, embedder=embedder)
+    time.sleep(1.1)  # the store re-reads its documents at most once a second
+    after = dict(kb.store.refresh().versions)
+    added = (set(after) - set(before)).pop()
+    assert {d: after[d] for d in before} == before  # the others were not rewritten
+    assert report.chunks - report.reused <= 1
+    assert kb.search("厨余垃圾投放到哪里", top_k=1)[0].doc_id == added
+
+    road = next(d for d, doc in kb.documents.items() if doc.title == "乡村道路养护条例")
+    (corpus / "乡村道路养护条例.md").unlink()
+    ingest([corpus], town, embedder=embedder)
+    time.sleep(1.1)
+    assert road not in kb.documents and set(kb.documents) == set(after) - {road}
+    assert all(h.doc_id != road for h in kb.search("路面塌陷多久设置警示标志", top_k=10))
+    assert passage_versions(milvus_uri, "town-c", road, settings) == set()
+
+
+HANG_AFTER_FIRST_BATCH = """
+import sys, time
+import kb.milvus_store as store
+
+publish = store.MilvusStore.publish_document
+
+def publish_then_die(self, *args, **kwargs):
+    insert = self.client.insert
+    def insert_and_hang(collection, rows, *a, **k):
+        result = insert(collection, rows, *a, **k)
+        if collection == self.passages_collection:
+            print("WRITING", flush=True)
+            time.sleep(600)  # killed here: passages written, the document not yet published
+        return result
+    self.client.insert = insert_and_hang
+    return publish(self, *args, **kwargs)
+
+store.MilvusStore.publish_document = publish_then_die
+store.WRITE_BATCH = 2
+from cli.main import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_an_ingest_killed_midway_leaves_the_old_document_served(milvus_uri: str, tmp_path: Path, settings: Settings,
+                                                                 embedder: Embedder) -> None:
+    town = in_milvus(settings, milvus_uri, "town-d")
+    corpus = make_small_corpus(tmp_path)
+    ingest([corpus], town, embedder=embedder)
+    kb = KnowledgeBase.open(settings=town, embedder=embedder)
+    road = next(d for d, doc in kb.documents.items() if doc.title == "乡村道路养护条例")
+    old_text = kb.document(road).text
+    old_version = kb.store.refresh().versions[road]
+
+    (corpus / "乡村道路养护条例.md").write_text(ROAD_LAW.replace("二十四小时", "十二小时"), encoding="utf-8")
+    env = {**os.environ, "KB_STORE": "milvus", "KB_MILVUS_URI": milvus_uri, "KB_CACHE_DIR": str(settings.cache_dir),
+           "KB_VECTOR_CACHE": str(settings.vector_cache_dir)}
+    writer = subprocess.Popen([sys.executable, "-c", HANG_AFTER_FIRST_BATCH, "ingest", "-q", "--kb", "town-d",
+                               str(corpus)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    try:
+        assert writer.stdout.readline().strip() == "WRITING"
+    finally:
+        writer.kill()
+        writer.wait(timeout=30)
+
+    half_written = passage_versions(milvus_uri, "town-d", road, settings)
+    assert len(half_written) == 2 and old_version in half_written  # the new version's first rows are there …
+    time.sleep(1.1)
+    assert kb.store.refresh().versions[road] == old_version  # … but unpublished: readers see the old document
+    assert kb.document(road).text == old_text
+    hit = kb.search("路面塌陷多久设置警示标志", top_k=1)[0]
+    assert "二十四小时" in hit.text
+    assert "十二小时" not in "".join(c.text for c in kb.document_chunks(road))
+
+    ingest([corpus], town, embedder=embedder)  # the next ingest publishes the new version and deletes the rest
+    time.sleep(1.1)
+    new_version = kb.store.refresh().versions[road]
+    assert passage_versions(milvus_uri, "town-d", road, settings) == {new_version} != {old_version}
+    assert "十二小时" in kb.search("路面塌陷多久设置警示标志", top_k=1)[0].text
+
+
+def start_replica(port: int, env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "cli.main", "serve", "--port", str(port)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def wait_ready(url: str, process: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "kb serve exited"
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"{url} did not become ready")
+
+
+def test_two_api_processes_share_one_knowledge_base(milvus_uri: str, tmp_path: Path, settings: Settings,
+                                                   embedder: Embedder) -> None:
+    corpus = make_small_corpus(tmp_path)
+    town = in_milvus(settings, milvus_uri, "town-e", corpus_dir=corpus)
+    ingest([corpus], town, embedder=embedder)
+    env = {**os.environ, "KB_STORE": "milvus", "KB_MILVUS_URI": milvus_uri, "KB_NAME": "town-e",
+           "KB_CORPUS": str(corpus), "KB_CACHE_DIR": str(settings.cache_dir), "KB_ADMIN_KEY": "replica-test",
+           "KB_VECTOR_CACHE": str(settings.vector_cache_dir), "KB_QUERY_LOG": str(tmp_path / "querylog.sqlite")}
+    ports = [free_port(), free_port()]
+    replicas = [start_replica(port, env) for port in ports]
+    try:
+        first, second = (f"http://127.0.0.1:{port}" for port in ports)
+        for url, process in zip((first, second), replicas):
+            wait_ready(url, process)
+        question = {"q": "厨余垃圾投放到哪里", "top_k": 1}
+        assert [h["doc_title"] for h in httpx.get(f"{second}/api/search", params=question).json()["hits"]] == [
+            "某镇2023年工作报告"]
+
+        auth = {"Authorization": "Bearer replica-test"}
+        upload = "# 垃圾分类管理办法\n\n## 第一章 总则\n\n第一条 厨余垃圾应当每日投放到村里指定的绿色收集桶。\n"
+        job = httpx.post(f"{first}/api/admin/documents", params={"filename": "垃圾分类管理办法.md"},
+                         content=upload.encode("utf-8"), headers=auth, timeout=30).json()
+        deadline = time.monotonic() + 180
+        while httpx.get(f"{first}/api/admin/jobs/{job['job_id']}", headers=auth).json()["status"] != "done":
+            assert time.monotonic() < deadline, "the upload's ingest did not finish"
+            time.sleep(0.5)
+        deadline = time.monotonic() + 10
+        while True:  # the other replica, never restarted or reloaded, finds it within its refresh interval
+            hits = httpx.get(f"{second}/api/search", params=question).json()["hits"]
+            if hits and hits[0]["doc_title"] == "垃圾分类管理办法":
+                break
+            assert time.monotonic() < deadline, hits
+            time.sleep(0.5)
+    finally:
+        for process in replicas:
+            process.terminate()
+        for process in replicas:
+            process.wait(timeout=30)
+    shutil.rmtree(corpus, ignore_errors=True)
