@@ -358,6 +358,25 @@ def section_scale(scale: dict | None) -> list[str]:
     return out
 
 
+def section_store_parity(parity: dict | None) -> list[str]:
+    out = ["## The same knowledge base in Milvus (issue 12)"]
+    if not parity:
+        return out + ["Not measured (run `python -m bench.store_parity`)."]
+    rows = [[name, store, m["n"], m["hit@1"], m["hit@5"], m["mrr@10"]]
+            for name, by_store in parity["sets"].items() for store, m in by_store.items() if store != "largest_difference"]
+    latency = parity["latency_ms"]
+    return out + [
+        f"corpus/ ({parity['settings']['passages']:,} passages) ingested into the local index and into Milvus "
+        f"({parity['settings']['milvus']}; {parity['settings']['index']}), searched with the product's defaults "
+        "(`python -m bench.store_parity`, top 10).", "",
+        table(["question set", "store", "n", "Hit@1", "Hit@5", "MRR@10"], rows), "",
+        "Largest difference between the stores: " + ", ".join(
+            f"{name} {by_store['largest_difference']}" for name, by_store in parity["sets"].items()) + ". "
+        f"Search latency in-process, one question at a time: local p50 {latency['local']['p50']} ms, p95 "
+        f"{latency['local']['p95']} ms; Milvus p50 {latency['milvus']['p50']} ms, p95 {latency['milvus']['p95']} ms "
+        "(milvus-lite's Python server and pymilvus decoding the candidates' vectors take most of it).", ""]
+
+
 def main() -> int:
     latency = {b: r for b in ("torch", "onnx-int8") if (r := read_result(f"latency_{b}"))}
     parts = [
@@ -376,6 +395,7 @@ def main() -> int:
         *section_latency(latency),
         *section_growth(read_result("growth")),
         *section_scale(read_result("vector_scale")),
+        *section_store_parity(read_result("store_parity")),
     ]
     DOCS.mkdir(exist_ok=True)
     (DOCS / "benchmarks.md").write_text("\n".join(parts) + "\n", encoding="utf-8")

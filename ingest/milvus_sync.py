@@ -3,7 +3,9 @@
 Only what changed is written: a document whose content hash is the one stored is left alone, a new or changed
 one is written as a new version and published (kb/milvus_store.py says how readers never see half of it), a
 document no longer among the files is unpublished. Vectors come from the vector cache where it has them. Old
-versions are deleted at the end, after readers have had time to move to the new ones.
+versions, and what an interrupted ingest left, are deleted at the end, after readers have had time to move to
+the new ones. One ingest per knowledge base at a time: two writing the same document at once may leave it
+without passages until the next ingest.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from ingest.chunk import indexing_text
 from kb.config import Settings
 from kb.embed import Embedder
 from kb.lexical import average_length
-from kb.milvus_store import REFRESH_SECONDS, MilvusStore
+from kb.milvus_store import REFRESH_SECONDS, MilvusStore, version_stamp
 from kb.schema import Chunk, Document
 from kb.store import IndexMismatchError, check_model
 from kb.tokenize import tokenize
@@ -31,6 +33,7 @@ log = logging.getLogger(__name__)
 def sync_to_milvus(documents: list[Document], chunks: list[Chunk], settings: Settings, embedder: Embedder,
                    progress: bool = False) -> int:
     """Write what changed; returns how many passages kept a vector (unchanged documents, and the vector cache's)."""
+    started = version_stamp()
     store = MilvusStore.connect(settings)
     try:
         store.create_collections(embedder.dimension)
@@ -53,7 +56,8 @@ def sync_to_milvus(documents: list[Document], chunks: list[Chunk], settings: Set
         if changed or removed:
             time.sleep(2 * REFRESH_SECONDS)  # readers move to the new versions before the old ones go
         published = {doc_id: version for doc_id, (version, _) in store.live_documents().items()}
-        store.drop_unpublished(sorted(set(published) | set(removed) | {d.doc_id for d in documents}), published)
+        store.drop_unpublished(sorted(set(published) | set(removed) | {d.doc_id for d in documents}), published,
+                               before=started)
         store.flush()
         log.info("Milvus %s: %d documents written, %d removed, %d unchanged", settings.kb_name, len(changed),
                  len(removed), len(documents) - len(changed))

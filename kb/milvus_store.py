@@ -66,6 +66,11 @@ def term_id(term: str) -> int:
     return int.from_bytes(hashlib.blake2b(term.encode("utf-8"), digest_size=4).digest(), "little") % 0xFFFFFFFF
 
 
+def version_stamp() -> str:
+    """Now, as the start of a version name: versions sort by when they were written."""
+    return f"{time.time_ns():019d}"
+
+
 def literal(value: str) -> str:
     """A string as a Milvus filter-expression literal."""
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
@@ -319,16 +324,14 @@ class MilvusStore:
         bm25_weights = {i: bm25_idf(snapshot.passages, snapshot.doc_freq[i]) for i in terms}
         cover = {i: coverage_idf(snapshot.passages, snapshot.doc_freq[i]) for i in terms}
         total = sum(cover.values())
-        bm25 = np.zeros(len(rows), dtype=np.float32)
-        coverage = np.zeros(len(rows), dtype=np.float32)
-        for n, row in enumerate(rows):
-            sparse = row["sparse"]
-            bm25[n] = sum(np.float32(w) * np.float32(sparse[i]) for i, w in bm25_weights.items() if i in sparse)
-            coverage[n] = sum(w for i, w in cover.items() if i in sparse) / total if total > 0 else 0.0
-        dimension = int(self.refresh().base["embedding"]["dimension"])
+        bm25 = np.array([sum(w * r["sparse"][i] for i, w in bm25_weights.items() if i in r["sparse"]) for r in rows],
+                        dtype=np.float32)
+        coverage = np.array([sum(w for i, w in cover.items() if i in r["sparse"]) / total if total > 0 else 0.0
+                             for r in rows], dtype=np.float32)
+        dimension = int(snapshot.base["embedding"]["dimension"])
         vectors = np.array([r["dense"] for r in rows], dtype=np.float32).reshape(len(rows), dimension)
-        traits = np.array([[(int(r["traits"]) >> b) & 1 for b in range(len(TRAITS))] for r in rows],
-                          dtype=bool).reshape(len(rows), len(TRAITS))
+        bits = np.array([int(r["traits"]) for r in rows], dtype=np.int64).reshape(len(rows), 1)
+        traits = ((bits >> np.arange(len(TRAITS))) & 1).astype(bool)
         return Pool([_passage(r) for r in rows], vectors, bm25, coverage, traits)
 
     def laws_with_article(self, article_no: int) -> list[str]:
@@ -467,7 +470,7 @@ class MilvusStore:
                          term_counts: Sequence[dict[str, int]], avg_length: float,
                          progress: Callable[[int], None] = lambda n: None) -> str:
         """Write a new version of `document`, then make it the live one. Returns the version."""
-        version = f"{document.content_hash[:12]}-{time.time_ns()}"
+        version = f"{version_stamp()}-{document.content_hash[:12]}"
         spans: dict[int, tuple[int, int]] = {}
         for c in chunks:
             if c.article_no is not None:
@@ -519,12 +522,17 @@ class MilvusStore:
         self.client.delete(self.records_collection, filter=f'key == {literal(self._key("document", doc_id))}')
         self.touch()
 
-    def drop_unpublished(self, doc_ids: Sequence[str], live: dict[str, str]) -> None:
-        """Delete the passages, texts and statistics of these documents that are not their live version: old
-        versions, and whatever an interrupted ingest wrote."""
-        for doc_id in doc_ids:
-            keep = f" and version != {literal(live[doc_id])}" if doc_id in live else ""
-            condition = f"kb == {literal(self.kb_name)} and doc_id == {literal(doc_id)}{keep}"
+    def drop_unpublished(self, doc_ids: Sequence[str], live: dict[str, str], before: str) -> None:
+        """Delete the passages, texts and statistics of these documents that were written before `before` (a
+        version_stamp) and are not their live version: old versions, and whatever an interrupted ingest wrote.
+        A version another ingest is writing now is newer, and left alone."""
+        for start in range(0, len(doc_ids), 100):
+            batch = doc_ids[start:start + 100]
+            condition = (f"kb == {literal(self.kb_name)} and doc_id in [{', '.join(map(literal, batch))}] "
+                         f"and version < {literal(before)}")
+            keep = [live[d] for d in batch if d in live]
+            if keep:
+                condition += f" and version not in [{', '.join(map(literal, keep))}]"
             self.client.delete(self.passages_collection, filter=condition)
             self.client.delete(self.records_collection, filter=f'{condition} and kind != "document"')
 
