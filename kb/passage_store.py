@@ -8,6 +8,7 @@ learned ranking, hits) is computed from the pool by kb.retrieve, the same code w
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -20,6 +21,7 @@ from kb.rank import TRAITS
 from kb.schema import Chunk, Document, Hit, citation_for
 
 DOC_KINDS = ("law", "report", "other")
+DATE_RE = re.compile(r"\d{4}(-\d{2}(-\d{2})?)?")
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,10 @@ class Filters:
     doc_kind: str | None = None
     doc_ids: tuple[str, ...] = ()
     title_contains: str | None = None
+    #: The document's date (latest promulgation or revision; a report's year) from/to, as 2020, 2020-06 or
+    #: 2020-06-01; compared to the precision both have. Documents without a date are left out by either.
+    date_from: str | None = None
+    date_to: str | None = None
 
     @classmethod
     def from_mapping(cls, raw: Mapping | None) -> "Filters":
@@ -36,24 +42,42 @@ class Filters:
         if raw is not None and not isinstance(raw, Mapping):
             raise QueryError("过滤条件必须是对象，例如 {\"doc_kind\": \"law\"}")
         raw = dict(raw or {})
-        unknown = set(raw) - {"doc_kind", "doc_id", "doc_ids", "title_contains"}
+        unknown = set(raw) - {"doc_kind", "doc_id", "doc_ids", "title_contains", "date_from", "date_to"}
         if unknown:
-            raise QueryError(f"未知的过滤条件: {', '.join(sorted(map(str, unknown)))}（可用 doc_kind、doc_id、title_contains）")
-        for name in ("doc_kind", "doc_id", "title_contains"):
+            raise QueryError(f"未知的过滤条件: {', '.join(sorted(map(str, unknown)))}"
+                             "（可用 doc_kind、doc_id、title_contains、date_from、date_to）")
+        for name in ("doc_kind", "doc_id", "title_contains", "date_from", "date_to"):
             if raw.get(name) is not None and not isinstance(raw[name], str):
                 raise QueryError(f"过滤条件 {name} 必须是文字")
+        for name in ("date_from", "date_to"):
+            if raw.get(name) is not None and not DATE_RE.fullmatch(raw[name]):
+                raise QueryError(f"过滤条件 {name} 应写成 2020、2020-06 或 2020-06-01")
         doc_ids = raw.get("doc_ids")
         if doc_ids is not None and (not isinstance(doc_ids, (list, tuple)) or not all(isinstance(d, str) for d in doc_ids)):
             raise QueryError("过滤条件 doc_ids 必须是文字列表")
         if raw.get("doc_kind") is not None and raw["doc_kind"] not in DOC_KINDS:
             raise QueryError(f"过滤条件 doc_kind 只能是 {'、'.join(DOC_KINDS)}")
         ids = tuple(doc_ids or ([raw["doc_id"]] if raw.get("doc_id") else []))
-        return cls(raw.get("doc_kind"), ids, raw.get("title_contains"))
+        return cls(raw.get("doc_kind"), ids, raw.get("title_contains"), raw.get("date_from"), raw.get("date_to"))
 
     def admits(self, document: Document) -> bool:
         return ((self.doc_kind is None or document.kind == self.doc_kind)
                 and (not self.doc_ids or document.doc_id in self.doc_ids)
-                and (self.title_contains is None or self.title_contains in document.title))
+                and (self.title_contains is None or self.title_contains in document.title)
+                and self._dated_within(document.doc_date))
+
+    def _dated_within(self, date: str | None) -> bool:
+        if self.date_from is None and self.date_to is None:
+            return True
+        if not date:
+            return False
+
+        def cut(a: str, b: str) -> tuple[str, str]:
+            n = min(len(a), len(b))
+            return a[:n], b[:n]
+
+        return ((self.date_from is None or cut(date, self.date_from)[0] >= cut(date, self.date_from)[1])
+                and (self.date_to is None or cut(date, self.date_to)[0] <= cut(date, self.date_to)[1]))
 
 
 @dataclass

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
+from kb.config import KB_NAME_RE
 from kb.conversation import MAX_HISTORY
 from kb.knowledge_base import MAX_TOP_K, KnowledgeBase
 from server.clients import client_address
@@ -15,6 +16,11 @@ from server.errors import ApiError
 from server.service import ServiceState, checked_text
 
 MAX_ANSWER_PASSAGES = 10
+
+
+#: Which knowledge base of a Milvus store (one deployment serving many townships); this service's own if absent.
+KB_FIELD = dict(default=None, min_length=1, max_length=64, pattern=KB_NAME_RE.pattern,
+                description="知识库名称（KB_STORE=milvus 时一个部署可服务多个乡镇；不传则为本服务的 KB_NAME）")
 
 
 class StrictModel(BaseModel):
@@ -30,6 +36,9 @@ class SearchFilters(StrictModel):
     doc_id: str | None = Field(None, max_length=64, description="只在这个文档中查找")
     doc_ids: list[str] | None = Field(None, max_length=100, description="只在这些文档中查找")
     title_contains: str | None = Field(None, max_length=100, description="标题包含的文字")
+    date_from: str | None = Field(None, pattern=r"^\d{4}(-\d{2}(-\d{2})?)?$",
+                                  description="文档日期（最近一次公布或修订；报告的年份）不早于，如 2020 或 2020-06-01")
+    date_to: str | None = Field(None, pattern=r"^\d{4}(-\d{2}(-\d{2})?)?$", description="文档日期不晚于")
 
 
 class AskRequest(StrictModel):
@@ -42,6 +51,7 @@ class AskRequest(StrictModel):
     conversation_id: str | None = Field(
         None, min_length=1, max_length=64, pattern=r"^[0-9A-Za-z_-]+$",
         description="上一次回答返回的对话编号：服务器保留该对话最近的问题几分钟（不传 history 时使用）")
+    kb: str | None = Field(**KB_FIELD)
 
 
 class FeedbackRequest(StrictModel):
@@ -91,27 +101,28 @@ def create_api_router() -> APIRouter:
         filters = body.filters.model_dump(exclude_none=True) if body.filters else None
         conversation = body.conversation_id or service.conversations.new_id()
         answer = await run_in_threadpool(service.ask, body.question, "api", client_key(request), body.top_k,
-                                         filters, body.history, conversation)
+                                         filters, body.history, conversation, body.kb)
         return {**answer, "conversation_id": conversation}
 
     @router.get("/api/search", tags=["questions"], dependencies=[Depends(rate_limited)])
     async def search(q: str = Query(..., description="问题"), top_k: int = Query(5, ge=1, le=MAX_TOP_K),
-                     service: ServiceState = Depends(state)) -> dict:
+                     kb: str | None = Query(**KB_FIELD), service: ServiceState = Depends(state)) -> dict:
         """`{"query": ..., "hits": [...]}`: the best passages, without composing an answer."""
         question = service.checked_question(q)
-        hits = await run_in_threadpool(service.kb.search, question, top_k)
+        knowledge_base = await run_in_threadpool(service.knowledge_base, kb)
+        hits = await run_in_threadpool(knowledge_base.search, question, top_k)
         return {"query": question, "hits": [h.to_dict() for h in hits]}
 
     @router.get("/api/documents", tags=["documents"], dependencies=[Depends(rate_limited)])
-    def documents(service: ServiceState = Depends(state)) -> dict:
+    def documents(kb: str | None = Query(**KB_FIELD), service: ServiceState = Depends(state)) -> dict:
         """title, kind, date and number of articles of every document"""
-        kb = service.kb
+        kb = service.knowledge_base(kb)
         return {"documents": [document_summary(kb, doc_id) for doc_id in kb.documents]}
 
     @router.get("/api/documents/{doc_id}", tags=["documents"], dependencies=[Depends(rate_limited)])
-    def document(doc_id: str, service: ServiceState = Depends(state)) -> dict:
+    def document(doc_id: str, kb: str | None = Query(**KB_FIELD), service: ServiceState = Depends(state)) -> dict:
         """full text with an index of article positions"""
-        kb = service.kb
+        kb = service.knowledge_base(kb)
         doc = kb.document(doc_id)
         anchors = [{"article": c.article, "article_no": c.article_no, "section": c.section, "part": c.part,
                     "start": c.start, "end": c.end} for c in kb.document_chunks(doc_id) if c.article_no is not None]
@@ -120,9 +131,10 @@ def create_api_router() -> APIRouter:
 
     @router.get("/api/documents/{doc_id}/articles/{article_no}", tags=["documents"],
                 dependencies=[Depends(rate_limited)])
-    def article(doc_id: str, article_no: int, service: ServiceState = Depends(state)) -> dict:
+    def article(doc_id: str, article_no: int, kb: str | None = Query(**KB_FIELD),
+                service: ServiceState = Depends(state)) -> dict:
         """one article as a hit"""
-        return service.kb.article(doc_id, article_no).to_dict()
+        return service.knowledge_base(kb).article(doc_id, article_no).to_dict()
 
     @router.post("/api/feedback", tags=["questions"], dependencies=[Depends(rate_limited)])
     def feedback(body: FeedbackRequest, service: ServiceState = Depends(state)) -> dict:

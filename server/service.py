@@ -17,9 +17,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ingest.build import ingest
-from kb.config import Settings
+from kb.config import KB_NAME_RE, Settings
 from kb.knowledge_base import KnowledgeBase
 from kb.conversation import MAX_HISTORY
+from kb.milvus_store import MilvusStore
+from kb.store import IndexMissingError
 from server.clients import parse_networks
 from server.conversations import Conversations
 from server.errors import ApiError
@@ -72,11 +74,31 @@ class ServiceState:
         self.proxies = parse_networks(config.trusted_proxies)
         self.jobs = JobRunner()
         self.conversations = Conversations(config.conversation_ttl_s)
+        self._others: dict[str, KnowledgeBase] = {}  # other knowledge bases of the Milvus store, opened on use
+        self._others_lock = threading.Lock()
 
     @property
     def kb(self) -> KnowledgeBase:
         """The current knowledge base. A request keeps the one it started with, so a reload drops nothing."""
         return self._kb
+
+    def knowledge_base(self, name: str | None = None) -> KnowledgeBase:
+        """The knowledge base a request names: this service's own (KB_NAME) when it names none; with
+        KB_STORE=milvus any other of the store (one deployment for many townships), opened on first use."""
+        if name is None or name == self.settings.kb_name:
+            return self.kb
+        if self.settings.store != "milvus":
+            raise ApiError(400, "unknown_kb", f"本服务只有一个知识库（{self.settings.kb_name}）")
+        if not KB_NAME_RE.fullmatch(name):
+            raise ApiError(400, "unknown_kb", "知识库名称只能包含字母、数字、_ 和 -")
+        with self._others_lock:
+            if name not in self._others:
+                try:
+                    self._others[name] = KnowledgeBase.open(settings=self.settings.with_(kb_name=name),
+                                                            embedder=self._kb.embedder)
+                except IndexMissingError:
+                    raise ApiError(404, "unknown_kb", f"没有名为 {name} 的知识库") from None
+            return self._others[name]
 
     # -- the one way in ------------------------------------------------------------------------------------
 
@@ -108,7 +130,7 @@ class ServiceState:
 
     def ask(self, question: object, channel: str, client: str, top_k: int | None = None,
             filters: Mapping[str, Any] | None = None, history: object = None,
-            conversation: str | None = None) -> dict:
+            conversation: str | None = None, kb_name: str | None = None) -> dict:
         """Rate limit → question limits → answer → log (never fatal). The answer object plus `question_id`.
 
         A follow-up is read with the conversation's earlier questions: `history` as the client sent it, or
@@ -121,7 +143,7 @@ class ServiceState:
             earlier = self.checked_history(history)
         else:
             earlier = self.conversations.history(conversation) if conversation else ()
-        answer = self.kb.ask(question, filters=filters, passages=top_k, history=earlier)
+        answer = self.knowledge_base(kb_name).ask(question, filters=filters, passages=top_k, history=earlier)
         if conversation:
             self.conversations.add(conversation, question)
         question_id = uuid.uuid4().hex
@@ -154,6 +176,9 @@ class ServiceState:
     def reload(self) -> KnowledgeBase:
         """Load the newest index beside the old one, then swap; on failure the old one stays in use."""
         with self._reload_lock:
+            if isinstance(self._kb.store, MilvusStore):  # nothing to load: re-read what changed in Milvus
+                self._kb.store.refresh(force=True)
+                return self._kb
             fresh = KnowledgeBase.open(settings=self.settings, embedder=self._kb.embedder)
             self._kb = fresh
             return fresh

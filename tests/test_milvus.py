@@ -21,6 +21,7 @@ from kb.config import Settings
 from kb.embed import Embedder
 from kb.knowledge_base import KnowledgeBase
 from kb.milvus_store import MilvusStore, literal
+from test_api import assert_error, make_client
 
 pytestmark = pytest.mark.slow
 
@@ -72,7 +73,7 @@ def test_milvus_answers_as_the_local_index_does(milvus_kb: KnowledgeBase, corpus
 def test_filters_behave_the_same(milvus_kb: KnowledgeBase, corpus_kb: KnowledgeBase) -> None:
     petition = next(d for d in corpus_kb.documents.values() if d.title == "信访工作条例")
     for filters in ({"doc_kind": "report"}, {"title_contains": "信访"}, {"doc_id": petition.doc_id},
-                    {"doc_kind": "other"}):
+                    {"doc_kind": "other"}, {"date_from": "2020", "doc_kind": "law"}):
         local = corpus_kb.search("办理期限是多久", top_k=8, filters=filters)
         assert hit_keys(milvus_kb.search("办理期限是多久", top_k=8, filters=filters)) == hit_keys(local), filters
     reports = milvus_kb.search("普法", top_k=10, filters={"doc_kind": "report"})
@@ -104,6 +105,25 @@ def test_two_knowledge_bases_in_one_store_are_kept_apart(milvus_uri: str, milvus
         assert {h.doc_id for h in other.search(question, top_k=10)} <= set(other.documents)
         assert {h.doc_id for h in milvus_kb.search(question, top_k=10)} <= set(milvus_kb.documents)
     assert other.search("路面塌陷多久设置警示标志", top_k=1)[0].doc_title == "乡村道路养护条例"
+
+
+def test_one_service_answers_for_every_township(milvus_uri: str, milvus_kb: KnowledgeBase, corpus_kb: KnowledgeBase,
+                                                settings: Settings, embedder: Embedder, tmp_path: Path) -> None:
+    ingest([make_small_corpus(tmp_path)], in_milvus(settings, milvus_uri, "town-f"), embedder=embedder)
+    client = make_client(in_milvus(settings, milvus_uri, "default"), milvus_kb, tmp_path)
+    question = "路面塌陷多久设置警示标志"
+    own = client.get("/api/search", params={"q": question}).json()["hits"]
+    assert own and all(h["doc_id"] in milvus_kb.documents for h in own)
+    other = client.get("/api/search", params={"q": question, "kb": "town-f"}).json()["hits"]
+    assert other[0]["doc_title"] == "乡村道路养护条例"
+    answer = client.post("/api/ask", json={"question": question, "kb": "town-f"}).json()
+    assert answer["citations"][0]["doc_title"] == "乡村道路养护条例" and "二十四小时" in answer["answer"]
+    listed = client.get("/api/documents", params={"kb": "town-f"}).json()["documents"]
+    assert {d["title"] for d in listed} == {"乡村道路养护条例", "集市摊位管理办法", "某镇2023年工作报告"}
+    assert_error(client.get("/api/search", params={"q": question, "kb": "nowhere"}), 404, "unknown_kb")
+    assert_error(client.get("/api/search", params={"q": question, "kb": "镇/../x"}), 422, "invalid_request")
+    local = make_client(settings, corpus_kb, tmp_path)  # one knowledge base only on local files
+    assert_error(local.get("/api/search", params={"q": question, "kb": "town-f"}), 400, "unknown_kb")
 
 
 def passage_versions(uri: str, name: str, doc_id: str, settings: Settings) -> set[str]:
