@@ -19,7 +19,7 @@ MAX_ANSWER_PASSAGES = 10
 
 
 #: Which knowledge base of a Milvus store (one deployment serving many townships); this service's own if absent.
-KB_FIELD = dict(default=None, min_length=1, max_length=64, pattern=KB_NAME_RE.pattern,
+KB_FIELD = dict(default=None, min_length=1, max_length=64, pattern=f"^{KB_NAME_RE.pattern}$",
                 description="知识库名称（KB_STORE=milvus 时一个部署可服务多个乡镇；不传则为本服务的 KB_NAME）")
 
 
@@ -92,7 +92,7 @@ def create_api_router() -> APIRouter:
         """Ready once the index and the model are loaded; `query_log` says whether questions are being logged"""
         kb = service.kb
         return {"status": "ready", "documents": len(kb.documents), "chunks": kb.passage_count(),
-                "model": kb.embedder.model_id, "query_log": service.log_health.to_dict()}
+                "model": kb.embedder.model_id, "store": kb.store.describe(), "query_log": service.log_health.to_dict()}
 
     @router.post("/api/ask", tags=["questions"])
     async def ask(body: AskRequest, request: Request, service: ServiceState = Depends(state)) -> dict:

@@ -56,6 +56,7 @@ def test_health_and_readiness(client: TestClient, corpus_kb: KnowledgeBase) -> N
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz").json()
     assert (ready["status"], ready["documents"], ready["chunks"]) == ("ready", CORPUS_DOCUMENTS, len(corpus_kb.store.chunks))
+    assert ready["store"] == {"store": "local", "index_dir": str(corpus_kb.store.path)}
 
 
 def test_openapi_documents_the_endpoints(client: TestClient) -> None:

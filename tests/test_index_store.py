@@ -397,19 +397,19 @@ def test_reingest_embeds_only_what_changed(fresh_index: Path, settings: Settings
     report = build(corpus, fresh_index, settings, embedder)
     assert report.reused == len(before.store.chunks) and report.chunks == len(before.store.chunks) + 3
     after = open_kb(fresh_index, settings, embedder)
-    new_rows = [i for i, c in enumerate(after.chunks) if after.documents[c.doc_id].title == "村规民约"]
-    texts = [indexing_text(after.documents[after.chunks[i].doc_id], after.chunks[i]) for i in new_rows]
-    np.testing.assert_allclose(after.view.vectors[new_rows], embedder.encode_passages(texts), atol=1e-5)
+    new_rows = [i for i, c in enumerate(after.store.chunks) if after.documents[c.doc_id].title == "村规民约"]
+    texts = [indexing_text(after.documents[after.store.chunks[i].doc_id], after.store.chunks[i]) for i in new_rows]
+    np.testing.assert_allclose(after.store.vectors[new_rows], embedder.encode_passages(texts), atol=1e-5)
     old = {c.chunk_id: i for i, c in enumerate(before.store.chunks)}
-    for i, chunk in enumerate(after.chunks):
+    for i, chunk in enumerate(after.store.chunks):
         if chunk.chunk_id in old:
-            np.testing.assert_array_equal(after.view.vectors[i], before.view.vectors[old[chunk.chunk_id]])
+            np.testing.assert_array_equal(after.store.vectors[i], before.store.vectors[old[chunk.chunk_id]])
     assert after.search("宴席不超过几桌")[0].citation == "《村规民约》第三条"
 
 
 def test_the_zero_copy_vectors_outlive_the_view_that_made_them() -> None:
     """IndexView.vectors is FAISS's own storage: an array of it (or a slice) keeps the index alive, even when
-    the KnowledgeBase that loaded it is gone (`KnowledgeBase.open(...).view.vectors` read freed memory once)."""
+    the KnowledgeBase that loaded it is gone (`KnowledgeBase.open(...).store.vectors` read freed memory once)."""
     import gc
 
     import faiss

@@ -49,13 +49,13 @@ def test_rebuild_after_the_index_is_deleted_embeds_nothing(tmp_path: Path, setti
     counting = CountingEmbedder(embedder)
     first = ingest([corpus], own, embedder=counting)
     assert first.reused == 0 and counting.embedded == first.chunks
-    before = KnowledgeBase.open(own.index_dir, settings=own, embedder=embedder).view.vectors.copy()
+    before = KnowledgeBase.open(own.index_dir, settings=own, embedder=embedder).store.vectors.copy()
     shutil.rmtree(own.index_dir.resolve())
     own.index_dir.unlink()
     counting.embedded = 0
     second = ingest([corpus], own, embedder=counting)
     assert second.reused == second.chunks and counting.embedded == 0
-    after = KnowledgeBase.open(own.index_dir, settings=own, embedder=embedder).view.vectors
+    after = KnowledgeBase.open(own.index_dir, settings=own, embedder=embedder).store.vectors
     np.testing.assert_array_equal(before, after)
 
 
