@@ -5,7 +5,7 @@ one is written as a new version and published (kb/milvus_store.py says how reade
 document no longer among the files is unpublished. Vectors come from the vector cache where it has them. Old
 versions, and what an interrupted ingest left, are deleted at the end, after readers have had time to move to
 the new ones. One ingest per knowledge base at a time: two writing the same document at once may leave it
-without passages until the next ingest.
+without passages, so each ingest first claims its knowledge base (MilvusStore.acquire_writer) and another waits.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable
 
 import numpy as np
 from tqdm import tqdm
@@ -35,8 +36,10 @@ def sync_to_milvus(documents: list[Document], chunks: list[Chunk], settings: Set
     """Write what changed; returns how many passages kept a vector (unchanged documents, and the vector cache's)."""
     started = version_stamp()
     store = MilvusStore.connect(settings)
+    writer = None
     try:
         store.create_collections(embedder.dimension)
+        writer = store.acquire_writer()
         by_doc: dict[str, list[Chunk]] = {}
         for chunk in chunks:
             by_doc.setdefault(chunk.doc_id, []).append(chunk)
@@ -50,7 +53,8 @@ def sync_to_milvus(documents: list[Document], chunks: list[Chunk], settings: Set
             store.write_base(base)
         changed = [d for d in documents if rewrite or live.get(d.doc_id, ("", ""))[1] != d.content_hash]
         removed = [doc_id for doc_id in live if doc_id not in {d.doc_id for d in documents}]
-        reused = _write(store, changed, by_doc, float(base["avg_length"]), settings, embedder, progress)
+        reused = _write(store, changed, by_doc, float(base["avg_length"]), settings, embedder, progress,
+                        lambda: store.renew_writer(writer))
         for doc_id in removed:
             store.remove_document(doc_id)
         if changed or removed:
@@ -63,6 +67,8 @@ def sync_to_milvus(documents: list[Document], chunks: list[Chunk], settings: Set
                  len(removed), len(documents) - len(changed))
         return reused + sum(len(by_doc[d.doc_id]) for d in documents if d not in changed)
     finally:
+        if writer is not None:
+            store.release_writer(writer)
         store.close()
 
 
@@ -75,7 +81,7 @@ def _same_model(base: dict, embedder: Embedder) -> bool:
 
 
 def _write(store: MilvusStore, changed: list[Document], by_doc: dict[str, list[Chunk]], avg_length: float,
-           settings: Settings, embedder: Embedder, progress: bool) -> int:
+           settings: Settings, embedder: Embedder, progress: bool, still_writing: Callable[[], None]) -> int:
     """Embed (cache first) and publish each changed document, one at a time, so each is whole when it goes live."""
     cache = open_vector_cache(settings, embedder)
     reused = 0
@@ -89,6 +95,7 @@ def _write(store: MilvusStore, changed: list[Document], by_doc: dict[str, list[C
                 reused += hits
                 store.publish_document(document, doc_chunks, np.asarray(vectors),
                                        [Counter(tokenize(t)) for t in texts], avg_length, bar.update)
+                still_writing()  # renew the claim: a long ingest keeps it
     finally:
         if cache is not None:
             cache.close()

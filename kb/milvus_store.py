@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import socket
 import threading
 import time
 from collections import OrderedDict
@@ -56,6 +58,10 @@ HNSW_EF = 256
 REFRESH_SECONDS = 1.0
 #: Documents whose text is kept in memory for hits and document views.
 TEXT_CACHE = 32
+#: How long an ingest's claim on its knowledge base lasts unless renewed (a killed ingest's claim runs out), and
+#: how long another ingest waits for it.
+WRITER_LEASE_SECONDS = 600
+WRITER_WAIT_SECONDS = 600
 _QUERY_LIMIT = 16384
 _PASSAGE_FIELDS = ["doc_id", "version", "chunk_id", "seq", "section", "article", "article_no", "part", "start",
                    "stop", "span_start", "span_end", "text", "traits"]
@@ -455,6 +461,36 @@ class MilvusStore:
                 "generation": f"{time.time_ns()}", "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         self.client.upsert(self.records_collection, [self._record("base", self._key("base"), json.dumps(base))])
 
+    def acquire_writer(self) -> str:
+        """Claim the knowledge base for one ingest (API replicas and `kb ingest` may start one at once); waits
+        up to WRITER_WAIT_SECONDS for another's claim to be released or to run out. Returns the claim."""
+        owner = f"{socket.gethostname()}:{os.getpid()}:{time.time_ns()}"
+        deadline = time.monotonic() + WRITER_WAIT_SECONDS
+        while True:
+            holder = self._read_writer()
+            if holder is None or _abandoned(holder):
+                self.renew_writer(owner)
+                time.sleep(0.3)  # two claims written at once: the later one stands, the other waits
+                if (self._read_writer() or {}).get("owner") == owner:
+                    return owner
+            if time.monotonic() > deadline:
+                raise IndexProblem(f"another ingest of knowledge base {self.kb_name!r} is running "
+                                   f"({(holder or {}).get('owner')}); try again when it has finished")
+            time.sleep(1.0)
+
+    def _read_writer(self) -> dict | None:
+        rows = self.client.query(self.records_collection, filter=f'key == {literal(self._key("writer"))}',
+                                 output_fields=["body"])
+        return json.loads(rows[0]["body"]) if rows else None
+
+    def renew_writer(self, owner: str) -> None:
+        body = json.dumps({"owner": owner, "expires": time.time() + WRITER_LEASE_SECONDS})
+        self.client.upsert(self.records_collection, [self._record("writer", self._key("writer"), body)])
+
+    def release_writer(self, owner: str) -> None:
+        if (self._read_writer() or {}).get("owner") == owner:
+            self.client.delete(self.records_collection, filter=f'key == {literal(self._key("writer"))}')
+
     def touch(self) -> None:
         """A new generation: readers re-read the documents within REFRESH_SECONDS."""
         base = self.read_base()
@@ -540,6 +576,22 @@ class MilvusStore:
         """Seal what was written, so searches read indexed segments rather than scanning growing ones."""
         for collection in (self.passages_collection, self.records_collection):
             self.client.flush(collection)
+
+
+def _abandoned(claim: dict) -> bool:
+    """A writer's claim that has run out, or whose process on this machine has ended (killed, crashed)."""
+    if claim["expires"] < time.time():
+        return True
+    host, pid, _ = claim["owner"].rsplit(":", 2)
+    if host != socket.gethostname():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, ValueError):
+        return False
+    return False
 
 
 def _passage(row: dict) -> Passage:

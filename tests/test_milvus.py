@@ -20,7 +20,9 @@ from ingest.build import ingest
 from kb.config import Settings
 from kb.embed import Embedder
 from kb.knowledge_base import KnowledgeBase
+from kb import milvus_store
 from kb.milvus_store import MilvusStore, literal
+from kb.store import IndexProblem
 from test_api import assert_error, make_client
 
 pytestmark = pytest.mark.slow
@@ -223,6 +225,20 @@ def test_an_ingest_killed_midway_leaves_the_old_document_served(milvus_uri: str,
     new_version = kb.store.refresh().versions[road]
     assert passage_versions(milvus_uri, "town-d", road, settings) == {new_version} != {old_version}
     assert "十二小时" in kb.search("路面塌陷多久设置警示标志", top_k=1)[0].text
+
+
+def test_ingests_of_one_knowledge_base_take_turns(milvus_uri: str, tmp_path: Path, settings: Settings,
+                                                  embedder: Embedder, monkeypatch: pytest.MonkeyPatch) -> None:
+    town = in_milvus(settings, milvus_uri, "town-g")
+    holder = MilvusStore.connect(town)
+    holder.create_collections(embedder.dimension)
+    claim = holder.acquire_writer()  # another ingest, still running (this process is alive)
+    monkeypatch.setattr(milvus_store, "WRITER_WAIT_SECONDS", 1.0)
+    with pytest.raises(IndexProblem, match="another ingest"):
+        ingest([make_small_corpus(tmp_path)], town, embedder=embedder)
+    holder.release_writer(claim)
+    assert ingest([tmp_path / "corpus"], town, embedder=embedder).documents == 3
+    holder.close()
 
 
 def start_replica(port: int, env: dict[str, str]) -> subprocess.Popen:
