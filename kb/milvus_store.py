@@ -163,6 +163,14 @@ class MilvusStore:
         store.refresh(force=True)
         return store
 
+    def knowledge_bases(self) -> list[str]:
+        """The names of every knowledge base in this Milvus (one per township), sorted."""
+        if not self._collections_exist():
+            return []
+        rows = self.client.query(self.records_collection, filter='kind == "base"', output_fields=["kb"],
+                                 limit=_QUERY_LIMIT)
+        return sorted({r["kb"] for r in rows})
+
     def exists(self) -> bool:
         return self._collections_exist() and self.read_base() is not None
 

@@ -100,6 +100,11 @@ class ServiceState:
                     raise ApiError(404, "unknown_kb", f"没有名为 {name} 的知识库") from None
             return self._others[name]
 
+    def knowledge_base_names(self) -> list[str]:
+        """What a request may name: every knowledge base of the Milvus store, or this service's own."""
+        store = self.kb.store
+        return store.knowledge_bases() if isinstance(store, MilvusStore) else [self.settings.kb_name]
+
     # -- the one way in ------------------------------------------------------------------------------------
 
     def check_rate(self, client: str) -> None:

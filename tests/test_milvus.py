@@ -125,6 +125,11 @@ def test_one_service_answers_for_every_township(milvus_uri: str, milvus_kb: Know
     assert {d["title"] for d in listed} == {"乡村道路养护条例", "集市摊位管理办法", "某镇2023年工作报告"}
     assert_error(client.get("/api/search", params={"q": question, "kb": "nowhere"}), 404, "unknown_kb")
     assert_error(client.get("/api/search", params={"q": question, "kb": "镇/../x"}), 422, "invalid_request")
+    models = {m["id"] for m in client.get("/v1/models").json()["data"]}
+    assert {"zhengwu-kb", "zhengwu-kb/town-f"} <= models and "zhengwu-kb/default" not in models
+    chat = client.post("/v1/chat/completions", json={"model": "zhengwu-kb/town-f",
+                                                     "messages": [{"role": "user", "content": question}]}).json()
+    assert "乡村道路养护条例" in chat["choices"][0]["message"]["content"] and chat["model"] == "zhengwu-kb/town-f"
     local = make_client(settings, corpus_kb, tmp_path)  # one knowledge base only on local files
     assert_error(local.get("/api/search", params={"q": question, "kb": "town-f"}), 400, "unknown_kb")
 
