@@ -327,6 +327,20 @@ def test_a_follow_up_is_sent_with_the_earlier_questions(page: object) -> None:
     sync_api.expect(answer.locator("button.citation", has_text="《信访工作条例》第三十五条")).to_be_visible()
 
 
+def test_the_page_asks_the_knowledge_base_its_address_names(page: object) -> None:
+    page.goto(page.url.split("#")[0].split("?")[0] + "?kb=default")  # this service's own (KB_NAME)
+    with page.expect_request("**/api/ask") as request:
+        answer = ask(page, "信访事项多久办结？")
+    assert request.value.post_data_json["kb"] == "default"
+    sync_api.expect(answer.locator("button.citation", has_text="《信访工作条例》第三十四条")).to_be_visible()
+    with page.expect_request("**/api/documents?kb=default"):
+        page.goto(page.url.split("#")[0] + "#/docs")
+    page.goto(page.url.split("#")[0].split("?")[0] + "?kb=tanggula")  # local files hold one knowledge base
+    bubble = ask(page, "信访事项多久办结？")
+    sync_api.expect(bubble).to_have_class("bubble error")
+    sync_api.expect(bubble.locator(".bubble-text")).to_have_text("本服务只有一个知识库（default）")
+
+
 def test_a_slow_answer_can_be_stopped_and_retried(page: object) -> None:
     page.reload()
     page.route("**/api/ask", lambda route: None)  # the request never gets an answer

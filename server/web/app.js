@@ -39,7 +39,17 @@ function markedText(text, ranges) {
 
 class ApiFailure extends Error {}
 
-async function api(path, body, signal) {
+// One deployment may serve several townships (KB_STORE=milvus): ?kb=<name> in the page's address picks one.
+const KB_NAME = new URLSearchParams(location.search).get("kb");
+
+function forKnowledgeBase(path, body) {
+  if (!KB_NAME) return [path, body];
+  if (body !== undefined) return [path, path === "/api/ask" ? { ...body, kb: KB_NAME } : body];
+  return [`${path}${path.includes("?") ? "&" : "?"}kb=${encodeURIComponent(KB_NAME)}`, body];
+}
+
+async function api(requested, payload, signal) {
+  const [path, body] = forKnowledgeBase(requested, payload);
   const init = body === undefined ? {} : {
     method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
   };
