@@ -383,9 +383,10 @@ class MilvusStore:
                 if self.refresh(force=True).versions.get(doc_id) == key[1]:
                     raise
                 return self.document(doc_id)  # replaced since this snapshot was read: read the new version
-            self._texts[key] = text
-            while len(self._texts) > TEXT_CACHE:
-                self._texts.popitem(last=False)
+            with self._lock:  # searches share the cache
+                self._texts[key] = text
+                while len(self._texts) > TEXT_CACHE:
+                    self._texts.popitem(last=False)
         return Document(meta.doc_id, meta.title, meta.kind, meta.source, meta.content_hash, text, meta.dates,
                         meta.doc_date)
 
