@@ -345,9 +345,11 @@ def section_scale(scale: dict | None) -> list[str]:
             "take 1.5 GB per million at 384 dims; an HNSW graph adds about M·8 bytes per vector.", "",
             table(["vectors", "index", "build/insert s", "p50 ms", "p95 ms", "recall@10", "MB"], rows), "",
             plot_scale(scale), "",
-            "milvus-lite serves Milvus' API from a local Python process over gRPC, for tests and small installs; "
-            "its latency (against well under a millisecond for the same kind of index in FAISS) is that server and "
-            "its round trip, not the index, and it was measured up to 60k vectors only. A Milvus standalone or cluster server holds each "
+            "milvus-lite serves Milvus' API from a local Python process over gRPC, for tests and small installs. "
+            "Its search time grows with the number of vectors as a full scan's does, and its recall is exact "
+            "whatever index was asked for: its pure-Python engine does not run Milvus' HNSW, so its rows say what "
+            "milvus-lite does (fine for a township, not for a province), while the FAISS HNSW and IVF rows stand in "
+            "for what those index types do in a Milvus server. A Milvus standalone or cluster server holds each "
             "collection's segments in memory on its query nodes and searches them in parallel. By Milvus' own "
             "index guide (milvus.io/docs, in-memory index): FLAT is exact and for small collections; IVF_FLAT is "
             "fast with recall set by nprobe; IVF_SQ8 and IVF_PQ trade recall for a quarter or less of the "
