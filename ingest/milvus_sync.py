@@ -5,7 +5,7 @@ one is written as a new version and published (kb/milvus_store.py says how reade
 document no longer among the files is unpublished. Vectors come from the vector cache where it has them. Old
 versions, and what an interrupted ingest left, are deleted at the end, after readers have had time to move to
 the new ones. One ingest per knowledge base at a time: two writing the same document at once may leave it
-without passages, so each ingest first claims its knowledge base (MilvusStore.acquire_writer) and another waits.
+without passages, so each ingest first claims its knowledge base (MilvusWriter.acquire_writer) and another waits.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from ingest.chunk import indexing_text
 from kb.config import Settings
 from kb.embed import Embedder
 from kb.lexical import average_length
-from kb.milvus_store import REFRESH_SECONDS, MilvusStore, version_stamp
+from kb.milvus_store import REFRESH_SECONDS
+from kb.milvus_writer import MilvusWriter, version_stamp
 from kb.schema import Chunk, Document
 from kb.store import IndexMismatchError, check_model
 from kb.tokenize import tokenize
@@ -35,7 +36,7 @@ def sync_to_milvus(documents: list[Document], chunks: list[Chunk], settings: Set
                    progress: bool = False) -> int:
     """Write what changed; returns how many passages kept a vector (unchanged documents, and the vector cache's)."""
     started = version_stamp()
-    store = MilvusStore.connect(settings)
+    store = MilvusWriter.connect(settings)
     writer = None
     try:
         store.create_collections(embedder.dimension)
@@ -80,7 +81,7 @@ def _same_model(base: dict, embedder: Embedder) -> bool:
         return False
 
 
-def _write(store: MilvusStore, changed: list[Document], by_doc: dict[str, list[Chunk]], avg_length: float,
+def _write(store: MilvusWriter, changed: list[Document], by_doc: dict[str, list[Chunk]], avg_length: float,
            settings: Settings, embedder: Embedder, progress: bool, still_writing: Callable[[], None]) -> int:
     """Embed (cache first) and publish each changed document, one at a time, so each is whole when it goes live."""
     cache = open_vector_cache(settings, embedder)

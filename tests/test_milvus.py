@@ -20,8 +20,9 @@ from ingest.build import ingest
 from kb.config import Settings
 from kb.embed import Embedder
 from kb.knowledge_base import KnowledgeBase
-from kb import milvus_store
+from kb import milvus_writer
 from kb.milvus_store import MilvusStore, literal
+from kb.milvus_writer import MilvusWriter
 from kb.store import IndexProblem
 from test_api import assert_error, make_client
 
@@ -173,9 +174,9 @@ def test_adding_and_removing_a_document_touches_only_that_document(milvus_uri: s
 
 HANG_AFTER_FIRST_BATCH = """
 import sys, time
-import kb.milvus_store as store
+import kb.milvus_writer as writer
 
-publish = store.MilvusStore.publish_document
+publish = writer.MilvusWriter.publish_document
 
 def publish_then_die(self, *args, **kwargs):
     insert = self.client.insert
@@ -188,8 +189,8 @@ def publish_then_die(self, *args, **kwargs):
     self.client.insert = insert_and_hang
     return publish(self, *args, **kwargs)
 
-store.MilvusStore.publish_document = publish_then_die
-store.WRITE_BATCH = 2
+writer.MilvusWriter.publish_document = publish_then_die
+writer.WRITE_BATCH = 2
 from cli.main import main
 sys.exit(main(sys.argv[1:]))
 """
@@ -235,10 +236,10 @@ def test_an_ingest_killed_midway_leaves_the_old_document_served(milvus_uri: str,
 def test_ingests_of_one_knowledge_base_take_turns(milvus_uri: str, tmp_path: Path, settings: Settings,
                                                   embedder: Embedder, monkeypatch: pytest.MonkeyPatch) -> None:
     town = in_milvus(settings, milvus_uri, "town-g")
-    holder = MilvusStore.connect(town)
+    holder = MilvusWriter.connect(town)
     holder.create_collections(embedder.dimension)
     claim = holder.acquire_writer()  # another ingest, still running (this process is alive)
-    monkeypatch.setattr(milvus_store, "WRITER_WAIT_SECONDS", 1.0)
+    monkeypatch.setattr(milvus_writer, "WRITER_WAIT_SECONDS", 1.0)
     with pytest.raises(IndexProblem, match="another ingest"):
         ingest([make_small_corpus(tmp_path)], town, embedder=embedder)
     holder.release_writer(claim)
