@@ -22,7 +22,7 @@ STAGES: dict[str, list[list[str]]] = {
     "dense": [["bench.dense_topk"]],
     "ranking": [["bench.ranking"]],
     "answers": [["bench.abstention"], ["bench.followup"]],
-    "scale": [["bench.vector_scale"], ["bench.store_parity"]],
+    "scale": [["bench.vector_scale"], ["bench.store_parity"], ["bench.store_scale"]],
     "memory": [["bench.memory", "--concurrency", "8"], ["bench.memory", "--concurrency", "32", "--requests", "640"]],
     "report": [["bench.report"]],
 }

@@ -364,23 +364,40 @@ def section_scale(scale: dict | None) -> list[str]:
     return out
 
 
-def section_store_parity(parity: dict | None) -> list[str]:
+def section_store_parity(parity: dict | None, scale: dict | None = None) -> list[str]:
     out = ["## The same knowledge base in Milvus (issue 12)"]
     if not parity:
-        return out + ["Not measured (run `python -m bench.store_parity`)."]
-    rows = [[name, store, m["n"], m["hit@1"], m["hit@5"], m["mrr@10"]]
-            for name, by_store in parity["sets"].items() for store, m in by_store.items() if store != "largest_difference"]
-    latency = parity["latency_ms"]
-    return out + [
-        f"corpus/ ({parity['settings']['passages']:,} passages) ingested into the local index and into Milvus "
-        f"({parity['settings']['milvus']}; {parity['settings']['index']}), searched with the product's defaults "
-        "(`python -m bench.store_parity`, top 10).", "",
-        table(["question set", "store", "n", "Hit@1", "Hit@5", "MRR@10"], rows), "",
-        "Largest difference between the stores: " + ", ".join(
-            f"{name} {by_store['largest_difference']}" for name, by_store in parity["sets"].items()) + ". "
-        f"Search latency in-process, one question at a time: local p50 {latency['local']['p50']} ms, p95 "
-        f"{latency['local']['p95']} ms; Milvus p50 {latency['milvus']['p50']} ms, p95 {latency['milvus']['p95']} ms "
-        "(milvus-lite's Python server and pymilvus decoding the candidates' vectors take most of it).", ""]
+        out += ["Not measured (run `python -m bench.store_parity`).", ""]
+    else:
+        rows = [[name, store, m["n"], m["hit@1"], m["hit@5"], m["mrr@10"]]
+                for name, by_store in parity["sets"].items() for store, m in by_store.items()
+                if store != "largest_difference"]
+        latency = parity["latency_ms"]
+        out += [
+            f"corpus/ ({parity['settings']['passages']:,} passages) ingested into the local index and into Milvus "
+            f"({parity['settings']['milvus']}; {parity['settings']['index']}), searched with the product's defaults "
+            "(`python -m bench.store_parity`, top 10).", "",
+            table(["question set", "store", "n", "Hit@1", "Hit@5", "MRR@10"], rows), "",
+            "Largest difference between the stores: " + ", ".join(
+                f"{name} {by_store['largest_difference']}" for name, by_store in parity["sets"].items()) + ". "
+            f"Search latency in-process, one question at a time: local p50 {latency['local']['p50']} ms, p95 "
+            f"{latency['local']['p95']} ms; Milvus p50 {latency['milvus']['p50']} ms, p95 {latency['milvus']['p95']} "
+            "ms (milvus-lite's Python server and pymilvus decoding the candidates' vectors take most of it).", ""]
+    return out + (section_store_scale(scale) if scale else [])
+
+
+def section_store_scale(scale: dict) -> list[str]:
+    rows = [[store, scale[store]["R@10"], scale[store]["MRR@10"], scale[store]["R@100"], scale[store]["open_s"],
+             scale[store]["latency_ms"]["p50"], scale[store]["latency_ms"]["p95"], scale[store]["peak_rss_mb"]]
+            for store in ("local", "milvus")]
+    ingest = scale["milvus_ingest"]
+    return [
+        f"At STARD's scale: {ingest['passages']:,} articles of {ingest['laws']:,} laws in both stores, STARD's "
+        f"{scale['local']['questions']} dev questions, top 100, product defaults, each store measured in a fresh "
+        f"process (`python -m bench.store_scale`; Milvus: {scale['settings']['milvus']}, ingested in "
+        f"{ingest['seconds']} s with the vectors cached).", "",
+        table(["store", "R@10", "MRR@10", "R@100", "open s", "p50 ms", "p95 ms", "peak RSS MB"], rows), "",
+        f"Largest difference in quality: {scale['largest_difference']}.", ""]
 
 
 def main() -> int:
@@ -401,7 +418,7 @@ def main() -> int:
         *section_latency(latency),
         *section_growth(read_result("growth")),
         *section_scale(read_result("vector_scale")),
-        *section_store_parity(read_result("store_parity")),
+        *section_store_parity(read_result("store_parity"), read_result("store_scale")),
     ]
     DOCS.mkdir(exist_ok=True)
     (DOCS / "benchmarks.md").write_text("\n".join(parts) + "\n", encoding="utf-8")
