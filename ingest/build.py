@@ -195,7 +195,11 @@ def ensure_index(settings: Settings, progress: bool = False) -> IngestReport | N
         if settings.store == "milvus":
             from kb.milvus_store import MilvusStore
 
-            MilvusStore.open(settings).close()
+            store = MilvusStore.connect(settings)  # the base row says enough; open() would read every document
+            try:
+                store.checked_base()
+            finally:
+                store.close()
         else:
             read_manifest(settings.index_dir)
         return None

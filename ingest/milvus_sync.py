@@ -46,16 +46,19 @@ def sync_to_milvus(documents: list[Document], chunks: list[Chunk], settings: Set
             by_doc.setdefault(chunk.doc_id, []).append(chunk)
         base = store.read_base()
         live = store.live_documents() if base is not None else {}
-        model = {"model_id": embedder.model_id, "fingerprint": embedder.fingerprint, "dimension": embedder.dimension}
         rewrite = base is None or not _same_model(base, embedder)
+        changed = [d for d in documents if rewrite or live.get(d.doc_id, ("", ""))[1] != d.content_hash]
+        texts = {d.doc_id: [indexing_text(d, c) for c in by_doc[d.doc_id]] for d in changed}
+        words = {doc_id: [Counter(tokenize(t)) for t in doc_texts] for doc_id, doc_texts in texts.items()}
         if rewrite:  # first ingest, or another model: every document is written again, with a fresh BM25 norm
-            lengths = [len(tokenize(indexing_text(d, c))) for d in documents for c in by_doc[d.doc_id]]
+            model = {"model_id": embedder.model_id, "fingerprint": embedder.fingerprint,
+                     "dimension": embedder.dimension}
+            lengths = [sum(counts.values()) for doc_words in words.values() for counts in doc_words]
             base = {"embedding": model, "avg_length": average_length(lengths)}
             store.write_base(base)
-        changed = [d for d in documents if rewrite or live.get(d.doc_id, ("", ""))[1] != d.content_hash]
         removed = [doc_id for doc_id in live if doc_id not in {d.doc_id for d in documents}]
-        reused = _write(store, changed, by_doc, float(base["avg_length"]), settings, embedder, progress,
-                        lambda: store.renew_writer(writer))
+        reused = _write(store, changed, by_doc, texts, words, float(base["avg_length"]), settings, embedder,
+                        progress, lambda: store.renew_writer(writer))
         for doc_id in removed:
             store.remove_document(doc_id)
         if changed or removed:
@@ -66,7 +69,7 @@ def sync_to_milvus(documents: list[Document], chunks: list[Chunk], settings: Set
         store.flush()
         log.info("Milvus %s: %d documents written, %d removed, %d unchanged", settings.kb_name, len(changed),
                  len(removed), len(documents) - len(changed))
-        return reused + sum(len(by_doc[d.doc_id]) for d in documents if d not in changed)
+        return reused + sum(len(by_doc[d.doc_id]) for d in documents if d.doc_id not in texts)
     finally:
         if writer is not None:
             store.release_writer(writer)
@@ -81,8 +84,9 @@ def _same_model(base: dict, embedder: Embedder) -> bool:
         return False
 
 
-def _write(store: MilvusWriter, changed: list[Document], by_doc: dict[str, list[Chunk]], avg_length: float,
-           settings: Settings, embedder: Embedder, progress: bool, still_writing: Callable[[], None]) -> int:
+def _write(store: MilvusWriter, changed: list[Document], by_doc: dict[str, list[Chunk]],
+           texts: dict[str, list[str]], words: dict[str, list[Counter]], avg_length: float, settings: Settings,
+           embedder: Embedder, progress: bool, still_writing: Callable[[], None]) -> int:
     """Embed (cache first) and publish each changed document, one at a time, so each is whole when it goes live."""
     cache = open_vector_cache(settings, embedder)
     reused = 0
@@ -90,12 +94,10 @@ def _write(store: MilvusWriter, changed: list[Document], by_doc: dict[str, list[
         with tqdm(total=sum(len(by_doc[d.doc_id]) for d in changed), desc="写入 Milvus", unit="chunk",
                   disable=not progress) as bar:
             for document in changed:
-                doc_chunks = by_doc[document.doc_id]
-                texts = [indexing_text(document, c) for c in doc_chunks]
-                vectors, hits = embed_with_reuse(texts, embedder, {}, cache)
+                vectors, hits = embed_with_reuse(texts[document.doc_id], embedder, {}, cache)
                 reused += hits
-                store.publish_document(document, doc_chunks, np.asarray(vectors),
-                                       [Counter(tokenize(t)) for t in texts], avg_length, bar.update)
+                store.publish_document(document, by_doc[document.doc_id], np.asarray(vectors),
+                                       words[document.doc_id], avg_length, bar.update)
                 still_writing()  # renew the claim: a long ingest keeps it
     finally:
         if cache is not None:

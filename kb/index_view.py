@@ -86,7 +86,8 @@ class IndexView:
                whole_documents: Sequence[str], articles: Sequence[tuple[str, int]]) -> Pool:
         """The best rows of each retriever, every row of the named documents and articles, within the filters."""
         allowed = self.filter_mask(filters)
-        lexical_scores = np.nan_to_num(self.lexical.scores(lexical_query))
+        terms = self.lexical.query_terms(lexical_query)
+        lexical_scores = np.nan_to_num(self.lexical.term_scores(terms))
         # Filtered rows are searched among the allowed ones only, so a filter never starves the result list.
         parts = [self.dense_top(vector, k, allowed) for vector in query_vectors]
         searched = np.arange(len(self.chunks)) if allowed is None else np.flatnonzero(allowed)
@@ -97,9 +98,9 @@ class IndexView:
         rows = np.unique(np.concatenate(parts).astype(np.int64))
         if allowed is not None:
             rows = rows[allowed[rows]]
-        coverage = self.lexical.coverage(self.lexical.query_terms(lexical_query))
+        coverage = self.lexical.coverage(terms)
         return Pool([self.chunks[r] for r in rows], self.vectors[rows], lexical_scores[rows], coverage[rows],
-                    self.traits[rows])
+                    self.traits[rows], terms)
 
     # -- filters and lookups ------------------------------------------------------------------------------------
 

@@ -119,8 +119,12 @@ class LexicalIndex:
 
     def scores(self, query: str) -> np.ndarray:
         """BM25 score of every chunk for the query (zeros where no term matches)."""
+        return self.term_scores(self.query_terms(query))
+
+    def term_scores(self, terms: Sequence[str]) -> np.ndarray:
+        """BM25 score of every chunk for a query already cut into the index's words (query_terms)."""
         scores = np.zeros(self.n_docs, dtype=np.float32)
-        for term in self.query_terms(query):
+        for term in terms:
             i = self.vocab[term]
             lo, hi = self.term_ptr[i], self.term_ptr[i + 1]
             scores[self.docs[lo:hi]] += self.weights[lo:hi]

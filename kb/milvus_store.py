@@ -132,15 +132,16 @@ class MilvusStore:
             client = MilvusClient(uri=address, token=settings.milvus_token)
         except Exception as exc:  # pymilvus raises its own and grpc's errors
             raise IndexProblem(f"cannot connect to Milvus at {_public(address)} ({exc}): check KB_MILVUS_URI") from exc
-        return cls(client, settings.kb_name, address)
+        store = cls(client, settings.kb_name, address)
+        for collection in (store.passages_collection, store.records_collection):
+            if client.has_collection(collection):
+                client.load_collection(collection)  # idempotent; a restarted Milvus holds them released
+        return store
 
     @classmethod
     def open(cls, settings: Settings) -> "MilvusStore":
         """For searching: the knowledge base must have been ingested (`kb ingest --kb NAME`)."""
         store = cls.connect(settings)
-        if store._collections_exist():
-            for collection in (store.passages_collection, store.records_collection):
-                store.client.load_collection(collection)  # idempotent; a restarted Milvus holds them released
         store.refresh(force=True)
         return store
 
@@ -151,9 +152,6 @@ class MilvusStore:
         rows = self.client.query(self.records_collection, filter='kind == "base"', output_fields=["kb"],
                                  limit=_QUERY_LIMIT)
         return sorted({r["kb"] for r in rows})
-
-    def exists(self) -> bool:
-        return self._collections_exist() and self.read_base() is not None
 
     def close(self) -> None:
         self.client.close()
@@ -168,6 +166,19 @@ class MilvusStore:
                                  output_fields=["body"])
         return json.loads(rows[0]["body"]) if rows else None
 
+    def checked_base(self) -> dict:
+        """The knowledge base's base row, refused when missing or written in another format or by another chunker."""
+        base = self.read_base() if self._collections_exist() else None
+        if base is None:
+            raise IndexMissingError(f"knowledge base {self.kb_name!r} has nothing in Milvus at "
+                                    f"{_public(self.address)}: run `kb ingest --kb {self.kb_name}` first")
+        if base.get("format_version") != FORMAT_VERSION or base.get("chunker_version") != CHUNKER_VERSION:
+            raise IndexMismatchError(
+                f"knowledge base {self.kb_name!r} in Milvus was written in format {base.get('format_version')} "
+                f"by chunker {base.get('chunker_version')}; this program writes format {FORMAT_VERSION} with "
+                f"chunker {CHUNKER_VERSION}: run `kb ingest --kb {self.kb_name}` to rewrite it")
+        return base
+
     def refresh(self, force: bool = False) -> "_Snapshot":
         """The current snapshot, re-read when another process has published since (checked at most once a second)."""
         if not force and time.monotonic() - self._checked < REFRESH_SECONDS:
@@ -175,15 +186,7 @@ class MilvusStore:
         with self._lock:
             if not force and time.monotonic() - self._checked < REFRESH_SECONDS:
                 return self._snapshot
-            base = self.read_base() if self._collections_exist() else None
-            if base is None:
-                raise IndexMissingError(f"knowledge base {self.kb_name!r} has nothing in Milvus at "
-                                        f"{_public(self.address)}: run `kb ingest --kb {self.kb_name}` first")
-            if base.get("format_version") != FORMAT_VERSION or base.get("chunker_version") != CHUNKER_VERSION:
-                raise IndexMismatchError(
-                    f"knowledge base {self.kb_name!r} in Milvus was written in format {base.get('format_version')} "
-                    f"by chunker {base.get('chunker_version')}; this program writes format {FORMAT_VERSION} with "
-                    f"chunker {CHUNKER_VERSION}: run `kb ingest --kb {self.kb_name}` to rewrite it")
+            base = self.checked_base()
             if base["generation"] != self._snapshot.generation:
                 self._snapshot = self._read_snapshot(base, self._snapshot)
             self._checked = time.monotonic()
@@ -281,6 +284,7 @@ class MilvusStore:
         scope = f"kb == {literal(self.kb_name)}"
         if filters != Filters():
             scope += f" and doc_id in [{', '.join(map(literal, allowed))}]"
+        terms = self.query_terms(lexical_query)
         found: dict[str, dict] = {}
         fields = [*_PASSAGE_FIELDS, "dense", "sparse"]
         if sum(snapshot.counts[d] for d in allowed) <= k:  # all of them, as an exact search would find
@@ -290,7 +294,6 @@ class MilvusStore:
                 self.passages_collection, data=[np.asarray(v, dtype=np.float32).tolist() for v in query_vectors],
                 anns_field="dense", limit=k, filter=scope, output_fields=fields,
                 search_params={"metric_type": "IP", "params": {"ef": max(k, HNSW_EF)}}))
-            terms = self.query_terms(lexical_query)
             weights = {term_id(t): bm25_idf(snapshot.passages, snapshot.doc_freq[term_id(t)]) for t in terms}
             if weights:
                 self._add_hits(found, self.client.search(
@@ -305,7 +308,7 @@ class MilvusStore:
                 found.setdefault(row["key"], row)
         rows = sorted((r for r in found.values() if snapshot.versions.get(r["doc_id"]) == r["version"]),
                       key=lambda r: (snapshot.order[r["doc_id"]], r["seq"]))
-        return self._pool(snapshot, rows, lexical_query)
+        return self._pool(snapshot, rows, terms)
 
     @staticmethod
     def _add_hits(found: dict[str, dict], results: Iterable[Iterable[dict]], positive_only: bool = False) -> None:
@@ -314,10 +317,10 @@ class MilvusStore:
                 if not positive_only or hit["distance"] > 0:  # a lexical hit shares a word or it is none
                     found.setdefault(hit["key"], {"key": hit["key"], **hit["entity"]})
 
-    def _pool(self, snapshot: _Snapshot, rows: list[dict], lexical_query: str) -> Pool:
-        terms = {term_id(t): t for t in self.query_terms(lexical_query)}
-        bm25_weights = {i: bm25_idf(snapshot.passages, snapshot.doc_freq[i]) for i in terms}
-        cover = {i: coverage_idf(snapshot.passages, snapshot.doc_freq[i]) for i in terms}
+    def _pool(self, snapshot: _Snapshot, rows: list[dict], terms: list[str]) -> Pool:
+        ids = {term_id(t) for t in terms}
+        bm25_weights = {i: bm25_idf(snapshot.passages, snapshot.doc_freq[i]) for i in ids}
+        cover = {i: coverage_idf(snapshot.passages, snapshot.doc_freq[i]) for i in ids}
         total = sum(cover.values())
         bm25 = np.array([sum(w * r["sparse"][i] for i, w in bm25_weights.items() if i in r["sparse"]) for r in rows],
                         dtype=np.float32)
@@ -327,7 +330,7 @@ class MilvusStore:
         vectors = np.array([r["dense"] for r in rows], dtype=np.float32).reshape(len(rows), dimension)
         bits = np.array([int(r["traits"]) for r in rows], dtype=np.int64).reshape(len(rows), 1)
         traits = ((bits >> np.arange(len(TRAITS))) & 1).astype(bool)
-        return Pool([_passage(r) for r in rows], vectors, bm25, coverage, traits)
+        return Pool([_passage(r) for r in rows], vectors, bm25, coverage, traits, terms)
 
     def laws_with_article(self, article_no: int) -> list[str]:
         snapshot = self.refresh()

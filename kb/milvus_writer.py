@@ -47,7 +47,8 @@ class MilvusWriter(MilvusStore):
     """A connection that writes one knowledge base (and can read it like any store)."""
 
     def create_collections(self, dimension: int) -> None:
-        """The two collections, when this deployment has none yet; refuses another vector dimension."""
+        """The two collections, when this deployment has none yet (created loaded; connect loads existing ones);
+        refuses another vector dimension."""
         from pymilvus import DataType
 
         client = self.client
@@ -58,7 +59,6 @@ class MilvusWriter(MilvusStore):
                 raise IndexMismatchError(
                     f"the Milvus collection {self.passages_collection} holds {dense['params']['dim']}-dimensional "
                     f"vectors; the configured model makes {dimension}: use the model it was built with")
-            client.load_collection(self.passages_collection)
         else:
             schema = client.create_schema(auto_id=False)
             schema.add_field("key", DataType.VARCHAR, max_length=512, is_primary=True)
@@ -74,9 +74,7 @@ class MilvusWriter(MilvusStore):
             index.add_index("dense", index_type="HNSW", metric_type="IP", params=HNSW_BUILD)
             index.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="IP")
             client.create_collection(self.passages_collection, schema=schema, index_params=index)
-        if client.has_collection(self.records_collection):
-            client.load_collection(self.records_collection)
-        else:
+        if not client.has_collection(self.records_collection):
             schema = client.create_schema(auto_id=False)
             schema.add_field("key", DataType.VARCHAR, max_length=512, is_primary=True)
             schema.add_field("kb", DataType.VARCHAR, max_length=64, is_partition_key=True)
@@ -153,8 +151,7 @@ class MilvusWriter(MilvusStore):
         rows = []
         for n, (chunk, vector, counts) in enumerate(zip(chunks, vectors, term_counts)):
             length = sum(counts.values())
-            span = spans.get(chunk.article_no, (chunk.start, chunk.end)) if chunk.article_no is not None else (
-                chunk.start, chunk.end)
+            span = spans[chunk.article_no] if chunk.article_no is not None else (chunk.start, chunk.end)
             rows.append({
                 "key": self._key(document.doc_id, version, chunk.seq), "kb": self.kb_name, "doc_id": document.doc_id,
                 "version": version, "chunk_id": chunk.chunk_id, "seq": chunk.seq, "section": chunk.section,
@@ -181,8 +178,7 @@ class MilvusWriter(MilvusStore):
             self.client.insert(self.records_collection, records[start:start + 64])
         body = {"title": document.title, "kind": document.kind, "source": document.source,
                 "content_hash": document.content_hash, "doc_date": document.doc_date,
-                "dates": [e.__dict__ for e in document.dates], "passages": len(chunks),
-                "total_length": int(sum(sum(c.values()) for c in term_counts))}
+                "dates": [e.__dict__ for e in document.dates], "passages": len(chunks)}
         # The publishing step: one row, written at once; readers switch to this version when they see it.
         self.client.upsert(self.records_collection, [self._record(
             "document", self._key("document", document.doc_id), json.dumps(body, ensure_ascii=False),

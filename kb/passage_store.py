@@ -89,6 +89,7 @@ class Pool:
     bm25: np.ndarray  # (n,) BM25 score for the lexical query (0 where no word matches)
     coverage: np.ndarray  # (n,) idf-weighted share of the query's words each passage holds
     traits: np.ndarray  # (n, kb.rank.TRAITS) what each passage contains
+    terms: list[str]  # the lexical query's words that the index knows (what BM25 and coverage counted)
 
     def __len__(self) -> int:
         return len(self.chunks)

@@ -117,7 +117,7 @@ class Retriever:
             keep = np.union1d(np.union1d(np.argsort(-scores, kind="stable")[: params.rerank_depth],
                                          np.argsort(-by_plain, kind="stable")[: params.rerank_depth]),
                               np.flatnonzero(cited))
-        terms = store.query_terms(lexical_query)
+        terms = pool.terms
         candidates = Candidates([pool.chunks[i] for i in keep], closest[keep], dense[keep], pool.bm25[keep],
                                 pool.coverage[keep], scores[keep], named[keep], pool.traits[keep])
         return FirstStage(analysis, terms, candidates, max(0.0, float(closest.max())), cited[keep], plain)

@@ -47,7 +47,7 @@ def test_the_pool_answers_by_position() -> None:
     vectors[2, 2] = np.nan  # a damaged vector counts as no similarity
     traits = np.zeros((3, len(TRAITS)), dtype=bool)
     traits[1, TRAITS.index("list")] = True
-    pool = Pool(chunks, vectors, np.array([1.0, 0.0, 2.0]), np.zeros(3), traits)
+    pool = Pool(chunks, vectors, np.array([1.0, 0.0, 2.0]), np.zeros(3), traits, ["x"])
     assert len(pool) == 3
     assert list(pool.cosines(np.array([0.0, 1.0, 0.0], dtype=np.float32))) == [0.0, 1.0, -1.0]
     assert list(pool.in_documents(["c"])) == [False, False, True]
