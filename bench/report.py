@@ -400,6 +400,54 @@ def section_store_scale(scale: dict) -> list[str]:
         f"Largest difference in quality: {scale['largest_difference']}.", ""]
 
 
+def section_ranking_candidates(cost: dict | None, cross: dict | None, tuning: dict | None) -> list[str]:
+    """What was measured beyond the linear ranker (issue 10), on training questions' validation parts only."""
+    if not (cost or cross or tuning):
+        return []
+    out = ["## Ranking: candidates measured beyond the linear ranker", ""]
+    if cost:
+        budget = cost["budget"]
+        rows = [[r["max_tokens"], r["top_k"], r["mode"], r["p50_ms"], r["max_ms"]] for r in cost["rows"]]
+        out += [f"A cross-encoder initialised from our model scores each (question, passage) pair with a full "
+                f"transformer pass. Cost of the int8 ONNX graph (12 layers) over the first stage's top k, "
+                f"{cost['questions']} training questions, {cost['threads']} threads (`{cost['script']}`), ms:", "",
+                table(["max tokens", "top k", "how", "p50", "max"], rows), "",
+                f"The budget is /api/ask p50 ≤ {budget['ask_p50_ms']:.0f} ms, of which the search already takes "
+                f"{budget['search_p50_ms']} ms in-process ({budget['from']}). A model of L layers costs about L/12 "
+                "of these figures.", ""]
+    if cross:
+        v, t = cross["validation"], cross["settings"]
+        rows = [["linear ranker (fitted on the training part)", *_hit_mrr(v["linear ranker (training part only)"])]]
+        for row in v["by_epoch"]:
+            rows += [[f"{mode}, epoch {row['epoch']}", *_hit_mrr(row[mode])] for mode in row if mode != "epoch"]
+        out += [f"A {t['layers']}-layer cross-encoder reordering the ranker's top {t['top']} "
+                f"(`{cross['script']}`; {cross['questions']['training']} training and "
+                f"{cross['questions']['validation']} validation questions, Hit@1 / MRR@10 per source and their mean):",
+                "", table(["variant (validation)", "stard_local Hit@1", "stard_local MRR@10", "team Hit@1",
+                           "team MRR@10", "mean Hit@1", "mean MRR@10"], rows), ""]
+    if tuning:
+        results = tuning["validation_dense_only"]
+        rows = [["model as built", *_hit_mrr(results["model as built"])]]
+        for variant in ("questions only", "questions and passages"):
+            rows += [[f"{variant}, {epoch}", *_hit_mrr(m)] for epoch, m in results[variant].items()]
+        out += [f"Tuning the passage side of the embedding model too (`{tuning['script']}`; LoRA of the top "
+                f"{tuning['settings']['tuned_layers']} layers, {tuning['questions']['fitting']} fitting and "
+                f"{tuning['questions']['validation']} validation questions over corpus/'s {tuning['passages']:,} "
+                "passages, dense retrieval only):", "",
+                table(["variant (validation, dense only)", "stard_local Hit@1", "stard_local MRR@10", "team Hit@1",
+                       "team MRR@10", "mean Hit@1", "mean MRR@10"], rows), ""]
+    return out
+
+
+def _hit_mrr(m: dict) -> list[object]:
+    sources = {"stard_local": ("stard_local", "stard_local_train"), "team": ("team", "train_local")}
+    cells: list[object] = []
+    for names in sources.values():
+        part = next((m[n] for n in names if n in m), {})
+        cells += [part.get("hit@1"), part.get("mrr@10")]
+    return cells + [m["mean"]["hit@1"], m["mean"]["mrr@10"]]
+
+
 def main() -> int:
     latency = {b: r for b in ("torch", "onnx-int8") if (r := read_result(f"latency_{b}"))}
     parts = [
@@ -419,6 +467,8 @@ def main() -> int:
         *section_growth(read_result("growth")),
         *section_scale(read_result("vector_scale")),
         *section_store_parity(read_result("store_parity"), read_result("store_scale")),
+        *section_ranking_candidates(read_result("rerank_cost"), read_result("cross_encoder"),
+                                    read_result("passage_tuning")),
     ]
     DOCS.mkdir(exist_ok=True)
     (DOCS / "benchmarks.md").write_text("\n".join(parts) + "\n", encoding="utf-8")
