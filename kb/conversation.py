@@ -4,7 +4,8 @@ An elliptical question carries too little to find its passage alone, but it lies
 question was answered from, often beside that article. So the question is also searched inside that document,
 alone and together with the previous question, and the two lists are fused with a small extra for the
 neighbouring articles. Whether it is a follow-up at all is decided by evidence, not by its wording: a question
-whose best passage anywhere is clearly closer than the best one in that document starts a new topic.
+whose best passage anywhere is clearly closer than the best one in that document starts a new topic, and so
+does one whose follow-up reading cannot be answered while the question alone can (KnowledgeBase.ask).
 """
 
 from __future__ import annotations
@@ -30,6 +31,10 @@ class InContext:
     retrieval: Retrieval
     #: The earlier question a follow-up was read with, e.g. 「信访事项多久办结？」; None for a new topic.
     follow_up_of: str | None = None
+    #: For a follow-up, the question's retrieval on its own: what it is answered from when the follow-up
+    #: reading cannot be answered but the question alone can (a clear new question is never refused because
+    #: of the one before it).
+    alone: Retrieval | None = None
 
 
 def previous_question(history: Sequence[str]) -> str:
@@ -57,7 +62,7 @@ def retrieve_in_context(question: str, history: Sequence[str], top_k: int, filte
     together = retrieve(read_together(previous, question), params.candidates, scope)
     hits = fuse(in_document.hits, together.hits, anchor, params)[:top_k]
     return InContext(Retrieval(hits, max(in_document.top_dense, together.top_dense),
-                               question_vector=together.question_vector), previous)
+                               question_vector=together.question_vector), previous, alone)
 
 
 def read_together(previous: str, question: str) -> str:

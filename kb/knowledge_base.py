@@ -99,11 +99,17 @@ class KnowledgeBase:
         filters = filters if isinstance(filters, Filters) else Filters.from_mapping(filters)
         found = retrieve_in_context(question, history, passages or self.answer_params.passages, filters,
                                     self.retrieve, self.follow_up_params)
-        result = answer(question, found.retrieval, self.store.idf, self.answer_params, self.generator,
-                        found.follow_up_of, self.store.mentions, self.answer_model)
+        result = self._answer(question, found.retrieval, found.follow_up_of)
+        if not result.answerable and found.alone is not None:  # the follow-up reading failed: read it alone
+            on_its_own = self._answer(question, found.alone, None)
+            result = on_its_own if on_its_own.answerable else result
         result.notice = notice(question, result.mode, self.contacts)
         result.took_ms = round((time.perf_counter() - started) * 1000, 1)
         return result
+
+    def _answer(self, question: str, retrieval: Retrieval, follow_up_of: str | None) -> Answer:
+        return answer(question, retrieval, self.store.idf, self.answer_params, self.generator, follow_up_of,
+                      self.store.mentions, self.answer_model)
 
     def query_terms(self, query: str) -> list[str]:
         """The words of `query` the lexical index knows (for highlighting)."""

@@ -9,7 +9,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from kb.config import Settings
+from kb.conversation import retrieve_in_context
 from kb.knowledge_base import KnowledgeBase
+from kb.passage_store import Filters
 from test_api import assert_error, make_client
 from test_service import WECHAT_TOKEN, wechat
 
@@ -50,6 +52,19 @@ def test_a_new_topic_starts_fresh(corpus_kb: KnowledgeBase) -> None:
     assert after.follow_up_of is None
     assert [c.hit.citation for c in after.citations] == [c.hit.citation for c in fresh.citations]
     assert "民法典" in after.citations[0].hit.citation
+
+
+def test_a_question_the_follow_up_reading_cannot_answer_is_answered_on_its_own(corpus_kb: KnowledgeBase) -> None:
+    question, earlier = "行政诉讼的起诉期限是多久？", "人民调解要收费吗？"
+    found = retrieve_in_context(question, [earlier], 3, Filters(), corpus_kb.retrieve, corpus_kb.follow_up_params)
+    as_follow_up = corpus_kb._answer(question, found.retrieval, found.follow_up_of)
+    # The case this test is about: read with the question before it, nothing answers it.
+    assert found.follow_up_of == earlier and not as_follow_up.answerable, "pick another pair: this one is read well"
+    fresh = corpus_kb.ask(question)
+    after = corpus_kb.ask(question, history=[earlier])
+    assert fresh.answerable and after.answerable and after.follow_up_of is None
+    assert [c.hit.citation for c in after.citations] == [c.hit.citation for c in fresh.citations]
+    assert "行政诉讼法" in after.citations[0].hit.citation
 
 
 def test_api_reads_history(client: TestClient) -> None:
