@@ -5,7 +5,8 @@ question was answered from, often beside that article. So the question is also s
 alone and together with the previous question, and the two lists are fused with a small extra for the
 neighbouring articles. Whether it is a follow-up at all is decided by evidence, not by its wording: a question
 whose best passage anywhere is clearly closer than the best one in that document starts a new topic, and so
-does one whose follow-up reading cannot be answered while the question alone can (KnowledgeBase.ask).
+do one that names another law or its subject (「行政复议的期限呢？」 after a 人民调解 question) and one whose
+follow-up reading cannot be answered while the question alone can (KnowledgeBase.ask).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass, replace
 
 from kb.config import FollowUpParams
 from kb.passage_store import Filters
+from kb.query import LawNames
 from kb.retrieve import Retrieval
 from kb.schema import Hit
 
@@ -45,8 +47,9 @@ def previous_question(history: Sequence[str]) -> str:
 
 
 def retrieve_in_context(question: str, history: Sequence[str], top_k: int, filters: Filters,
-                        retrieve: Retrieve, params: FollowUpParams) -> InContext:
-    """Retrieval for `question` read as part of its conversation (earlier questions oldest first)."""
+                        retrieve: Retrieve, params: FollowUpParams, law_names: LawNames | None = None) -> InContext:
+    """Retrieval for `question` read as part of its conversation (earlier questions oldest first); `law_names`
+    tells which laws it names."""
     alone = retrieve(question, top_k, filters)
     previous = previous_question(history)
     if not previous or alone.cited_article or not alone.hits:
@@ -56,6 +59,9 @@ def retrieve_in_context(question: str, history: Sequence[str], top_k: int, filte
         return InContext(alone)
     anchor = anchors[0]
     scope = replace(filters, doc_ids=tuple(dict.fromkeys(a.doc_id for a in anchors)))
+    named = law_names.about(question) if law_names else ()
+    if named and not set(named) & set(scope.doc_ids):
+        return InContext(alone)
     in_document = retrieve(question, params.candidates, scope)
     if not in_document.hits or alone.top_dense - in_document.top_dense > params.new_topic_gap:
         return InContext(alone)

@@ -98,7 +98,7 @@ class KnowledgeBase:
         started = time.perf_counter()
         filters = filters if isinstance(filters, Filters) else Filters.from_mapping(filters)
         found = retrieve_in_context(question, history, passages or self.answer_params.passages, filters,
-                                    self.retrieve, self.follow_up_params)
+                                    self.retrieve, self.follow_up_params, self.store.law_names)
         result = self._answer(question, found.retrieval, found.follow_up_of)
         if not result.answerable and found.alone is not None:  # the follow-up reading failed: read it alone
             on_its_own = self._answer(question, found.alone, None)

@@ -64,6 +64,21 @@ def title_aliases(title: str) -> set[str]:
     return aliases
 
 
+#: A law's subject, named without 法/条例 (行政复议法 → 行政复议), counts from this many characters: shorter ones
+#: (民法典, 宪法, 信访工作条例 → 信访) are too common in other texts to say which law a question is about.
+SUBJECT_MIN_CHARS = 4
+
+
+def title_subject(title: str) -> str | None:
+    """What a law is about, as people name it without its kind: 中华人民共和国行政复议法 → 行政复议."""
+    short = title.removeprefix(_STATE_PREFIX)
+    for kind in ("暂行条例", "工作条例", "条例", "法"):
+        if short.endswith(kind):
+            stem = short[: -len(kind)]
+            return stem if len(stem) >= SUBJECT_MIN_CHARS else None
+    return None
+
+
 class LawNames:
     """Finds the documents a question names, longest name first, so 民法典 never matches inside 民法典总则 twice."""
 
@@ -79,10 +94,17 @@ class LawNames:
             if targets:
                 by_alias.setdefault(alias, set()).update(targets)
         self._aliases = sorted(by_alias.items(), key=lambda item: -len(item[0]))
+        self._subjects = [(subject, doc.doc_id) for doc in documents
+                          if doc.kind == "law" and (subject := title_subject(doc.title))]
 
     def name_at_end(self, text: str) -> str | None:
         """The longest name of a law in the collection that text ends with (民法典 in 请问民法典), if any."""
         return next((alias for alias, _ in self._aliases if text.endswith(alias)), None)
+
+    def about(self, question: str) -> tuple[str, ...]:
+        """The laws a question names or names the subject of (「行政复议的期限」 is about 行政复议法)."""
+        subjects = [doc_id for subject, doc_id in self._subjects if subject in question]
+        return tuple(dict.fromkeys([*self.find(question), *subjects]))
 
     def find(self, question: str) -> tuple[str, ...]:
         remaining = question

@@ -67,6 +67,13 @@ def test_a_question_the_follow_up_reading_cannot_answer_is_answered_on_its_own(c
     assert "行政诉讼法" in after.citations[0].hit.citation
 
 
+def test_a_question_about_another_law_starts_a_new_topic(corpus_kb: KnowledgeBase) -> None:
+    question = "申请行政复议的期限是多久？"  # names 行政复议 (法), not 人民调解法, which the earlier one was about
+    after = corpus_kb.ask(question, history=["人民调解要收费吗？"])
+    assert after.follow_up_of is None
+    assert "行政复议法" in after.citations[0].hit.citation
+
+
 def test_api_reads_history(client: TestClient) -> None:
     body = client.post("/api/ask", json={"question": FOLLOW_UP, "history": [FIRST]}).json()
     assert first_citation(body) == ANSWERING and body["follow_up_of"] == FIRST

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kb.query import LawNames, analyse, enumerates, title_aliases
+from kb.query import LawNames, analyse, enumerates, title_aliases, title_subject
 from kb.schema import Document
 
 
@@ -81,6 +81,23 @@ def test_two_documents_with_one_name_are_both_found() -> None:
 
 def test_no_documents_find_nothing() -> None:
     assert LawNames([]).find("民法典第一条") == ()
+
+
+@pytest.mark.parametrize("title, subject", [
+    ("中华人民共和国行政复议法", "行政复议"), ("中华人民共和国农村土地承包法", "农村土地承包"),
+    ("政府信息公开条例", "政府信息公开"), ("重大行政决策程序暂行条例", "重大行政决策程序"),
+    ("中华人民共和国民法典", None), ("中华人民共和国宪法", None), ("信访工作条例", None), ("某镇工作报告", None),
+])
+def test_a_laws_subject_is_its_name_without_its_kind(title: str, subject: str | None) -> None:
+    assert title_subject(title) == subject
+
+
+def test_a_question_is_about_the_laws_it_names_or_names_the_subject_of(names: LawNames) -> None:
+    assert names.about("土地承包期是多少年") == ()  # 土地承包 is not the whole subject 农村土地承包
+    assert names.about("农村土地承包期是多少年") == ("land",)
+    assert names.about("重大行政决策程序要听证吗") == ("decisions",)
+    assert names.about("民法典和农村土地承包的规定") == ("civil", "land")
+    assert names.about("买东西被骗了怎么办") == ()
 
 
 # --- analyse -----------------------------------------------------------------------------------------------------------
