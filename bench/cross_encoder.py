@@ -25,8 +25,8 @@ import torch
 
 from bench.common import WORK, write_result
 from bench.crossfit import cross_fitted, half
-from bench.train_ranker import (LOCAL_SETS, SEED, VALIDATION_SHARE, fit, local_items, ranking_metrics,
-                                standardise)
+from bench.train_ranker import (LOCAL_SETS, SEED, VALIDATION_SHARE, Example, fit, local_items, missing_inputs,
+                                ranking_metrics, standardise)
 from kb.config import RetrievalParams, load_settings
 from kb.evaluate import load_questions
 from kb.knowledge_base import KnowledgeBase
@@ -61,8 +61,8 @@ def main() -> int:
     parser.add_argument("--top", type=int, default=5, help="how many of the ranker's best the cross-encoder reorders")
     parser.add_argument("--epochs", type=int, default=3)
     args = parser.parse_args()
-    if not all(p.is_file() for p in LOCAL_SETS) or not Path(args.index, "manifest.json").is_file():
-        print("skipped: needs the training questions and an index of corpus/")
+    if reason := missing_inputs(Path(args.index)):
+        print(reason)
         return 0
     started = time.perf_counter()
     torch.manual_seed(SEED)
@@ -85,10 +85,10 @@ def main() -> int:
     cut = int(len(order) * VALIDATION_SHARE)
     validation, training = [rows[i] for i in order[:cut]], [rows[i] for i in order[cut:]]
 
-    from bench.train_ranker import Example
-
-    def as_examples(part):
-        return [Example(source, features, gold, features[:, 0]) for source, _, _, features, gold in part]
+    def as_examples(part, scores: list[np.ndarray] | None = None) -> list[Example]:
+        """bench.train_ranker's examples, with `scores` (one array per question) as the order to measure."""
+        return [Example(source, features, gold, scores[n] if scores else np.zeros(len(gold)))
+                for n, (source, _, _, features, gold) in enumerate(part)]
 
     stacked = np.vstack([r[3] for r in training])
     mean, scale = stacked.mean(0), np.where(stacked.std(0) > 0, stacked.std(0), 1.0)
@@ -143,10 +143,8 @@ def main() -> int:
                 out.append(score)
         return out
 
-    def measured(part, scores) -> dict:
-        examples = as_examples(part)
-        lookup = {id(e): s for e, s in zip(examples, scores)}
-        return ranking_metrics(examples, lambda e: lookup[id(e)])
+    def measured(part, scores: list[np.ndarray]) -> dict:
+        return ranking_metrics(as_examples(part, scores), lambda e: e.first_stage)
 
     baseline = measured(validation, [linear(r[3]) for r in validation])
     print("linear ranker (validation)", baseline["mean"], flush=True)

@@ -31,7 +31,7 @@ import torch
 from bench.common import WORK, write_result
 from bench.encoder_pack import validation
 from bench.train_encoder import ALPHA, BATCH_QUESTIONS, LoraLinear, RANK, SEED, TAU, TEAM_REPEAT, TUNED_LAYERS
-from bench.train_ranker import LOCAL_SETS, local_items
+from bench.train_ranker import LOCAL_SETS, local_items, missing_inputs
 from kb.config import load_settings
 from kb.evaluate import load_questions
 from kb.expand import expand_query
@@ -122,8 +122,8 @@ def main() -> int:
     parser.add_argument("--index", default=str(WORK / "indexes" / "default-torch"), help="index of corpus/")
     parser.add_argument("--epochs", type=int, default=3)
     args = parser.parse_args()
-    if not all(p.is_file() for p in LOCAL_SETS) or not Path(args.index, "manifest.json").is_file():
-        print("skipped: needs the training questions and an index of corpus/")
+    if reason := missing_inputs(Path(args.index)):
+        print(reason)
         return 0
     started = time.perf_counter()
     torch.set_num_threads(2)
@@ -141,7 +141,8 @@ def main() -> int:
     asked = model.bottom([f"query: {expand_query(q['text'])}" for q in questions])
     held = [i for i, q in enumerate(questions) if q["validation"]]
     fitting = [i for i, q in enumerate(questions) if not q["validation"]]
-    print(f"{len(fitting)} fitting, {len(held)} validation questions; bottom layers {time.perf_counter() - started:.0f} s",
+    print(f"{len(fitting)} fitting, {len(held)} validation questions; "
+          f"bottom layers {time.perf_counter() - started:.0f} s",
           flush=True)
 
     def measure(pool: torch.Tensor) -> dict:

@@ -24,7 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import SHARED, WORK, read_result, write_result
+from bench.common import WORK, read_result, write_result
+from bench.train_ranker import LOCAL_SETS, missing_inputs
 from kb.config import load_settings
 from kb.evaluate import load_questions
 from kb.knowledge_base import KnowledgeBase
@@ -40,9 +41,8 @@ def main() -> int:
     parser.add_argument("--index", default=str(WORK / "indexes" / "default-torch"), help="index of corpus/")
     parser.add_argument("--questions", type=int, default=20)
     args = parser.parse_args()
-    source = SHARED / "eval" / "stard_local_train.jsonl"
-    if not source.is_file() or not Path(args.index, "manifest.json").is_file():
-        print(f"skipped: needs {source} and an index in {args.index}")
+    if reason := missing_inputs(Path(args.index)):
+        print(reason)
         return 0
     import onnxruntime as ort
     from tokenizers import Tokenizer
@@ -57,7 +57,7 @@ def main() -> int:
     session = ort.InferenceSession(str(onnx_dir / ONNX_FILE), options, providers=["CPUExecutionProvider"])
     tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
 
-    questions = [q.q for q in load_questions(source) if q.answerable][: args.questions]
+    questions = [q.q for q in load_questions(LOCAL_SETS[0]) if q.answerable][: args.questions]
     candidates = [(q, [h.text for h in kb.search(q, top_k=max(DEPTHS))]) for q in questions]
 
     def run(ids: np.ndarray, mask: np.ndarray) -> None:

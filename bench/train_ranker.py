@@ -45,6 +45,14 @@ VALIDATION_SHARE = 0.2
 L2_GRID = (0.001, 0.01, 0.1, 1.0)
 
 
+def missing_inputs(index: Path) -> str | None:
+    """Why the training experiments cannot run (no training questions, no index of corpus/), or None."""
+    missing = [str(p) for p in LOCAL_SETS if not p.is_file()]
+    if not Path(index, "manifest.json").is_file():
+        missing.append(f"an index of corpus/ in {index}")
+    return f"skipped: missing {', '.join(missing)}" if missing else None
+
+
 @dataclass
 class Example:
     """One training question: its candidates' features and which of them answer it."""
@@ -141,8 +149,8 @@ def main() -> int:
                         help="the held-out question tunings bench.train_encoder wrote (half0/half1.safetensors)")
     parser.add_argument("--write", action="store_true", help="write the ranker into kb/rankers/")
     args = parser.parse_args()
-    if not all(p.is_file() for p in LOCAL_SETS):
-        print(f"skipped: training questions missing ({', '.join(str(p) for p in LOCAL_SETS if not p.is_file())})")
+    if reason := missing_inputs(Path(args.index)):
+        print(reason)
         return 0
     kb = KnowledgeBase.open(settings=load_settings(index_dir=Path(args.index)))
     halves = cross_fitted(Path(args.index), kb, Path(args.tunings))

@@ -47,7 +47,7 @@ def previous_question(history: Sequence[str]) -> str:
 
 
 def retrieve_in_context(question: str, history: Sequence[str], top_k: int, filters: Filters,
-                        retrieve: Retrieve, params: FollowUpParams, law_names: LawNames | None = None) -> InContext:
+                        retrieve: Retrieve, params: FollowUpParams, law_names: LawNames) -> InContext:
     """Retrieval for `question` read as part of its conversation (earlier questions oldest first); `law_names`
     tells which laws it names."""
     alone = retrieve(question, top_k, filters)
@@ -59,7 +59,7 @@ def retrieve_in_context(question: str, history: Sequence[str], top_k: int, filte
         return InContext(alone)
     anchor = anchors[0]
     scope = replace(filters, doc_ids=tuple(dict.fromkeys(a.doc_id for a in anchors)))
-    named = law_names.about(question) if law_names else ()
+    named = law_names.about(question)
     if named and not set(named) & set(scope.doc_ids):
         return InContext(alone)
     in_document = retrieve(question, params.candidates, scope)
