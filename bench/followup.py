@@ -7,8 +7,8 @@ Two sets of two-turn conversations written by the team (bench/data/): followup_f
 constants of kb.config.FollowUpParams are chosen (--fit: a small grid, best share of gold first citations,
 the earliest of equals), and followup_check.jsonl, written separately and only measured. Each has follow-ups (「那要是不满意呢？」) and new topics (a full question on another law after the
 first). The second turn is answered without the first (as before) and with it as `history`; the figure is the
-share whose first citation is gold (a refusal counts as a miss). Writes bench/results/followup.json, or prints
-the fit set's figures with --fit.
+share whose first citation is gold (a refusal counts as a miss). Writes bench/results/followup.json, or with
+--fit bench/results/followup_fit.json (the grid and its best points).
 """
 
 from __future__ import annotations
@@ -55,7 +55,10 @@ def evaluate(kb: KnowledgeBase, questions: list[GoldQuestion]) -> dict:
 
 
 GRID = {"new_topic_gap": (0.03, 0.045, 0.06), "together_weight": (0.0, 0.5, 1.0),
-        "neighbour_bonus": (0.0, 0.02, 0.05, 0.1), "neighbour_width": (1, 2), "anchor_documents": (1, 2)}
+        "neighbour_bonus": (0.0, 0.02, 0.05, 0.1), "neighbour_width": (1, 2), "anchor_documents": (1, 2),
+        "standalone_gap": (0.015, 0.02, 0.025), "standalone_chars": (12, 14, 16, 1000)}
+#: Grid points kept in bench/results/followup_fit.json (the whole grid is too long to commit).
+TOP = 20
 
 
 def fit(kb: KnowledgeBase, questions: list[GoldQuestion]) -> FollowUpParams:
@@ -71,8 +74,10 @@ def fit(kb: KnowledgeBase, questions: list[GoldQuestion]) -> FollowUpParams:
         if share > best_share:
             best, best_share = kb.follow_up_params, share
     print("best:", asdict(best), best_share)
+    top = sorted(grid, key=lambda g: -g["first_citation_gold"])[:TOP]  # stable: the earliest of equals first
     write_result("followup_fit", {"set": "bench/data/followup_fit.jsonl", "best": asdict(best),
-                                  "best_first_citation_gold": best_share, "grid": grid})
+                                  "best_first_citation_gold": best_share, "grid": GRID, "points": len(grid),
+                                  f"best_{TOP}_points": top})
     return best
 
 

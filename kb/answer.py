@@ -63,6 +63,14 @@ class Answer:
         return out
 
 
+def confidence(question: str, retrieval: Retrieval, idf: Callable[[str], float], model: AnswerModel) -> float:
+    """How sure `model` is that the knowledge base answers `question` from `retrieval` (a cited article: sure)."""
+    if retrieval.cited_article:
+        return 1.0
+    coverage = term_coverage(question, retrieval.hits, idf)
+    return model.confidence(retrieval.top_dense, coverage, retrieval.question_vector)
+
+
 def term_coverage(question: str, hits: list[Hit], idf: Callable[[str], float]) -> float:
     """Share of the question's (idf-weighted) words found in the hits' text, titles and headings."""
     terms = list(dict.fromkeys(tokenize(question)))
@@ -127,10 +135,7 @@ def answer(question: str, retrieval: Retrieval, idf: Callable[[str], float], par
     answer instead when it cites the passages properly. A follow-up is weighed and quoted as it was understood
     (with the previous question)."""
     read_as = read_together(follow_up_of, question) if follow_up_of else question
-    coverage = term_coverage(read_as, retrieval.hits, idf)
-    model = model or AnswerModel.from_params(params)
-    conf = 1.0 if retrieval.cited_article else model.confidence(retrieval.top_dense, coverage,
-                                                                retrieval.question_vector)
+    conf = confidence(read_as, retrieval, idf, model or AnswerModel.from_params(params))
     checked = None
     if mentioned is not None and not retrieval.cited_article:
         checked = lambda quoted, hit: shortfall(question, quoted, hit, mentioned)  # noqa: E731

@@ -145,6 +145,11 @@ class FollowUpParams:
     #: A question is a new topic when the best passage anywhere is closer in meaning, by more than this cosine,
     #: than the best passage of the document the previous question was answered from.
     new_topic_gap: float = 0.045
+    #: … or by more than this when the question stands alone: at least `standalone_chars` characters, no word
+    #: pointing back (那…呢, 他, 这样), and answered on its own at `standalone_confidence` or more.
+    standalone_gap: float = 0.015
+    standalone_chars: int = 12
+    standalone_confidence: float = 0.9  # the answer model's "sure"; not fitted
     #: Candidates taken from that document, for the question alone and for both questions together.
     candidates: int = 20
     #: Reciprocal-rank weights of the two candidate lists (the question alone counts most: it says what is asked).
@@ -155,7 +160,7 @@ class FollowUpParams:
     neighbour_bonus: float = 0.02
     neighbour_width: int = 1
     #: The follow-up is searched in the documents of this many of the previous question's best passages.
-    anchor_documents: int = 2
+    anchor_documents: int = 1
 
 
 @dataclass(frozen=True)

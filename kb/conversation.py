@@ -3,14 +3,16 @@
 An elliptical question carries too little to find its passage alone, but it lies in the document the previous
 question was answered from, often beside that article. So the question is also searched inside that document,
 alone and together with the previous question, and the two lists are fused with a small extra for the
-neighbouring articles. Whether it is a follow-up at all is decided by evidence, not by its wording: a question
-whose best passage anywhere is clearly closer than the best one in that document starts a new topic, and so
-do one that names another law or its subject (「行政复议的期限呢？」 after a 人民调解 question) and one whose
-follow-up reading cannot be answered while the question alone can (KnowledgeBase.ask).
+neighbouring articles. Whether it is a follow-up at all is decided mostly by evidence: a question whose best
+passage anywhere is clearly closer than the best one in that document starts a new topic. So do a full
+question that points nowhere back and is answered surely on its own when its best passage is only a little
+closer elsewhere; one that names another law or its subject (「行政复议的期限呢？」 after a 人民调解 question);
+and one whose follow-up reading cannot be answered while the question alone can (KnowledgeBase.ask).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
@@ -26,6 +28,11 @@ FOLLOW_UP_NOTE = "接着您上一个问题「{}」回答"
 MAX_HISTORY = 10
 
 Retrieve = Callable[[str, int, Filters], Retrieval]
+#: How sure the answer stage is that a retrieval answers a question (kb.answer.confidence).
+Confidence = Callable[[str, Retrieval], float]
+#: Words that point back into the conversation: 「那…」「…呢」, 他/她/对方, 这样/这么/这钱 …
+REFERS_BACK_RE = re.compile(r"^\s*(?:那|要是|如果|还有)|他们|她们|他(?!人)|她|它|对方|这[样么个些种钱期]|"
+                            r"那[样么个些种]|呢[\s?？。.!！]*$")
 
 
 @dataclass
@@ -47,9 +54,10 @@ def previous_question(history: Sequence[str]) -> str:
 
 
 def retrieve_in_context(question: str, history: Sequence[str], top_k: int, filters: Filters,
-                        retrieve: Retrieve, params: FollowUpParams, law_names: LawNames) -> InContext:
+                        retrieve: Retrieve, params: FollowUpParams, law_names: LawNames,
+                        confidence: Confidence) -> InContext:
     """Retrieval for `question` read as part of its conversation (earlier questions oldest first); `law_names`
-    tells which laws it names."""
+    tells which laws it names, `confidence` how surely a retrieval answers it."""
     alone = retrieve(question, top_k, filters)
     previous = previous_question(history)
     if not previous or alone.cited_article or not alone.hits:
@@ -63,12 +71,23 @@ def retrieve_in_context(question: str, history: Sequence[str], top_k: int, filte
     if named and not set(named) & set(scope.doc_ids):
         return InContext(alone)
     in_document = retrieve(question, params.candidates, scope)
-    if not in_document.hits or alone.top_dense - in_document.top_dense > params.new_topic_gap:
+    if not in_document.hits:
+        return InContext(alone)
+    gap = alone.top_dense - in_document.top_dense
+    if gap > params.new_topic_gap or (gap > params.standalone_gap and stands_alone(question, alone, params, confidence)):
         return InContext(alone)
     together = retrieve(read_together(previous, question), params.candidates, scope)
     hits = fuse(in_document.hits, together.hits, anchor, params)[:top_k]
     return InContext(Retrieval(hits, max(in_document.top_dense, together.top_dense),
                                question_vector=together.question_vector), previous, alone)
+
+
+def stands_alone(question: str, alone: Retrieval, params: FollowUpParams, confidence: Confidence) -> bool:
+    """A full question that points nowhere back and is answered surely on its own (「村委会选举时在外地打工回不去，
+    能委托家里人投票吗？」 after a 宅基地 question) starts a new topic even when the earlier topic's document lies
+    close; an elliptical one (「他不遵守怎么办？」) does not."""
+    return (len(question.strip()) >= params.standalone_chars and not REFERS_BACK_RE.search(question)
+            and confidence(question, alone) >= params.standalone_confidence)
 
 
 def read_together(previous: str, question: str) -> str:

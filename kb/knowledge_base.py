@@ -10,7 +10,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from kb.answer import Answer, answer
+from kb.answer import Answer, answer, confidence
 from kb.answerable import AnswerModel
 from kb.config import AnswerParams, ContactSettings, FollowUpParams, RetrievalParams, Settings, load_settings
 from kb.conversation import retrieve_in_context
@@ -98,7 +98,7 @@ class KnowledgeBase:
         started = time.perf_counter()
         filters = filters if isinstance(filters, Filters) else Filters.from_mapping(filters)
         found = retrieve_in_context(question, history, passages or self.answer_params.passages, filters,
-                                    self.retrieve, self.follow_up_params, self.store.law_names)
+                                    self.retrieve, self.follow_up_params, self.store.law_names, self._confidence)
         result = self._answer(question, found.retrieval, found.follow_up_of)
         if not result.answerable and found.alone is not None:  # the follow-up reading failed: read it alone
             on_its_own = self._answer(question, found.alone, None)
@@ -106,6 +106,9 @@ class KnowledgeBase:
         result.notice = notice(question, result.mode, self.contacts)
         result.took_ms = round((time.perf_counter() - started) * 1000, 1)
         return result
+
+    def _confidence(self, question: str, retrieval: Retrieval) -> float:
+        return confidence(question, retrieval, self.store.idf, self.answer_model)
 
     def _answer(self, question: str, retrieval: Retrieval, follow_up_of: str | None) -> Answer:
         return answer(question, retrieval, self.store.idf, self.answer_params, self.generator, follow_up_of,

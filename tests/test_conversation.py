@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from kb.config import FollowUpParams
-from kb.conversation import fuse, previous_question
+from kb.conversation import REFERS_BACK_RE, fuse, previous_question, stands_alone
+from kb.retrieve import Retrieval
 from kb.schema import Hit
 
 
@@ -31,3 +32,21 @@ def test_fusion_ranks_by_both_lists_and_favours_the_articles_beside_the_previous
     assert [h.article_no for h in far] == [10, 35], "no bonus far from the previous answer"
     other_law = fuse([hit(10), hit(35, "other")], [], hit(36), params)
     assert [h.article_no for h in other_law] == [10, 35], "nor in another document"
+
+
+def test_words_pointing_back_into_the_conversation_are_recognised() -> None:
+    for elliptical in ("他不遵守怎么办？", "那要是不满意呢？", "这钱村里要公开吗？", "对方不愿意调呢", "单位这么干会被罚吗？"):
+        assert REFERS_BACK_RE.search(elliptical), elliptical
+    for full in ("村委会选举时在外地打工回不去，能委托家里人投票吗？", "侵害他人名誉要承担什么责任？", "老师可以体罚学生吗？"):
+        assert not REFERS_BACK_RE.search(full), full
+
+
+def test_a_question_stands_alone_only_when_full_pointing_nowhere_back_and_surely_answered() -> None:
+    params = FollowUpParams(standalone_chars=12, standalone_confidence=0.9)
+    alone = Retrieval([hit(1)], 0.9)
+    sure, unsure = (lambda q, r: 0.95), (lambda q, r: 0.6)
+    full = "村委会选举时在外地打工回不去，能委托家里人投票吗？"
+    assert stands_alone(full, alone, params, sure)
+    assert not stands_alone(full, alone, params, unsure), "not answered surely on its own"
+    assert not stands_alone("老师可以体罚学生吗？", alone, params, sure), "too short to be sure it is complete"
+    assert not stands_alone("他要是把地撂荒了，我能收回来吗？", alone, params, sure), "他 points back"

@@ -8,7 +8,6 @@ loaded."""
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import logging
