@@ -30,6 +30,7 @@ from ingest.chunk import indexing_text
 from kb.config import PROJECT_ROOT, load_settings
 from kb.embed import Embedder
 from kb.lexical import LexicalIndex
+from kb.store import remove_index
 
 KB = [sys.executable, "-m", "cli.main"]
 REPORT_LINE = re.compile(r"(\d+) 个文档, (\d+) 个片段（(\d+) 个沿用已有向量）.*用时 ([\d.]+) 秒")
@@ -70,7 +71,7 @@ def default_corpus(backends: list[str]) -> dict:
             corpus = Path(tmp) / "corpus"
             shutil.copytree(settings.corpus_dir, corpus)
             index = WORK / "indexes" / f"default-{backend}"
-            shutil.rmtree(index, ignore_errors=True)
+            remove_index(index)  # a first ingest: nothing to reuse
             env = {**os.environ, "KB_EMBEDDING_BACKEND": backend, "KB_VECTOR_CACHE": str(Path(tmp) / "vectors")}
             first = run_ingest(corpus, index, env)
             (corpus / "便民服务事项清单.md").write_text(NEW_DOCUMENT, encoding="utf-8")

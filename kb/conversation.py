@@ -73,8 +73,9 @@ def retrieve_in_context(question: str, history: Sequence[str], top_k: int, filte
     in_document = retrieve(question, params.candidates, scope)
     if not in_document.hits:
         return InContext(alone)
-    gap = alone.top_dense - in_document.top_dense
-    if gap > params.new_topic_gap or (gap > params.standalone_gap and stands_alone(question, alone, params, confidence)):
+    gap = alone.top_dense - in_document.top_dense  # how much closer the best passage anywhere is
+    if gap > params.new_topic_gap or (gap > params.standalone_gap
+                                      and stands_alone(question, alone, params, confidence)):
         return InContext(alone)
     together = retrieve(read_together(previous, question), params.candidates, scope)
     hits = fuse(in_document.hits, together.hits, anchor, params)[:top_k]

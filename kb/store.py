@@ -117,6 +117,17 @@ def write_index(contents: IndexContents, index_dir: Path) -> Path:
     return final
 
 
+def remove_index(index_dir: Path) -> None:
+    """Delete an index and every build behind it, so that the next ingest starts cold (an index is a link to
+    its current build: removing the folder it points to alone would leave the link, and vectors to reuse)."""
+    index_dir = index_dir.absolute()
+    if index_dir.is_symlink():
+        index_dir.unlink()
+    else:
+        shutil.rmtree(index_dir, ignore_errors=True)
+    shutil.rmtree(_builds_dir(index_dir), ignore_errors=True)
+
+
 def _write_build(contents: IndexContents, target: Path) -> None:
     dimension = int(contents.vectors.shape[1])
     dense = faiss.IndexFlatIP(dimension)

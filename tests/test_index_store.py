@@ -24,7 +24,7 @@ from kb.config import Settings
 from kb.embed import Embedder
 from kb.knowledge_base import KnowledgeBase
 from kb.store import (CHUNKER_VERSION, FORMAT_VERSION, IndexCorruptError, IndexMismatchError, IndexMissingError,
-                      IndexContents, IndexProblem, write_index)
+                      IndexContents, IndexProblem, remove_index, write_index)
 
 INDEX_FILES = {"manifest.json", "dense.faiss", "meta.sqlite", "lexical_term_ptr.npy", "lexical_docs.npy",
                "lexical_weights.npy", "lexical_vocab.json"}
@@ -425,3 +425,10 @@ def test_the_zero_copy_vectors_outlive_the_view_that_made_them() -> None:
     _ = [np.ones(400) for _ in range(5000)]  # reuse freed memory, if any was freed
     np.testing.assert_array_equal(rows, expected[10:20])
     assert not rows.flags.writeable
+
+
+def test_removing_an_index_removes_its_link_and_every_build(fresh_index: Path) -> None:
+    assert fresh_index.is_symlink() and builds_dir(fresh_index).is_dir()
+    remove_index(fresh_index)
+    assert not fresh_index.exists() and not fresh_index.is_symlink() and not builds_dir(fresh_index).exists()
+    remove_index(fresh_index)  # nothing left to remove is fine
