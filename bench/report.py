@@ -285,8 +285,8 @@ def section_growth(growth: dict | None) -> list[str]:
                 f"top 10 and {hnsw['recall@100']:.1%} of the top 100 (and adds {hnsw['build_s']} s to every build). "
                 f"Flat search grows linearly (about {per_ms:,.0f} chunks per ms here), so it stays under ~100 ms "
                 f"up to roughly {per_ms * 100 / 1e6:.1f} M chunks; beyond that HNSW is the one to switch to. "
-                "These sizes were measured with the torch backend; the int8 backend takes ~25 ms less per search "
-                "(the question's embedding, table above). Peak RSS here is the model load's transient peak.", ""]
+                "These sizes were measured with the torch backend; the int8 backend embeds the question faster "
+                "(the latency table above). Peak RSS here is the model load's transient peak.", ""]
     return out
 
 
@@ -457,8 +457,8 @@ def main() -> int:
         f"{platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}. "
         "All figures come from `bench/results/*.json`; rerun to refresh. Medians and ratios are from one run "
         "on a shared, noisy machine. The product's default embedding backend is torch (the float model through "
-        "sentence-transformers); onnx-int8 is the faster option, not yet the default because the answer/no-answer "
-        "weights were fitted on float cosines and one dev out-of-scope question gets answered with it.",
+        "sentence-transformers); onnx-int8 is the faster option, not the default because the ranker and the "
+        "answer/no-answer model were fitted on the float model's cosines.",
         "",
         *section_targets(latency, read_result("growth"), read_result("ingest")),
         *section_quality(read_result("quality")),
