@@ -62,13 +62,6 @@ class FairLock:
             self._turn.notify_all()
 
 
-def _tunes_embeddings(tuning: Path) -> bool:
-    """Whether a question tuning changes the word embeddings (ours change only the top layers)."""
-    from kb.model.tuning import read_lora
-
-    return any(name.startswith("embeddings.") for name in read_lora(tuning)[0])
-
-
 def _read_json(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
@@ -98,17 +91,15 @@ class Embedder:
         self._passage_prompt = prompts.get("passage", prompts.get("document", ""))
         max_tokens = int(_read_json(model_dir / "sentence_bert_config.json").get("max_seq_length") or 512)
         tuning = self._question_tuning(settings)
-        shared = None
         if self.backend == "torch":
             self._encode_batch = self._load_torch(model_dir, settings.torch_threads, max_tokens)
         else:
-            from kb.model.onnx_int8 import VECTORS_ID, OnnxInt8Encoder, SharedParts, build_onnx_int8, onnx_dir_for
+            from kb.model.onnx_int8 import VECTORS_ID, OnnxInt8Encoder, build_onnx_int8, onnx_dir_for
 
             self.model_id = f"{settings.embedding_model}+{VECTORS_ID}"
             onnx_dir = build_onnx_int8(model_dir, onnx_dir_for(model_dir, self.fingerprint))
-            # The tuned question graph, if any, reads the passage graph's tokenizer and word-embedding table.
-            shared = SharedParts(model_dir, max_tokens, with_table=tuning is not None and not _tunes_embeddings(tuning))
-            encoder = OnnxInt8Encoder(model_dir, onnx_dir, settings.torch_threads, max_tokens, shared)
+            encoder = OnnxInt8Encoder(model_dir, onnx_dir, settings.torch_threads, max_tokens)
+            tokenizer = encoder.tokenizer  # the tuned question graph, if any, has the same vocabulary
             self._encode_batch = encoder.encode
         self._encode_query_batch = self._encode_batch
         #: Whether questions have a tuned encoder of their own (kb/model/tuning.py).
@@ -128,7 +119,7 @@ class Embedder:
                 query_dir = build_query_model(model_dir, tuning)
                 onnx_dir = build_onnx_int8(query_dir, onnx_dir_for(query_dir, self.query_fingerprint))
                 self._encode_query_batch = OnnxInt8Encoder(query_dir, onnx_dir, settings.torch_threads,
-                                                           max_tokens, shared).encode
+                                                           max_tokens, tokenizer).encode
         self._lock = FairLock()  # one forward pass at a time: 2 cores gain nothing from more
         self.dimension = int(self._encode_batch(["维度"], 1).shape[1])
 

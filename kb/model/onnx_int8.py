@@ -19,47 +19,39 @@ import shutil
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from kb.errors import KnowledgeBaseError
 
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
+
 log = logging.getLogger(__name__)
 
 ONNX_FILE = "model_int8.onnx"
+#: Beside the graph: weights of 64 MB or more (the word-embedding table, 384 MB of floats that int8 leaves
+#: whole). ONNX Runtime maps this file instead of reading it, so a process holds only the rows its texts use.
+TABLE_FILE = "model_int8.tables"
+TABLE_MIN_BYTES = 64 * 2**20
 BUILD_FILE = "kb_onnx_build.json"
 #: Bump when the export or quantisation recipe changes, so old builds are redone.
-RECIPE = "onnx-int8-v1"
+RECIPE = "onnx-int8-v2"  # v2: large tables in TABLE_FILE
 #: Names the vectors this backend makes (part of the model id that indexes and the vector cache record);
 #: bump when encoding changes them. v2: one text per run.
 VECTORS_ID = "onnx-int8-v2"
 
 
-#: The model's word-embedding table (its weight's name in model.safetensors; the exported graph prefixes it
-#: with "model."): int8 quantisation leaves it whole, ~384 MB of floats for the default model.
-WORD_EMBEDDINGS = "embeddings.word_embeddings.weight"
+def load_tokenizer(model_dir: Path, max_tokens: int) -> Tokenizer:
+    """The model's tokenizer, set up as the encoder uses it: ~290 MB in memory for the default model's 250k-word
+    vocabulary, so the passage graph and the tuned question graph (same vocabulary) share one."""
+    from tokenizers import Tokenizer
 
-
-class SharedParts:
-    """What the graphs of one model share, loaded once: its tokenizer (~290 MB in memory for the default
-    model's 250k-word vocabulary) and, when `with_table`, its word-embedding table. The passage graph and the
-    tuned question graph differ only in their top layers, so together they hold ~0.7 GB less."""
-
-    def __init__(self, model_dir: Path, max_tokens: int, with_table: bool) -> None:
-        import onnxruntime as ort
-        from tokenizers import Tokenizer
-
-        self.tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
-        self.tokenizer.enable_truncation(max_tokens)
-        self.tokenizer.no_padding()
-        self.table: np.ndarray | None = None  # must outlive every session that reads it
-        self.table_value = None
-        if with_table:
-            from safetensors import safe_open
-
-            with safe_open(str(model_dir / "model.safetensors"), framework="np") as weights:
-                self.table = weights.get_tensor(WORD_EMBEDDINGS)
-            self.table_value = ort.OrtValue.ortvalue_from_numpy(self.table)
+    tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+    tokenizer.enable_truncation(max_tokens)
+    tokenizer.no_padding()
+    return tokenizer
 
 
 class OnnxBuildError(KnowledgeBaseError):
@@ -130,6 +122,9 @@ def build_onnx_int8(model_dir: Path, target: Path) -> Path:
             (work / leftover).unlink()
         for extra in work.glob("*.data"):
             extra.unlink()
+        quantised = onnx.load(str(work / ONNX_FILE))
+        onnx.save_model(quantised, str(work / ONNX_FILE), save_as_external_data=True, all_tensors_to_one_file=True,
+                        location=TABLE_FILE, size_threshold=TABLE_MIN_BYTES)
         (work / BUILD_FILE).write_text(json.dumps({"recipe": RECIPE, "source": str(model_dir)}), encoding="utf-8")
         if target.exists():
             shutil.rmtree(target)
@@ -144,18 +139,15 @@ class OnnxInt8Encoder:
     """Tokenise with the model's tokenizer.json, run the int8 graph, pool and normalise like the model does."""
 
     def __init__(self, model_dir: Path, onnx_dir: Path, threads: int, max_tokens: int,
-                 shared: SharedParts | None = None) -> None:
-        """`shared`: the model's tokenizer (and word-embedding table) to use instead of loading its own copy."""
+                 tokenizer: Tokenizer | None = None) -> None:
+        """`tokenizer`: the model's, already loaded (load_tokenizer), instead of a copy of its own."""
         import onnxruntime as ort
 
         self.pooling = _pooling_mode(model_dir)
-        self.shared = shared or SharedParts(model_dir, max_tokens, with_table=False)
-        self.tokenizer = self.shared.tokenizer
+        self.tokenizer = tokenizer or load_tokenizer(model_dir, max_tokens)
         options = ort.SessionOptions()
         options.intra_op_num_threads = max(1, threads)
         options.inter_op_num_threads = 1
-        if self.shared.table_value is not None:  # the same numbers as the graph's own copy
-            options.add_initializer(f"model.{WORD_EMBEDDINGS}", self.shared.table_value)
         self.session = ort.InferenceSession(str(onnx_dir / ONNX_FILE), options, providers=["CPUExecutionProvider"])
 
     def encode(self, texts: Sequence[str], batch_size: int = 1) -> np.ndarray:
