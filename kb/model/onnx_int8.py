@@ -1,5 +1,5 @@
 """An int8 ONNX Runtime copy of a sentence-transformers model: on a 2-core CPU questions embed ~5x and
-passages ~3.9x faster than with the float model (docs/benchmarks.md).
+passages ~2.6x faster than with the float model (docs/benchmarks.md).
 
 Built locally from the model folder (no download): the transformer is exported to ONNX, its graph fused for
 BERT-style attention, and its MatMul weights quantised to int8 per output channel, which keeps cosine
