@@ -14,7 +14,6 @@ what each pair costs.
 
 from __future__ import annotations
 
-import argparse
 import random
 import sys
 import time
@@ -23,10 +22,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.common import WORK, write_result
+from bench.common import write_result
 from bench.crossfit import cross_fitted, half
-from bench.train_ranker import (LOCAL_SETS, SEED, VALIDATION_SHARE, Example, fit, local_items, missing_inputs,
-                                ranking_metrics, standardise)
+from bench.train_ranker import (LOCAL_SETS, SEED, VALIDATION_SHARE, Example, experiment_parser, fit, local_items,
+                                parse_experiment, ranking_metrics, standardise)
 from kb.config import RetrievalParams, load_settings
 from kb.evaluate import load_questions
 from kb.knowledge_base import KnowledgeBase
@@ -55,14 +54,12 @@ class CrossEncoder(torch.nn.Module):
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--index", default=str(WORK / "indexes" / "default-torch"), help="index of corpus/")
+    parser = experiment_parser(__doc__)
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--top", type=int, default=5, help="how many of the ranker's best the cross-encoder reorders")
     parser.add_argument("--epochs", type=int, default=3)
-    args = parser.parse_args()
-    if reason := missing_inputs(Path(args.index)):
-        print(reason)
+    args = parse_experiment(parser)
+    if args is None:
         return 0
     started = time.perf_counter()
     torch.manual_seed(SEED)

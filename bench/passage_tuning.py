@@ -19,7 +19,6 @@ the ranker, re-measuring STARD's 55,956 articles); this measures whether that is
 
 from __future__ import annotations
 
-import argparse
 import random
 import sys
 import time
@@ -28,10 +27,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.common import WORK, write_result
+from bench.common import write_result
 from bench.encoder_pack import validation
 from bench.train_encoder import ALPHA, BATCH_QUESTIONS, LoraLinear, RANK, SEED, TAU, TEAM_REPEAT, TUNED_LAYERS
-from bench.train_ranker import LOCAL_SETS, local_items, missing_inputs
+from bench.train_ranker import LOCAL_SETS, experiment_parser, local_items, parse_experiment
 from kb.config import load_settings
 from kb.evaluate import load_questions
 from kb.expand import expand_query
@@ -118,12 +117,10 @@ def metrics(questions: list[dict], vectors: torch.Tensor, pool: torch.Tensor) ->
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--index", default=str(WORK / "indexes" / "default-torch"), help="index of corpus/")
+    parser = experiment_parser(__doc__)
     parser.add_argument("--epochs", type=int, default=3)
-    args = parser.parse_args()
-    if reason := missing_inputs(Path(args.index)):
-        print(reason)
+    args = parse_experiment(parser)
+    if args is None:
         return 0
     started = time.perf_counter()
     torch.set_num_threads(2)

@@ -15,7 +15,6 @@ already takes (bench/results/latency_*.json, in-process p50).
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
@@ -24,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import WORK, read_result, write_result
-from bench.train_ranker import LOCAL_SETS, missing_inputs
+from bench.common import read_result, write_result
+from bench.train_ranker import LOCAL_SETS, experiment_parser, parse_experiment
 from kb.config import load_settings
 from kb.evaluate import load_questions
 from kb.knowledge_base import KnowledgeBase
@@ -37,12 +36,10 @@ ASK_P50_BUDGET_MS = 60.0
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--index", default=str(WORK / "indexes" / "default-torch"), help="index of corpus/")
+    parser = experiment_parser(__doc__)
     parser.add_argument("--questions", type=int, default=20)
-    args = parser.parse_args()
-    if reason := missing_inputs(Path(args.index)):
-        print(reason)
+    args = parse_experiment(parser)
+    if args is None:
         return 0
     import onnxruntime as ort
     from tokenizers import Tokenizer

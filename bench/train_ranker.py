@@ -53,6 +53,22 @@ def missing_inputs(index: Path) -> str | None:
     return f"skipped: missing {', '.join(missing)}" if missing else None
 
 
+def experiment_parser(description: str) -> argparse.ArgumentParser:
+    """The command line every training experiment starts from: which index of corpus/ to read."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--index", default=str(WORK / "indexes" / "default-torch"), help="index of corpus/")
+    return parser
+
+
+def parse_experiment(parser: argparse.ArgumentParser) -> argparse.Namespace | None:
+    """The experiment's arguments, or None after saying why it cannot run (so it skips cleanly)."""
+    args = parser.parse_args()
+    if reason := missing_inputs(Path(args.index)):
+        print(reason)
+        return None
+    return args
+
+
 @dataclass
 class Example:
     """One training question: its candidates' features and which of them answer it."""
@@ -143,14 +159,12 @@ def ranking_metrics(batch: list[Example], score) -> dict:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--index", default=str(WORK / "indexes" / "default-torch"), help="index of corpus/")
+    parser = experiment_parser(__doc__)
     parser.add_argument("--tunings", default=str(TUNINGS),
                         help="the held-out question tunings bench.train_encoder wrote (half0/half1.safetensors)")
     parser.add_argument("--write", action="store_true", help="write the ranker into kb/rankers/")
-    args = parser.parse_args()
-    if reason := missing_inputs(Path(args.index)):
-        print(reason)
+    args = parse_experiment(parser)
+    if args is None:
         return 0
     kb = KnowledgeBase.open(settings=load_settings(index_dir=Path(args.index)))
     halves = cross_fitted(Path(args.index), kb, Path(args.tunings))
