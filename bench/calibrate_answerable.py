@@ -39,7 +39,7 @@ from scipy.optimize import minimize
 
 from bench.common import SHARED, WORK, write_result
 from bench.crossfit import cross_fitted, half
-from kb.answer import term_coverage
+from kb.rank import term_coverage
 from kb.answerable import ANSWER_MODELS_DIR, AnswerModel
 from kb.config import PROJECT_ROOT, AnswerParams, load_settings
 from kb.evaluate import load_questions

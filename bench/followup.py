@@ -1,31 +1,44 @@
 """Follow-up questions: is the first citation of a conversation's second turn the gold article?
 
     python -m bench.followup [--index DIR]          # measure both sets → bench/results/followup.json
-    python -m bench.followup [--index DIR] --fit    # choose kb.config.FollowUpParams on the fit set only
+    python -m bench.followup [--index DIR] --fit    # learn kb/rankers/followup.json on the fit set only
 
-Two sets of two-turn conversations written by the team (bench/data/): followup_fit.jsonl, on which the
-constants of kb.config.FollowUpParams are chosen (--fit: a small grid, best share of gold first citations,
-the earliest of equals), and followup_check.jsonl, written separately and only measured. Each has follow-ups (「那要是不满意呢？」) and new topics (a full question on another law after the
-first). The second turn is answered without the first (as before) and with it as `history`; the figure is the
-share whose first citation is gold (a refusal counts as a miss). Writes bench/results/followup.json, or with
---fit bench/results/followup_fit.json (the grid and its best points).
+Two sets of two-turn conversations written by the team (bench/data/): followup_fit.jsonl, on which the weights
+of kb.conversation's follow-up ranker are learnt, and followup_check.jsonl, written separately and only
+measured. Each has follow-ups (「那要是不满意呢？」) and new topics (a full question on another subject after
+the first). The second turn is answered without the first (as before) and with it as `history`; the figure is
+the share whose first citation is gold (a refusal counts as a miss). Writes bench/results/followup.json.
+
+--fit: every fit conversation's candidates and features come from the product's own reader
+(kb.conversation.ConversationReader.candidates); a linear model is learnt by listwise softmax (the gold
+candidate should get the probability mass, as for the second stage, bench/train_ranker.py), its L2 weight chosen
+by 10-fold cross-validation over conversations (three shuffles), scored by the share of conversations whose best
+candidate is gold. Writes the model and bench/results/followup_fit.json (the cross-validated shares).
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
-import itertools
+import random
 import statistics
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
+
 from bench.common import timed, write_result
-from kb.config import PROJECT_ROOT, FollowUpParams, load_settings
+from bench.train_ranker import Example, fit as fit_weights, standardise
+from kb.config import PROJECT_ROOT, load_settings
+from kb.conversation import FOLLOW_UP_FEATURES, FollowUpCandidates
 from kb.evaluate import GoldQuestion, load_questions
 from kb.knowledge_base import KnowledgeBase
+from kb.passage_store import Filters
+from kb.rank import RANKERS_DIR, LinearRanker
 
 DATA = PROJECT_ROOT / "bench" / "data"
+L2_GRID = (0.0001, 0.001, 0.01, 0.1, 1.0)
+FOLDS = 10
+SHUFFLES = (0, 1, 2)
 
 
 def evaluate(kb: KnowledgeBase, questions: list[GoldQuestion]) -> dict:
@@ -43,48 +56,98 @@ def evaluate(kb: KnowledgeBase, questions: list[GoldQuestion]) -> dict:
                 if not hit:
                     misses.append({"id": question.id, "history": list(history), "q": question.q,
                                    "first_citation": answer.citations[0].hit.citation if answer.citations else None})
-    figures = {variant: {tag: {"n": len(v), "first_citation_gold": round(sum(v) / len(v), 3)}
-                         for tag, v in sorted(per_tag.items())}
-               for variant, per_tag in outcome.items()}
-    for variant, per_tag in outcome.items():
-        everything = [x for v in per_tag.values() for x in v]
-        figures[variant]["all"] = {"n": len(everything), "first_citation_gold": round(sum(everything) / len(everything), 3)}
+    figures = {variant: shares(per_tag) for variant, per_tag in outcome.items()}
     figures["ask_ms_with_history"] = {"median": round(statistics.median(latency), 1), "max": round(max(latency), 1)}
     figures["misses_with_history"] = misses
     return figures
 
 
-GRID = {"new_topic_gap": (0.03, 0.045, 0.06), "together_weight": (0.0, 0.5, 1.0),
-        "neighbour_bonus": (0.0, 0.02, 0.05, 0.1), "neighbour_width": (1, 2), "anchor_documents": (1, 2),
-        "standalone_gap": (0.015, 0.02, 0.025), "standalone_chars": (12, 14, 16, 1000)}
-#: Grid points kept in bench/results/followup_fit.json (the whole grid is too long to commit).
-TOP = 20
+def shares(per_tag: dict[str, list[bool]]) -> dict:
+    """Share of gold first citations per tag and over all."""
+    figures = {tag: {"n": len(v), "first_citation_gold": round(sum(v) / len(v), 3)} for tag, v in sorted(per_tag.items())}
+    everything = [x for v in per_tag.values() for x in v]
+    figures["all"] = {"n": len(everything), "first_citation_gold": round(sum(everything) / len(everything), 3)}
+    return figures
 
 
-def fit(kb: KnowledgeBase, questions: list[GoldQuestion]) -> FollowUpParams:
-    """The grid point with the most gold first citations on the fit set (with history); the first of equals,
-    so the smaller bonuses win ties. Retrievals do not depend on these constants, so they are computed once."""
-    kb.retrieve = functools.lru_cache(maxsize=None)(kb.retrieve)  # type: ignore[method-assign]
-    best, best_share, grid = kb.follow_up_params, -1.0, []
-    for values in itertools.product(*GRID.values()):
-        kb.follow_up_params = replace(FollowUpParams(), **dict(zip(GRID, values)))
-        share = evaluate(kb, questions)["with history"]["all"]["first_citation_gold"]
-        grid.append({**dict(zip(GRID, values)), "first_citation_gold": share})
-        print(grid[-1])
-        if share > best_share:
-            best, best_share = kb.follow_up_params, share
-    print("best:", asdict(best), best_share)
-    top = sorted(grid, key=lambda g: -g["first_citation_gold"])[:TOP]  # stable: the earliest of equals first
-    write_result("followup_fit", {"set": "bench/data/followup_fit.jsonl", "best": asdict(best),
-                                  "best_first_citation_gold": best_share, "grid": GRID, "points": len(grid),
-                                  f"best_{TOP}_points": top})
-    return best
+@dataclass
+class Conversation:
+    """A fit conversation as the reader sees it: its follow-up candidates (None: it is read on its own) and which
+    of them are gold, and whether the question's own best passage is."""
+
+    question: GoldQuestion
+    found: FollowUpCandidates | None
+    gold: np.ndarray
+    alone_gold: bool
+
+    def right(self, score) -> bool:
+        """Is the first citation gold when candidates are scored by `score`?"""
+        if self.found is None:
+            return self.alone_gold
+        return bool(self.gold[int(np.argmax(score(self.found.features)))])
+
+
+def conversations(kb: KnowledgeBase, questions: list[GoldQuestion]) -> list[Conversation]:
+    reader = kb.conversation
+    out = []
+    for question in questions:
+        alone, found = reader.candidates(question.q, question.history, kb.answer_params.passages, Filters())
+        gold = np.array([question.matches(h) for h in found.hits], dtype=bool) if found else np.zeros(0, bool)
+        out.append(Conversation(question, found, gold, bool(alone.hits) and question.matches(alone.hits[0])))
+    return out
+
+
+def learn(talks: list[Conversation], l2: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(weights, mean, scale) learnt from the conversations whose gold is among their candidates."""
+    batch = [Example("followup_fit", t.found.features, t.gold, np.zeros(len(t.gold)))
+             for t in talks if t.found is not None and t.gold.any()]
+    stacked = np.vstack([e.features for e in batch])
+    mean, scale = stacked.mean(axis=0), stacked.std(axis=0)
+    scale = np.where(scale > 0, scale, 1.0)
+    return fit_weights(standardise(batch, mean, scale), l2), mean, scale
+
+
+def cross_validated(talks: list[Conversation], l2: float) -> dict:
+    """Share of gold first citations per tag, each conversation scored by a model learnt without its fold
+    (averaged over the shuffles)."""
+    right: dict[str, list[float]] = {}
+    outcomes = np.zeros(len(talks))
+    for seed in SHUFFLES:
+        order = list(range(len(talks)))
+        random.Random(seed).shuffle(order)
+        for fold in range(FOLDS):
+            held = set(order[fold::FOLDS])
+            weights, mean, scale = learn([t for i, t in enumerate(talks) if i not in held], l2)
+            for i in held:
+                outcomes[i] += talks[i].right(lambda f: ((f - mean) / scale) @ weights)
+    for talk, outcome in zip(talks, outcomes / len(SHUFFLES)):
+        right.setdefault(talk.question.tag, []).append(float(outcome))
+    return {tag: round(v["first_citation_gold"], 3) for tag, v in shares(right).items()}
+
+
+def fit(kb: KnowledgeBase, questions: list[GoldQuestion]) -> Path:
+    """Choose the L2 weight by cross-validation, learn on all fit conversations, write the model."""
+    talks = conversations(kb, questions)
+    by_l2 = {str(l2): cross_validated(talks, l2) for l2 in L2_GRID}
+    best = max(L2_GRID, key=lambda l2: (by_l2[str(l2)]["all"], l2))  # the stronger regularisation of equals
+    weights, mean, scale = learn(talks, best)
+    read_alone = sum(t.found is None for t in talks)
+    gold_found = sum(bool(t.gold.any()) for t in talks if t.found is not None)
+    meta = {"trained_on": "bench/data/followup_fit.jsonl", "conversations": len(talks),
+            "read_on_their_own": read_alone, "gold_among_candidates": gold_found, "l2": best,
+            "cross_validated_first_citation_gold": by_l2, "model": kb.embedder.model_id,
+            "script": "python -m bench.followup --fit"}
+    path = RANKERS_DIR / "followup.json"
+    LinearRanker(weights, mean, scale, meta, FOLLOW_UP_FEATURES).save(path)
+    write_result("followup_fit", {**meta, "weights": dict(zip(FOLLOW_UP_FEATURES, map(float, np.round(weights, 4))))})
+    print(by_l2, "→ l2", best, "wrote", path)
+    return path
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--index", type=Path, help="index directory (default: the product's)")
-    parser.add_argument("--fit", action="store_true", help="choose the constants on the fit set (printed)")
+    parser.add_argument("--fit", action="store_true", help="learn the follow-up ranker on the fit set")
     args = parser.parse_args()
     kb = KnowledgeBase.open(args.index, load_settings())
     if args.fit:
@@ -95,7 +158,9 @@ def main() -> None:
     for name, figures in results.items():
         for variant in ("without history", "with history"):
             print(name, variant, {tag: f["first_citation_gold"] for tag, f in figures[variant].items()})
-    results["settings"] = {"params": asdict(kb.follow_up_params), "index": str(kb.store.path)}
+    ranker = kb.conversation.ranker
+    results["settings"] = {"params": asdict(kb.conversation.params), "index": str(kb.store.path),
+                           "ranker_l2": ranker.meta.get("l2") if ranker else None}
     print("wrote", write_result("followup", results))
 
 

@@ -135,8 +135,8 @@ def loss_and_gradient(weights: np.ndarray, batch: list[Example], l2: float) -> t
 
 
 def fit(batch: list[Example], l2: float) -> np.ndarray:
-    result = minimize(loss_and_gradient, np.zeros(len(FEATURES)), args=(batch, l2), jac=True, method="L-BFGS-B",
-                      options={"maxiter": 500})
+    result = minimize(loss_and_gradient, np.zeros(batch[0].features.shape[1]), args=(batch, l2), jac=True,
+                      method="L-BFGS-B", options={"maxiter": 500})
     return result.x
 
 

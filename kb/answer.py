@@ -17,10 +17,9 @@ from kb.conversation import read_together
 from kb.evidence import Shortfall, shortfall
 from kb.generate import GenerationFailed, GeneratorConfig, generate_answer
 from kb.quote import Quote, QuoteChooser, words
-from kb.rank import asked_for
+from kb.rank import asked_for, term_coverage
 from kb.retrieve import Retrieval
 from kb.schema import Hit
-from kb.tokenize import tokenize
 
 log = logging.getLogger(__name__)
 
@@ -69,16 +68,6 @@ def confidence(question: str, retrieval: Retrieval, idf: Callable[[str], float],
         return 1.0
     coverage = term_coverage(question, retrieval.hits, idf)
     return model.confidence(retrieval.top_dense, coverage, retrieval.question_vector)
-
-
-def term_coverage(question: str, hits: list[Hit], idf: Callable[[str], float]) -> float:
-    """Share of the question's (idf-weighted) words found in the hits' text, titles and headings."""
-    terms = list(dict.fromkeys(tokenize(question)))
-    if not terms:
-        return 0.0
-    evidence = "".join(f"{h.doc_title}{h.section}{h.text}" for h in hits)
-    weights = {t: idf(t) for t in terms}
-    return sum(w for t, w in weights.items() if t in evidence) / sum(weights.values())
 
 
 def select_quotes(question: str, hits: list[Hit], params: AnswerParams) -> list[tuple[int, Quote]]:

@@ -139,28 +139,14 @@ class AnswerParams:
 
 @dataclass(frozen=True)
 class FollowUpParams:
-    """How a question is read in its conversation (kb/conversation.py); fitted by `python -m bench.followup`
-    on bench/data/followup_fit.jsonl, measured on bench/data/followup_check.jsonl."""
+    """How a question is read in its conversation (kb/conversation.py). Which reading wins is decided by weights
+    learnt by `python -m bench.followup --fit` on bench/data/followup_fit.jsonl (kb/rankers/followup.json),
+    measured on bench/data/followup_check.jsonl."""
 
-    #: A question is a new topic when the best passage anywhere is closer in meaning, by more than this cosine,
-    #: than the best passage of the document the previous question was answered from.
-    new_topic_gap: float = 0.045
-    #: … or by more than this when the question stands alone: at least `standalone_chars` characters, no word
-    #: pointing back (那…呢, 他, 这样), and answered on its own at `standalone_confidence` or more.
-    standalone_gap: float = 0.015
-    standalone_chars: int = 12
-    standalone_confidence: float = 0.9  # the answer model's "sure"; not fitted
-    #: Candidates taken from that document, for the question alone and for both questions together.
+    #: Candidates taken from each reading of the question.
     candidates: int = 20
-    #: Reciprocal-rank weights of the two candidate lists (the question alone counts most: it says what is asked).
-    alone_weight: float = 1.0
-    together_weight: float = 0.5
-    rank_offset: int = 5
-    #: Extra for articles right beside the previous answer's (follow-ups often ask about the next rule).
-    neighbour_bonus: float = 0.02
-    neighbour_width: int = 1
-    #: The follow-up is searched in the documents of this many of the previous question's best passages.
-    anchor_documents: int = 1
+    #: How much of the previous answer's passage is searched for the passages most like it.
+    like_answer_chars: int = 300
 
 
 @dataclass(frozen=True)

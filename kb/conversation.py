@@ -1,24 +1,33 @@
 """Follow-up questions: 「那要是不满意呢？」 right after 「信访事项多久办结？」 is still about 信访.
 
-An elliptical question carries too little to find its passage alone, but it lies in the document the previous
-question was answered from, often beside that article. So the question is also searched inside that document,
-alone and together with the previous question, and the two lists are fused with a small extra for the
-neighbouring articles. Whether it is a follow-up at all is decided mostly by evidence: a question whose best
-passage anywhere is clearly closer than the best one in that document starts a new topic. So do a full
-question that points nowhere back and is answered surely on its own when its best passage is only a little
-closer elsewhere; one that names another law or its subject (「行政复议的期限呢？」 after a 人民调解 question);
-and one whose follow-up reading cannot be answered while the question alone can (KnowledgeBase.ask).
+An elliptical question carries too little to find its passage alone, but its answer lies near what the previous
+question was answered from: in the same document, often in the same or a neighbouring article, or in a passage
+like it. So the question is read six ways (READINGS): on its own, anywhere and in the previous answer's document;
+together with the previous question, in that document and anywhere; and the candidates of the previous question
+and of the passages most like its answer. Each candidate is described by where it ranks in each reading, where it
+lies from the previous answer, whether it holds what the question asks for, and how many of each question's
+words it holds (FOLLOW_UP_FEATURES). A linear model learnt on two-turn conversations scores them
+(`python -m bench.followup --fit` → kb/rankers/followup.json).
+
+When the best candidate is the question's own best passage, the question is a new topic and is answered on its
+own; so is one that names another law (「行政复议的期限呢？」 after a 人民调解 question), and one whose follow-up
+reading cannot be answered while the question alone can (KnowledgeBase.ask).
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
 
 from kb.config import FollowUpParams
 from kb.passage_store import Filters
 from kb.query import LawNames
+from kb.rank import ASKS, RANKERS_DIR, LinearRanker, holds, question_asks, term_coverage
 from kb.retrieve import Retrieval
 from kb.schema import Hit
 
@@ -34,6 +43,26 @@ Confidence = Callable[[str, Retrieval], float]
 REFERS_BACK_RE = re.compile(r"^\s*(?:那|要是|如果|还有)|他们|她们|他(?!人)|她|它|对方|这[样么个些种钱期]|"
                             r"那[样么个些种]|呢[\s?？。.!！]*$")
 
+READINGS = ("alone", "in_document", "together", "together_anywhere", "previous", "like_answer")
+FOLLOW_UP_FEATURES = (
+    *(f"{reading}_rank" for reading in READINGS),  # 1/log2(rank + 2); 0 when the reading does not propose it
+    "in_answer_document", "answer_article", "next_article", "near_article",  # beside the previous answer
+    # Outside the previous answer's document: how much closer the best passage there is, and whether the
+    # question points back, how long it is and how surely it is answered on its own.
+    "elsewhere_closer", "elsewhere_points_back", "elsewhere_length", "elsewhere_sure",
+    "named_law",
+    *(f"{a}_asked_and_present" for a in ASKS), *(f"{a}_asked_and_absent" for a in ASKS),
+    "question_coverage", "previous_coverage", "answer_article_holds_asked", "answer_article_lacks_asked",
+)
+#: Questions are at most this long for the "elsewhere_length" feature (longer ones are surely complete).
+FULL_LENGTH = 30
+
+
+def follow_up_ranker(directory: Path = RANKERS_DIR) -> LinearRanker | None:
+    """The shipped weights (learnt with the default model; the features are ranks and shares, so they serve
+    another model too), or None when they were learnt over other features."""
+    return LinearRanker.for_model("followup", directory, FOLLOW_UP_FEATURES)
+
 
 @dataclass
 class InContext:
@@ -46,6 +75,24 @@ class InContext:
     alone: Retrieval | None = None
 
 
+@dataclass
+class Readings:
+    """The question read the ways of READINGS, and the previous question's best passage they lean on."""
+
+    answer: Hit
+    lists: dict[str, Retrieval]
+
+
+@dataclass
+class FollowUpCandidates:
+    """What the readings propose for a follow-up, each candidate with its row of FOLLOW_UP_FEATURES."""
+
+    previous: str
+    readings: Readings
+    hits: list[Hit]
+    features: np.ndarray
+
+
 def previous_question(history: Sequence[str]) -> str:
     """The most recent non-empty earlier question ('' when there is none)."""
     if isinstance(history, str):
@@ -53,64 +100,95 @@ def previous_question(history: Sequence[str]) -> str:
     return next((h.strip() for h in reversed(list(history)[-MAX_HISTORY:]) if h and h.strip()), "")
 
 
-def retrieve_in_context(question: str, history: Sequence[str], top_k: int, filters: Filters,
-                        retrieve: Retrieve, params: FollowUpParams, law_names: LawNames,
-                        confidence: Confidence) -> InContext:
-    """Retrieval for `question` read as part of its conversation (earlier questions oldest first); `law_names`
-    tells which laws it names, `confidence` how surely a retrieval answers it."""
-    alone = retrieve(question, top_k, filters)
-    previous = previous_question(history)
-    if not previous or alone.cited_article or not alone.hits:
-        return InContext(alone)
-    anchors = retrieve(previous, params.anchor_documents, filters).hits
-    if not anchors:
-        return InContext(alone)
-    anchor = anchors[0]
-    scope = replace(filters, doc_ids=tuple(dict.fromkeys(a.doc_id for a in anchors)))
-    named = law_names.about(question)
-    if named and not set(named) & set(scope.doc_ids):
-        return InContext(alone)
-    in_document = retrieve(question, params.candidates, scope)
-    if not in_document.hits:
-        return InContext(alone)
-    gap = alone.top_dense - in_document.top_dense  # how much closer the best passage anywhere is
-    if gap > params.new_topic_gap or (gap > params.standalone_gap
-                                      and stands_alone(question, alone, params, confidence)):
-        return InContext(alone)
-    together = retrieve(read_together(previous, question), params.candidates, scope)
-    hits = fuse(in_document.hits, together.hits, anchor, params)[:top_k]
-    return InContext(Retrieval(hits, max(in_document.top_dense, together.top_dense),
-                               question_vector=together.question_vector), previous, alone)
-
-
-def stands_alone(question: str, alone: Retrieval, params: FollowUpParams, confidence: Confidence) -> bool:
-    """A full question that points nowhere back and is answered surely on its own (「村委会选举时在外地打工回不去，
-    能委托家里人投票吗？」 after a 宅基地 question) starts a new topic even when the earlier topic's document lies
-    close; an elliptical one (「他不遵守怎么办？」) does not."""
-    return (len(question.strip()) >= params.standalone_chars and not REFERS_BACK_RE.search(question)
-            and confidence(question, alone) >= params.standalone_confidence)
-
-
 def read_together(previous: str, question: str) -> str:
     """A follow-up and the question before it, as one text to search and to weigh the answer by."""
     return f"{previous} {question.strip()}"
 
 
-def fuse(alone: list[Hit], together: list[Hit], anchor: Hit, params: FollowUpParams) -> list[Hit]:
-    """Reciprocal-rank fusion of the two lists, plus the neighbour bonus; each hit's score becomes its fused
-    score (the answer stage compares passages by it)."""
-    scores: dict[str, float] = {}
-    by_id: dict[str, Hit] = {}
-    for weight, hits in ((params.alone_weight, alone), (params.together_weight, together)):
-        for rank, hit in enumerate(hits):
-            by_id.setdefault(hit.chunk_id, hit)
-            scores[hit.chunk_id] = scores.get(hit.chunk_id, 0.0) + weight / (rank + params.rank_offset)
-    for chunk_id, hit in by_id.items():
-        distance = _distance(hit, anchor)
-        if distance is not None and 0 < distance <= params.neighbour_width:
-            scores[chunk_id] += params.neighbour_bonus
-    ranked = sorted(scores, key=lambda c: -scores[c])
-    return [replace(by_id[c], score=round(scores[c], 6)) for c in ranked]
+class ConversationReader:
+    """Reads a question in its conversation; holds no per-question state, so threads may share it."""
+
+    def __init__(self, retrieve: Retrieve, params: FollowUpParams, ranker: LinearRanker | None, law_names: LawNames,
+                 confidence: Confidence, idf: Callable[[str], float]) -> None:
+        self.retrieve, self.params, self.ranker = retrieve, params, ranker
+        self.law_names, self.confidence, self.idf = law_names, confidence, idf
+
+    def read(self, question: str, history: Sequence[str], top_k: int, filters: Filters) -> InContext:
+        """Retrieval for `question` read as part of its conversation (earlier questions oldest first)."""
+        alone, found = self.candidates(question, history, top_k, filters)
+        if found is None or self.ranker is None:
+            return InContext(alone)
+        scores = self.ranker.score(found.features)
+        order = np.argsort(-scores, kind="stable")
+        if found.hits[order[0]].chunk_id == alone.hits[0].chunk_id:
+            return InContext(alone)  # its own best passage wins: a new topic
+        shares = np.exp(scores - scores.max())
+        shares /= shares.sum()  # the answer stage compares passages by these
+        ranked = [replace(found.hits[i], score=round(float(shares[i]), 6)) for i in order[:top_k]]
+        together, in_document = found.readings.lists["together"], found.readings.lists["in_document"]
+        retrieval = Retrieval(ranked, max(in_document.top_dense, together.top_dense),
+                              question_vector=together.question_vector)
+        return InContext(retrieval, found.previous, alone)
+
+    def candidates(self, question: str, history: Sequence[str], top_k: int,
+                   filters: Filters) -> tuple[Retrieval, FollowUpCandidates | None]:
+        """The question's retrieval on its own (`top_k` hits), and its candidates as a follow-up: None when
+        there is nothing to follow (no earlier question, an article cited, another law named)."""
+        everywhere = self.retrieve(question, max(top_k, self.params.candidates), filters)
+        alone = replace(everywhere, hits=everywhere.hits[:top_k])
+        previous = previous_question(history)
+        if not previous or alone.cited_article or not alone.hits:
+            return alone, None
+        readings = self.readings(question, previous, everywhere, filters)
+        named = self.law_names.about(question)
+        if readings is None or (named and readings.answer.doc_id not in named):
+            return alone, None
+        hits, features = follow_up_features(question, previous, readings, self.confidence(question, alone), named,
+                                            self.idf)
+        return alone, FollowUpCandidates(previous, readings, hits, features)
+
+    def readings(self, question: str, previous: str, alone: Retrieval, filters: Filters) -> Readings | None:
+        """The question's READINGS; None when the previous question found nothing to lean on."""
+        k = self.params.candidates
+        earlier = self.retrieve(previous, k, filters)
+        if not earlier.hits:
+            return None
+        answer = earlier.hits[0]
+        scope = replace(filters, doc_ids=(answer.doc_id,))
+        together = read_together(previous, question)
+        return Readings(answer, {
+            "alone": alone, "in_document": self.retrieve(question, k, scope),
+            "together": self.retrieve(together, k, scope), "together_anywhere": self.retrieve(together, k, filters),
+            "previous": earlier, "like_answer": self.retrieve(answer.text[: self.params.like_answer_chars], k, scope),
+        })
+
+
+def follow_up_features(question: str, previous: str, readings: Readings, sure_alone: float,
+                       named: Sequence[str], idf: Callable[[str], float]) -> tuple[list[Hit], np.ndarray]:
+    """Every reading's candidates (each once) and their (candidates × FOLLOW_UP_FEATURES) matrix."""
+    lists = [readings.lists[r].hits for r in READINGS]
+    candidates = list({h.chunk_id: h for hits in lists for h in hits}.values())
+    ranks = [{h.chunk_id: i for i, h in enumerate(hits)} for hits in lists]
+    answer = readings.answer
+    closer = readings.lists["alone"].top_dense - readings.lists["in_document"].top_dense
+    points_back = float(bool(REFERS_BACK_RE.search(question)))
+    length = min(len(question.strip()), FULL_LENGTH) / FULL_LENGTH
+    asks = question_asks(question)
+    rows = []
+    for hit in candidates:
+        elsewhere = float(hit.doc_id != answer.doc_id)
+        distance = _distance(hit, answer)
+        present = [bool(asked) and holds(a, hit.text) for a, asked in zip(ASKS, asks)]
+        absent = [bool(asked) and not held for asked, held in zip(asks, present)]
+        rows.append([
+            *(1 / math.log2(r[hit.chunk_id] + 2) if hit.chunk_id in r else 0.0 for r in ranks),
+            1 - elsewhere, distance == 0, distance == 1, distance in (2, 3),
+            elsewhere * closer, elsewhere * points_back, elsewhere * length, elsewhere * sure_alone,
+            hit.doc_id in named, *present, *absent,
+            term_coverage(question, [hit], idf), term_coverage(previous, [hit], idf),
+            distance == 0 and any(present), distance == 0 and any(absent),
+        ])
+    return candidates, np.array(rows, dtype=np.float64).reshape(len(candidates), len(FOLLOW_UP_FEATURES))
 
 
 def _distance(hit: Hit, anchor: Hit) -> int | None:

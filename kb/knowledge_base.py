@@ -13,7 +13,7 @@ from pathlib import Path
 from kb.answer import Answer, answer, confidence
 from kb.answerable import AnswerModel
 from kb.config import AnswerParams, ContactSettings, FollowUpParams, RetrievalParams, Settings, load_settings
-from kb.conversation import retrieve_in_context
+from kb.conversation import ConversationReader, follow_up_ranker
 from kb.embed import Embedder
 from kb.errors import QueryError, UnknownDocumentError
 from kb.generate import GeneratorConfig
@@ -39,10 +39,11 @@ class KnowledgeBase:
         self.answer_params = answer_params or AnswerParams()
         self.generator = generator
         self.contacts = contacts or ContactSettings()
-        self.follow_up_params = FollowUpParams()
         # Fitted for the default model (kb/answer_models/); another model weighs closeness and shared words only.
         self.answer_model = AnswerModel.for_model(embedder.fingerprint) or AnswerModel.from_params(self.answer_params)
         self.retriever = Retriever(store, embedder, params or RetrievalParams())
+        self.conversation = ConversationReader(self.retrieve, FollowUpParams(), follow_up_ranker(), store.law_names,
+                                               self._confidence, store.idf)
 
     @classmethod
     def open(cls, index_dir: str | Path | None = None, settings: Settings | None = None,
@@ -97,8 +98,7 @@ class KnowledgeBase:
         is then read with the previous question (kb/conversation.py), a new topic on its own."""
         started = time.perf_counter()
         filters = filters if isinstance(filters, Filters) else Filters.from_mapping(filters)
-        found = retrieve_in_context(question, history, passages or self.answer_params.passages, filters,
-                                    self.retrieve, self.follow_up_params, self.store.law_names, self._confidence)
+        found = self.conversation.read(question, history, passages or self.answer_params.passages, filters)
         result = self._answer(question, found.retrieval, found.follow_up_of)
         if not result.answerable and found.alone is not None:  # the follow-up reading failed: read it alone
             on_its_own = self._answer(question, found.alone, None)

@@ -14,14 +14,15 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from kb.query import ASKS_FOR_LIST_RE, ENUMERATION_RE
-from kb.schema import Chunk, Document
+from kb.schema import Chunk, Document, Hit
+from kb.tokenize import tokenize
 
 RANKERS_DIR = Path(__file__).resolve().parent / "rankers"
 
@@ -124,32 +125,48 @@ def candidate_features(question: str, candidates: Candidates, documents: Mapping
     return np.nan_to_num(matrix, nan=0.0, posinf=0.0, neginf=0.0)
 
 
+def term_coverage(question: str, hits: Iterable[Hit], idf: Callable[[str], float]) -> float:
+    """Share of the question's (idf-weighted) words found in the hits' text, titles and headings."""
+    terms = list(dict.fromkeys(tokenize(question)))
+    if not terms:
+        return 0.0
+    evidence = "".join(f"{h.doc_title}{h.section}{h.text}" for h in hits)
+    weights = {t: idf(t) for t in terms}
+    return sum(w for t, w in weights.items() if t in evidence) / sum(weights.values())
+
+
 def _title_overlap(terms: list[str], title: str) -> float:
     return sum(1 for t in terms if t in title) / len(terms) if terms else 0.0
 
 
 class LinearRanker:
-    """score = w · standardised features. Learnt by bench/train_ranker.py; stored as JSON, never pickled."""
+    """score = w · standardised features. Learnt by bench/train_ranker.py (the second stage, FEATURES) or
+    bench/followup.py (follow-ups, kb.conversation.FOLLOW_UP_FEATURES); stored as JSON, never pickled."""
 
-    def __init__(self, weights: np.ndarray, mean: np.ndarray, scale: np.ndarray, meta: dict) -> None:
-        if not (weights.shape == mean.shape == scale.shape == (len(FEATURES),)):
-            raise ValueError(f"a ranker needs {len(FEATURES)} weights, means and scales")
+    def __init__(self, weights: np.ndarray, mean: np.ndarray, scale: np.ndarray, meta: dict,
+                 features: tuple[str, ...] = FEATURES) -> None:
+        if not (weights.shape == mean.shape == scale.shape == (len(features),)):
+            raise ValueError(f"a ranker needs {len(features)} weights, means and scales")
         self.weights, self.mean, self.scale, self.meta = weights, mean, np.where(scale > 0, scale, 1.0), meta
+        self.features = features
 
     def score(self, features: np.ndarray) -> np.ndarray:
         return ((features - self.mean) / self.scale) @ self.weights
 
     @classmethod
-    def for_model(cls, fingerprint: str, directory: Path = RANKERS_DIR) -> "LinearRanker | None":
-        """The shipped ranker for this model, or None (another model: the first stage's order stands)."""
+    def for_model(cls, fingerprint: str, directory: Path = RANKERS_DIR,
+                  features: tuple[str, ...] = FEATURES) -> "LinearRanker | None":
+        """The shipped ranker for this model (`<fingerprint>.json`), or None (another model: the first stage's
+        order stands)."""
         raw = read_learnt(directory, fingerprint)
-        if raw is None or raw.get("features") != list(FEATURES):
-            return None  # learnt over other features: retrain with bench/train_ranker.py
-        return cls(*(np.array(raw[k], dtype=np.float64) for k in ("weights", "mean", "scale")), raw.get("meta", {}))
+        if raw is None or raw.get("features") != list(features):
+            return None  # learnt over other features: retrain
+        return cls(*(np.array(raw[k], dtype=np.float64) for k in ("weights", "mean", "scale")), raw.get("meta", {}),
+                   features)
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        data = {"features": list(FEATURES), "weights": _rounded(self.weights), "mean": _rounded(self.mean),
+        data = {"features": list(self.features), "weights": _rounded(self.weights), "mean": _rounded(self.mean),
                 "scale": _rounded(self.scale), "meta": self.meta}
         path.write_text(json.dumps(data, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
 

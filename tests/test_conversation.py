@@ -1,37 +1,26 @@
-"""Reading a follow-up (kb/conversation.py) without the model: which earlier question, and how lists are fused."""
+"""Reading a follow-up (kb/conversation.py) without the model: which earlier question, which words point back,
+and what the follow-up ranker is told about each candidate."""
 
 from __future__ import annotations
 
-from kb.config import FollowUpParams
-from kb.conversation import REFERS_BACK_RE, fuse, previous_question, stands_alone
+import numpy as np
+
+from kb.conversation import (FOLLOW_UP_FEATURES, READINGS, REFERS_BACK_RE, Readings, follow_up_features,
+                             follow_up_ranker, previous_question)
 from kb.retrieve import Retrieval
 from kb.schema import Hit
 
 
-def hit(article_no: int, doc_id: str = "law") -> Hit:
+def hit(article_no: int | None, doc_id: str = "law", text: str = "") -> Hit:
     return Hit(chunk_id=f"{doc_id}-{article_no}", doc_id=doc_id, doc_title="条例", doc_kind="law", doc_date=None,
                section="", article=f"第{article_no}条", article_no=article_no, citation=f"《条例》第{article_no}条",
-               text="", score=0.0, start=0, end=0)
+               text=text, score=0.0, start=0, end=0)
 
 
 def test_the_previous_question_is_the_last_non_empty_one() -> None:
     assert previous_question(["信访事项多久办结？", "  ", ""]) == "信访事项多久办结？"
     assert previous_question(["甲？", "乙？"]) == "乙？"
     assert previous_question([]) == "" and previous_question("只有一个问题？") == "只有一个问题？"
-
-
-def test_fusion_ranks_by_both_lists_and_favours_the_articles_beside_the_previous_answer() -> None:
-    params = FollowUpParams(alone_weight=1.0, together_weight=0.5, rank_offset=5, neighbour_bonus=0.02,
-                            neighbour_width=1)
-    alone = [hit(10), hit(35), hit(20)]
-    together = [hit(35), hit(10), hit(20)]
-    fused = fuse(alone, together, hit(36), params)
-    assert [h.article_no for h in fused] == [35, 10, 20]  # 35: second alone, first together, and beside 36
-    assert fused[0].score > fused[1].score > fused[2].score
-    far = fuse([hit(10), hit(35)], [], hit(90), params)
-    assert [h.article_no for h in far] == [10, 35], "no bonus far from the previous answer"
-    other_law = fuse([hit(10), hit(35, "other")], [], hit(36), params)
-    assert [h.article_no for h in other_law] == [10, 35], "nor in another document"
 
 
 def test_words_pointing_back_into_the_conversation_are_recognised() -> None:
@@ -41,12 +30,45 @@ def test_words_pointing_back_into_the_conversation_are_recognised() -> None:
         assert not REFERS_BACK_RE.search(full), full
 
 
-def test_a_question_stands_alone_only_when_full_pointing_nowhere_back_and_surely_answered() -> None:
-    params = FollowUpParams(standalone_chars=12, standalone_confidence=0.9)
-    alone = Retrieval([hit(1)], 0.9)
-    sure, unsure = (lambda q, r: 0.95), (lambda q, r: 0.6)
-    full = "村委会选举时在外地打工回不去，能委托家里人投票吗？"
-    assert stands_alone(full, alone, params, sure)
-    assert not stands_alone(full, alone, params, unsure), "not answered surely on its own"
-    assert not stands_alone("老师可以体罚学生吗？", alone, params, sure), "too short to be sure it is complete"
-    assert not stands_alone("他要是把地撂荒了，我能收回来吗？", alone, params, sure), "他 points back"
+def readings(answer: Hit, **lists: list[Hit]) -> Readings:
+    dense = {"alone": 0.90, "in_document": 0.85}
+    return Readings(answer, {r: Retrieval(lists.get(r, []), dense.get(r, 0.8)) for r in READINGS})
+
+
+def test_each_candidate_is_described_by_its_ranks_its_place_and_what_it_holds() -> None:
+    answer = hit(35, text="信访人对信访处理意见不服的，可以自收到书面答复之日起30日内请求复查。")
+    next_one = hit(36, text="复查机构应当自收到复查请求之日起30日内提出复查意见。")
+    far = hit(50, text="本条例自公布之日起施行。")
+    other = hit(7, "other", text="当事人可以向人民法院起诉。")
+    found = readings(answer, alone=[other, next_one], in_document=[next_one, far], together=[answer, next_one],
+                     previous=[answer])
+    hits, matrix = follow_up_features("复查要多长时间？", "信访处理意见不服怎么办？", found, 0.7, (), lambda t: 1.0)
+    assert [h.chunk_id for h in hits] == ["other-7", "law-36", "law-50", "law-35"]  # each once, in reading order
+    assert matrix.shape == (4, len(FOLLOW_UP_FEATURES)) and np.isfinite(matrix).all()
+    column = {name: dict(zip((h.chunk_id for h in hits), values)) for name, values in zip(FOLLOW_UP_FEATURES, matrix.T)}
+    assert column["alone_rank"] == {"other-7": 1.0, "law-36": 1 / np.log2(3), "law-50": 0.0, "law-35": 0.0}
+    assert column["in_document_rank"]["law-36"] == 1.0 and column["together_rank"]["law-35"] == 1.0
+    assert column["answer_article"] == {"other-7": 0, "law-36": 0, "law-50": 0, "law-35": 1}
+    assert column["next_article"]["law-36"] == 1 and column["near_article"]["law-50"] == 0
+    assert column["in_answer_document"]["other-7"] == 0 and column["in_answer_document"]["law-50"] == 1
+    # Only a passage in another document carries how the question fares on its own.
+    assert np.isclose(column["elsewhere_closer"]["other-7"], 0.05) and column["elsewhere_closer"]["law-36"] == 0
+    assert column["elsewhere_sure"] == {"other-7": 0.7, "law-36": 0, "law-50": 0, "law-35": 0}
+    assert column["elsewhere_points_back"]["other-7"] == 0  # 「复查要多长时间？」 points nowhere back
+    # 多长时间 asks for a period: 36 and 35 hold one (30日内), 50 does not.
+    assert column["period_asked_and_present"] == {"other-7": 0, "law-36": 1, "law-50": 0, "law-35": 1}
+    assert column["period_asked_and_absent"]["law-50"] == 1
+    assert column["answer_article_holds_asked"]["law-35"] == 1
+    assert column["question_coverage"]["law-36"] > column["question_coverage"]["law-50"]
+
+
+def test_a_reading_with_no_candidates_describes_none() -> None:
+    hits, matrix = follow_up_features("那呢？", "问？", readings(hit(1)), 0.5, (), lambda t: 1.0)
+    assert hits == [] and matrix.shape == (0, len(FOLLOW_UP_FEATURES))
+
+
+def test_the_shipped_follow_up_ranker_matches_the_features_and_says_how_it_was_made() -> None:
+    ranker = follow_up_ranker()
+    assert ranker is not None and np.isfinite(ranker.weights).all()
+    assert ranker.meta["script"] == "python -m bench.followup --fit"
+    assert ranker.meta["trained_on"] == "bench/data/followup_fit.jsonl"

@@ -3,14 +3,12 @@ conversation_id the server keeps), the OpenAI-compatible endpoint and WeChat (pe
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
 from kb.config import Settings
-from kb.conversation import retrieve_in_context
 from kb.knowledge_base import KnowledgeBase
 from kb.passage_store import Filters
 from test_api import assert_error, make_client
@@ -57,8 +55,7 @@ def test_a_new_topic_starts_fresh(corpus_kb: KnowledgeBase) -> None:
 
 def test_a_question_the_follow_up_reading_cannot_answer_is_answered_on_its_own(corpus_kb: KnowledgeBase) -> None:
     question, earlier = "复议期限是多久？", "离婚冷静期多长？"  # names no law, so it may be read as a follow-up
-    found = retrieve_in_context(question, [earlier], 3, Filters(), corpus_kb.retrieve, corpus_kb.follow_up_params,
-                                corpus_kb.store.law_names, corpus_kb._confidence)
+    found = corpus_kb.conversation.read(question, [earlier], 3, Filters())
     as_follow_up = corpus_kb._answer(question, found.retrieval, found.follow_up_of)
     # The case this test is about: read with the question before it, nothing answers it.
     assert found.follow_up_of == earlier and not as_follow_up.answerable, "pick another pair: this one is read well"
@@ -76,15 +73,13 @@ def test_a_question_about_another_law_starts_a_new_topic(corpus_kb: KnowledgeBas
     assert "行政复议法" in after.citations[0].hit.citation
 
 
-def test_a_full_question_answered_surely_on_its_own_starts_a_new_topic(corpus_kb: KnowledgeBase) -> None:
+def test_a_full_question_whose_own_best_passage_wins_starts_a_new_topic(corpus_kb: KnowledgeBase) -> None:
     earlier, question = "借钱不还多久之内可以去法院起诉？", "网购的商品有质量问题，商家拒绝退货怎么办？"
     after = corpus_kb.ask(question, history=[earlier])
     assert after.follow_up_of is None and "消费者权益保护法" in after.citations[0].hit.citation
-    # The case this test is about: 民法典 lies close enough that the closeness rule alone reads a follow-up.
-    by_closeness = replace(corpus_kb.follow_up_params, standalone_chars=1000)
-    found = retrieve_in_context(question, [earlier], 3, Filters(), corpus_kb.retrieve, by_closeness,
-                                corpus_kb.store.law_names, corpus_kb._confidence)
-    assert found.follow_up_of == earlier, "pick another pair: the closeness rule alone reads this one as new"
+    # The case this test is about: it names no law, so the follow-up ranker weighed it against 民法典's readings.
+    _, found = corpus_kb.conversation.candidates(question, [earlier], 3, Filters())
+    assert found is not None and any("民法典" in h.doc_title for h in found.hits)
 
 
 def test_api_reads_history(client: TestClient) -> None:
