@@ -54,8 +54,8 @@ def evaluate(kb: KnowledgeBase, questions: list[GoldQuestion]) -> dict:
             if history:
                 latency.append(elapsed)
                 if not hit:
-                    misses.append({"id": question.id, "history": list(history), "q": question.q,
-                                   "first_citation": answer.citations[0].hit.citation if answer.citations else None})
+                    cited = answer.citations[0].hit.citation if answer.citations else "no answer"
+                    misses.append(f"{question.id}: {history[-1]} → {question.q} → {cited}")
     figures = {variant: shares(per_tag) for variant, per_tag in outcome.items()}
     figures["ask_ms_with_history"] = {"median": round(statistics.median(latency), 1), "max": round(max(latency), 1)}
     figures["misses_with_history"] = misses

@@ -9,9 +9,10 @@ lies from the previous answer, whether it holds what the question asks for, and 
 words it holds (FOLLOW_UP_FEATURES). A linear model learnt on two-turn conversations scores them
 (`python -m bench.followup --fit` → kb/rankers/followup.json).
 
-When the best candidate is the question's own best passage, the question is a new topic and is answered on its
-own; so is one that names another law (「行政复议的期限呢？」 after a 人民调解 question), and one whose follow-up
-reading cannot be answered while the question alone can (KnowledgeBase.ask).
+When the best candidate is the question's own best passage, the question is answered on its own, as a new topic,
+unless only the follow-up reading can be answered (「走访的话要去哪里？」 after 「可以用哪些方式信访？」); so is one
+that names another law (「行政复议的期限呢？」 after a 人民调解 question). A follow-up reading that cannot be
+answered gives way to the question's own when that can (KnowledgeBase.ask).
 """
 
 from __future__ import annotations
@@ -67,12 +68,13 @@ def follow_up_ranker(directory: Path = RANKERS_DIR) -> LinearRanker | None:
 @dataclass
 class InContext:
     retrieval: Retrieval
-    #: The earlier question a follow-up was read with, e.g. 「信访事项多久办结？」; None for a new topic.
+    #: The earlier question a follow-up was read with, e.g. 「信访事项多久办结？」; None when read on its own.
     follow_up_of: str | None = None
-    #: For a follow-up, the question's retrieval on its own: what it is answered from when the follow-up
-    #: reading cannot be answered but the question alone can (a clear new question is never refused because
-    #: of the one before it).
-    alone: Retrieval | None = None
+    #: The other reading, answered when this one cannot be: the question on its own after a follow-up reading
+    #: (a clear new question is never refused because of the one before it), the follow-up reading after the
+    #: question's own (「走访的话要去哪里？」 is best answered by its own best passage, but only surely with the
+    #: question before it).
+    otherwise: InContext | None = None
 
 
 @dataclass
@@ -120,15 +122,15 @@ class ConversationReader:
             return InContext(alone)
         scores = self.ranker.score(found.features)
         order = np.argsort(-scores, kind="stable")
-        if found.hits[order[0]].chunk_id == alone.hits[0].chunk_id:
-            return InContext(alone)  # its own best passage wins: a new topic
         shares = np.exp(scores - scores.max())
         shares /= shares.sum()  # the answer stage compares passages by these
         ranked = [replace(found.hits[i], score=round(float(shares[i]), 6)) for i in order[:top_k]]
         together, in_document = found.readings.lists["together"], found.readings.lists["in_document"]
         retrieval = Retrieval(ranked, max(in_document.top_dense, together.top_dense),
                               question_vector=together.question_vector)
-        return InContext(retrieval, found.previous, alone)
+        if found.hits[order[0]].chunk_id == alone.hits[0].chunk_id:  # its own best passage wins: read on its own
+            return InContext(alone, None, InContext(retrieval, found.previous))
+        return InContext(retrieval, found.previous, InContext(alone))
 
     def candidates(self, question: str, history: Sequence[str], top_k: int,
                    filters: Filters) -> tuple[Retrieval, FollowUpCandidates | None]:

@@ -100,9 +100,9 @@ class KnowledgeBase:
         filters = filters if isinstance(filters, Filters) else Filters.from_mapping(filters)
         found = self.conversation.read(question, history, passages or self.answer_params.passages, filters)
         result = self._answer(question, found.retrieval, found.follow_up_of)
-        if not result.answerable and found.alone is not None:  # the follow-up reading failed: read it alone
-            on_its_own = self._answer(question, found.alone, None)
-            result = on_its_own if on_its_own.answerable else result
+        if not result.answerable and found.otherwise is not None:  # this reading failed: try the other
+            other = self._answer(question, found.otherwise.retrieval, found.otherwise.follow_up_of)
+            result = other if other.answerable else result
         result.notice = notice(question, result.mode, self.contacts)
         result.took_ms = round((time.perf_counter() - started) * 1000, 1)
         return result
