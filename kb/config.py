@@ -146,7 +146,7 @@ class FollowUpParams:
     #: Candidates taken from each reading of the question.
     candidates: int = 20
     #: How much of the previous answer's passage is searched for the passages most like it.
-    like_answer_chars: int = 300
+    like_answer_chars: int = 150
 
 
 @dataclass(frozen=True)

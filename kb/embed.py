@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -34,6 +35,8 @@ def ensure_model(settings: Settings) -> None:
 
 
 BACKENDS = ("torch", "onnx-int8")
+#: Questions whose vectors are kept (2 × 384 floats each: 0.8 MB in all).
+RECENT_QUESTIONS = 256
 
 
 class FairLock:
@@ -121,6 +124,9 @@ class Embedder:
                 self._encode_query_batch = OnnxInt8Encoder(query_dir, onnx_dir, settings.torch_threads,
                                                            max_tokens, tokenizer).encode
         self._lock = FairLock()  # one forward pass at a time: 2 cores gain nothing from more
+        #: The vectors of recent questions: a follow-up searches its question and the one before it twice each
+        #: (kb/conversation.py), and the previous question was often embedded when it was asked.
+        self._recent: OrderedDict[str, tuple[np.ndarray, np.ndarray]] = OrderedDict()
         self.dimension = int(self._encode_batch(["维度"], 1).shape[1])
 
     def _question_tuning(self, settings: Settings) -> Path | None:
@@ -217,12 +223,22 @@ class Embedder:
 
     def encode_question(self, question: str) -> tuple[np.ndarray, np.ndarray]:
         """One question's vector with the model as built and with the tuned encoder (the same vector where there
-        is none), in one turn of the lock: a question waits for at most one batch of a re-ingest."""
+        is none), in one turn of the lock: a question waits for at most one batch of a re-ingest. Read-only
+        arrays: recent questions' vectors are kept and shared."""
         prompted = [self._query_prompt + question]
         with self._lock:
+            if (recent := self._recent.get(question)) is not None:
+                self._recent.move_to_end(question)
+                return recent
             plain = self._encode_batch(prompted, 1)
             tuned = self._encode_query_batch(prompted, 1) if self.tuned else plain
-        return (np.ascontiguousarray(plain[0], dtype=np.float32), np.ascontiguousarray(tuned[0], dtype=np.float32))
+            vectors = (np.array(plain[0], dtype=np.float32), np.array(tuned[0], dtype=np.float32))
+            for vector in vectors:
+                vector.flags.writeable = False
+            self._recent[question] = vectors
+            if len(self._recent) > RECENT_QUESTIONS:
+                self._recent.popitem(last=False)
+        return vectors
 
     def encode_passages(self, passages: Sequence[str]) -> np.ndarray:
         return self._encode(passages, self._passage_prompt, self._encode_batch)

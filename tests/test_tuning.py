@@ -112,6 +112,8 @@ def test_questions_are_tuned_and_passages_are_not(float_embedder: Embedder, untu
         both = float_embedder.encode_question(question)
         np.testing.assert_allclose(both[0], plain[n], atol=1e-6)
         np.testing.assert_allclose(both[1], tuned[n], atol=1e-6)
+        again = float_embedder.encode_question(question)  # kept: a follow-up searches its question twice
+        assert again[0] is both[0] and again[1] is both[1] and not again[0].flags.writeable
     # Both still put each question's answer first among these passages.
     passages = float_embedder.encode_passages(ANSWERS)
     for vectors in (tuned, plain):
