@@ -154,11 +154,11 @@ class LinearRanker:
         return ((features - self.mean) / self.scale) @ self.weights
 
     @classmethod
-    def for_model(cls, fingerprint: str, directory: Path = RANKERS_DIR,
+    def for_model(cls, name: str, directory: Path = RANKERS_DIR,
                   features: tuple[str, ...] = FEATURES) -> "LinearRanker | None":
-        """The shipped ranker for this model (`<fingerprint>.json`), or None (another model: the first stage's
-        order stands)."""
-        raw = read_learnt(directory, fingerprint)
+        """The shipped ranker `<name>.json` (a question encoder's fingerprint, or "followup"), or None (another
+        model: the first stage's order stands)."""
+        raw = read_learnt(directory, name)
         if raw is None or raw.get("features") != list(features):
             return None  # learnt over other features: retrain
         return cls(*(np.array(raw[k], dtype=np.float64) for k in ("weights", "mean", "scale")), raw.get("meta", {}),
