@@ -169,7 +169,10 @@ def follow_up_features(question: str, previous: str, readings: Readings, sure_al
                        named: Sequence[str], idf: Callable[[str], float]) -> tuple[list[Hit], np.ndarray]:
     """Every reading's candidates (each once) and their (candidates × FOLLOW_UP_FEATURES) matrix."""
     lists = [readings.lists[r].hits for r in READINGS]
-    candidates = list({h.chunk_id: h for hits in lists for h in hits}.values())
+    first_seen: dict[str, Hit] = {}
+    for hit in (h for hits in lists for h in hits):
+        first_seen.setdefault(hit.chunk_id, hit)
+    candidates = list(first_seen.values())
     ranks = [{h.chunk_id: i for i, h in enumerate(hits)} for hits in lists]
     answer = readings.answer
     closer = readings.lists["alone"].top_dense - readings.lists["in_document"].top_dense
