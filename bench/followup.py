@@ -1,6 +1,7 @@
 """Follow-up questions: is the first citation of a conversation's second turn the gold article?
 
-    python -m bench.followup [--index DIR]          # measure both sets → bench/results/followup.json
+    python -m bench.followup [--index DIR] [--backend B]   # measure both sets → bench/results/followup.json
+                                                         # (followup_<B>.json for a backend other than torch)
     python -m bench.followup [--index DIR] --fit    # learn kb/rankers/followup.json on the fit set only
 
 Two sets of two-turn conversations written by the team (bench/data/): followup_fit.jsonl, on which the weights
@@ -30,6 +31,7 @@ from bench.common import timed, write_result
 from bench.train_ranker import Example, fit as fit_weights, standardise
 from kb.config import PROJECT_ROOT, load_settings
 from kb.conversation import FOLLOW_UP_FEATURES, FollowUpCandidates
+from kb.embed import BACKENDS
 from kb.evaluate import GoldQuestion, load_questions
 from kb.knowledge_base import KnowledgeBase
 from kb.passage_store import Filters
@@ -148,9 +150,10 @@ def fit(kb: KnowledgeBase, questions: list[GoldQuestion]) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--index", type=Path, help="index directory (default: the product's)")
+    parser.add_argument("--backend", choices=BACKENDS, help="embedding backend (default: the configured one)")
     parser.add_argument("--fit", action="store_true", help="learn the follow-up ranker on the fit set")
     args = parser.parse_args()
-    kb = KnowledgeBase.open(args.index, load_settings())
+    kb = KnowledgeBase.open(args.index, load_settings(**({"embedding_backend": args.backend} if args.backend else {})))
     if args.fit:
         fit(kb, load_questions(DATA / "followup_fit.jsonl"))
         return
@@ -160,9 +163,10 @@ def main() -> None:
         for variant in ("without history", "with history"):
             print(name, variant, {tag: f["first_citation_gold"] for tag, f in figures[variant].items()})
     ranker = kb.conversation.ranker
-    results["settings"] = {"params": asdict(kb.conversation.params), "index": str(kb.store.path),
+    backend = kb.embedder.backend
+    results["settings"] = {"params": asdict(kb.conversation.params), "index": str(kb.store.path), "backend": backend,
                            "ranker_l2": ranker.meta.get("l2") if ranker else None}
-    print("wrote", write_result("followup", results))
+    print("wrote", write_result("followup" if backend == "torch" else f"followup_{backend}", results))
 
 
 if __name__ == "__main__":
