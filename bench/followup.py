@@ -6,7 +6,8 @@
 
 Two sets of two-turn conversations written by the team (bench/data/): followup_fit.jsonl, on which the weights
 of kb.conversation's follow-up ranker are learnt, and followup_check.jsonl, written separately and only
-measured. Each has follow-ups (「那要是不满意呢？」) and new topics (a full question on another subject after
+measured; and followup3_check.jsonl, three-turn conversations whose last two turns are both elliptical (only
+measured). Each has follow-ups (「那要是不满意呢？」) and new topics (a full question on another subject after
 the first). The second turn is answered without the first (as before) and with it as `history`; the figure is
 the share whose first citation is gold (a refusal counts as a miss). Writes bench/results/followup.json.
 
@@ -48,7 +49,8 @@ def evaluate(kb: KnowledgeBase, questions: list[GoldQuestion]) -> dict:
     outcome: dict[str, dict[str, list[bool]]] = {"without history": {}, "with history": {}}
     misses, latency = [], []
     for question in questions:
-        kb.ask(question.history[-1])  # the conversation's first turn, as it was asked (its vectors are kept)
+        for turn, earlier in enumerate(question.history):  # the earlier turns, as they were asked (vectors are kept)
+            kb.ask(earlier, history=question.history[:turn])
         for variant, history in (("with history", question.history), ("without history", ())):
             seconds, answer = timed(lambda h=history: kb.ask(question.q, history=h))
             elapsed = seconds * 1000
@@ -58,7 +60,7 @@ def evaluate(kb: KnowledgeBase, questions: list[GoldQuestion]) -> dict:
                 latency.append(elapsed)
                 if not hit:
                     cited = answer.citations[0].hit.citation if answer.citations else "no answer"
-                    misses.append(f"{question.id}: {history[-1]} → {question.q} → {cited}")
+                    misses.append(f"{question.id}: {' / '.join(history)} → {question.q} → {cited}")
     figures = {variant: shares(per_tag) for variant, per_tag in outcome.items()}
     figures["ask_ms_with_history"] = {"median": round(statistics.median(latency), 1), "max": round(max(latency), 1)}
     figures["misses_with_history"] = misses
@@ -157,7 +159,7 @@ def main() -> None:
     if args.fit:
         fit(kb, load_questions(DATA / "followup_fit.jsonl"))
         return
-    names = ["followup_fit", "followup_check"]
+    names = [n for n in ("followup_fit", "followup_check", "followup3_check") if (DATA / f"{n}.jsonl").is_file()]
     results = {name: evaluate(kb, load_questions(DATA / f"{name}.jsonl")) for name in names}
     for name, figures in results.items():
         for variant in ("without history", "with history"):
