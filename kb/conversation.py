@@ -138,7 +138,7 @@ class ConversationReader:
         there is nothing to follow (no earlier question, an article cited, another law named)."""
         everywhere = self.retrieve(question, max(top_k, self.params.candidates), filters)
         alone = replace(everywhere, hits=everywhere.hits[:top_k])
-        previous = previous_question(history)
+        previous = self.understood(history, top_k, filters)
         if not previous or alone.cited_article or not alone.hits:
             return alone, None
         readings = self.readings(question, previous, everywhere, filters)
@@ -148,6 +148,16 @@ class ConversationReader:
         hits, features = follow_up_features(question, previous, readings, self.confidence(question, alone), named,
                                             self.idf)
         return alone, FollowUpCandidates(previous, readings, hits, features)
+
+    def understood(self, history: Sequence[str], top_k: int, filters: Filters) -> str:
+        """The previous question as it was understood: with the one before it when it was itself a follow-up
+        (「那外孙呢？」 after 「孙子能继承吗？」 after 「父母去世没留遗嘱，遗产怎么分？」). One step back only."""
+        questions = [h.strip() for h in ([history] if isinstance(history, str) else list(history)) if h and h.strip()]
+        if len(questions) < 2:
+            return previous_question(questions)
+        earlier, last = questions[-2], questions[-1]
+        read = self.read(last, [earlier], top_k, filters)
+        return read_together(earlier, last) if read.follow_up_of else last
 
     def readings(self, question: str, previous: str, alone: Retrieval, filters: Filters) -> Readings | None:
         """The question's READINGS; None when the previous question found nothing to lean on."""

@@ -41,6 +41,14 @@ def test_a_follow_up_is_read_with_the_question_before_it(corpus_kb: KnowledgeBas
     assert followed.follow_up_of == FIRST and followed.question == FOLLOW_UP
 
 
+def test_a_follow_up_of_a_follow_up_leans_on_both_earlier_questions(corpus_kb: KnowledgeBase) -> None:
+    reader = corpus_kb.conversation
+    assert reader.understood([FIRST, FOLLOW_UP], 3, Filters()) == f"{FIRST} {FOLLOW_UP}"
+    assert reader.understood([NEW_TOPIC, FIRST], 3, Filters()) == FIRST, "a new topic is understood on its own"
+    third = corpus_kb.ask("要在多少天内提出？", history=[FIRST, FOLLOW_UP])
+    assert third.follow_up_of == f"{FIRST} {FOLLOW_UP}" and third.citations[0].hit.citation == ANSWERING
+
+
 def test_a_single_earlier_question_may_be_given_as_text(corpus_kb: KnowledgeBase) -> None:
     assert corpus_kb.ask(FOLLOW_UP, history=FIRST).follow_up_of == FIRST
 
