@@ -95,11 +95,16 @@ class FollowUpCandidates:
     features: np.ndarray
 
 
-def previous_question(history: Sequence[str]) -> str:
-    """The most recent non-empty earlier question ('' when there is none)."""
+def earlier_questions(history: Sequence[str]) -> list[str]:
+    """The conversation's non-empty earlier questions, oldest first, of its last MAX_HISTORY."""
     if isinstance(history, str):
         history = [history]  # one earlier question given as it is, not as a list of its characters
-    return next((h.strip() for h in reversed(list(history)[-MAX_HISTORY:]) if h and h.strip()), "")
+    return [h.strip() for h in list(history)[-MAX_HISTORY:] if h and h.strip()]
+
+
+def previous_question(history: Sequence[str]) -> str:
+    """The most recent non-empty earlier question ('' when there is none)."""
+    return (earlier_questions(history) or [""])[-1]
 
 
 def read_together(previous: str, question: str) -> str:
@@ -152,10 +157,10 @@ class ConversationReader:
     def understood(self, history: Sequence[str], top_k: int, filters: Filters) -> str:
         """The previous question as it was understood: with the one before it when it was itself a follow-up
         (「那外孙呢？」 after 「孙子能继承吗？」 after 「父母去世没留遗嘱，遗产怎么分？」). One step back only."""
-        questions = [h.strip() for h in ([history] if isinstance(history, str) else list(history)) if h and h.strip()]
+        questions = earlier_questions(history)
         if len(questions) < 2:
             return previous_question(questions)
-        earlier, last = questions[-2], questions[-1]
+        earlier, last = questions[-2:]
         read = self.read(last, [earlier], top_k, filters)
         return read_together(earlier, last) if read.follow_up_of else last
 
