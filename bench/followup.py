@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.common import timed, write_result
-from bench.train_ranker import Example, fit as fit_weights, standardise
+from bench.train_ranker import Example, fit as fit_weights, scaling, standardise
 from kb.config import PROJECT_ROOT, load_settings
 from kb.conversation import FOLLOW_UP_FEATURES, FollowUpCandidates
 from kb.embed import BACKENDS
@@ -106,9 +106,7 @@ def learn(talks: list[Conversation], l2: float) -> tuple[np.ndarray, np.ndarray,
     """(weights, mean, scale) learnt from the conversations whose gold is among their candidates."""
     batch = [Example("followup_fit", t.found.features, t.gold, np.zeros(len(t.gold)))
              for t in talks if t.found is not None and t.gold.any()]
-    stacked = np.vstack([e.features for e in batch])
-    mean, scale = stacked.mean(axis=0), stacked.std(axis=0)
-    scale = np.where(scale > 0, scale, 1.0)
+    mean, scale = scaling(batch)
     return fit_weights(standardise(batch, mean, scale), l2), mean, scale
 
 

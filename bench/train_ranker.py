@@ -140,6 +140,13 @@ def fit(batch: list[Example], l2: float) -> np.ndarray:
     return result.x
 
 
+def scaling(batch: list[Example]) -> tuple[np.ndarray, np.ndarray]:
+    """Each feature's mean and spread over every candidate of the batch (a constant feature's spread is 1)."""
+    stacked = np.vstack([e.features for e in batch])
+    scale = stacked.std(axis=0)
+    return stacked.mean(axis=0), np.where(scale > 0, scale, 1.0)
+
+
 def standardise(batch: list[Example], mean: np.ndarray, scale: np.ndarray) -> list[Example]:
     return [Example(e.source, (e.features - mean) / scale, e.gold, e.first_stage) for e in batch]
 
@@ -187,9 +194,7 @@ def main() -> int:
     random.Random(SEED).shuffle(order)
     cut = int(len(order) * VALIDATION_SHARE)
     validation, training = [batch[i] for i in order[:cut]], [batch[i] for i in order[cut:]]
-    stacked = np.vstack([e.features for e in training])
-    mean, scale = stacked.mean(axis=0), stacked.std(axis=0)
-    scale = np.where(scale > 0, scale, 1.0)
+    mean, scale = scaling(training)
     train_std, val_std = standardise(training, mean, scale), standardise(validation, mean, scale)
     first_stage = ranking_metrics(validation, lambda e: e.first_stage)
     selection = {}
@@ -197,8 +202,7 @@ def main() -> int:
         weights = fit(train_std, l2)
         selection[str(l2)] = ranking_metrics(val_std, lambda e, w=weights: e.features @ w)
     best = max(L2_GRID, key=lambda l2: (selection[str(l2)]["mean"]["mrr@10"], -l2))
-    everything = np.vstack([e.features for e in batch])
-    mean, scale = everything.mean(axis=0), np.where(everything.std(axis=0) > 0, everything.std(axis=0), 1.0)
+    mean, scale = scaling(batch)
     weights = fit(standardise(batch, mean, scale), best)
     meta = {"trained_on": coverage, "question_tuning_cross_fitted": cross_fit, "l2": best, "seed": SEED, "validation_share": VALIDATION_SHARE,
             "validation": {"first_stage": first_stage, "by_l2": selection}, "script": "python -m bench.train_ranker"}
