@@ -8,8 +8,11 @@ Two sets of two-turn conversations written by the team (bench/data/): followup_f
 of kb.conversation's follow-up ranker are learnt, and followup_check.jsonl, written separately and only
 measured; and followup3_check.jsonl, three-turn conversations whose last two turns are both elliptical (only
 measured). Each has follow-ups (「那要是不满意呢？」) and new topics (a full question on another subject after
-the first). The second turn is answered without the first (as before) and with it as `history`; the figure is
-the share whose first citation is gold (a refusal counts as a miss). Writes bench/results/followup.json.
+the first). And switch_check.jsonl (bench/switches.py): held-out questions asked right after a question about
+another document, which must be answered as if asked alone (the unanswerable ones refused as often). The second
+turn is answered without the first (as before) and with it as `history`; the figures are the share whose first
+citation is gold (a refusal counts as a miss), the share of unanswerable ones refused, and the share read as
+follow-ups. Writes bench/results/followup.json.
 
 --fit: every fit conversation's candidates and features come from the product's own reader
 (kb.conversation.ConversationReader.candidates); a linear model is learnt by listwise softmax (the gold
@@ -45,33 +48,46 @@ SHUFFLES = (0, 1, 2)
 
 
 def evaluate(kb: KnowledgeBase, questions: list[GoldQuestion]) -> dict:
-    """First-citation accuracy per tag, without and with the conversation; the misses; latency with it."""
+    """Per tag, without and with the conversation: first citations gold (answerable questions), refusals (the
+    unanswerable), and with it the share read as follow-ups; the misses; latency with the conversation."""
     outcome: dict[str, dict[str, list[bool]]] = {"without history": {}, "with history": {}}
+    refused: dict[str, dict[str, list[bool]]] = {"without history": {}, "with history": {}}
+    followed: dict[str, list[bool]] = {}
     misses, latency = [], []
     for question in questions:
         for turn, earlier in enumerate(question.history):  # the earlier turns, as they were asked (vectors are kept)
             kb.ask(earlier, history=question.history[:turn])
         for variant, history in (("with history", question.history), ("without history", ())):
             seconds, answer = timed(lambda h=history: kb.ask(question.q, history=h))
-            elapsed = seconds * 1000
-            hit = bool(answer.citations) and question.matches(answer.citations[0].hit)
-            outcome[variant].setdefault(question.tag, []).append(hit)
+            if not question.answerable:
+                refused[variant].setdefault(question.tag, []).append(not answer.answerable)
+            else:
+                hit = bool(answer.citations) and question.matches(answer.citations[0].hit)
+                outcome[variant].setdefault(question.tag, []).append(hit)
             if history:
-                latency.append(elapsed)
-                if not hit:
+                latency.append(seconds * 1000)
+                followed.setdefault(question.tag, []).append(answer.follow_up_of is not None)
+                if question.answerable and not hit:
                     cited = answer.citations[0].hit.citation if answer.citations else "no answer"
                     misses.append(f"{question.id}: {' / '.join(history)} → {question.q} → {cited}")
-    figures = {variant: shares(per_tag) for variant, per_tag in outcome.items()}
+                elif not question.answerable and answer.answerable:
+                    misses.append(f"{question.id}: {' / '.join(history)} → {question.q} → answered "
+                                  f"{answer.citations[0].hit.citation}")
+    figures: dict = {variant: shares(per_tag) for variant, per_tag in outcome.items() if per_tag}
+    for variant, per_tag in refused.items():
+        if per_tag:
+            figures.setdefault(variant, {})["refused"] = shares(per_tag, "refused")
+    figures["read_as_follow_up"] = shares(followed, "share")
     figures["ask_ms_with_history"] = {"median": round(statistics.median(latency), 1), "max": round(max(latency), 1)}
     figures["misses_with_history"] = misses
     return figures
 
 
-def shares(per_tag: dict[str, list[bool]]) -> dict:
-    """Share of gold first citations per tag and over all."""
-    figures = {tag: {"n": len(v), "first_citation_gold": round(sum(v) / len(v), 3)} for tag, v in sorted(per_tag.items())}
+def shares(per_tag: dict[str, list[bool]], name: str = "first_citation_gold") -> dict:
+    """Share of true outcomes (gold first citations, by default) per tag and over all."""
+    figures = {tag: {"n": len(v), name: round(sum(v) / len(v), 3)} for tag, v in sorted(per_tag.items())}
     everything = [x for v in per_tag.values() for x in v]
-    figures["all"] = {"n": len(everything), "first_citation_gold": round(sum(everything) / len(everything), 3)}
+    figures["all"] = {"n": len(everything), name: round(sum(everything) / len(everything), 3)}
     return figures
 
 
@@ -157,11 +173,13 @@ def main() -> None:
     if args.fit:
         fit(kb, load_questions(DATA / "followup_fit.jsonl"))
         return
-    names = [n for n in ("followup_fit", "followup_check", "followup3_check") if (DATA / f"{n}.jsonl").is_file()]
+    names = [n for n in ("followup_fit", "followup_check", "followup3_check", "switch_check")
+             if (DATA / f"{n}.jsonl").is_file()]
     results = {name: evaluate(kb, load_questions(DATA / f"{name}.jsonl")) for name in names}
     for name, figures in results.items():
         for variant in ("without history", "with history"):
-            print(name, variant, {tag: f["first_citation_gold"] for tag, f in figures[variant].items()})
+            print(name, variant, {tag: f.get("first_citation_gold", f) for tag, f in figures[variant].items()})
+        print(name, "read as follow-ups", {tag: f["share"] for tag, f in figures["read_as_follow_up"].items()})
     ranker = kb.conversation.ranker
     backend = kb.embedder.backend
     results["settings"] = {"params": asdict(kb.conversation.params), "index": str(kb.store.path), "backend": backend,

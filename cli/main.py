@@ -132,6 +132,10 @@ def cmd_ask(args: argparse.Namespace) -> int:
     for citation in answer["citations"]:
         date = f"（{citation['doc_date']}）" if citation["doc_date"] else ""
         print(f"\n[{citation['n']}] {citation['citation']}{date}  {citation['section']}")
+    if answer["related_passages"]:
+        print("\n其他可能相关的条文：")
+        for other in answer["related_passages"]:
+            print(f"  {other['citation']}  {other['first_line']}")
     if answer["answerable"]:
         print(f"\n置信度 {answer['confidence']:.2f}")
     print(f"\n【提示】{answer['notice']}")

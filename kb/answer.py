@@ -16,8 +16,9 @@ from kb.config import AnswerParams
 from kb.conversation import read_together
 from kb.evidence import Shortfall, shortfall
 from kb.generate import GenerationFailed, GeneratorConfig, generate_answer
-from kb.quote import Quote, QuoteChooser, words
+from kb.quote import Quote, QuoteChooser, paragraphs, words
 from kb.rank import asked_for, term_coverage
+from kb.related import first_line
 from kb.retrieve import Retrieval
 from kb.schema import Hit
 
@@ -55,10 +56,13 @@ class Answer:
     follow_up_of: str | None = None
     #: Not the answer, but passages close to it, cited as related (e.g. only 2024's figures for a 2023 question).
     related: bool = False
+    #: When the first citation may be wrong, the other candidates (kb/related.py), shown as 「其他可能相关的条文」.
+    related_passages: list[Hit] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         out = asdict(self)
         out["citations"] = [c.to_dict() for c in self.citations]
+        out["related_passages"] = [{**h.to_dict(), "first_line": first_line(h)} for h in self.related_passages]
         return out
 
 
@@ -92,12 +96,20 @@ def select_quotes(question: str, hits: list[Hit], params: AnswerParams) -> list[
     return quotes
 
 
+def whole_article(hits: list[Hit]) -> list[tuple[int, Quote]]:
+    """The first passage quoted whole, every 款 and 项 in order: what a question citing an article asks to see."""
+    pieces = paragraphs(hits[0].text) if hits else []
+    return [(0, tuple(pieces))] if pieces else []
+
+
 def compose(question: str, hits: list[Hit], conf: float, answerable: bool, params: AnswerParams,
-            checked: Callable[[str, Hit], Shortfall | None] | None = None) -> Answer:
+            checked: Callable[[str, Hit], Shortfall | None] | None = None, cited_article: bool = False) -> Answer:
     """「根据《A》第N条：……[1]」, then 「另据《B》第M条：……[2]」 for each further passage; the cited passages
-    with the quoted ranges highlighted. When `checked(quoted text, first hit)` finds that the passages do not
-    hold what was asked (kb/evidence.py), they are shown as related, not as the answer."""
-    quotes = select_quotes(question, hits, params) if answerable else []
+    with the quoted ranges highlighted (a cited article: all of it, nothing else). When `checked(quoted text,
+    first hit)` finds that the passages do not hold what was asked (kb/evidence.py), they are shown as related,
+    not as the answer."""
+    choose = whole_article(hits) if cited_article else select_quotes(question, hits, params)
+    quotes = choose if answerable else []
     if not quotes:
         return Answer(question, False, NO_ANSWER, round(conf, 3), [])
     citations = []
@@ -106,13 +118,18 @@ def compose(question: str, hits: list[Hit], conf: float, answerable: bool, param
         hit = hits[hit_index]
         citations.append(Citation(n, hit, [[start, end] for start, end in quote]))
         lead = "根据" if n == 1 else "另据"
-        parts.append(f"{lead}{hit.citation}：{''.join(hit.text[s:e] for s, e in quote)}[{n}]")
+        parts.append(f"{lead}{hit.citation}：{quoted_text(hit.text, quote)}[{n}]")
     text = "\n".join(parts)
     gap = checked("".join(c.hit.text[s:e] for c in citations for s, e in c.highlights), citations[0].hit) \
         if checked else None
     if gap:
         return Answer(question, False, f"{gap.note}{RELATED_LEAD}\n{text}", round(conf, 3), citations, related=True)
     return Answer(question, True, text, round(conf, 3), citations)
+
+
+def quoted_text(text: str, quote: Quote) -> str:
+    """The pieces of a quote, each 款 or 项 on its own line as in the law."""
+    return "\n".join(text[start:end] for start, end in quote)
 
 
 def answer(question: str, retrieval: Retrieval, idf: Callable[[str], float], params: AnswerParams,
@@ -128,7 +145,8 @@ def answer(question: str, retrieval: Retrieval, idf: Callable[[str], float], par
     checked = None
     if mentioned is not None and not retrieval.cited_article:
         checked = lambda quoted, hit: shortfall(question, quoted, hit, mentioned)  # noqa: E731
-    extractive = compose(read_as.strip(), retrieval.hits, conf, conf >= params.threshold, params, checked)
+    extractive = compose(read_as.strip(), retrieval.hits, conf, conf >= params.threshold, params, checked,
+                         retrieval.cited_article)
     extractive.question, extractive.follow_up_of = question.strip(), follow_up_of
     if not extractive.answerable or generator is None:
         return extractive

@@ -135,6 +135,10 @@ class AnswerParams:
     max_quote_chars: int = 200
     #: Quote a further passage only when its score is at least this share of the first one's.
     second_passage_ratio: float = 0.9
+    #: At most this many other candidates are shown below an answer (kb/related.py) …
+    related_passages: int = 3
+    #: … when the ranker's first passage scores less than this above its second (`python -m bench.related`).
+    related_margin: float = 2.793
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,18 @@ lies from the previous answer, whether it holds what the question asks for, and 
 words it holds (FOLLOW_UP_FEATURES). A linear model learnt on two-turn conversations scores them
 (`python -m bench.followup --fit` → kb/rankers/followup.json).
 
-When the best candidate is the question's own best passage, the question is answered on its own, as a new topic,
-unless only the follow-up reading can be answered (「走访的话要去哪里？」 after 「可以用哪些方式信访？」); so is one
-that names another law (「行政复议的期限呢？」 after a 人民调解 question). A follow-up reading that cannot be
-answered gives way to the question's own when that can (KnowledgeBase.ask).
+Before any of that, a second learnt model, the gate, decides whether the question depends on the one before it
+at all (GATE_FEATURES: does it point back, is it short, does it share words or meaning with the previous
+question, does it find its own passage elsewhere and surely, does the ranker keep its own best passage …;
+`python -m bench.followup --fit-gate` learns it on the fit conversations and on automatic topic switches,
+bench/data/switch_fit.jsonl → kb/rankers/followup_gate.json). A question that stands alone — 「护照怎么办？」
+after a 信访 question, or a weather question — is answered exactly as if asked alone: same passages, same
+answer/no-answer decision. So is one that names another law, or cites an article.
+
+A question that depends on the previous one is read as a follow-up; when the best candidate is nevertheless its
+own best passage, it is answered on its own unless only the follow-up reading can be answered (「走访的话要去哪里？」
+after 「可以用哪些方式信访？」). A follow-up reading that cannot be answered gives way to the question's own when
+that can (KnowledgeBase.ask).
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ from kb.query import LawNames
 from kb.rank import ASKS, RANKERS_DIR, LinearRanker, holds, question_asks, term_coverage
 from kb.retrieve import Retrieval
 from kb.schema import Hit
+from kb.tokenize import nouns, tokenize
 
 #: How every channel says that an answer was read with the question before it.
 FOLLOW_UP_NOTE = "接着您上一个问题「{}」回答"
@@ -57,12 +66,25 @@ FOLLOW_UP_FEATURES = (
 )
 #: Questions are at most this long for the "elsewhere_length" feature (longer ones are surely complete).
 FULL_LENGTH = 30
+#: Whether a question depends on the previous one at all, known before its candidates are ranked.
+GATE_FEATURES = (
+    "points_back", "length", "named_law", "sure_alone", "sure_together", "closer", "alone_in_answer_document",
+    "question_similarity", "shared_words", "own_words", "new_nouns", "ranker_keeps_own",
+    "ranker_in_answer_document", "ranker_share",
+)
 
 
 def follow_up_ranker(directory: Path = RANKERS_DIR) -> LinearRanker | None:
     """The shipped weights (learnt with the default model; the features are ranks and shares, so they serve
     another model too), or None when they were learnt over other features."""
     return LinearRanker.for_model("followup", directory, FOLLOW_UP_FEATURES)
+
+
+def follow_up_gate(directory: Path = RANKERS_DIR) -> LinearRanker | None:
+    """The shipped gate: a question depends on the previous one when its score is at least meta["threshold"]
+    (chosen on training conversations, bench/followup.py). None: no follow-up reading at all."""
+    gate = LinearRanker.for_model("followup_gate", directory, GATE_FEATURES)
+    return gate if gate is not None and "threshold" in gate.meta else None
 
 
 @dataclass
@@ -93,6 +115,9 @@ class FollowUpCandidates:
     readings: Readings
     hits: list[Hit]
     features: np.ndarray
+    #: How surely the question is answered on its own (the answer model's confidence).
+    sure_alone: float
+    named: tuple[str, ...]
 
 
 def earlier_questions(history: Sequence[str]) -> list[str]:
@@ -115,20 +140,23 @@ def read_together(previous: str, question: str) -> str:
 class ConversationReader:
     """Reads a question in its conversation; holds no per-question state, so threads may share it."""
 
-    def __init__(self, retrieve: Retrieve, params: FollowUpParams, ranker: LinearRanker | None, law_names: LawNames,
-                 confidence: Confidence, idf: Callable[[str], float]) -> None:
-        self.retrieve, self.params, self.ranker = retrieve, params, ranker
-        self.law_names, self.confidence, self.idf = law_names, confidence, idf
+    def __init__(self, retrieve: Retrieve, params: FollowUpParams, ranker: LinearRanker | None,
+                 gate: LinearRanker | None, law_names: LawNames, confidence: Confidence,
+                 idf: Callable[[str], float], document_text: Callable[[str], str]) -> None:
+        self.retrieve, self.params, self.ranker, self.gate = retrieve, params, ranker, gate
+        self.law_names, self.confidence, self.idf, self.document_text = law_names, confidence, idf, document_text
 
     def read(self, question: str, history: Sequence[str], top_k: int, filters: Filters) -> InContext:
         """Retrieval for `question` read as part of its conversation (earlier questions oldest first)."""
         alone, found = self.candidates(question, history, top_k, filters)
-        if found is None or self.ranker is None:
+        if found is None or self.ranker is None or self.gate is None:
             return InContext(alone)
         scores = self.ranker.score(found.features)
-        order = np.argsort(-scores, kind="stable")
         shares = np.exp(scores - scores.max())
         shares /= shares.sum()  # the answer stage compares passages by these
+        if not self.depends(question, alone, found, shares):
+            return InContext(alone)  # a question of its own: exactly as if asked alone
+        order = np.argsort(-scores, kind="stable")
         ranked = [replace(found.hits[i], score=round(float(shares[i]), 6)) for i in order[:top_k]]
         together, in_document = found.readings.lists["together"], found.readings.lists["in_document"]
         retrieval = Retrieval(ranked, max(in_document.top_dense, together.top_dense),
@@ -136,6 +164,12 @@ class ConversationReader:
         if found.hits[order[0]].chunk_id == alone.hits[0].chunk_id:  # its own best passage wins: read on its own
             return InContext(alone, None, InContext(retrieval, found.previous))
         return InContext(retrieval, found.previous, InContext(alone))
+
+    def depends(self, question: str, alone: Retrieval, found: FollowUpCandidates, shares: np.ndarray) -> bool:
+        """Whether the question needs the previous one (the gate); `shares` are the ranker's over candidates."""
+        assert self.gate is not None
+        row = gate_features(question, alone, found, shares, self.confidence, self.idf, self.document_text)
+        return float(self.gate.score(row[None, :])[0]) >= float(self.gate.meta["threshold"])
 
     def candidates(self, question: str, history: Sequence[str], top_k: int,
                    filters: Filters) -> tuple[Retrieval, FollowUpCandidates | None]:
@@ -150,9 +184,9 @@ class ConversationReader:
         named = self.law_names.about(question)
         if readings is None or (named and readings.answer.doc_id not in named):
             return alone, None
-        hits, features = follow_up_features(question, previous, readings, self.confidence(question, alone), named,
-                                            self.idf)
-        return alone, FollowUpCandidates(previous, readings, hits, features)
+        sure_alone = self.confidence(question, alone)
+        hits, features = follow_up_features(question, previous, readings, sure_alone, named, self.idf)
+        return alone, FollowUpCandidates(previous, readings, hits, features, sure_alone, tuple(named))
 
     def understood(self, history: Sequence[str], top_k: int, filters: Filters) -> str:
         """The previous question as it was understood: with the one before it when it was itself a follow-up
@@ -209,6 +243,49 @@ def follow_up_features(question: str, previous: str, readings: Readings, sure_al
             distance == 0 and any(present), distance == 0 and any(absent),
         ])
     return candidates, np.array(rows, dtype=np.float64).reshape(len(candidates), len(FOLLOW_UP_FEATURES))
+
+
+def gate_features(question: str, alone: Retrieval, found: FollowUpCandidates, shares: np.ndarray,
+                  confidence: Confidence, idf: Callable[[str], float],
+                  document_text: Callable[[str], str]) -> np.ndarray:
+    """(GATE_FEATURES,) for one question and its follow-up candidates, `shares` the ranker's over them.
+    "new_nouns": the share of the question's nouns found neither in the previous question nor anywhere in the
+    previous answer's document (护照 after a 信访 question: a thing of its own)."""
+    lists, answer, previous = found.readings.lists, found.readings.answer, found.previous
+    together = read_together(previous, question)
+    best = found.hits[int(np.argmax(shares))]
+    terms = [t for t in dict.fromkeys(tokenize(question)) if len(t) > 1]
+    weights = [idf(t) for t in terms]
+    shared = sum(w for t, w in zip(terms, weights) if t in previous)
+    context = document_text(answer.doc_id)
+    named_things = dict.fromkeys(nouns(question))
+    things = {t: idf(t) for t in named_things}
+    new = sum(w for t, w in things.items() if t not in previous and t not in context)
+    row = [
+        float(bool(REFERS_BACK_RE.search(question))),
+        min(len(question.strip()), FULL_LENGTH) / FULL_LENGTH,
+        float(bool(found.named)),
+        found.sure_alone,
+        confidence(together, lists["together_anywhere"]),
+        alone.top_dense - lists["in_document"].top_dense,
+        float(alone.hits[0].doc_id == answer.doc_id),
+        _cosine(alone.question_vector, lists["previous"].question_vector),
+        shared / sum(weights) if weights else 0.0,
+        math.log1p(sum(weights)),  # how much the question says by itself
+        new / sum(things.values()) if things else 0.0,
+        float(best.chunk_id == alone.hits[0].chunk_id),
+        float(best.doc_id == answer.doc_id),
+        float(shares.max()),
+    ]
+    return np.nan_to_num(np.array(row, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def _cosine(a: np.ndarray | None, b: np.ndarray | None) -> float:
+    if a is None or b is None:
+        return 0.0
+    a, b = np.ravel(a).astype(np.float64), np.ravel(b).astype(np.float64)
+    norm = float(np.linalg.norm(a) * np.linalg.norm(b))
+    return float(a @ b) / norm if norm > 0 else 0.0
 
 
 def _distance(hit: Hit, anchor: Hit) -> int | None:

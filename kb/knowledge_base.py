@@ -8,18 +8,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from kb.answer import Answer, answer, confidence
 from kb.answerable import AnswerModel
 from kb.config import AnswerParams, ContactSettings, FollowUpParams, RetrievalParams, Settings, load_settings
-from kb.conversation import ConversationReader, follow_up_ranker
+from kb.conversation import ConversationReader, InContext, follow_up_gate, follow_up_ranker
 from kb.embed import Embedder
 from kb.errors import QueryError, UnknownDocumentError
 from kb.generate import GeneratorConfig
 from kb.index_view import IndexView
 from kb.notice import notice
 from kb.passage_store import Filters, PassageStore
+from kb.related import related_passages
 from kb.retrieve import MAX_TOP_K, METHODS, Retrieval, Retriever
 from kb.schema import Chunk, Document, Hit
 from kb.store import check_model, load_index
@@ -42,8 +44,9 @@ class KnowledgeBase:
         # Fitted for the default model (kb/answer_models/); another model weighs closeness and shared words only.
         self.answer_model = AnswerModel.for_model(embedder.fingerprint) or AnswerModel.from_params(self.answer_params)
         self.retriever = Retriever(store, embedder, params or RetrievalParams())
-        self.conversation = ConversationReader(self.retrieve, FollowUpParams(), follow_up_ranker(), store.law_names,
-                                               self._confidence, store.idf)
+        self.conversation = ConversationReader(self.retrieve, FollowUpParams(), follow_up_ranker(), follow_up_gate(),
+                                               store.law_names, self._confidence, store.idf,
+                                               lambda doc_id: store.document(doc_id).text)
 
     @classmethod
     def open(cls, index_dir: str | Path | None = None, settings: Settings | None = None,
@@ -98,17 +101,32 @@ class KnowledgeBase:
         is then read with the previous question (kb/conversation.py), a new topic on its own."""
         started = time.perf_counter()
         filters = filters if isinstance(filters, Filters) else Filters.from_mapping(filters)
-        found = self.conversation.read(question, history, passages or self.answer_params.passages, filters)
-        result = self._answer(question, found.retrieval, found.follow_up_of)
-        if not result.answerable and found.otherwise is not None:  # this reading failed: try the other
-            other = self._answer(question, found.otherwise.retrieval, found.otherwise.follow_up_of)
-            result = other if other.answerable else result
+        params = self.answer_params
+        found = self.conversation.read(question, history, (passages or params.passages) + params.related_passages,
+                                       filters)
+        result, hits = self.answer_reading(question, found, passages or params.passages)
+        result.related_passages = related_passages(
+            result.answerable, found.retrieval.cited_article, [c.hit for c in result.citations], hits,
+            result.follow_up_of is not None, params.related_margin, params.related_passages)
         result.notice = notice(question, result.mode, self.contacts)
         result.took_ms = round((time.perf_counter() - started) * 1000, 1)
         return result
 
+    def answer_reading(self, question: str, found: InContext, passages: int) -> tuple[Answer, list[Hit]]:
+        """The answer from the first `passages` hits of a reading (or of the other reading, when only that one
+        can be answered), and all the hits of the reading it came from."""
+        result = self._answer(question, replace(found.retrieval, hits=found.retrieval.hits[:passages]),
+                              found.follow_up_of)
+        if not result.answerable and found.otherwise is not None:  # this reading failed: try the other
+            other, hits = self.answer_reading(question, found.otherwise, passages)
+            if other.answerable:
+                return other, hits
+        return result, found.retrieval.hits
+
     def _confidence(self, question: str, retrieval: Retrieval) -> float:
-        return confidence(question, retrieval, self.store.idf, self.answer_model)
+        """As the answer stage would weigh `retrieval`: by the passages it answers from."""
+        answering = replace(retrieval, hits=retrieval.hits[: self.answer_params.passages])
+        return confidence(question, answering, self.store.idf, self.answer_model)
 
     def _answer(self, question: str, retrieval: Retrieval, follow_up_of: str | None) -> Answer:
         return answer(question, retrieval, self.store.idf, self.answer_params, self.generator, follow_up_of,

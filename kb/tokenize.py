@@ -6,6 +6,7 @@ import logging
 import threading
 
 import jieba
+import jieba.posseg
 
 jieba.setLogLevel(logging.WARNING)
 _init_lock = threading.Lock()
@@ -45,3 +46,11 @@ def words_of(text: str) -> list[str]:
     """The text cut into words in reading order (jieba's default mode), punctuation and spaces dropped."""
     _ensure_initialised()
     return [w for w in (t.strip() for t in jieba.cut(text)) if w and any(ch.isalnum() for ch in w)]
+
+
+def nouns(text: str) -> list[str]:
+    """The nouns of `text` (two characters or more, lower-cased), by jieba's part-of-speech tags: what a
+    question is about when it names a thing (护照, 宅基地), as against 「超期了怎么办？」, which names none."""
+    _ensure_initialised()
+    return [w.word.strip().lower() for w in jieba.posseg.cut(text)
+            if w.flag.startswith("n") and len(w.word.strip()) > 1]

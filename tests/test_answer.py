@@ -33,7 +33,7 @@ def _check_answer_is_quoted_faithfully(answer) -> None:
         assert citation.highlights, "every cited passage has a quoted range"
         for start, end in citation.highlights:
             assert 0 <= start < end <= len(citation.hit.text)
-        quote = "".join(citation.hit.text[s:e] for s, e in citation.highlights)
+        quote = "\n".join(citation.hit.text[s:e] for s, e in citation.highlights)
         lead = "根据" if citation.n == 1 else "另据"
         assert f"{lead}{citation.hit.citation}：{quote}[{citation.n}]" in answer.answer, \
             "each passage is introduced by its citation and quoted verbatim before its marker"
@@ -138,3 +138,27 @@ def test_a_phone_number_the_passages_lack_is_not_answered(corpus_kb: KnowledgeBa
 def test_another_township_is_not_answered_from_ours(corpus_kb: KnowledgeBase) -> None:
     answer = corpus_kb.ask("唐古拉山镇2024年调解了多少起纠纷？")
     assert not answer.answerable and "唐古拉山镇" in answer.answer
+
+
+@pytest.mark.parametrize(("question", "title", "article_no"), [
+    ("信访工作条例第二十条的内容", "信访工作条例", 20),
+    ("《信访工作条例》第二十条是怎么规定的？", "信访工作条例", 20),
+    ("信访条例第34条", "信访工作条例", 34),
+    ("民法典1079条", "中华人民共和国民法典", 1079),
+    ("查一下民法典第1079条", "中华人民共和国民法典", 1079),
+    ("第一千零七十九条讲的什么", "中华人民共和国民法典", 1079),
+    ("人民调解法第三十三条说了啥", "中华人民共和国人民调解法", 33),
+    ("民法典第一千零七十九条规定离婚要多久？", "中华人民共和国民法典", 1079),
+])
+def test_a_cited_article_is_answered_whole(corpus_kb: KnowledgeBase, question: str, title: str,
+                                          article_no: int) -> None:
+    """Every 款 and 项 of the article, in order, and only it: a lookup shows the article, not one paragraph."""
+    answer = corpus_kb.ask(question)
+    _check_answer_is_quoted_faithfully(answer)
+    assert len(answer.citations) == 1
+    hit = answer.citations[0].hit
+    assert (hit.doc_title, hit.article_no) == (title, article_no)
+    pieces = [hit.text[s:e] for s, e in paragraphs(hit.text)]
+    assert len(pieces) >= 2, "the test needs articles of several paragraphs"
+    positions = [answer.answer.find(piece) for piece in pieces]
+    assert -1 not in positions and positions == sorted(positions)

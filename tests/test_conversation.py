@@ -1,12 +1,13 @@
 """Reading a follow-up (kb/conversation.py) without the model: which earlier question, which words point back,
-and what the follow-up ranker is told about each candidate."""
+what the follow-up ranker is told about each candidate, and what the gate is told about the question."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from kb.conversation import (FOLLOW_UP_FEATURES, READINGS, REFERS_BACK_RE, Readings, follow_up_features,
-                             follow_up_ranker, previous_question)
+from kb.conversation import (FOLLOW_UP_FEATURES, GATE_FEATURES, READINGS, REFERS_BACK_RE, FollowUpCandidates,
+                             Readings, follow_up_features, follow_up_gate, follow_up_ranker, gate_features,
+                             previous_question)
 from kb.retrieve import Retrieval
 from kb.schema import Hit
 
@@ -72,3 +73,34 @@ def test_the_shipped_follow_up_ranker_matches_the_features_and_says_how_it_was_m
     assert ranker is not None and np.isfinite(ranker.weights).all()
     assert ranker.meta["script"] == "python -m bench.followup --fit"
     assert ranker.meta["trained_on"] == "bench/data/followup_fit.jsonl"
+
+
+def test_the_gate_is_told_whether_the_question_points_back_and_names_things_of_its_own() -> None:
+    answer = hit(34, text="信访事项应当自受理之日起60日内办结。")
+    other = hit(3, "other", text="护照的申请、受理和审批。")
+    found_lists = readings(answer, alone=[other], in_document=[answer], previous=[answer],
+                           together_anywhere=[answer])
+    documents = {"law": "信访事项应当自受理之日起60日内办结；情况复杂的，可以适当延长办理期限。", "other": ""}
+
+    def features(question: str, shares: list[float]) -> dict[str, float]:
+        found = FollowUpCandidates("信访事项多久办结？", found_lists, [other, answer], np.zeros((2, 0)), 0.3, ())
+        row = gate_features(question, found_lists.lists["alone"], found, np.array(shares), lambda q, r: 0.9,
+                            lambda t: 1.0, documents.__getitem__)
+        assert row.shape == (len(GATE_FEATURES),) and np.isfinite(row).all()
+        return dict(zip(GATE_FEATURES, row))
+
+    elliptical = features("那能延长吗？", [0.2, 0.8])
+    assert elliptical["points_back"] == 1 and elliptical["new_nouns"] == 0
+    assert elliptical["ranker_keeps_own"] == 0 and elliptical["ranker_in_answer_document"] == 1
+    assert elliptical["sure_alone"] == 0.3 and elliptical["sure_together"] == 0.9
+    assert np.isclose(elliptical["closer"], 0.05) and elliptical["alone_in_answer_document"] == 0
+    own = features("护照怎么办理？", [0.9, 0.1])
+    assert own["points_back"] == 0 and own["new_nouns"] > 0  # 护照 is in neither the question nor the law
+    assert own["ranker_keeps_own"] == 1 and own["ranker_share"] == 0.9
+
+
+def test_the_shipped_gate_matches_the_features_and_says_how_it_was_made() -> None:
+    gate = follow_up_gate()
+    assert gate is not None and np.isfinite(gate.weights).all() and np.isfinite(gate.meta["threshold"])
+    assert gate.meta["script"] == "python -m bench.followup_gate"
+    assert gate.meta["trained_on"] == ["bench/data/followup_fit.jsonl", "bench/data/switch_fit.jsonl"]

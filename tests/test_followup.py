@@ -61,17 +61,39 @@ def test_a_new_topic_starts_fresh(corpus_kb: KnowledgeBase) -> None:
     assert "民法典" in after.citations[0].hit.citation
 
 
-def test_a_question_the_follow_up_reading_cannot_answer_is_answered_on_its_own(corpus_kb: KnowledgeBase) -> None:
-    question, earlier = "复议期限是多久？", "离婚冷静期多长？"  # names no law, so it may be read as a follow-up
-    found = corpus_kb.conversation.read(question, [earlier], 3, Filters())
-    as_follow_up = corpus_kb._answer(question, found.retrieval, found.follow_up_of)
-    # The case this test is about: read with the question before it, nothing answers it.
-    assert found.follow_up_of == earlier and not as_follow_up.answerable, "pick another pair: this one is read well"
-    fresh = corpus_kb.ask(question)
-    after = corpus_kb.ask(question, history=[earlier])
-    assert fresh.answerable and after.answerable and after.follow_up_of is None
-    assert [c.hit.citation for c in after.citations] == [c.hit.citation for c in fresh.citations]
-    assert "行政复议法" in after.citations[0].hit.citation
+@pytest.mark.parametrize(("earlier", "question"), [
+    (FIRST, "村委会选举怎么投票？"),
+    (FIRST, "父母去世了，遗产怎么分？"),
+    ("离婚冷静期多长？", "复议期限是多久？"),
+    ("人民调解要收费吗？", "邻居家的树根长到我家院子里了怎么办？"),
+])
+def test_a_question_that_stands_alone_is_answered_exactly_as_if_asked_alone(corpus_kb: KnowledgeBase, earlier: str,
+                                                                           question: str) -> None:
+    """Same passages, same answer/no-answer decision, same words: the question before it changes nothing."""
+    corpus_kb.ask(earlier)
+    fresh, after = corpus_kb.ask(question), corpus_kb.ask(question, history=[earlier])
+    assert after.follow_up_of is None
+    assert (after.answerable, after.answer, after.confidence) == (fresh.answerable, fresh.answer, fresh.confidence)
+    assert [c.hit.chunk_id for c in after.citations] == [c.hit.chunk_id for c in fresh.citations]
+    assert [h.chunk_id for h in after.related_passages] == [h.chunk_id for h in fresh.related_passages]
+
+
+@pytest.mark.parametrize("question", ["明天天气怎么样？", "红烧肉怎么做才好吃？", "附近哪家超市打折？"])
+def test_a_question_the_knowledge_base_cannot_answer_is_not_answered_because_of_the_one_before(
+        corpus_kb: KnowledgeBase, question: str) -> None:
+    assert not corpus_kb.ask(question).answerable
+    after = corpus_kb.ask(question, history=[FIRST])
+    assert not after.answerable and after.follow_up_of is None and not after.citations
+
+
+@pytest.mark.parametrize(("question", "article"), [("能延长吗？", "第三十四条"), ("超过期限了怎么办？", None)])
+def test_an_elliptical_question_is_still_read_as_a_follow_up(corpus_kb: KnowledgeBase, question: str,
+                                                            article: str | None) -> None:
+    after = corpus_kb.ask(question, history=[FIRST])
+    assert after.follow_up_of == FIRST and after.answerable
+    assert "信访工作条例" in after.citations[0].hit.citation
+    if article:
+        assert after.citations[0].hit.article == article
 
 
 def test_a_question_about_another_law_starts_a_new_topic(corpus_kb: KnowledgeBase) -> None:
