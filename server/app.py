@@ -28,6 +28,11 @@ log = logging.getLogger(__name__)
 WeChatAnswerer = Callable[[str, str], str]
 
 
+def wechat_conversation(user: str) -> str:
+    """The service's key for a WeChat user (OpenID): their rate limit and their conversation."""
+    return f"wechat:{user}"
+
+
 def wechat_answerer(service: ServiceState) -> WeChatAnswerer:
     """WeChat's way in: the same ServiceState.ask as every channel, rate-limited per user (OpenID); a refusal
     (too fast, too long) becomes the text WeChat shows."""
@@ -35,14 +40,16 @@ def wechat_answerer(service: ServiceState) -> WeChatAnswerer:
     def answer_text(question: str, user: str) -> str:
         try:
             # Each user's last questions are kept a few minutes, so a follow-up is understood.
-            return reply_text(service.ask(question, "wechat", f"wechat:{user}", conversation=f"wechat:{user}"))
+            key = wechat_conversation(user)
+            return reply_text(service.ask(question, "wechat", key, conversation=key))
         except ApiError as refusal:
             return refusal.message
 
     return answer_text
 
 
-def build_app(config: ServerSettings, answer_wechat: WeChatAnswerer | None = None) -> FastAPI:
+def build_app(config: ServerSettings, answer_wechat: WeChatAnswerer | None = None,
+              start_over_wechat: Callable[[str], None] | None = None) -> FastAPI:
     """The application's routes and middleware for these settings; `create_app` attaches a service to it.
 
     Separate so that the OpenAPI description (and the README's HTTP table) can be produced without loading a
@@ -66,7 +73,8 @@ def build_app(config: ServerSettings, answer_wechat: WeChatAnswerer | None = Non
         from server.wechat import WeChatConfig, create_wechat_router
 
         wechat = WeChatConfig(config.wechat_token, config.wechat_app_id, config.wechat_aes_key)
-        app.include_router(create_wechat_router(wechat, answer_wechat or (lambda question, user: "")))
+        app.include_router(create_wechat_router(wechat, answer_wechat or (lambda question, user: ""),
+                                                start_over_wechat))
     if config.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(config.cors_origins), allow_methods=["GET", "POST"],
                            allow_headers=["Content-Type", "Authorization"])
@@ -78,7 +86,8 @@ def build_app(config: ServerSettings, answer_wechat: WeChatAnswerer | None = Non
 
 def create_app(service: ServiceState) -> FastAPI:
     """The service's application: routes, middleware, and the ServiceState every request uses (closed on exit)."""
-    app = build_app(service.config, wechat_answerer(service))
+    app = build_app(service.config, wechat_answerer(service),
+                    lambda user: service.conversations.forget(wechat_conversation(user)))
     app.state.service = service
     return app
 

@@ -43,3 +43,8 @@ class Conversations:
             self._entries[key] = (time.monotonic(), (*kept, question)[-KEPT_QUESTIONS:])
             while len(self._entries) > self.max_conversations:
                 self._entries.popitem(last=False)
+
+    def forget(self, key: str) -> None:
+        """Drop a conversation at its user's request, so that the next question is read on its own."""
+        with self._lock:
+            self._entries.pop(key, None)

@@ -2,8 +2,10 @@
 
 WeChat gives up after 5 s and then retries the same message, so a slow answer is replaced by a holding message
 and retries are served from a short-lived cache instead of being answered again. A signed request is accepted
-only while its timestamp is fresh and only once, so a captured one cannot be replayed. Signature checks, parsing
-and AES "safe mode" are wechatpy's; the reply XML is built here, so that every field in it is escaped.
+only while its timestamp is fresh and only once, so a captured one cannot be replayed. A user who sends
+「新问题」 (or 「重新开始」) starts a new conversation, so that the next question is not read as a follow-up of
+the earlier ones. Signature checks, parsing and AES "safe mode" are wechatpy's; the reply XML is built here, so
+that every field in it is escaped.
 """
 
 from __future__ import annotations
@@ -35,10 +37,14 @@ log = logging.getLogger(__name__)
 RETRY_CACHE_TTL_S = 300.0
 RETRY_CACHE_MAX_ENTRIES = 10_000
 
-WELCOME = "您好，欢迎关注！请直接发送文字问题，我可以解答信访、法律法规以及本镇法治政府建设报告方面的问题。"
+WELCOME = ("您好，欢迎关注！请直接发送文字问题，我可以解答信访、法律法规以及本镇法治政府建设报告方面的问题。"
+           "追问会接着您上一个问题回答；想问别的事，请先发送「新问题」。")
 TEXT_ONLY = "抱歉，目前只能回答文字提问，请用文字描述您的问题。"
 ASK_FOR_QUESTION = "请输入您想咨询的问题。"
 APOLOGY = "抱歉，系统暂时无法回答您的问题，请稍后再试。"
+#: What a user sends to start a new conversation: the next question is then not read with the earlier ones.
+START_OVER = re.compile(r"(?:新问题|重新开始)[\s。.！!]*")
+STARTED_OVER = "好的，您的下一个问题将作为新问题回答，不再接着之前的问题。"
 #: WeChat's "received, nothing to send" reply.
 SUCCESS = "success"
 #: What XML 1.0 cannot hold (control characters, lone surrogates), such as form feeds in text taken from PDFs.
@@ -103,11 +109,13 @@ class _ReplyCache:
                 self._entries[key] = (self._entries[key][0], reply)
 
 
-def create_wechat_router(config: WeChatConfig, answer_text: Callable[[str, str], str]) -> APIRouter:
+def create_wechat_router(config: WeChatConfig, answer_text: Callable[[str, str], str],
+                         start_over: Callable[[str], None] | None = None) -> APIRouter:
     """GET /wechat (WeChat's URL check) and POST /wechat (user messages, answered by a passive text reply).
 
     answer_text(question, user) gets the sender's OpenID as `user`: the question-length and per-user rate
-    limits are the service's, which words its own refusals.
+    limits are the service's, which words its own refusals. A user who sends 「新问题」 is not asking:
+    start_over(user) forgets what the service keeps of their conversation (None: it keeps nothing).
     """
     crypto = WeChatCrypto(config.token, config.encoding_aes_key, config.app_id) if config.encoding_aes_key else None
     replies = _ReplyCache()
@@ -156,6 +164,10 @@ def create_wechat_router(config: WeChatConfig, answer_text: Callable[[str, str],
             return TEXT_ONLY
         if not question:
             return ASK_FOR_QUESTION
+        if START_OVER.fullmatch(question):
+            if start_over is not None:
+                start_over(message.source)
+            return STARTED_OVER
         return await answer_once(question, message.source, retry_key, deadline)
 
     @router.get("/wechat")

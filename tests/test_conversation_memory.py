@@ -36,3 +36,15 @@ def test_the_least_recently_used_conversation_goes_first() -> None:
     conversations.add("c", "四")
     assert conversations.history("b") == () and conversations.history("a") == ("一", "三")
     assert conversations.history("c") == ("四",)
+
+
+def test_a_forgotten_conversation_starts_afresh_and_leaves_the_others() -> None:
+    conversations = Conversations()
+    conversations.add("a", "信访事项多久办结？")
+    conversations.add("b", "法律援助向哪里申请？")
+    conversations.forget("a")
+    conversations.forget("never-seen")
+    assert conversations.history("a") == ()
+    assert conversations.history("b") == ("法律援助向哪里申请？",)
+    conversations.add("a", "离婚后孩子归谁抚养？")
+    assert conversations.history("a") == ("离婚后孩子归谁抚养？",)

@@ -33,6 +33,8 @@ pytestmark = pytest.mark.slow
 
 QUESTION = "信访事项多长时间办结？"
 CITATION = "《信访工作条例》第三十四条"
+#: A question and a follow-up that only makes sense after it, and one that only makes sense after both.
+FIRST, FOLLOW_UP, THIRD = "信访事项多久办结？", "那要是对处理意见不满意呢？", "要在多少天内提出？"
 
 
 @pytest.fixture(scope="module")
@@ -317,14 +319,61 @@ def test_phone_and_desktop_layouts_with_screenshots(browser: object, live: tuple
         assert shot.stat().st_size > 20_000, f"{shot} is suspiciously small ({shot.stat().st_size} bytes)"
 
 
+def log_entries(page: object) -> list[str]:
+    """What the conversation shows, in order: "user", "answer" or "topic" (a 新话题 divider)."""
+    return page.locator("#log > *").evaluate_all(
+        "nodes => nodes.map(n => n.classList.contains('topic-divider') ? 'topic'"
+        " : n.classList.contains('user') ? 'user' : 'answer')")
+
+
+def sent_history(page: object, question: str) -> list[str]:
+    """The earlier questions the page sends with `question`."""
+    with page.expect_request("**/api/ask") as request:
+        ask(page, question)
+    return request.value.post_data_json["history"]
+
+
 def test_a_follow_up_is_sent_with_the_earlier_questions(page: object) -> None:
     page.reload()
-    ask(page, "信访事项多久办结？")
+    ask(page, FIRST)
     with page.expect_request("**/api/ask") as request:
-        answer = ask(page, "那要是对处理意见不满意呢？")
-    assert request.value.post_data_json["history"][-1] == "信访事项多久办结？"
+        answer = ask(page, FOLLOW_UP)
+    assert request.value.post_data_json["history"][-1] == FIRST
     sync_api.expect(answer.locator(".context")).to_have_text("接着您上一个问题「信访事项多久办结？」回答")
     sync_api.expect(answer.locator("button.citation", has_text="《信访工作条例》第三十五条")).to_be_visible()
+
+
+def test_a_new_topic_keeps_the_conversation_but_not_its_questions(page: object) -> None:
+    ask(page, FIRST)
+    new_topic = page.get_by_role("button", name="新话题", exact=True)
+    new_topic.focus()
+    page.keyboard.press("Enter")
+    sync_api.expect(page.locator("#log .topic-divider")).to_have_text("—— 新话题 ——")
+    sync_api.expect(page.locator("#question")).to_be_focused()
+    new_topic.click()  # nothing asked since the last one: no second divider
+    assert log_entries(page) == ["user", "answer", "topic"], "nothing on screen is deleted"
+    assert sent_history(page, FOLLOW_UP) == []
+    sync_api.expect(page.locator("#log .bubble.answer").last.locator(".context")).to_have_count(0)
+    assert sent_history(page, THIRD) == [FOLLOW_UP]
+    page.reload()  # kept for the tab like the rest of the conversation
+    assert log_entries(page) == ["user", "answer", "topic", "user", "answer", "user", "answer"]
+    assert sent_history(page, FIRST) == [FOLLOW_UP, THIRD]
+
+
+def test_a_follow_up_can_be_answered_as_a_new_question(page: object) -> None:
+    ask(page, FIRST)
+    ask(page, FOLLOW_UP)
+    follow_up = page.locator("#log .bubble.answer").nth(1)
+    sync_api.expect(follow_up.locator(".context")).to_have_text(f"接着您上一个问题「{FIRST}」回答")
+    with page.expect_request("**/api/ask") as request:
+        follow_up.get_by_role("button", name="作为新问题回答").click()
+    assert request.value.post_data_json == {"question": FOLLOW_UP, "history": []}
+    sync_api.expect(page.locator("#log .bubble.answer:not(.pending)")).to_have_count(3)
+    assert log_entries(page) == ["user", "answer", "user", "answer", "topic", "user", "answer"]
+    sync_api.expect(page.locator("#log .bubble.user .bubble-text").last).to_have_text(FOLLOW_UP)
+    sync_api.expect(page.locator("#log .bubble.answer").last.locator(".context")).to_have_count(0)
+    sync_api.expect(follow_up.locator(".context")).to_be_visible()  # the earlier answer stays as it was
+    assert sent_history(page, THIRD) == [FOLLOW_UP], "the question before the re-asked one is not sent again"
 
 
 def test_the_page_asks_the_knowledge_base_its_address_names(page: object) -> None:
@@ -377,6 +426,11 @@ def test_the_pinned_input_area_stays_small_on_a_phone(browser: object, live: tup
         send = page.locator("#send").evaluate("b => b.getBoundingClientRect().top")
         box = page.locator("#question").evaluate("t => t.getBoundingClientRect().top")
         assert abs(send - box) <= 2, "发送 sits beside the question box"
+        for button in ("#send", "#new-topic", "#clear"):  # each easy to tap
+            width, height = page.locator(button).evaluate(
+                "b => [b.getBoundingClientRect().width, b.getBoundingClientRect().height]")
+            assert width >= 40 and height >= 40, (button, width, height)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 360
         sync_api.expect(page.locator("#call-12348")).to_be_visible()
     finally:
         page.context.close()

@@ -2,8 +2,9 @@
 
 Signatures are computed here from the protocol's definition (sha1 of the sorted strings); encryption uses
 wechatpy's WeChatCrypto, which implements WeChat's format. `answer_text` is a stand-in: the knowledge base
-is not the subject here. Each client is used as a context manager, so that all its requests share one event
-loop and an answer still running in the background does not hold up the next request.
+is not the subject here, except in the one test of starting over in the whole service. Each client is used as a
+context manager, so that all its requests share one event loop and an answer still running in the background does
+not hold up the next request.
 Every signed query has a fresh nonce, as WeChat's have: the router refuses a (timestamp, nonce, signature) it has seen.
 """
 
@@ -17,6 +18,8 @@ import threading
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
 from types import SimpleNamespace
 
 import httpx
@@ -27,9 +30,16 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from wechatpy.crypto import WeChatCrypto
 
 import server.wechat
+from kb.config import Settings
+from kb.knowledge_base import KnowledgeBase
+from server.app import create_app
+from server.conversations import Conversations
 from server.middleware import ARRIVED
-from server.wechat import (APOLOGY, ASK_FOR_QUESTION, TEXT_ONLY, WELCOME, WeChatConfig, WeChatConfigError,
-                           _ReplyCache, create_wechat_router)
+from server.reply import reply_text
+from server.service import open_service
+from server.settings import ServerSettings
+from server.wechat import (APOLOGY, ASK_FOR_QUESTION, STARTED_OVER, TEXT_ONLY, WELCOME, WeChatConfig,
+                           WeChatConfigError, _ReplyCache, create_wechat_router)
 
 TOKEN = "test-token"
 APP_ID = "wx0123456789abcdef"
@@ -55,6 +65,21 @@ class Recorder:
         return f"答：{question}"
 
 
+class Remembering(Recorder):
+    """An answer_text that keeps each user's questions in a Conversations, as the service does, and says which
+    earlier questions it read a question with."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conversations = Conversations()
+
+    def __call__(self, question: str, user: str) -> str:
+        earlier = self.conversations.history(user)
+        self.conversations.add(user, question)
+        reply = super().__call__(question, user)
+        return f"{reply}（接着：{'、'.join(earlier)}）" if earlier else reply
+
+
 class ArrivedEarlier:
     """What server.middleware.StampArrival does, as if the request had arrived `ago_s` seconds ago."""
 
@@ -72,10 +97,10 @@ def make_client() -> Iterator[Callable[..., TestClient]]:
     clients: list[TestClient] = []
 
     def make(answer_text: Callable[[str, str], str], arrived_ago_s: float | None = None,
-             **config: object) -> TestClient:
+             start_over: Callable[[str], None] | None = None, **config: object) -> TestClient:
         config = {"app_id": APP_ID, "encoding_aes_key": AES_KEY, "holding_message": HOLDING, **config}
         app = FastAPI()
-        app.include_router(create_wechat_router(WeChatConfig(token=TOKEN, **config), answer_text))
+        app.include_router(create_wechat_router(WeChatConfig(token=TOKEN, **config), answer_text, start_over))
         if arrived_ago_s is not None:
             app.add_middleware(ArrivedEarlier, ago_s=arrived_ago_s)
         client = TestClient(app, raise_server_exceptions=False)
@@ -437,6 +462,79 @@ def test_answer_with_characters_xml_cannot_hold_stays_well_formed(make_client: C
     """Text extracted from PDFs can carry form feeds and other control characters."""
     client = make_client(lambda question, user: "第一页\x0c第二页\x00\x1b完\ud800")
     assert content_of(post_plain(client, text_xml("问题"))) == "第一页第二页完"
+
+
+# --- starting over -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["新问题", "  新问题。 ", "重新开始！", "重新开始!", "新问题 ！！", "\u3000重新开始\n"])
+def test_starting_over_forgets_the_conversation_and_is_not_a_question(make_client: Callable[..., TestClient],
+                                                                      command: str) -> None:
+    answer = Remembering()
+    client = make_client(answer, start_over=answer.conversations.forget)
+    assert content_of(post_plain(client, text_xml("信访事项多久办结？"))) == "答：信访事项多久办结？"
+    post_plain(client, text_xml("离婚后孩子归谁抚养？", user="another-openid"))
+    assert content_of(post_plain(client, text_xml(command))) == STARTED_OVER
+    assert answer.questions == ["信访事项多久办结？", "离婚后孩子归谁抚养？"], "not asked, so not logged either"
+    assert content_of(post_plain(client, text_xml("那要是对处理意见不满意呢？"))) == "答：那要是对处理意见不满意呢？"
+    assert answer.conversations.history("another-openid") == ("离婚后孩子归谁抚养？",), "only the sender's"
+
+
+def test_a_question_beginning_like_the_command_is_read_in_its_conversation(
+        make_client: Callable[..., TestClient]) -> None:
+    """The control for the test above."""
+    answer = Remembering()
+    client = make_client(answer, start_over=answer.conversations.forget)
+    post_plain(client, text_xml("信访事项多久办结？"))
+    assert content_of(post_plain(client, text_xml("新问题怎么提？"))) == "答：新问题怎么提？（接着：信访事项多久办结？）"
+
+
+def test_starting_over_without_conversation_memory_is_still_not_a_question(
+        make_client: Callable[..., TestClient]) -> None:
+    answer = Recorder()
+    assert content_of(post_plain(make_client(answer), text_xml("重新开始"))) == STARTED_OVER
+    assert answer.questions == []
+
+
+def test_starting_over_in_the_service_reads_the_next_question_on_its_own(
+        corpus_index: Path, corpus_kb: KnowledgeBase, settings: Settings, tmp_path: Path) -> None:
+    """The real service and knowledge base: 「新问题」 is neither answered nor logged, and the elliptical question
+    after it is not read with the one before it, as it is in a conversation that goes on."""
+    first, follow_up, read_with_first = "信访事项多久办结？", "那要是对处理意见不满意呢？", "接着您上一个问题「信访事项多久办结？」"
+    config = replace(ServerSettings(), query_log=tmp_path / "querylog.sqlite", admin_key="", rate_per_minute=6000,
+                     rate_burst=1000, wechat_token=TOKEN, wechat_app_id="", wechat_aes_key="")
+    service = open_service(replace(settings, index_dir=corpus_index), config, corpus_kb)
+    with TestClient(create_app(service)) as client:
+        def reply(text: str, user: str) -> str:
+            return reply_of(post_plain(client, text_xml(text, user=user))).findtext("Content") or ""
+
+        reply(first, "going-on")
+        assert read_with_first in reply(follow_up, "going-on")
+        reply(first, USER)
+        assert reply(" 新问题！", USER) == STARTED_OVER
+        assert read_with_first not in reply(follow_up, USER)
+        logged = [entry["question"] for entry in service.query_log.recent(10)]
+    assert logged == [follow_up, first, follow_up, first]
+
+
+# --- the reply's text ------------------------------------------------------------------------------------------
+
+
+def test_the_reply_lists_other_possibly_relevant_articles_before_the_notice() -> None:
+    citation = {"n": 1, "citation": "《信访工作条例》第三十四条", "doc_date": "2022-02-25"}
+    other = {"chunk_id": "c35", "doc_id": "xinfang", "doc_title": "信访工作条例", "doc_kind": "law",
+             "doc_date": "2022-02-25", "section": "第五章 信访事项的办理", "article": "第三十五条", "article_no": 35,
+             "citation": "《信访工作条例》第三十五条", "text": "第三十五条 信访人对信访事项处理意见不服的，……",
+             "score": 0.41, "start": 0, "end": 120, "first_line": "信访人对信访事项处理意见不服的，可以自收到书面答复之日…"}
+    answer = {"answer": "根据《信访工作条例》第三十四条：……[1]", "answerable": True, "citations": [citation],
+              "notice": "以上内容由系统从知识库原文中自动摘录，仅供参考。", "related_passages": [
+                  other, {**other, "citation": "《信访工作条例》第三十六条", "first_line": ""}]}
+    assert reply_text(answer).endswith(
+        "参考依据：\n[1] 《信访工作条例》第三十四条（2022-02-25）\n\n"
+        "其他可能相关的条文：\n《信访工作条例》第三十五条：信访人对信访事项处理意见不服的，可以自收到书面答复之日…\n"
+        "《信访工作条例》第三十六条\n\n【提示】以上内容由系统从知识库原文中自动摘录，仅供参考。")
+    assert "其他可能相关" not in reply_text({**answer, "related_passages": []})
+    assert "其他可能相关" not in reply_text({key: value for key, value in answer.items() if key != "related_passages"})
 
 
 # --- other messages and events -------------------------------------------------------------------------------

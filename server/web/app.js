@@ -77,7 +77,7 @@ async function api(requested, payload, signal) {
 
 // --- conversation -------------------------------------------------------------------------------------------------
 
-let conversation = [];  // [{type: "user", text} | {type: "answer", data, feedback}]
+let conversation = [];  // [{type: "user", text} | {type: "answer", data, feedback} | {type: "topic"}]
 
 // The conversation is kept for this browser tab only: a 便民服务中心 PC is shared, the next person must not see it.
 function loadConversation() {
@@ -109,6 +109,11 @@ function userBubble(text) {
   const bubble = el("div", "bubble user");
   bubble.append(el("span", "sr-only", "我的问题："), el("p", "bubble-text", text));
   return bubble;
+}
+
+/** Where the user started a new topic: the questions above it are not sent with those below. */
+function topicDivider() {
+  return el("p", "topic-divider", "—— 新话题 ——");
 }
 
 function errorBubble(message, retry) {
@@ -152,6 +157,33 @@ function citationLabel(c) {
   return c.citation || c.doc_title || "";
 }
 
+/** Which earlier question a follow-up was read with, and a way to have it answered on its own instead. */
+function followUpNote(data) {
+  const box = el("div", "follow-up");
+  const anew = el("button", "secondary", "作为新问题回答");
+  anew.type = "button";
+  anew.addEventListener("click", () => askAnew(String(data.question)));
+  box.append(el("p", "context", `接着您上一个问题「${data.follow_up_of}」回答`), anew);
+  return box;
+}
+
+/** The other articles that may be the right ones (the API's `related_passages`, sent when the answer is unsure),
+ * each opening its passage like a citation does. */
+function relatedPassageList(passages) {
+  const list = el("ul", "citations");
+  for (const p of passages) {
+    const item = el("li");
+    const button = el("button", "related-passage");
+    button.type = "button";
+    button.append(document.createTextNode(citationLabel(p)));
+    if (p.first_line) button.append(el("span", "first-line", p.first_line));
+    button.addEventListener("click", () => openPassage(p, button));
+    item.append(button);
+    list.append(item);
+  }
+  return list;
+}
+
 function answerBubble(entry) {
   const data = entry.data;
   // A related answer (not the answer, but close to it) quotes its passages like an answer, labelled as such.
@@ -160,9 +192,7 @@ function answerBubble(entry) {
     : "bubble answer notice");
   bubble.append(el("span", "sr-only", data.answerable ? "回答：" : "提示："));
   if (data.mode === "generative") bubble.append(el("span", "badge", "AI 生成"));
-  if (data.answerable && data.follow_up_of) {
-    bubble.append(el("p", "context", `接着您上一个问题「${data.follow_up_of}」回答`));
-  }
+  if (data.answerable && data.follow_up_of) bubble.append(followUpNote(data));
   const byNumber = new Map((data.citations || []).map((c) => [String(c.n), c]));
   const text = el("p", "bubble-text");
   if (quoted) {
@@ -200,6 +230,9 @@ function answerBubble(entry) {
       list.append(item);
     }
     bubble.append(list);
+  }
+  if (data.related_passages && data.related_passages.length) {
+    bubble.append(el("h3", "cite-title", "其他可能相关的条文"), relatedPassageList(data.related_passages));
   }
   if (data.notice) bubble.append(answerNote(data));
   if (data.question_id) bubble.append(feedbackBox(entry));
@@ -263,9 +296,8 @@ function renderConversation() {
   if (!conversation.length) {
     log.append(el("p", "welcome", "您好！请问有什么可以帮您？可以问信访、法律援助、行政复议等问题，也可以点下面的示例。"));
   }
-  for (const entry of conversation) {
-    log.append(entry.type === "user" ? userBubble(entry.text) : answerBubble(entry));
-  }
+  const render = { user: (entry) => userBubble(entry.text), answer: answerBubble, topic: topicDivider };
+  for (const entry of conversation) log.append(render[entry.type](entry));
 }
 
 let waiting = false;
@@ -274,8 +306,29 @@ const ASK_TIMEOUT_MS = 30000;
 /** Earlier questions sent with a new one, so that 「那要是不满意呢？」 is read as a follow-up. */
 const HISTORY_SENT = 3;
 
+/** The current topic's last questions: none from before the last 「新话题」. */
 function earlierQuestions() {
-  return conversation.filter((e) => e.type === "user").map((e) => e.text).slice(-HISTORY_SENT);
+  const topicStart = conversation.map((e) => e.type).lastIndexOf("topic") + 1;
+  return conversation.slice(topicStart).filter((e) => e.type === "user").map((e) => e.text).slice(-HISTORY_SENT);
+}
+
+/** Start a new topic below what is on screen (nothing is deleted); once is enough, and not while waiting. */
+function startNewTopic() {
+  if (waiting) return;
+  const last = conversation[conversation.length - 1];
+  if (last && last.type !== "topic") {
+    conversation.push({ type: "topic" });
+    saveConversation();
+    $("log").append(topicDivider());
+    scrollLog();
+  }
+}
+
+/** A follow-up answered again as a question of its own, starting a new topic. */
+function askAnew(question) {
+  if (waiting) return;
+  startNewTopic();
+  ask(question);
 }
 
 async function ask(question) {
@@ -541,6 +594,10 @@ function init() {
   }
   input.addEventListener("input", countChars);
   countChars();
+  $("new-topic").addEventListener("click", () => {
+    startNewTopic();
+    input.focus();
+  });
   $("clear").addEventListener("click", () => {
     if (conversation.length && !window.confirm("确定清空对话记录吗？清空后无法恢复。")) return;
     conversation = [];
