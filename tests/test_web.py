@@ -33,6 +33,8 @@ pytestmark = pytest.mark.slow
 
 QUESTION = "信访事项多长时间办结？"
 CITATION = "《信访工作条例》第三十四条"
+#: Everyday questions, some of which the ranker is unsure about (so their answers list other candidates).
+UNSURE_QUESTIONS = ("邻居的树挡了我家的光怎么办？", "借钱不还怎么办？", "老人去世后房子归谁？", "被狗咬了谁负责？")
 #: A question and a follow-up that only makes sense after it, and one that only makes sense after both.
 FIRST, FOLLOW_UP, THIRD = "信访事项多久办结？", "那要是对处理意见不满意呢？", "要在多少天内提出？"
 
@@ -374,6 +376,25 @@ def test_a_follow_up_can_be_answered_as_a_new_question(page: object) -> None:
     sync_api.expect(page.locator("#log .bubble.answer").last.locator(".context")).to_have_count(0)
     sync_api.expect(follow_up.locator(".context")).to_be_visible()  # the earlier answer stays as it was
     assert sent_history(page, THIRD) == [FOLLOW_UP], "the question before the re-asked one is not sent again"
+
+
+def test_other_candidates_are_listed_and_open_their_article(page: object, corpus_kb: KnowledgeBase) -> None:
+    question = next(q for q in UNSURE_QUESTIONS if corpus_kb.ask(q).related_passages)
+    expected = corpus_kb.ask(question).related_passages
+    page.reload()
+    answer = ask(page, question)
+    sync_api.expect(answer.locator("h3.cite-title", has_text="其他可能相关的条文")).to_be_visible()
+    buttons = answer.locator("button.related-passage")
+    sync_api.expect(buttons).to_have_count(len(expected))
+    for button, hit in zip(buttons.all(), expected):
+        sync_api.expect(button).to_contain_text(hit.citation)
+        box = button.bounding_box()
+        assert box and box["height"] >= 40, "a tap target a finger can hit"
+    buttons.first.click()
+    panel = page.locator("#passage")
+    sync_api.expect(panel).to_be_visible()
+    sync_api.expect(panel.locator("#passage-title")).to_have_text(expected[0].citation)
+    sync_api.expect(panel).to_contain_text(expected[0].text.split("\n")[0][-20:])
 
 
 def test_the_page_asks_the_knowledge_base_its_address_names(page: object) -> None:

@@ -133,7 +133,7 @@ function errorBubble(message, retry) {
 function withPhoneLinks(text) {
   const frag = document.createDocumentFragment();
   let pos = 0;
-  for (const match of text.matchAll(/(?<!\d)(?:12348|12338|110)(?!\d)/g)) {
+  for (const match of text.matchAll(/(?<!\d)(?:12348|12338|12355|12356|12345|110|120)(?!\d)/g)) {
     if (match.index > pos) frag.append(document.createTextNode(text.slice(pos, match.index)));
     const link = el("a", "tel", match[0]);
     link.href = `tel:${match[0]}`;
