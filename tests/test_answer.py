@@ -68,11 +68,11 @@ def test_answer_to_the_founding_question(corpus_kb: KnowledgeBase) -> None:
 def test_answer_object_fields(corpus_kb: KnowledgeBase) -> None:
     data = corpus_kb.ask("遗嘱要怎么写才有效？").to_dict()
     assert set(data) == {"question", "answerable", "answer", "confidence", "citations", "mode", "took_ms",
-                         "notice", "follow_up_of", "related"}
+                         "notice", "follow_up_of", "related", "related_passages"}
     citation = data["citations"][0]
     assert citation["n"] == 1 and citation["citation"].startswith("《中华人民共和国民法典》第")
     assert citation["doc_title"] == "中华人民共和国民法典" and "遗嘱" in citation["text"]
-    quote = "".join(citation["text"][start:end] for start, end in citation["highlights"])
+    quote = "\n".join(citation["text"][start:end] for start, end in citation["highlights"])
     assert f"{quote}[1]" in data["answer"]
 
 
@@ -143,7 +143,7 @@ def test_another_township_is_not_answered_from_ours(corpus_kb: KnowledgeBase) ->
 @pytest.mark.parametrize(("question", "title", "article_no"), [
     ("信访工作条例第二十条的内容", "信访工作条例", 20),
     ("《信访工作条例》第二十条是怎么规定的？", "信访工作条例", 20),
-    ("信访条例第34条", "信访工作条例", 34),
+    ("信访条例第22条", "信访工作条例", 22),
     ("民法典1079条", "中华人民共和国民法典", 1079),
     ("查一下民法典第1079条", "中华人民共和国民法典", 1079),
     ("第一千零七十九条讲的什么", "中华人民共和国民法典", 1079),
