@@ -149,7 +149,8 @@ class SafetyCheck:
             return check
 
     def model(self) -> DangerModel:
-        """Fitted at the first question, not at start: opening a knowledge base stays as fast as it was."""
+        """Fitted on first use, not when a knowledge base opens (that stays as fast as it was); the server asks
+        for it at start (server/service.py), so no citizen waits for it."""
         if self._model is None:
             with self._fitting:
                 if self._model is None:
