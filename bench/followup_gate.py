@@ -6,7 +6,7 @@ Learnt from training conversations only: the follow-ups of bench/data/followup_f
 question before them) against its new topics and the automatic topic switches of bench/data/switch_fit.jsonl
 (bench/switches.py: training questions after a question about another document, unanswerable ones after an
 answerable one). Each conversation's GATE_FEATURES come from the product's own reader
-(kb.conversation.gate_features). A logistic model (L2 weight chosen by 10-fold cross-validation over
+(ConversationReader.gate_row). A logistic model (L2 weight chosen by 10-fold cross-validation over
 conversations, log loss) scores them; its threshold is chosen on the cross-validated scores: the most follow-ups
 answered right while at most MAX_SWITCHES_READ of the switches are read as follow-ups (the issue allows 3 %; the
 margin is for new questions). The product then answers a question below the threshold exactly as if asked alone.
@@ -25,7 +25,7 @@ from scipy.optimize import minimize
 from bench.common import write_result
 from bench.followup import DATA, FOLDS, SHUFFLES
 from kb.config import load_settings
-from kb.conversation import GATE_FEATURES, gate_features
+from kb.conversation import GATE_FEATURES
 from kb.evaluate import GoldQuestion, load_questions
 from kb.knowledge_base import KnowledgeBase
 from kb.passage_store import Filters
@@ -54,12 +54,9 @@ def examples(kb: KnowledgeBase, questions: list[GoldQuestion]) -> list[GateExamp
         alone, found = reader.candidates(question.q, question.history, kb.answer_params.passages, Filters())
         if found is None:
             continue
-        scores = reader.ranker.score(found.features)
-        shares = np.exp(scores - scores.max())
-        shares /= shares.sum()
+        shares = reader.ranker_shares(found)
         best = found.hits[int(np.argmax(shares))]
-        out.append(GateExample(question, gate_features(question.q, alone, found, shares, kb._confidence, kb.store.idf,
-                                             reader.document_text),
+        out.append(GateExample(question, reader.gate_row(question.q, alone, found, shares),
                                question.tag == "follow_up", question.matches(alone.hits[0]), question.matches(best),
                                best.chunk_id == alone.hits[0].chunk_id))
     return out

@@ -12,8 +12,8 @@ words it holds (FOLLOW_UP_FEATURES). A linear model learnt on two-turn conversat
 Before any of that, a second learnt model, the gate, decides whether the question depends on the one before it
 at all (GATE_FEATURES: does it point back, is it short, does it share words or meaning with the previous
 question, does it find its own passage elsewhere and surely, does the ranker keep its own best passage …;
-`python -m bench.followup --fit-gate` learns it on the fit conversations and on automatic topic switches,
-bench/data/switch_fit.jsonl → kb/rankers/followup_gate.json). A question that stands alone — 「护照怎么办？」
+`python -m bench.followup_gate` learns it on the fit conversations and on automatic topic switches,
+bench/data/switch_fit.jsonl → kb/rankers/followup_gate.json). A question that stands alone — 「父母去世了，遗产怎么分？」
 after a 信访 question, or a weather question — is answered exactly as if asked alone: same passages, same
 answer/no-answer decision. So is one that names another law, or cites an article.
 
@@ -82,7 +82,7 @@ def follow_up_ranker(directory: Path = RANKERS_DIR) -> LinearRanker | None:
 
 def follow_up_gate(directory: Path = RANKERS_DIR) -> LinearRanker | None:
     """The shipped gate: a question depends on the previous one when its score is at least meta["threshold"]
-    (chosen on training conversations, bench/followup.py). None: no follow-up reading at all."""
+    (chosen on training conversations, bench/followup_gate.py). None: no follow-up reading at all."""
     gate = LinearRanker.for_model("followup_gate", directory, GATE_FEATURES)
     return gate if gate is not None and "threshold" in gate.meta else None
 
@@ -151,12 +151,10 @@ class ConversationReader:
         alone, found = self.candidates(question, history, top_k, filters)
         if found is None or self.ranker is None or self.gate is None:
             return InContext(alone)
-        scores = self.ranker.score(found.features)
-        shares = np.exp(scores - scores.max())
-        shares /= shares.sum()  # the answer stage compares passages by these
+        shares = self.ranker_shares(found)  # the answer stage compares passages by these
         if not self.depends(question, alone, found, shares):
             return InContext(alone)  # a question of its own: exactly as if asked alone
-        order = np.argsort(-scores, kind="stable")
+        order = np.argsort(-shares, kind="stable")
         ranked = [replace(found.hits[i], score=round(float(shares[i]), 6)) for i in order[:top_k]]
         together, in_document = found.readings.lists["together"], found.readings.lists["in_document"]
         retrieval = Retrieval(ranked, max(in_document.top_dense, together.top_dense),
@@ -165,10 +163,21 @@ class ConversationReader:
             return InContext(alone, None, InContext(retrieval, found.previous))
         return InContext(retrieval, found.previous, InContext(alone))
 
+    def ranker_shares(self, found: FollowUpCandidates) -> np.ndarray:
+        """The follow-up ranker's scores of the candidates as shares of 1 (a softmax)."""
+        assert self.ranker is not None
+        scores = self.ranker.score(found.features)
+        shares = np.exp(scores - scores.max())
+        return shares / shares.sum()
+
+    def gate_row(self, question: str, alone: Retrieval, found: FollowUpCandidates, shares: np.ndarray) -> np.ndarray:
+        """The question's GATE_FEATURES, as the gate sees them (and bench/followup_gate.py learns them)."""
+        return gate_features(question, alone, found, shares, self.confidence, self.idf, self.document_text)
+
     def depends(self, question: str, alone: Retrieval, found: FollowUpCandidates, shares: np.ndarray) -> bool:
         """Whether the question needs the previous one (the gate); `shares` are the ranker's over candidates."""
         assert self.gate is not None
-        row = gate_features(question, alone, found, shares, self.confidence, self.idf, self.document_text)
+        row = self.gate_row(question, alone, found, shares)
         return float(self.gate.score(row[None, :])[0]) >= float(self.gate.meta["threshold"])
 
     def candidates(self, question: str, history: Sequence[str], top_k: int,
