@@ -31,7 +31,7 @@ QUESTIONS = ["信访事项多长时间内办结？", "邻居家的树挡住了�
 def sample_passages(count: int, seed: int = 5) -> list[str]:
     """Half default-corpus chunks, half STARD articles (or all corpus chunks without ../shared)."""
     settings = load_settings()
-    documents, chunks = parse_files(find_files([settings.corpus_dir]), settings, IngestReport(settings.index_dir), False)
+    documents, chunks, _ = parse_files(find_files([settings.corpus_dir]), settings, IngestReport(settings.index_dir), False)
     by_id = {d.doc_id: d for d in documents}
     texts = [indexing_text(by_id[c.doc_id], c) for c in chunks]
     rng = random.Random(seed)

@@ -37,7 +37,7 @@ BACKEND = "torch"
 
 def build_sizes() -> list[Path]:
     settings = load_settings(embedding_backend=BACKEND)
-    documents, chunks = parse_files(find_files([settings.corpus_dir]), settings, IngestReport(settings.index_dir), False)
+    documents, chunks, _ = parse_files(find_files([settings.corpus_dir]), settings, IngestReport(settings.index_dir), False)
     laws, law_chunks = to_documents(load_articles(None, 0))
     by_law: dict[str, list] = {}
     for chunk in law_chunks:

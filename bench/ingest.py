@@ -90,7 +90,7 @@ def lawref(sample: int, backends: list[str]) -> dict | None:
     settings = load_settings()
     started = time.perf_counter()
     report = IngestReport(settings.index_dir)
-    documents, chunks = parse_files(find_files([root]), settings, report, False)
+    documents, chunks, _ = parse_files(find_files([root]), settings, report, False)
     by_id = {d.doc_id: d for d in documents}
     texts = [indexing_text(by_id[c.doc_id], c) for c in chunks]
     parse_s = time.perf_counter() - started

@@ -57,8 +57,12 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     report = ingest(paths, settings, progress=not args.quiet)
     for skipped in report.skipped:
         print(f"跳过 {skipped.path}: {skipped.reason}", file=sys.stderr)
+    for problem in report.question_errors:
+        print(f"跳过关联问题 {problem}", file=sys.stderr)
     print(f"已建立索引 {report.target}: {report.documents} 个文档, {report.chunks} 个片段"
-          f"（{report.reused} 个沿用已有向量）, 跳过 {len(report.skipped)} 个文件, 用时 {report.seconds:.1f} 秒")
+          f"（{report.reused} 个沿用已有向量）, {report.questions} 个关联问题, 跳过 {len(report.skipped)} 个文件"
+          f"{f'、{len(report.question_errors)} 行关联问题' if report.question_errors else ''}, "
+          f"用时 {report.seconds:.1f} 秒")
     return 0
 
 
@@ -183,9 +187,59 @@ def cmd_info(args: argparse.Namespace) -> int:
     where = info["index_dir"] if info["store"] == "local" else f"Milvus {info['milvus_uri']}  知识库 {info['kb_name']}"
     print(f"索引: {where}  (更新于 {info['built_at']})")
     print(f"模型: {emb['model_id']}  指纹 {emb['fingerprint']}  维度 {emb['dimension']}")
-    print(f"文档 {len(info['documents'])} 个, 片段 {info['chunks']} 个")
+    print(f"文档 {len(info['documents'])} 个, 片段 {info['chunks']} 个, 关联问题 {info['questions']} 个")
     for d in info["documents"]:
-        print(f"  {d['title']}  [{d['kind']}] {d['date'] or ''}  {d['chunks']} 片段  ({d['source']})")
+        print(f"  {d['title']}  [{d['kind']}] {d['date'] or ''}  {d['chunks']} 片段  {d['questions']} 问题"
+              f"  ({d['source']})")
+    return 0
+
+
+def _document_named(kb: "KnowledgeBase", name: str) -> str:
+    """A document's id from its id, its file name or stem, or words of its title (one match only)."""
+    documents = kb.documents
+    if name in documents:
+        return name
+    found = [d.doc_id for d in documents.values() if name in (d.source, Path(d.source).stem)]
+    found = found or [d.doc_id for d in documents.values() if name in d.title]
+    if len(found) != 1:
+        titles = "、".join(documents[d].title for d in found) or "无"
+        raise KnowledgeBaseError(f"{name!r} 应恰好指一个文档（匹配到: {titles}）；可用 `kb info` 查看文档")
+    return found[0]
+
+
+def cmd_questions(args: argparse.Namespace) -> int:
+    if args.words[0] == "draft":
+        return _draft_questions(args)
+    if len(args.words) != 1:
+        raise KnowledgeBaseError("用法: kb questions DOC  或  kb questions draft FILE")
+    kb = _open(args)
+    rows = kb.attached_questions(_document_named(kb, args.words[0]))
+    if args.json:
+        return _print_json(rows)
+    for row in rows:
+        print(f"{row['citation']}\t{row['q']}")
+    print(f"共 {len(rows)} 个关联问题", file=sys.stderr)
+    return 0
+
+
+def _draft_questions(args: argparse.Namespace) -> int:
+    from ingest.draft_questions import draft_path, draft_questions
+    from kb.generate import GenerationFailed
+
+    if len(args.words) != 2:
+        raise KnowledgeBaseError("用法: kb questions draft FILE（文档文件，如 corpus/村规民约.docx）")
+    config = load_settings().llm.generator()
+    if config is None:
+        raise KnowledgeBaseError("起草问题需要大模型：请设置 KB_LLM_BASE_URL（及 KB_LLM_MODEL）")
+    document = Path(args.words[1])
+    if not document.is_file():
+        raise KnowledgeBaseError(f"没有这个文件: {document}")
+    try:
+        path, count = draft_questions(document, config,
+                                      lambda n, total: print(f"\r{n}/{total}", end="", file=sys.stderr))
+    except GenerationFailed as exc:
+        raise KnowledgeBaseError(f"大模型调用失败: {exc}（已起草的部分在 {draft_path(document)}）") from exc
+    print(f"\n已写出 {count} 个候选问题到 {path}：请审核修改后改名为 {document.stem}.questions.jsonl，再 kb ingest")
     return 0
 
 
@@ -273,6 +327,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = with_index(sub.add_parser("info", help="what the index holds"))
     p.add_argument("--json", action="store_true", help="print it as JSON")
     p.set_defaults(func=cmd_info)
+
+    p = with_index(sub.add_parser("questions", help="questions attached to a document's passages (关联问题)"))
+    p.add_argument("words", nargs="+", metavar="DOC",
+                   help="DOC (id, file name or title words): list its attached questions; "
+                        "draft FILE: write candidate questions for a document with the chat model (KB_LLM_BASE_URL)")
+    p.add_argument("--json", action="store_true", help="print them as JSON")
+    p.set_defaults(func=cmd_questions)
 
     report = sub.add_parser("report", help="reports for staff").add_subparsers(dest="report", required=True)
     p = report.add_parser("unanswered", help="questions not answered or rated unhelpful, most frequent first")

@@ -1,6 +1,7 @@
 """The whole ingest: files → read → parse → chunk → embed → indexes, published atomically.
 
-A file that cannot be read is reported by name with the reason and skipped; the rest still builds.
+A file that cannot be read is reported by name with the reason and skipped; the rest still builds. So is a bad
+line of a document's question sidecar (ingest/questions.py): its file and line are reported, the rest is indexed.
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ from tqdm import tqdm
 
 from ingest.chunk import chunk_document, indexing_text
 from ingest.parse import parse_document
+from ingest.questions import attach, is_sidecar, read_sidecar, sidecar_path
 from ingest.read import SUPPORTED_SUFFIXES, UnreadableFileError, read_source
 from ingest.vector_cache import VectorCache, text_key
 from kb.config import Settings
 from kb.embed import Embedder
 from kb.errors import KnowledgeBaseError
+from kb.handles import Handle, QuestionHandles, passage_key
 from kb.lexical import LexicalIndex
 from kb.schema import Chunk, Document
 from kb.store import (IndexContents, IndexMismatchError, IndexMissingError, IndexProblem, check_model, load_index,
@@ -53,6 +56,8 @@ class IngestReport:
     seconds: float = 0.0
     reused: int = 0  # chunks whose vectors came from the index in use or the vector cache
     skipped: list[SkippedFile] = field(default_factory=list)
+    questions: int = 0  # questions attached to passages (sidecars)
+    question_errors: list[str] = field(default_factory=list)  # sidecar lines skipped: file, line, why
 
 
 def find_files(paths: Sequence[Path]) -> list[tuple[Path, str]]:
@@ -63,7 +68,8 @@ def find_files(paths: Sequence[Path]) -> list[tuple[Path, str]]:
             files = sorted(p for p in root.rglob("*") if p.is_file() and not any(
                 part.startswith(".") for part in p.relative_to(root).parts))
             found += [(p, p.relative_to(root).as_posix()) for p in files
-                      if p.suffix.lower() in SUPPORTED_SUFFIXES and p.name not in NOT_DOCUMENTS]
+                      if p.suffix.lower() in SUPPORTED_SUFFIXES and p.name not in NOT_DOCUMENTS
+                      and not is_sidecar(p)]
         else:
             found.append((root, root.name))  # named explicitly: unsupported types are reported, not ignored
     seen: set[str] = set()
@@ -77,9 +83,11 @@ def find_files(paths: Sequence[Path]) -> list[tuple[Path, str]]:
 
 
 def parse_files(files: Iterable[tuple[Path, str]], settings: Settings, report: IngestReport,
-                progress: bool) -> tuple[list[Document], list[Chunk]]:
+                progress: bool) -> tuple[list[Document], list[Chunk], list[Handle]]:
+    """Documents, their chunks, and the questions their sidecars attach to those chunks."""
     documents: list[Document] = []
     chunks: list[Chunk] = []
+    handles: list[Handle] = []
     files = list(files)
     for path, name in tqdm(files, desc="读取文档", unit="file", disable=not progress):
         try:
@@ -95,7 +103,23 @@ def parse_files(files: Iterable[tuple[Path, str]], settings: Settings, report: I
             continue
         documents.append(parsed.document)
         chunks.extend(doc_chunks)
-    return documents, chunks
+        handles += attached_questions(path, name, doc_chunks, report)
+    return documents, chunks, handles
+
+
+def attached_questions(document: Path, name: str, chunks: list[Chunk], report: IngestReport) -> list[Handle]:
+    """The handles of a document's sidecar, if it has one; its bad lines go to the report."""
+    sidecar = sidecar_path(document)
+    if not sidecar.is_file():
+        return []
+    questions, errors = read_sidecar(sidecar)
+    attached, unattached = attach(questions, chunks, name)
+    report.question_errors += [str(e) for e in errors + unattached]
+    handles = []
+    for question, found in attached:
+        for key in dict.fromkeys(passage_key(c) for c in found):
+            handles.append(Handle(question.question, key[0], key[1], question.form))
+    return handles
 
 
 def reusable_vectors(index_dir: Path, embedder: Embedder) -> dict[str, np.ndarray]:
@@ -109,7 +133,15 @@ def reusable_vectors(index_dir: Path, embedder: Embedder) -> dict[str, np.ndarra
     except IndexProblem:
         return {}
     vectors = index.dense.reconstruct_n(0, index.dense.ntotal) if index.dense.ntotal else []
-    return {text_key(indexing_text(index.documents[c.doc_id], c)): vectors[row] for row, c in enumerate(index.chunks)}
+    known = {text_key(indexing_text(index.documents[c.doc_id], c)): vectors[row] for row, c in enumerate(index.chunks)}
+    if index.handles is not None:
+        known.update(zip((question_key(h.question) for h in index.handles.handles), index.handles.vectors))
+    return known
+
+
+def question_key(question: str) -> str:
+    """A question is embedded as a question, not as a passage: its vector is kept under another key."""
+    return text_key("\x00question\x00" + question)
 
 
 def open_vector_cache(settings: Settings, embedder: Embedder) -> VectorCache | None:
@@ -120,17 +152,20 @@ def open_vector_cache(settings: Settings, embedder: Embedder) -> VectorCache | N
 
 
 def embed_with_reuse(texts: list[str], embedder: Embedder, known: dict[str, np.ndarray],
-                     cache: VectorCache | None = None, progress: bool = False) -> tuple[np.ndarray, int]:
+                     cache: VectorCache | None = None, progress: bool = False,
+                     as_questions: bool = False) -> tuple[np.ndarray, int]:
     """Embed only the texts found neither in `known` nor in `cache`; returns the vectors in order and how
-    many were reused. New vectors go to the cache block by block, so an interrupted ingest loses little."""
-    keys = [text_key(t) for t in texts]
+    many were reused. New vectors go to the cache block by block, so an interrupted ingest loses little.
+    Passages by default; `as_questions`: attached questions, with the question encoder as built."""
+    keys = [question_key(t) if as_questions else text_key(t) for t in texts]
     known = {**(cache.get_many([k for k in keys if k not in known]) if cache is not None else {}), **known}
     first_row = {key: i for i, key in reversed(list(enumerate(keys)))}
     missing = sorted((i for key, i in first_row.items() if key not in known), key=lambda i: len(texts[i]))
     with tqdm(total=len(missing), desc="嵌入向量", unit="chunk", disable=not progress or not missing) as bar:
         for start in range(0, len(missing), EMBED_BLOCK):
             rows = missing[start:start + EMBED_BLOCK]  # by length, so batches hold texts of similar length
-            fresh = embedder.encode_passages([texts[i] for i in rows])
+            batch = [texts[i] for i in rows]
+            fresh = embedder.encode_queries(batch, tuned=False) if as_questions else embedder.encode_passages(batch)
             known.update({keys[i]: fresh[n] for n, i in enumerate(rows)})
             if cache is not None:
                 cache.put_many((keys[i], fresh[n]) for n, i in enumerate(rows))
@@ -141,23 +176,27 @@ def embed_with_reuse(texts: list[str], embedder: Embedder, known: dict[str, np.n
 
 
 def build_index(documents: list[Document], chunks: list[Chunk], settings: Settings,
-                embedder: Embedder | None = None, progress: bool = False) -> int:
-    """Parsed documents → embeddings (reused where possible) + lexical index → a published index.
-
-    Returns how many chunks reused a vector. Every corpus goes through here, the benchmark's too."""
+                embedder: Embedder | None = None, progress: bool = False, handles: Sequence[Handle] = ()) -> int:
+    """Parsed documents → embeddings (reused where possible) + lexical index (+ question handles) → a published
+    index. Returns how many chunks reused a vector. Every corpus goes through here, the benchmark's too."""
     embedder = embedder or Embedder(settings)
     by_id = {d.doc_id: d for d in documents}
     texts = [indexing_text(by_id[c.doc_id], c) for c in chunks]
     cache = open_vector_cache(settings, embedder)
     try:
-        vectors, reused = embed_with_reuse(texts, embedder, reusable_vectors(settings.index_dir, embedder), cache,
-                                           progress)
+        known = reusable_vectors(settings.index_dir, embedder)
+        vectors, reused = embed_with_reuse(texts, embedder, known, cache, progress)
+        question_handles = None
+        if handles:
+            question_vectors, _ = embed_with_reuse([h.question for h in handles], embedder, known, cache, progress,
+                                                   as_questions=True)
+            question_handles = QuestionHandles.build(list(handles), question_vectors)
     finally:
         if cache is not None:
             cache.close()
     lexical = LexicalIndex.build(texts)
-    write_index(IndexContents(documents, chunks, vectors, lexical, embedder.model_id, embedder.fingerprint),
-                settings.index_dir)
+    write_index(IndexContents(documents, chunks, vectors, lexical, embedder.model_id, embedder.fingerprint,
+                              question_handles), settings.index_dir)
     return reused
 
 
@@ -172,7 +211,7 @@ def ingest(paths: Sequence[Path], settings: Settings, embedder: Embedder | None 
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         raise IngestError(f"no such file or folder: {', '.join(missing)}")
-    documents, chunks = parse_files(find_files(paths), settings, report, progress)
+    documents, chunks, handles = parse_files(find_files(paths), settings, report, progress)
     if not documents:
         reasons = "; ".join(f"{s.path}: {s.reason}" for s in report.skipped) or "no supported files found"
         raise IngestError(f"nothing to index ({reasons}); the existing index was not changed")
@@ -181,7 +220,8 @@ def ingest(paths: Sequence[Path], settings: Settings, embedder: Embedder | None 
 
         report.reused = sync_to_milvus(documents, chunks, settings, embedder or Embedder(settings), progress)
     else:
-        report.reused = build_index(documents, chunks, settings, embedder, progress)
+        report.reused = build_index(documents, chunks, settings, embedder, progress, handles)
+        report.questions = len(handles)
     report.documents, report.chunks = len(documents), len(chunks)
     report.seconds = time.perf_counter() - started
     return report

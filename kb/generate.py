@@ -78,20 +78,12 @@ def _content(response: httpx.Response) -> str:
     return content.strip()
 
 
-def generate_answer(question: str, hits: list[Hit], config: GeneratorConfig) -> tuple[str, list[int]]:
-    """Call POST {base_url}/chat/completions (non-streaming); return (answer text, cited passage numbers in
-    order of first use). Raise GenerationFailed on: timeout, connection error, non-200, malformed JSON/shape,
-    empty content, no [n] marker at all, or any marker n outside 1..len(hits)."""
-    if not hits:
-        raise GenerationFailed("no passages to answer from")
+def chat_completion(messages: list[dict], config: GeneratorConfig, temperature: float = 0.0) -> str:
+    """POST {base_url}/chat/completions (non-streaming) and return the reply's text, or GenerationFailed on a
+    timeout, a connection error, a non-200 reply, a malformed one, or empty content."""
     headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
-    payload = {
-        "model": config.model,
-        "messages": build_messages(question, hits),
-        "max_tokens": config.max_tokens,
-        "temperature": 0,  # restating the law, not writing prose: the most likely wording is the safest
-        "stream": False,
-    }
+    payload = {"model": config.model, "messages": messages, "max_tokens": config.max_tokens,
+               "temperature": temperature, "stream": False}
     url = f"{config.base_url.rstrip('/')}/chat/completions"
     try:
         response = httpx.post(url, json=payload, headers=headers, timeout=config.timeout_s)
@@ -99,7 +91,16 @@ def generate_answer(question: str, hits: list[Hit], config: GeneratorConfig) -> 
         raise GenerationFailed(f"the chat endpoint did not answer within {config.timeout_s} s") from exc
     except (httpx.HTTPError, httpx.InvalidURL) as exc:
         raise GenerationFailed(f"cannot reach the chat endpoint {url}: {exc}") from exc
-    text, cited = _normalise_markers(_content(response))
+    return _content(response)
+
+
+def generate_answer(question: str, hits: list[Hit], config: GeneratorConfig) -> tuple[str, list[int]]:
+    """The answer's text and the cited passage numbers in order of first use. Raise GenerationFailed as
+    chat_completion does, and when no [n] marker cites a passage or one cites a number outside 1..len(hits)."""
+    if not hits:
+        raise GenerationFailed("no passages to answer from")
+    # temperature 0: restating the law, not writing prose: the most likely wording is the safest
+    text, cited = _normalise_markers(chat_completion(build_messages(question, hits), config))
     if not cited:
         raise GenerationFailed(f"the answer cites no passage: {text[:80]!r}")
     unknown = [n for n in cited if not 1 <= n <= len(hits)]

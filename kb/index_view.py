@@ -56,6 +56,7 @@ class IndexView:
         self.chunks: list[Chunk] = index.chunks
         self.documents: dict[str, Document] = index.documents
         self.lexical = index.lexical
+        self.handles = index.handles
         self.dense: faiss.IndexFlatIP = index.dense
         self.vectors = _stored_vectors(self.dense)
         self.law_names = LawNames(list(self.documents.values()))

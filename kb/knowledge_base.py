@@ -25,7 +25,8 @@ from kb.personal import without_personal_details
 from kb.related import related_passages
 from kb.retrieve import MAX_TOP_K, METHODS, Retrieval, Retriever
 from kb.safety import SafetyCheck
-from kb.schema import Chunk, Document, Hit
+from kb.numerals import article_label
+from kb.schema import Chunk, Document, Hit, citation_for
 from kb.store import check_model, load_index
 
 __all__ = ["KnowledgeBase", "Filters", "QueryError", "UnknownDocumentError", "MAX_TOP_K", "METHODS"]
@@ -166,6 +167,8 @@ class KnowledgeBase:
         """What the store holds: where, when built, with which model and chunker, and its documents."""
         manifest = self.store.manifest
         counts = self.store.chunk_counts()
+        handles = self.store.handles
+        questions = handles.count_by_document() if handles is not None else {}
         return {
             **self.store.describe(),
             "built_at": manifest.get("built_at"),
@@ -175,8 +178,25 @@ class KnowledgeBase:
             "chunker_version": manifest.get("chunker_version"),
             "documents": [
                 {"doc_id": d.doc_id, "title": d.title, "kind": d.kind, "date": d.doc_date, "source": d.source,
-                 "chunks": counts.get(doc_id, 0)}
+                 "chunks": counts.get(doc_id, 0), "questions": questions.get(doc_id, 0)}
                 for doc_id, d in self.documents.items()
             ],
             "chunks": self.passage_count(),
+            "questions": len(handles) if handles is not None else 0,
         }
+
+    def attached_questions(self, doc_id: str) -> list[dict]:
+        """The questions attached to a document's passages (its sidecar, as indexed), in passage order:
+        {"q", "citation", "article_no" or "chunk_id", "form"}."""
+        document = self.document(doc_id)
+        handles = self.store.handles
+        if handles is None:
+            return []
+        rows = [h for h in handles.handles if h.doc_id == doc_id]
+        order = {c.article_no if c.article_no is not None else c.chunk_id: c.seq
+                 for c in reversed(self.document_chunks(doc_id))}
+        rows.sort(key=lambda h: order.get(h.target, 0))
+        return [{"q": h.question, "citation": citation_for(document.title, article_label(h.target))
+                 if isinstance(h.target, int) else citation_for(document.title, None),
+                 **({"article_no": h.target} if isinstance(h.target, int) else {"chunk_id": h.target}),
+                 "form": h.form} for h in rows]

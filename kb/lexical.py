@@ -75,21 +75,22 @@ class LexicalIndex:
             term_ptr[i + 1] = len(docs_list)
         return cls(vocab, term_ptr, np.array(docs_list, dtype=np.int32), np.array(weights_list, dtype=np.float32), n)
 
-    def save(self, directory: Path) -> None:
-        np.save(directory / _FILES[0], self.term_ptr)
-        np.save(directory / _FILES[1], self.docs)
-        np.save(directory / _FILES[2], self.weights)
-        (directory / _FILES[3]).write_text(
+    def save(self, directory: Path, prefix: str = "") -> None:
+        """Four plain files; `prefix` keeps a second index (kb.handles) beside the passages' own."""
+        np.save(directory / f"{prefix}{_FILES[0]}", self.term_ptr)
+        np.save(directory / f"{prefix}{_FILES[1]}", self.docs)
+        np.save(directory / f"{prefix}{_FILES[2]}", self.weights)
+        (directory / f"{prefix}{_FILES[3]}").write_text(
             json.dumps({"n_docs": self.n_docs, "terms": list(self.vocab)}, ensure_ascii=False), encoding="utf-8"
         )
 
     @classmethod
-    def load(cls, directory: Path) -> "LexicalIndex":
-        meta = json.loads((directory / _FILES[3]).read_text(encoding="utf-8"))
+    def load(cls, directory: Path, prefix: str = "") -> "LexicalIndex":
+        meta = json.loads((directory / f"{prefix}{_FILES[3]}").read_text(encoding="utf-8"))
         vocab = {term: i for i, term in enumerate(meta["terms"])}
-        term_ptr = np.load(directory / _FILES[0], allow_pickle=False)
-        docs = np.load(directory / _FILES[1], allow_pickle=False)
-        weights = np.load(directory / _FILES[2], allow_pickle=False)
+        term_ptr = np.load(directory / f"{prefix}{_FILES[0]}", allow_pickle=False)
+        docs = np.load(directory / f"{prefix}{_FILES[1]}", allow_pickle=False)
+        weights = np.load(directory / f"{prefix}{_FILES[2]}", allow_pickle=False)
         if len(term_ptr) != len(vocab) + 1 or len(docs) != len(weights) or term_ptr[-1] != len(docs):
             raise ValueError("lexical index arrays do not agree with each other")
         return cls(vocab, term_ptr, docs, weights, int(meta["n_docs"]))

@@ -36,6 +36,7 @@ import numpy as np
 
 from kb.config import Settings
 from kb.errors import UnknownDocumentError
+from kb.handles import QuestionHandles
 from kb.lexical import bm25_idf, coverage_idf
 from kb.passage_store import Filters, Pool, hit_for
 from kb.query import LawNames
@@ -112,6 +113,7 @@ class MilvusStore:
         self.passages_collection = f"{PREFIX}_passages"
         self.records_collection = f"{PREFIX}_records"
         self._snapshot = _Snapshot()
+        self.handles: QuestionHandles | None = None  # attached questions are searched in local indexes only, so far
         self._checked = -float("inf")
         self._lock = threading.Lock()
         self._texts: OrderedDict[tuple[str, str], str] = OrderedDict()

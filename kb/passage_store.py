@@ -16,6 +16,7 @@ from typing import Protocol
 import numpy as np
 
 from kb.errors import QueryError
+from kb.handles import QuestionHandles
 from kb.query import LawNames
 from kb.rank import TRAITS
 from kb.schema import Chunk, Document, Hit, citation_for
@@ -119,6 +120,8 @@ class PassageStore(Protocol):
     law_names: LawNames
     #: What built the passages: {"embedding": {model_id, fingerprint, dimension}, "built_at", "chunker_version"}.
     manifest: dict
+    #: Questions attached to passages (kb.handles), or None when the documents have none.
+    handles: QuestionHandles | None
 
     def passage_count(self) -> int: ...
 

@@ -9,19 +9,46 @@ from kb.numerals import ARTICLE_NUMBER_RE, parse_chinese_number
 from kb.schema import Document
 
 _STATE_PREFIX = "中华人民共和国"
-#: Names people use for laws whose titles differ (the 2005 信访条例 was replaced by the 信访工作条例).
+#: The everyday names people type for laws, beside the titles' own (the 2005 信访条例 was replaced by the
+#: 信访工作条例); each maps to the end of the law's short title. Names that two laws of a collection could share
+#: (处罚法: 行政处罚法 or 治安管理处罚法) are left out.
 EXTRA_ALIASES = {
     "信访条例": "信访工作条例",
     "消法": "消费者权益保护法",
     "消保法": "消费者权益保护法",
+    "消费者保护法": "消费者权益保护法",
+    "消费者权益法": "消费者权益保护法",
     "信息公开条例": "政府信息公开条例",
+    "政府信息公开法": "政府信息公开条例",
     "妇女权益保护法": "妇女权益保障法",
+    "妇女法": "妇女权益保障法",
+    "妇保法": "妇女权益保障法",
+    "妇女保护法": "妇女权益保障法",
     "国安法": "国家安全法",
     "家暴法": "反家庭暴力法",
+    "反家暴法": "反家庭暴力法",
     "村委会组织法": "村民委员会组织法",
+    "村组法": "村民委员会组织法",
+    "村委会法": "村民委员会组织法",
     "土地承包法": "农村土地承包法",
+    "承包法": "农村土地承包法",
+    "土地法": "土地管理法",
+    "土管法": "土地管理法",
     "治安处罚法": "治安管理处罚法",
+    "治安法": "治安管理处罚法",
+    "未保法": "未成年人保护法",
+    "未成年保护法": "未成年人保护法",
+    "预防犯罪法": "预防未成年人犯罪法",
+    "预防青少年犯罪法": "预防未成年人犯罪法",
+    "调解法": "人民调解法",
+    "援助法": "法律援助法",
+    "复议法": "行政复议法",
+    "行诉法": "行政诉讼法",
+    "诉讼法": "行政诉讼法",
+    "决策条例": "重大行政决策程序暂行条例",
 }
+#: After a name ending in 法, these make it another word: 土地法律, 调解法院, 治安法规 (but 消法规定 is a law).
+_NOT_A_LAW_AFTER = "(?!律|院|官|庭|治|规(?!定))"
 
 
 ASKS_FOR_LIST_RE = re.compile(r"哪些|哪几|几种|几类|哪种|哪类|有什么(?:权利|义务|职责|原则|条件|材料|情形)")
@@ -94,6 +121,8 @@ class LawNames:
             if targets:
                 by_alias.setdefault(alias, set()).update(targets)
         self._aliases = sorted(by_alias.items(), key=lambda item: -len(item[0]))
+        self._patterns = [(re.compile(re.escape(alias) + (_NOT_A_LAW_AFTER if alias.endswith("法") else "")),
+                           doc_ids) for alias, doc_ids in self._aliases]
         self._subjects = [(subject, doc.doc_id) for doc in documents
                           if doc.kind == "law" and (subject := title_subject(doc.title))]
 
@@ -107,11 +136,12 @@ class LawNames:
         return tuple(dict.fromkeys([*self.find(question), *subjects]))
 
     def find(self, question: str) -> tuple[str, ...]:
+        """The laws a question names, by title or everyday name (未保法, 消法, 村组法 …)."""
         remaining = question
         found: list[str] = []
-        for alias, doc_ids in self._aliases:
-            if alias in remaining:
-                remaining = remaining.replace(alias, "\0")
+        for pattern, doc_ids in self._patterns:
+            if pattern.search(remaining):
+                remaining = pattern.sub("\0", remaining)
                 found += [d for d in sorted(doc_ids) if d not in found]
         return tuple(found)
 

@@ -77,12 +77,12 @@ def holds(trait: str, text: str) -> bool:
     return bool(_CONTAINS[trait].search(text))
 
 
-def _unit(values: np.ndarray) -> np.ndarray:
+def unit_scaled(values: np.ndarray) -> np.ndarray:
     top = float(values.max()) if len(values) else 0.0
     return values / top if top > 0 else np.zeros_like(values)
 
 
-def _rank_score(values: np.ndarray) -> np.ndarray:
+def rank_score(values: np.ndarray) -> np.ndarray:
     """1 for the best value, falling as 1/log2(rank + 1); ties share the better rank."""
     ranks = np.searchsorted(np.sort(-values), -values, side="left") + 1
     return 1.0 / np.log2(ranks + 1.0)
@@ -115,10 +115,10 @@ def candidate_features(question: str, candidates: Candidates, documents: Mapping
     report = np.array([documents[c.doc_id].kind != "law" for c in picked], dtype=np.float64)
     columns = [
         candidates.cosine, candidates.cosine - candidates.cosine.max(), candidates.tuned - candidates.tuned.max(),
-        _unit(candidates.bm25), np.log1p(candidates.bm25), candidates.coverage, overlap,
+        unit_scaled(candidates.bm25), np.log1p(candidates.bm25), candidates.coverage, overlap,
         candidates.named_law.astype(np.float64), candidates.first_stage,
-        candidates.first_stage - candidates.first_stage.max(), _rank_score(candidates.first_stage),
-        _rank_score(candidates.cosine), _rank_score(candidates.tuned), _rank_score(candidates.bm25), np.log1p(lengths), traits[:, TRAITS.index("purpose")], report,
+        candidates.first_stage - candidates.first_stage.max(), rank_score(candidates.first_stage),
+        rank_score(candidates.cosine), rank_score(candidates.tuned), rank_score(candidates.bm25), np.log1p(lengths), traits[:, TRAITS.index("purpose")], report,
         *(asks[i] & present[:, i] for i in range(len(ASKS))), *(asks[i] & ~present[:, i] for i in range(len(ASKS))),
     ]
     matrix = np.column_stack([np.asarray(c, dtype=np.float64) for c in columns])

@@ -4,8 +4,9 @@ The store (kb.passage_store: local files or Milvus) proposes candidates; everyth
 First stage: dense (FAISS) and lexical (BM25) retrieval each propose candidates, a law the question names is
 searched in full, the scores are fused (kb.fuse), and what the question says about where its answer is (a named
 law, a request for a list; kb.query) moves candidates up. Second stage (method "ranked", the default): the best
-of those are re-ranked by the learned model of kb.rank. A question that cites an article (「民法典第1079条」)
-gets that article first, whatever the scores.
+of those are re-ranked by the learned model of kb.rank, then, where the documents have questions attached
+(kb.handles), by how alike the question is to those, weighed against the ranker's verdict by a second learned
+model. A question that cites an article (「民法典第1079条」) gets that article first, whatever the scores.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from kb.embed import Embedder
 from kb.errors import QueryError
 from kb.expand import expand_query
 from kb.fuse import fuse
+from kb.handles import HANDLE_FEATURES, HandleMatch, handle_features
 from kb.passage_store import Filters, PassageStore, best_hits
 from kb.query import QueryAnalysis, analyse
 from kb.rank import Candidates, LinearRanker, candidate_features
@@ -40,6 +42,7 @@ class FirstStage:
     top_dense: float  # cosine of the best candidate, with the model's own question vector
     cited: np.ndarray  # bool per candidate: a passage of the article the question cites
     question_vector: np.ndarray  # the model's own vector of the question (what the answer model weighs)
+    handles: HandleMatch | None = None  # how alike the question is to the passages' attached questions
 
 
 @dataclass
@@ -60,6 +63,8 @@ class Retriever:
         self.params = params
         #: Shipped for the default model's question encoder only; without one, "ranked" is the first stage's order.
         self.ranker = LinearRanker.for_model(embedder.query_fingerprint)
+        #: Weighs attached questions against the ranker (bench/train_handles.py); learnt for the model as built.
+        self.handle_ranker = LinearRanker.for_model(f"handles-{embedder.fingerprint}", features=HANDLE_FEATURES)
 
     def retrieve(self, query: str, top_k: int = 5, filters: Filters | None = None,
                  method: str | None = None) -> Retrieval:
@@ -76,13 +81,24 @@ class Retriever:
             return Retrieval([], 0.0)
         scores = stage.candidates.first_stage
         if self.reranks(params):
-            scores = self.ranker.score(self.features(query, stage))
+            scores = self.second_stage(query, stage)
         scores, cited = self._put_cited_article_first(scores, stage.cited)
         hits = best_hits(self.store, stage.candidates.chunks, scores, top_k)
         return Retrieval(hits, stage.top_dense, cited, stage.question_vector)
 
     def reranks(self, params: RetrievalParams) -> bool:
         return params.method == "ranked" and self.ranker is not None
+
+    def weighs_handles(self, params: RetrievalParams) -> bool:
+        return self.reranks(params) and self.handle_ranker is not None and self.store.handles is not None
+
+    def second_stage(self, query: str, stage: "FirstStage") -> np.ndarray:
+        """The learned ranking of a first stage's candidates, with their attached questions where there are."""
+        assert self.ranker is not None
+        scores = self.ranker.score(self.features(query, stage))
+        if stage.handles is None or self.handle_ranker is None:
+            return scores
+        return self.handle_ranker.score(handle_features(scores, *stage.handles.features(stage.candidates.chunks)))
 
     def first_stage(self, query: str, filters: Filters, params: RetrievalParams) -> "FirstStage | None":
         """Candidates and their scores before any learned ranking; for "ranked", cut to the ones it re-ranks."""
@@ -98,9 +114,15 @@ class Retriever:
         lexical_query = expanded if params.expand_lexical else query
         cited_articles = self.cited_articles(analysis)
         both = self.reranks(params) and self.embedder.tuned  # the second stage weighs both cosines
-        # A named law is searched in full; the cited article always takes part.
+        handles, handled = None, []
+        if self.weighs_handles(params) and store.handles is not None:
+            admitted = None if filters == Filters() else {d for d, doc in store.documents.items()
+                                                          if filters.admits(doc)}
+            handles = store.handles.match(plain, query, admitted)
+            handled = [(doc_id, target) for doc_id, target in handles.pooled if isinstance(target, int)]
+        # A named law is searched in full; the cited article and the articles of the nearest handles take part.
         pool = store.gather([tuned, plain] if both else [tuned], lexical_query, CANDIDATES, filters,
-                            analysis.law_doc_ids, cited_articles)
+                            analysis.law_doc_ids, cited_articles + handled)
         if len(pool) == 0:
             return None
         closest = pool.cosines(plain)
@@ -116,11 +138,11 @@ class Retriever:
             by_plain = fuse(closest, pool.bm25, params) + bonus
             keep = np.union1d(np.union1d(np.argsort(-scores, kind="stable")[: params.rerank_depth],
                                          np.argsort(-by_plain, kind="stable")[: params.rerank_depth]),
-                              np.flatnonzero(cited))
+                              np.flatnonzero(cited | pool.of_articles(handled)))
         terms = pool.terms
         candidates = Candidates([pool.chunks[i] for i in keep], closest[keep], dense[keep], pool.bm25[keep],
                                 pool.coverage[keep], scores[keep], named[keep], pool.traits[keep])
-        return FirstStage(analysis, terms, candidates, max(0.0, float(closest.max())), cited[keep], plain)
+        return FirstStage(analysis, terms, candidates, max(0.0, float(closest.max())), cited[keep], plain, handles)
 
     def features(self, query: str, stage: "FirstStage") -> np.ndarray:
         """The second stage's feature matrix for a first stage's candidates (what bench/train_ranker.py learns)."""

@@ -7,6 +7,7 @@
         dense.faiss         FAISS inner-product index over normalised chunk vectors (row = chunk row)
         lexical_*           BM25 posting lists (kb.lexical)
         meta.sqlite         documents and chunks
+        handles.*           questions attached to passages, when the documents have sidecars (kb.handles)
 
 A build is written into a fresh folder and only then published, so an interrupted or failed ingest
 leaves the index in use untouched.
@@ -27,6 +28,7 @@ import faiss
 import numpy as np
 
 from kb.errors import KnowledgeBaseError
+from kb.handles import QuestionHandles
 from kb.lexical import LexicalIndex
 from kb.schema import Chunk, DatedEvent, Document
 
@@ -81,6 +83,7 @@ class IndexContents:
     lexical: LexicalIndex
     model_id: str
     model_fingerprint: str
+    handles: QuestionHandles | None = None
 
 
 @dataclass
@@ -91,6 +94,7 @@ class LoadedIndex:
     chunks: list[Chunk]
     dense: faiss.Index
     lexical: LexicalIndex
+    handles: QuestionHandles | None = None
 
 
 def _builds_dir(index_dir: Path) -> Path:
@@ -135,6 +139,8 @@ def _write_build(contents: IndexContents, target: Path) -> None:
         dense.add(np.ascontiguousarray(contents.vectors, dtype=np.float32))
     faiss.write_index(dense, str(target / DENSE))
     contents.lexical.save(target)
+    if contents.handles is not None and len(contents.handles):
+        contents.handles.save(target)
     with sqlite3.connect(target / META) as db:
         db.executescript(_SCHEMA)
         db.executemany(
@@ -153,7 +159,8 @@ def _write_build(contents: IndexContents, target: Path) -> None:
         "chunker_version": CHUNKER_VERSION,
         "embedding": {"model_id": contents.model_id, "fingerprint": contents.model_fingerprint,
                       "dimension": dimension},
-        "counts": {"documents": len(contents.documents), "chunks": len(contents.chunks)},
+        "counts": {"documents": len(contents.documents), "chunks": len(contents.chunks),
+                   "questions": len(contents.handles) if contents.handles is not None else 0},
         "documents": {d.source: d.content_hash for d in contents.documents},
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
@@ -243,6 +250,7 @@ def load_index(index_dir: Path) -> LoadedIndex:
     try:
         dense = faiss.read_index(str(index_dir / DENSE))
         lexical = LexicalIndex.load(index_dir)
+        handles = QuestionHandles.load(index_dir)
         db = sqlite3.connect(f"file:{index_dir / META}?mode=ro", uri=True)
         try:
             documents = {row[0]: Document(row[0], row[1], row[2], row[3], row[4], row[7],
@@ -261,4 +269,9 @@ def load_index(index_dir: Path) -> LoadedIndex:
         )
     if dense.d != manifest["embedding"]["dimension"]:
         raise IndexCorruptError(f"index at {index_dir}: vector dimension {dense.d} disagrees with its manifest")
-    return LoadedIndex(index_dir, manifest, documents, chunks, dense, lexical)
+    if handles is not None and (len(handles) != manifest["counts"].get("questions")
+                                or handles.vectors.shape[1:] != (dense.d,)
+                                or not {h.doc_id for h in handles.handles} <= set(documents)):
+        raise IndexCorruptError(f"index at {index_dir}: its attached questions disagree with its passages: "
+                                "rebuild it with `kb ingest`")
+    return LoadedIndex(index_dir, manifest, documents, chunks, dense, lexical, handles)

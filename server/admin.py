@@ -1,5 +1,6 @@
-"""Staff endpoints, behind a bearer key (disabled when no key is configured): add or remove a document,
-reload the index, read the question log.
+"""Staff endpoints, behind a bearer key (disabled when no key is configured): add or remove a document, list
+and add the questions attached to its passages (its sidecar, ingest/questions.py), reload the index, read the
+question log.
 
 Adding and removing re-ingest the corpus in the background (one job at a time; unchanged passages keep their
 vectors, so it takes seconds) and then swap the new index in; until then the old one keeps answering.
@@ -10,7 +11,9 @@ A removed or replaced file is moved to `corpus/.trash/`, never deleted; files th
 from __future__ import annotations
 
 import hmac
+import json
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -18,6 +21,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
 from ingest.build import NOT_DOCUMENTS
+from ingest.questions import SidecarError, attach, parse_question, sidecar_path
 from ingest.read import SUPPORTED_SUFFIXES, UnreadableFileError, read_source
 from server.api import state
 from server.errors import ApiError
@@ -25,6 +29,7 @@ from server.service import ServiceState
 
 UPLOAD_PATH = "/api/admin/documents"
 MAX_FILENAME_CHARS = 120
+_SIDECAR_LOCK = threading.Lock()  # one question appended at a time: no line is lost to a concurrent write
 
 
 def admin(request: Request, service: ServiceState = Depends(state)) -> None:
@@ -68,6 +73,28 @@ def to_trash(path: Path) -> Path:
     return target
 
 
+def source_in_corpus(service: ServiceState, doc_id: str) -> Path:
+    """The file a document was ingested from, which must lie in the corpus folder."""
+    document = service.kb.document(doc_id)
+    corpus = service.settings.corpus_dir.resolve()
+    source = (corpus / document.source).resolve()
+    if corpus not in source.parents or not source.is_file():
+        raise ApiError(409, "not_in_corpus", "该文档的源文件不在知识库目录中")
+    return source
+
+
+def append_question(sidecar: Path, row: dict) -> None:
+    """Append one line to a sidecar, atomically: the file is either as before or has the new line."""
+    line = json.dumps(row, ensure_ascii=False) + "\n"
+    with _SIDECAR_LOCK:
+        before = sidecar.read_bytes() if sidecar.is_file() else b""
+        if before and not before.endswith(b"\n"):
+            before += b"\n"
+        staging = sidecar.with_name(f".{sidecar.name}.writing")
+        staging.write_bytes(before + line.encode("utf-8"))
+        staging.replace(sidecar)
+
+
 def create_admin_router() -> APIRouter:
     router = APIRouter(prefix="/api/admin", tags=["admin"], dependencies=[Depends(admin)])
 
@@ -91,13 +118,33 @@ def create_admin_router() -> APIRouter:
     @router.delete("/documents/{doc_id}", status_code=202)
     def remove_document(doc_id: str, service: ServiceState = Depends(state)) -> dict:
         """remove a document (its file goes to `corpus/.trash/`) and re-ingest"""
-        document = service.kb.document(doc_id)
-        corpus = service.settings.corpus_dir.resolve()
-        source = (corpus / document.source).resolve()
-        if corpus not in source.parents or not source.is_file():
-            raise ApiError(409, "not_in_corpus", "该文档的源文件不在知识库目录中，无法删除")
-        to_trash(source)
-        return service.jobs.submit(f"remove {document.title}", service.rebuild).to_dict()
+        title = service.kb.document(doc_id).title
+        to_trash(source_in_corpus(service, doc_id))
+        return service.jobs.submit(f"remove {title}", service.rebuild).to_dict()
+
+    @router.get("/documents/{doc_id}/questions")
+    def questions(doc_id: str, service: ServiceState = Depends(state)) -> dict:
+        """the questions attached to a document's passages (关联问题), as indexed"""
+        return {"doc_id": doc_id, "questions": service.kb.attached_questions(doc_id)}
+
+    @router.post("/documents/{doc_id}/questions", status_code=202)
+    async def add_question(doc_id: str, request: Request, service: ServiceState = Depends(state)) -> dict:
+        """Body: {"q": "…", "articles": [34]} (or "contains": a snippet of a passage without articles).
+        Appends it to the document's sidecar and re-ingests."""
+        try:
+            raw = json.loads(await request.body())
+        except ValueError as exc:
+            raise ApiError(400, "bad_json", "请求体不是合法的 JSON") from exc
+        try:
+            question = parse_question(raw, "问题")
+        except SidecarError as exc:
+            raise ApiError(400, "bad_question", str(exc)) from exc
+        source = source_in_corpus(service, doc_id)
+        _, unattached = attach([question], service.kb.document_chunks(doc_id), service.kb.document(doc_id).source)
+        if unattached:
+            raise ApiError(400, "no_such_passage", str(unattached[0]).split(": ", 1)[-1])
+        await run_in_threadpool(append_question, sidecar_path(source), question.to_json())
+        return service.jobs.submit(f"question for {service.kb.document(doc_id).title}", service.rebuild).to_dict()
 
     @router.get("/jobs/{job_id}")
     def job(job_id: str, service: ServiceState = Depends(state)) -> dict:

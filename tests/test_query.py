@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from kb.query import LawNames, analyse, enumerates, title_aliases, title_subject
@@ -220,3 +222,40 @@ def test_analyse_puts_it_together(names: LawNames) -> None:
 ])
 def test_enumerates(text: str, expected: bool) -> None:
     assert enumerates(text) is expected
+
+
+# --- everyday names of the default corpus's laws ------------------------------------------------------------------------
+
+CORPUS = Path(__file__).resolve().parent.parent / "corpus"
+
+
+@pytest.fixture(scope="module")
+def corpus_names() -> LawNames:
+    """The laws of corpus/, by the titles their files give (first line, `# <title>`)."""
+    return LawNames([document(p.stem, p.read_text(encoding="utf-8").splitlines()[0].lstrip("# ").strip())
+                     for p in sorted(CORPUS.glob("*.md")) if p.name != "SOURCES.md"])
+
+
+@pytest.mark.parametrize("name, law", [
+    ("未保法", "未成年人保护法"), ("未成年保护法", "未成年人保护法"), ("妇女法", "妇女权益保障法"),
+    ("妇保法", "妇女权益保障法"), ("妇女权益保护法", "妇女权益保障法"), ("土地法", "土地管理法"), ("土管法", "土地管理法"),
+    ("土地承包法", "农村土地承包法"), ("承包法", "农村土地承包法"), ("治安法", "治安管理处罚法"),
+    ("治安处罚法", "治安管理处罚法"), ("消法", "消费者权益保护法"), ("消保法", "消费者权益保护法"),
+    ("反家暴法", "反家庭暴力法"), ("家暴法", "反家庭暴力法"), ("村组法", "村民委员会组织法"),
+    ("村委会组织法", "村民委员会组织法"), ("调解法", "人民调解法"), ("援助法", "法律援助法"), ("复议法", "行政复议法"),
+    ("诉讼法", "行政诉讼法"), ("行诉法", "行政诉讼法"), ("信访条例", "信访工作条例"), ("信息公开条例", "政府信息公开条例"),
+    ("国安法", "国家安全法"), ("预防犯罪法", "预防未成年人犯罪法"), ("重大行政决策程序条例", "重大行政决策程序暂行条例"),
+])
+@pytest.mark.parametrize("question", ["按{}的规定，这种情况怎么办？", "{}第十条", "我想查一下{}"])
+def test_everyday_names_find_their_law(corpus_names: LawNames, name: str, law: str, question: str) -> None:
+    assert corpus_names.find(question.format(name)) == (law,)
+
+
+@pytest.mark.parametrize("question", ["土地法律方面的问题问谁", "调解法院判的能改吗", "治安法规有哪些"])
+def test_a_short_name_inside_another_word_names_no_law(corpus_names: LawNames, question: str) -> None:
+    assert corpus_names.find(question) == ()
+
+
+def test_an_everyday_name_cites_an_article(corpus_names: LawNames) -> None:
+    analysis = analyse("未保法第十条讲的什么", corpus_names)
+    assert analysis.law_doc_ids == ("未成年人保护法",) and analysis.article_no == 10 and analysis.lookup

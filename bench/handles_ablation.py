@@ -1,0 +1,75 @@
+"""What the question bank's handles change, step by step, on real and held-out questions.
+
+    python -m bench.handles_ablation --index DIR     # DIR: an index of corpus/ built with its sidecars
+
+Variants: the first stage alone (fusion, no learning), + the learned ranker (kb/rank.py, as shipped before the
+bank), + the handle stage (kb/handles.py, bench/train_handles.py). Sets: stard_local_dev (real lay questions,
+never trained or chosen on), dev.jsonl, the bank's held-out articles (no handles exist for them), and
+stard_local_train (in-sample: the ranker and the handle stage learnt from it; for reference only). Per set and
+variant: Hit@1, Hit@5, MRR@10, how often the first hit is from the wrong law, and the median search time.
+Writes bench/results/handles_ablation.json.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from bench.common import SHARED, write_result
+from bench.train_handles import held_out_bank
+from bench.train_ranker import experiment_parser, parse_experiment
+from kb.evaluate import GoldQuestion, first_match_rank, load_questions
+from kb.knowledge_base import KnowledgeBase
+from kb.config import load_settings
+
+SETS = {"stard_local_dev": SHARED / "eval" / "stard_local_dev.jsonl", "dev": SHARED / "eval" / "dev.jsonl",
+        "stard_local_train (in-sample)": SHARED / "eval" / "stard_local_train.jsonl"}
+
+
+def variants(kb: KnowledgeBase) -> dict[str, KnowledgeBase]:
+    first = kb.with_params(replace(kb.params, method="weighted"))
+    ranked = kb.with_params(replace(kb.params, method="ranked"))
+    ranked.retriever.handle_ranker = None
+    return {"first stage": first, "+ ranker": ranked, "+ handles": kb}
+
+
+def measure(kb: KnowledgeBase, questions: list[GoldQuestion]) -> dict:
+    ranks, wrong_law, times = [], 0, []
+    for question in (q for q in questions if q.answerable):
+        started = time.perf_counter()
+        hits = kb.search(question.q, top_k=10)
+        times.append((time.perf_counter() - started) * 1000)
+        ranks.append(first_match_rank(question, hits))
+        wrong_law += bool(hits) and bool(question.doc) and question.doc not in hits[0].doc_title
+    n = len(ranks)
+    return {"n": n, "hit@1": round(sum(r == 1 for r in ranks) / n, 4),
+            "hit@5": round(sum(r is not None and r <= 5 for r in ranks) / n, 4),
+            "mrr@10": round(sum(1 / r for r in ranks if r is not None) / n, 4),
+            "wrong_law@1": round(wrong_law / n, 4), "median_ms": round(statistics.median(times), 1)}
+
+
+def main() -> int:
+    args = parse_experiment(experiment_parser(__doc__))
+    if args is None:
+        return 0
+    kb = KnowledgeBase.open(settings=load_settings(index_dir=Path(args.index)))
+    sets = {name: load_questions(path) for name, path in SETS.items() if path.is_file()}
+    sets["bank held-out articles"] = held_out_bank()
+    table: dict[str, dict] = {}
+    for name, questions in sets.items():
+        if not questions:
+            continue
+        table[name] = {label: measure(variant, questions) for label, variant in variants(kb).items()}
+        for label, figures in table[name].items():
+            print(f"{name:<32} {label:<12} " + "  ".join(f"{k} {v}" for k, v in figures.items()), flush=True)
+    handles = kb.store.handles
+    write_result("handles_ablation", {"index": str(args.index), "questions_attached": len(handles) if handles else 0,
+                                      "sets": table, "script": "python -m bench.handles_ablation --index DIR"})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

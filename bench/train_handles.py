@@ -1,0 +1,129 @@
+"""Learn how much the questions attached to passages (kb/handles.py) should move the ranking; real questions only.
+
+    python -m bench.train_handles --index DIR [--write]
+
+DIR is an index of corpus/ built with its sidecars (`kb ingest corpus --index DIR`). The handle stage weighs
+the second stage's verdict (kb/rank.py, as shipped) against how alike a question is to each candidate's attached
+questions (kb.handles.HANDLE_FEATURES). Written questions resemble written questions, so the weights are never
+learnt from the bank itself: they are fitted on bench.train_ranker's training questions (STARD's real lay
+questions over corpus/, the team's 信访 and report questions), by the same listwise softmax, each source weighing
+the same. The L2 penalty is chosen on a fixed 20 % validation part of those (seeded), by the mean over sources of
+MRR@10; the bank's held-out articles (bench/data/question_bank_heldout.jsonl, whose questions are in no sidecar)
+are measured beside it, to show the handles do not hurt articles that have none. Then the model is refitted on
+all training questions and, with --write, shipped as kb/rankers/handles-<model fingerprint>.json.
+
+In-sample caveat: the shipped ranker and question tuning learnt from these same training questions, so their
+verdict looks better here than on new questions; the handles' weight is, if anything, under-estimated.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from bench.common import write_result
+from bench.question_bank import HELDOUT_FILE
+from bench.train_ranker import (LOCAL_SETS, L2_GRID, SEED, VALIDATION_SHARE, Example, Item, experiment_parser,
+                                fit, local_items, parse_experiment, ranking_metrics, scaling, standardise)
+from kb.config import RetrievalParams, load_settings
+from kb.evaluate import GoldQuestion, load_questions
+from kb.handles import HANDLE_FEATURES, handle_features
+from kb.knowledge_base import KnowledgeBase
+from kb.passage_store import Filters
+from kb.rank import RANKERS_DIR, LinearRanker
+from kb.retrieve import Retriever
+
+
+def handle_retriever(kb: KnowledgeBase) -> Retriever:
+    """The product's retriever with the handle stage switched on, whatever is shipped (neutral weights): the
+    candidates then include the articles of the nearest handles, as they will in the product."""
+    retriever = kb.with_params(RetrievalParams(method="ranked")).retriever
+    size = len(HANDLE_FEATURES)
+    retriever.handle_ranker = LinearRanker(np.zeros(size), np.zeros(size), np.ones(size), {}, HANDLE_FEATURES)
+    return retriever
+
+
+def handle_examples(retriever: Retriever, items: list[Item], source: str) -> tuple[list[Example], int]:
+    """Per question whose answer is among the candidates: the handle features, the gold mask, and the
+    ranker's own scores (what the handle stage has to beat)."""
+    found, missed = [], 0
+    for question, answers in items:
+        stage = retriever.first_stage(question, Filters(), retriever.params)
+        if stage is None or stage.handles is None or retriever.ranker is None:
+            missed += 1
+            continue
+        gold = np.array([answers(c) for c in stage.candidates.chunks], dtype=bool)
+        if not gold.any():
+            missed += 1
+            continue
+        ranked = retriever.ranker.score(retriever.features(question, stage))
+        features = handle_features(ranked, *stage.handles.features(stage.candidates.chunks))
+        found.append(Example(source, features, gold, ranked))
+    return found, missed
+
+
+def held_out_bank() -> list[GoldQuestion]:
+    """The bank's held-out articles' questions, as gold questions (document stem → title match)."""
+    if not HELDOUT_FILE.is_file():
+        return []
+    rows = [json.loads(line) for line in HELDOUT_FILE.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [GoldQuestion(id=f"bank{i}", q=r["q"], tag="bank_heldout", answerable=True, doc=r["doc"],
+                         articles=tuple(r.get("articles", ())),
+                         contains=(r["contains"],) if r.get("contains") else ())
+            for i, r in enumerate(rows)]
+
+
+def main() -> int:
+    parser = experiment_parser(__doc__)
+    parser.add_argument("--write", action="store_true", help="ship the weights in kb/rankers/")
+    args = parse_experiment(parser)
+    if args is None:
+        return 0
+    kb = KnowledgeBase.open(settings=load_settings(index_dir=Path(args.index)))
+    if kb.store.handles is None:
+        print(f"skipped: the index at {args.index} has no attached questions (ingest corpus/ with its sidecars)")
+        return 0
+    retriever = handle_retriever(kb)
+    batch: list[Example] = []
+    coverage = {}
+    for path in LOCAL_SETS:
+        found, missed = handle_examples(retriever, local_items(kb, load_questions(path)), path.stem)
+        batch += found
+        coverage[path.stem] = {"used": len(found), "answer_not_among_candidates": missed}
+    bank, bank_missed = handle_examples(retriever, local_items(kb, held_out_bank()), "bank_heldout")
+    coverage["bank_heldout"] = {"used": len(bank), "answer_not_among_candidates": bank_missed,
+                                "measured_only": True}
+
+    order = list(range(len(batch)))
+    random.Random(SEED).shuffle(order)
+    cut = int(len(order) * VALIDATION_SHARE)
+    validation, training = [batch[i] for i in order[:cut]], [batch[i] for i in order[cut:]]
+    mean, scale = scaling(training)
+    train_std = standardise(training, mean, scale)
+    selection: dict[str, dict] = {"ranker_alone": ranking_metrics(validation + bank, lambda e: e.first_stage)}
+    for l2 in L2_GRID:
+        weights = fit(train_std, l2)
+        selection[str(l2)] = ranking_metrics(standardise(validation + bank, mean, scale),
+                                             lambda e, w=weights: e.features @ w)
+    best = max(L2_GRID, key=lambda l2: (np.mean([selection[str(l2)][s]["mrr@10"] for s in coverage
+                                                 if s != "bank_heldout" and s in selection[str(l2)]]), -l2))
+    mean, scale = scaling(batch)
+    weights = fit(standardise(batch, mean, scale), best)
+    meta = {"trained_on": coverage, "l2": best, "seed": SEED, "validation_share": VALIDATION_SHARE,
+            "validation": selection, "handles": len(kb.store.handles), "script": "python -m bench.train_handles"}
+    figures = {**meta, "weights": dict(zip(HANDLE_FEATURES, map(float, np.round(weights, 4))))}
+    write_result("train_handles", figures)
+    print(json.dumps(figures, ensure_ascii=False, indent=2))
+    if args.write:
+        path = RANKERS_DIR / f"handles-{kb.embedder.fingerprint}.json"
+        LinearRanker(weights, mean, scale, meta, HANDLE_FEATURES).save(path)
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
