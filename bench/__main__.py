@@ -1,6 +1,6 @@
 """`make bench` / `python -m bench [stage ...]`: every benchmark in order, then docs/benchmarks.md.
 
-Stages: embedding, ingest, latency, quality, growth, dense, memory, ranking, answers, scale, report. Each writes bench/results/<name>.json;
+Stages: embedding, ingest, latency, quality, growth, dense, memory, ranking, bank, answers, scale, report. Each writes bench/results/<name>.json;
 the report is generated from whatever results exist. Stages that need ../shared skip cleanly without it.
 A full run from nothing takes about 1.5 hours on two cores, most of it embedding the 55,956 STARD articles
 once (kept in the vector cache, so later runs take minutes).
@@ -21,6 +21,7 @@ STAGES: dict[str, list[list[str]]] = {
     "growth": [["bench.growth"]],
     "dense": [["bench.dense_topk"]],
     "ranking": [["bench.ranking"]],
+    "bank": [["bench.question_bank", "check"], ["bench.handles_ablation"]],
     "answers": [["bench.abstention"], ["bench.followup"], ["bench.related"], ["bench.safety"]],
     "scale": [["bench.vector_scale"], ["bench.store_parity"], ["bench.store_scale"]],
     "memory": [["bench.memory", "--concurrency", "8"], ["bench.memory", "--concurrency", "32", "--requests", "640"]],

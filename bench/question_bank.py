@@ -7,7 +7,8 @@
 Writer files are JSONL rows of a sidecar plus "doc" (the document's file stem, e.g. 民法典). Checks:
 every gold article exists; no run of 4+ characters copied from the gold article except names (laws, bodies,
 contract types); no near-duplicates (character-bigram Jaccard ≥ 0.75 among one article's questions, or the
-same text anywhere); coverage per document and per article against the minimum (3, or 6 for the articles
+same text anywhere); none resembling a question of ../shared/eval (Jaccard ≥ 0.6: the bank must not copy or
+paraphrase evaluation questions, nor the training questions the handle stage learns from); coverage per document and per article against the minimum (3, or 6 for the articles
 people ask about). A fixed 15 % of articles, chosen by a hash of document and number, keep their questions in
 bench/data/question_bank_heldout.jsonl, out of every sidecar, handle and training set: measuring on them shows
 what a model learnt beyond the bank.
@@ -39,6 +40,7 @@ HELDOUT_PER_MILLE = 150
 MIN_QUESTIONS, MIN_QUESTIONS_ASKED = 3, 6
 COPY_RUN = 4
 NEAR_DUPLICATE = 0.75
+LIKE_EVALUATION = 0.6
 #: Parts people ask about: every article of these documents, and these article ranges of 民法典.
 ASKED_DOCUMENTS = ("信访工作条例", "农村土地承包法", "治安管理处罚法", "反家庭暴力法", "未成年人保护法", "妇女权益保障法",
                    "消费者权益保护法", "预防未成年人犯罪法")
@@ -142,6 +144,29 @@ def near_duplicates(questions: list[str]) -> list[tuple[str, str]]:
     return pairs
 
 
+def evaluation_questions() -> list[tuple[str, set[str]]]:
+    """(file, bigrams) of every question of ../shared/eval (none when it is absent)."""
+    out = []
+    for path in sorted((SHARED / "eval").glob("*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                out.append((f"{path.name}: {json.loads(line)['q']}", _bigrams(json.loads(line)["q"])))
+    return out
+
+
+def like_evaluation(questions: list[str]) -> list[str]:
+    known = evaluation_questions()
+    found = []
+    for question in questions:
+        grams = _bigrams(question)
+        for name, other in known:
+            union = grams | other
+            if union and len(grams & other) / len(union) >= LIKE_EVALUATION:
+                found.append(f"{question}  ≈ {name}")
+                break
+    return found
+
+
 def read_rows(files: list[Path]) -> tuple[list[tuple[str, AttachedQuestion]], list[str]]:
     """(document stem, question) for every line of writer files (with "doc") or sidecars (stem from name)."""
     rows, errors = [], []
@@ -189,25 +214,31 @@ def check(files: list[Path], coverage: bool) -> int:
     duplicates = [f"same text {n}×: {q}" for q, n in seen.items() if n > 1]
     for (stem, key), questions in by_key.items():
         duplicates += [f"{stem} {key}: {a} ≈ {b}" for a, b in near_duplicates(questions)]
-    for title, problems in (("errors", errors), ("copied runs", copies), ("near-duplicates", duplicates)):
+    resembling = like_evaluation([q.question for _, q in rows])
+    for title, problems in (("errors", errors), ("copied runs", copies), ("near-duplicates", duplicates),
+                            ("like evaluation questions", resembling)):
         print(f"{len(problems)} {title}")
         for problem in problems[:200]:
             print("  ", problem)
     if coverage:
         _print_coverage(corpus, by_key)
-    return 1 if errors or copies or duplicates else 0
+    return 1 if errors or copies or duplicates or resembling else 0
 
 
 def _print_coverage(corpus: dict[str, tuple[str, list[Chunk]]], by_key: dict) -> None:
     asked = {stem: set(v) for stem, v in asked_articles().items()}
     print(f"\n{'document':<16} {'articles':>8} {'questions':>9} {'below minimum':>14}")
     for stem, (_, chunks) in corpus.items():
-        numbers = sorted(article_texts(chunks))
-        counts = [len(by_key.get((stem, n), [])) for n in numbers]
+        numbers: list[int | str] = list(sorted(article_texts(chunks)))
+        if not numbers:  # text without articles: its passages, by the snippets questions name
+            numbers = [c.chunk_id for c in chunks]
+            keyed = {c.chunk_id: [q for (s, key), qs in by_key.items() if s == stem and isinstance(key, str)
+                                  and key in c.text for q in qs] for c in chunks}
+            counts = [len(keyed[n]) for n in numbers]
+        else:
+            counts = [len(by_key.get((stem, n), [])) for n in numbers]
         short = [n for n, c in zip(numbers, counts) if c < (MIN_QUESTIONS_ASKED if n in asked.get(stem, ())
                                                           else MIN_QUESTIONS)]
-        if not numbers:
-            counts = [len(v) for (s, _), v in by_key.items() if s == stem]
         print(f"{stem:<16} {len(numbers):>8} {sum(counts):>9} {len(short):>14}  {short[:12]}")
 
 

@@ -7,13 +7,17 @@ the second stage's verdict (kb/rank.py, as shipped) against how alike a question
 questions (kb.handles.HANDLE_FEATURES). Written questions resemble written questions, so the weights are never
 learnt from the bank itself: they are fitted on bench.train_ranker's training questions (STARD's real lay
 questions over corpus/, the team's 信访 and report questions), by the same listwise softmax, each source weighing
-the same. The L2 penalty is chosen on a fixed 20 % validation part of those (seeded), by the mean over sources of
-MRR@10; the bank's held-out articles (bench/data/question_bank_heldout.jsonl, whose questions are in no sidecar)
-are measured beside it, to show the handles do not hurt articles that have none. Then the model is refitted on
+the same. The L2 penalty is chosen on a fixed 20 % validation part of those (seeded) beside the bank's held-out
+articles (bench/data/question_bank_heldout.jsonl, whose questions are in no sidecar: what the stage does to
+articles that have no handles), by the mean over the three sources of MRR@10. Then the model is refitted on
 all training questions and, with --write, shipped as kb/rankers/handles-<model fingerprint>.json.
 
-In-sample caveat: the shipped ranker and question tuning learnt from these same training questions, so their
-verdict looks better here than on new questions; the handles' weight is, if anything, under-estimated.
+The ranker learnt from these same questions: its verdict on them is better than on any new question, and the
+handle stage would learn to trust it too much. So its verdict is cross-fitted: the questions are cut in the two
+fixed halves of bench/crossfit.py, and each half is scored by a ranker refitted (bench.train_ranker.fit, the
+shipped L2) on the other half only. The question tuning (bench/train_encoder.py) also saw these questions and is
+not cross-fitted here (its held-out halves need the STARD pack): the ranker's verdict stays somewhat flattered,
+so the handles' weight is, if anything, under-estimated.
 """
 
 from __future__ import annotations
@@ -21,11 +25,13 @@ from __future__ import annotations
 import json
 import random
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from bench.common import write_result
+from bench.crossfit import half
 from bench.question_bank import HELDOUT_FILE
 from bench.train_ranker import (LOCAL_SETS, L2_GRID, SEED, VALIDATION_SHARE, Example, Item, experiment_parser,
                                 fit, local_items, parse_experiment, ranking_metrics, scaling, standardise)
@@ -47,9 +53,19 @@ def handle_retriever(kb: KnowledgeBase) -> Retriever:
     return retriever
 
 
-def handle_examples(retriever: Retriever, items: list[Item], source: str) -> tuple[list[Example], int]:
-    """Per question whose answer is among the candidates: the handle features, the gold mask, and the
-    ranker's own scores (what the handle stage has to beat)."""
+@dataclass
+class Observed:
+    """One question as the handle stage sees it: the ranker's features, the handles' evidence, the gold mask."""
+
+    source: str
+    question: str
+    ranker_features: np.ndarray
+    handles: tuple[np.ndarray, np.ndarray, np.ndarray]
+    gold: np.ndarray
+
+
+def observe(retriever: Retriever, items: list[Item], source: str) -> tuple[list[Observed], int]:
+    """Every question whose answer is among the candidates (with the handles' candidates); and how many not."""
     found, missed = [], 0
     for question, answers in items:
         stage = retriever.first_stage(question, Filters(), retriever.params)
@@ -60,10 +76,32 @@ def handle_examples(retriever: Retriever, items: list[Item], source: str) -> tup
         if not gold.any():
             missed += 1
             continue
-        ranked = retriever.ranker.score(retriever.features(question, stage))
-        features = handle_features(ranked, *stage.handles.features(stage.candidates.chunks))
-        found.append(Example(source, features, gold, ranked))
+        found.append(Observed(source, question, retriever.features(question, stage),
+                              stage.handles.features(stage.candidates.chunks), gold))
     return found, missed
+
+
+def cross_fitted_examples(observed: list[Observed], shipped: LinearRanker) -> list[Example]:
+    """Handle-stage examples whose ranker verdict comes from a ranker that never saw the question."""
+    examples = []
+    for k in (0, 1):
+        others = [o for o in observed if half(o.question) != k]
+        fitted = [Example(o.source, o.ranker_features, o.gold, o.gold) for o in others]
+        mean, scale = scaling(fitted)
+        weights = fit(standardise(fitted, mean, scale), float(shipped.meta.get("l2", 0.01)))
+        for o in (o for o in observed if half(o.question) == k):
+            ranked = ((o.ranker_features - mean) / scale) @ weights
+            examples.append(Example(o.source, handle_features(ranked, *o.handles), o.gold, ranked))
+    return examples
+
+
+def shipped_examples(observed: list[Observed], shipped: LinearRanker) -> list[Example]:
+    """Handle-stage examples with the shipped ranker's verdict (for questions it never saw)."""
+    out = []
+    for o in observed:
+        ranked = shipped.score(o.ranker_features)
+        out.append(Example(o.source, handle_features(ranked, *o.handles), o.gold, ranked))
+    return out
 
 
 def held_out_bank() -> list[GoldQuestion]:
@@ -88,15 +126,18 @@ def main() -> int:
         print(f"skipped: the index at {args.index} has no attached questions (ingest corpus/ with its sidecars)")
         return 0
     retriever = handle_retriever(kb)
-    batch: list[Example] = []
+    assert retriever.ranker is not None
+    observed: list[Observed] = []
     coverage = {}
     for path in LOCAL_SETS:
-        found, missed = handle_examples(retriever, local_items(kb, load_questions(path)), path.stem)
-        batch += found
+        found, missed = observe(retriever, local_items(kb, load_questions(path)), path.stem)
+        observed += found
         coverage[path.stem] = {"used": len(found), "answer_not_among_candidates": missed}
-    bank, bank_missed = handle_examples(retriever, local_items(kb, held_out_bank()), "bank_heldout")
+    batch = cross_fitted_examples(observed, retriever.ranker)
+    held_out, bank_missed = observe(retriever, local_items(kb, held_out_bank()), "bank_heldout")
+    bank = shipped_examples(held_out, retriever.ranker)
     coverage["bank_heldout"] = {"used": len(bank), "answer_not_among_candidates": bank_missed,
-                                "measured_only": True}
+                                "validation_only": True}
 
     order = list(range(len(batch)))
     random.Random(SEED).shuffle(order)
@@ -109,11 +150,10 @@ def main() -> int:
         weights = fit(train_std, l2)
         selection[str(l2)] = ranking_metrics(standardise(validation + bank, mean, scale),
                                              lambda e, w=weights: e.features @ w)
-    best = max(L2_GRID, key=lambda l2: (np.mean([selection[str(l2)][s]["mrr@10"] for s in coverage
-                                                 if s != "bank_heldout" and s in selection[str(l2)]]), -l2))
+    best = max(L2_GRID, key=lambda l2: (selection[str(l2)]["mean"]["mrr@10"], -l2))
     mean, scale = scaling(batch)
     weights = fit(standardise(batch, mean, scale), best)
-    meta = {"trained_on": coverage, "l2": best, "seed": SEED, "validation_share": VALIDATION_SHARE,
+    meta = {"trained_on": coverage, "ranker_cross_fitted": True, "l2": best, "seed": SEED, "validation_share": VALIDATION_SHARE,
             "validation": selection, "handles": len(kb.store.handles), "script": "python -m bench.train_handles"}
     figures = {**meta, "weights": dict(zip(HANDLE_FEATURES, map(float, np.round(weights, 4))))}
     write_result("train_handles", figures)

@@ -219,6 +219,9 @@ def ingest(paths: Sequence[Path], settings: Settings, embedder: Embedder | None 
         from ingest.milvus_sync import sync_to_milvus  # pymilvus is only imported by those who use it
 
         report.reused = sync_to_milvus(documents, chunks, settings, embedder or Embedder(settings), progress)
+        if handles:
+            log.warning("Milvus does not hold questions attached to passages yet: %d questions not indexed",
+                        len(handles))
     else:
         report.reused = build_index(documents, chunks, settings, embedder, progress, handles)
         report.questions = len(handles)

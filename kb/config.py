@@ -138,7 +138,7 @@ class AnswerParams:
     #: At most this many other candidates are shown below an answer (kb/related.py) …
     related_passages: int = 3
     #: … when the ranker's first passage scores less than this above its second (`python -m bench.related`).
-    related_margin: float = 2.793
+    related_margin: float = 3.765
 
 
 @dataclass(frozen=True)

@@ -67,9 +67,10 @@ class HandleMatch:
     law_share: dict[str, float]  # the router: which documents the nearest handles belong to (shares sum to 1)
 
     def features(self, chunks: Sequence[Chunk]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(best handle cosine, best handle BM25, router share of its document) per candidate; a passage without
-        a handle near the question gets the lowest cosine any handle got (0 when none), so the feature never
-        rewards having no handles."""
+        """(best handle cosine, best handle BM25, router share of its document) per candidate. A passage without
+        handles gets the lowest cosine any handle got (0 when none): measured on the bank's held-out articles,
+        which have none, this neither helps nor hurts them (bench/results/train_handles.json), where giving them
+        the candidates' mean did hurt."""
         floor = min(self.cosine.values(), default=0.0)
         keys = [passage_key(c) for c in chunks]
         return (np.array([self.cosine.get(k, floor) for k in keys], dtype=np.float64),

@@ -32,7 +32,8 @@ from kb.handles import QuestionHandles
 from kb.lexical import LexicalIndex
 from kb.schema import Chunk, DatedEvent, Document
 
-FORMAT_VERSION = 2
+#: 3: indexes hold the questions attached to passages (kb.handles); older ones are rebuilt so that they do.
+FORMAT_VERSION = 3
 #: The chunker (ingest/chunk.py) this program's indexes must have been cut by. Bump it when chunk boundaries or
 #: indexing texts change: an index cut by another chunker is refused at load, and rebuilt by `kb ingest` (or on
 #: the first start of `kb serve` for the default index).

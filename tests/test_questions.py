@@ -122,6 +122,8 @@ def test_ingest_indexes_attached_questions_reports_bad_lines_and_keeps_the_rest(
 
     hits = kb.search("昨晚下了一尺厚的雪，村里大路堵死了，乡里几天内要派人来铲？", top_k=1)
     assert hits[0].citation == f"《{ROAD}》第四条"
+    # A document without a sidecar is neither favoured nor pushed down by the others' handles.
+    assert kb.search("集市上摆一个摊一天最多收多少钱", top_k=1)[0].citation == "《集市摊位管理办法》第三条"
 
     sidecar_path(road_corpus / f"{ROAD}.md").unlink()
     plain = settings.with_(index_dir=tmp_path / "plain")

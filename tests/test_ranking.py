@@ -13,6 +13,7 @@ import pytest
 from conftest import PROJECT_ROOT
 from kb.config import Settings
 from kb.evaluate import load_questions, score
+from kb.handles import HANDLE_FEATURES
 from kb.knowledge_base import KnowledgeBase
 from kb.rank import ASKS, FEATURES, TRAITS, Candidates, LinearRanker, candidate_features, chunk_traits, question_asks
 from kb.schema import Chunk, Document
@@ -81,13 +82,25 @@ def test_a_ranker_round_trips_through_json_and_refuses_other_features(tmp_path: 
 
 def test_the_shipped_ranker_matches_the_features_and_says_how_it_was_made() -> None:
     shipped = sorted(p for p in (PROJECT_ROOT / "kb" / "rankers").glob("*.json")
-                     if p.stem not in ("followup", "followup_gate"))
+                     if p.stem not in ("followup", "followup_gate") and not p.stem.startswith("handles-"))
     assert shipped, "a ranker ships for the default model"
     for path in shipped:
         ranker = LinearRanker.for_model(path.stem)
         assert ranker is not None and np.isfinite(ranker.weights).all()
         assert ranker.meta["script"] == "python -m bench.train_ranker"
         assert set(ranker.meta["trained_on"]) == {"stard_local_train", "train_local"}
+
+
+def test_the_shipped_handle_stage_learnt_from_real_questions_only() -> None:
+    """Its weights come from the training questions; the bank's held-out articles only chose its L2."""
+    shipped = sorted((PROJECT_ROOT / "kb" / "rankers").glob("handles-*.json"))
+    assert shipped, "a handle stage ships for the default model"
+    for path in shipped:
+        stage = LinearRanker.for_model(path.stem, features=HANDLE_FEATURES)
+        assert stage is not None and np.isfinite(stage.weights).all()
+        assert stage.meta["script"] == "python -m bench.train_handles" and stage.meta["ranker_cross_fitted"]
+        assert {s for s, v in stage.meta["trained_on"].items() if not v.get("validation_only")} == {
+            "stard_local_train", "train_local"}
 
 
 # --- end to end, real model ------------------------------------------------------------------------------------
