@@ -53,46 +53,59 @@ def milvus_kb(milvus_uri: str, settings: Settings, embedder: Embedder, corpus_kb
     return KnowledgeBase.open(settings=in_milvus(settings, milvus_uri, "default"), embedder=embedder)
 
 
+@pytest.fixture(scope="module")
+def local_kb(corpus_kb: KnowledgeBase) -> KnowledgeBase:
+    """The local index searched as Milvus searches it: without the questions attached to passages, which a
+    Milvus store does not hold yet (kb/handles.py)."""
+    kb = corpus_kb.with_params(corpus_kb.params)
+    kb.retriever.handle_ranker = None
+    return kb
+
+
 def hit_keys(hits) -> list[tuple]:
     return [(h.doc_id, h.article_no, h.chunk_id, h.citation, h.text, h.start, h.end) for h in hits]
 
 
-def test_milvus_finds_what_the_local_index_finds(milvus_kb: KnowledgeBase, corpus_kb: KnowledgeBase) -> None:
+def test_milvus_finds_what_the_local_index_finds(milvus_kb: KnowledgeBase, local_kb: KnowledgeBase) -> None:
     for question in questions():
-        local, remote = corpus_kb.search(question, top_k=5), milvus_kb.search(question, top_k=5)
+        local, remote = local_kb.search(question, top_k=5), milvus_kb.search(question, top_k=5)
         assert hit_keys(remote) == hit_keys(local), question
         assert [h.score for h in remote] == pytest.approx([h.score for h in local], rel=1e-3), question
 
 
-def test_milvus_answers_as_the_local_index_does(milvus_kb: KnowledgeBase, corpus_kb: KnowledgeBase) -> None:
+def test_milvus_answers_as_the_local_index_does(milvus_kb: KnowledgeBase, local_kb: KnowledgeBase) -> None:
     for question in QUESTIONS:
-        local, remote = corpus_kb.ask(question), milvus_kb.ask(question)
+        local, remote = local_kb.ask(question), milvus_kb.ask(question)
         assert (remote.answer, remote.answerable, remote.related) == (local.answer, local.answerable, local.related)
         assert remote.confidence == pytest.approx(local.confidence, abs=1e-3)
     follow_up = milvus_kb.ask("那要是不满意呢？", history=["信访事项多久办结？"])
-    assert follow_up.answer == corpus_kb.ask("那要是不满意呢？", history=["信访事项多久办结？"]).answer
+    assert follow_up.answer == local_kb.ask("那要是不满意呢？", history=["信访事项多久办结？"]).answer
 
 
-def test_filters_behave_the_same(milvus_kb: KnowledgeBase, corpus_kb: KnowledgeBase) -> None:
-    petition = next(d for d in corpus_kb.documents.values() if d.title == "信访工作条例")
+def test_filters_behave_the_same(milvus_kb: KnowledgeBase, local_kb: KnowledgeBase) -> None:
+    petition = next(d for d in local_kb.documents.values() if d.title == "信访工作条例")
     for filters in ({"doc_kind": "report"}, {"title_contains": "信访"}, {"doc_id": petition.doc_id},
                     {"doc_kind": "other"}, {"date_from": "2020", "doc_kind": "law"}):
-        local = corpus_kb.search("办理期限是多久", top_k=8, filters=filters)
+        local = local_kb.search("办理期限是多久", top_k=8, filters=filters)
         assert hit_keys(milvus_kb.search("办理期限是多久", top_k=8, filters=filters)) == hit_keys(local), filters
     reports = milvus_kb.search("普法", top_k=10, filters={"doc_kind": "report"})
     assert reports and all(h.doc_kind == "report" for h in reports)
 
 
-def test_articles_documents_and_info_read_the_same(milvus_kb: KnowledgeBase, corpus_kb: KnowledgeBase) -> None:
-    petition = next(d for d in corpus_kb.documents.values() if d.title == "信访工作条例")
+def test_articles_documents_and_info_read_the_same(milvus_kb: KnowledgeBase, local_kb: KnowledgeBase) -> None:
+    petition = next(d for d in local_kb.documents.values() if d.title == "信访工作条例")
     assert milvus_kb.search("信访工作条例第三十四条", top_k=1)[0].article_no == 34
-    assert milvus_kb.article(petition.doc_id, 34) == corpus_kb.article(petition.doc_id, 34)
-    split = next(c for c in corpus_kb.store.chunks if c.part > 1)  # a long 条 cut in parts: one hit for all of it
-    assert milvus_kb.article(split.doc_id, split.article_no) == corpus_kb.article(split.doc_id, split.article_no)
-    assert milvus_kb.document(petition.doc_id) == corpus_kb.document(petition.doc_id)
-    assert milvus_kb.document_chunks(petition.doc_id) == corpus_kb.document_chunks(petition.doc_id)
-    local_info, remote_info = corpus_kb.info(), milvus_kb.info()
-    assert remote_info["documents"] == local_info["documents"] and remote_info["chunks"] == local_info["chunks"]
+    assert milvus_kb.article(petition.doc_id, 34) == local_kb.article(petition.doc_id, 34)
+    split = next(c for c in local_kb.store.chunks if c.part > 1)  # a long 条 cut in parts: one hit for all of it
+    assert milvus_kb.article(split.doc_id, split.article_no) == local_kb.article(split.doc_id, split.article_no)
+    assert milvus_kb.document(petition.doc_id) == local_kb.document(petition.doc_id)
+    assert milvus_kb.document_chunks(petition.doc_id) == local_kb.document_chunks(petition.doc_id)
+    local_info, remote_info = local_kb.info(), milvus_kb.info()
+    def without_questions(documents: list[dict]) -> list[dict]:
+        return [{k: v for k, v in d.items() if k != "questions"} for d in documents]
+
+    assert without_questions(remote_info["documents"]) == without_questions(local_info["documents"])
+    assert remote_info["chunks"] == local_info["chunks"] and remote_info["questions"] == 0
     assert (remote_info["store"], remote_info["kb_name"]) == ("milvus", "default")
     with pytest.raises(Exception, match="没有这个文档"):
         milvus_kb.document("no-such-document")
