@@ -27,6 +27,10 @@ _NUMBERED_HEADING_RE = re.compile(rf"^[{_N}]+、")
 _BRACKETED_HEADING_RE = re.compile(rf"^[（(][{_N}]+[）)]")
 _STRUCTURE_LEVEL = {"编": 1, "分编": 2, "章": 3, "节": 4}
 _MAX_HEADING_CHARS = 40
+# Never in a title: C0/C1 controls, bidi embeddings, overrides, isolates and marks, zero-width characters.
+# A title is shown in answers, citations and the admin's job list, where a U+202E could make an uploaded
+# "报告\u202etxt.exe" read "报告exe.txt"; a title comes from a title line or from the file name.
+_TITLE_INVISIBLE_RE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2060\u2066-\u2069\ufeff]")
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,11 @@ def clean_heading(text: str) -> str:
     if _STRUCTURE_HEADING_RE.match(tokens[0] + " ") and len(tokens) > 1:
         return tokens[0] + " " + "".join(tokens[1:])
     return "".join(tokens)
+
+
+def clean_title(text: str) -> str:
+    """A title without invisible characters; a tab between words becomes a space."""
+    return _TITLE_INVISIBLE_RE.sub("", text.replace("\t", " ")).strip()
 
 
 def _lines(text: str) -> list[tuple[int, int, str]]:
@@ -174,7 +183,7 @@ def parse_document(text: str, source: str, is_markdown: bool) -> ParsedDocument:
         title, blocks = _markdown_blocks(text)
     else:
         title, blocks = _plain_blocks(text, stem)
-    title = title or stem
+    title = clean_title(title) or clean_title(stem)
     dates = [e for b in blocks if b.kind == "meta" for e in [_dated_event(text[b.start : b.end])] if e]
     document = Document(
         doc_id=doc_id_for(source),

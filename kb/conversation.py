@@ -43,8 +43,11 @@ from kb.tokenize import nouns, tokenize
 
 #: How every channel says that an answer was read with the question before it.
 FOLLOW_UP_NOTE = "接着您上一个问题「{}」回答"
-#: Earlier questions a caller may pass; only the most recent one is used to read a follow-up.
+#: Earlier questions a caller may pass; only the last USED_EARLIER are read, each cut to its last EARLIER_CHARS
+#: characters (where a story's question is), so that what a follow-up costs is bounded whatever is sent.
 MAX_HISTORY = 10
+USED_EARLIER = 2
+EARLIER_CHARS = 200
 
 Retrieve = Callable[[str, int, Filters], Retrieval]
 #: How sure the answer stage is that a retrieval answers a question (kb.answer.confidence).
@@ -121,10 +124,17 @@ class FollowUpCandidates:
 
 
 def earlier_questions(history: Sequence[str]) -> list[str]:
-    """The conversation's non-empty earlier questions, oldest first, of its last MAX_HISTORY."""
+    """The earlier questions a follow-up is read with: the last USED_EARLIER non-empty ones, oldest first."""
     if isinstance(history, str):
         history = [history]  # one earlier question given as it is, not as a list of its characters
-    return [h.strip() for h in list(history)[-MAX_HISTORY:] if h and h.strip()]
+    return [h.strip()[-EARLIER_CHARS:] for h in history if h and h.strip()][-USED_EARLIER:]
+
+
+def retrievals_for(history: Sequence[str]) -> int:
+    """How many retrievals reading a question with this history takes at most: one alone; READINGS for each
+    earlier question (the previous one is itself read with the one before it, ConversationReader.understood)."""
+    earlier = len(earlier_questions(history))
+    return len(READINGS) * earlier if earlier else 1
 
 
 def previous_question(history: Sequence[str]) -> str:

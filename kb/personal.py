@@ -1,19 +1,39 @@
 """Personal details in a citizen's question: masked before the question is logged, left out before it is answered.
 
-One set of patterns finds the numbers (_CONTACTS) for both uses:
+One grammar finds the numbers (_personal_numbers) for both uses. A number is a run of digits with at most three
+separators between two digits; the characters it may be written in are one table (_NUMBER_FORMS):
 
-    mobile number   13800138000, 138 0013 8000, 138-0013-8000, 138.0013.8000, +86 138…  ->  138****8000
-                    (first three and last four digits: staff can still tell numbers apart; no prefix kept)
-    身份证号         18 characters (last may be X/x) or the old 15 digits, with a valid birth date  ->  [身份证号]
-    bank card       16-19 digits, contiguous or grouped in fours by spaces or dashes  ->  [银行卡号]
-    landline        010-12345678, 0755 8601 3388, (0755)86013388, with optional extension  ->  [电话]
-    email           anyone@example.com, also with 。 for a dot (anyone@example。com)  ->  [邮箱]
+    digits       0-9, full-width ０-９, Chinese numerals 〇零一幺二两三四五六七八九 and capitals 壹贰叁肆伍陆柒捌玖
+    separators   space, ideographic and no-break space, - — – ‐ ‑ − ﹣ －, * ＊, / ／, · ・ ･, 、, _ ＿, and the dot . ．
+    check digit  X x Ｘ ｘ, at the end of an 18-character 身份证号
 
-Digit runs are matched whole: a number that runs on into more digits or into a decimal part is left alone, so
-years, article numbers, decimals and dates (2024.01.15) survive. A run followed by 元/万/亿 is kept only if it ends
-in 0000: a round sum (13500000000元) is not a phone, but 15912345678元旦 is, and an odd sum lost from a log costs
-less than a number leaked. Full-width forms (１３８…, ｚｓ＠ｑｑ．ｃｏｍ, the ideographic space), as Chinese input
-methods type them, and no-break spaces are matched like their ASCII counterparts.
+Its digits are then read by what they can be, the longest reading first, and of one length in this order:
+
+    身份证号      18 characters (last may be X) or the old 15 digits, with a valid birth date  ->  [身份证号]
+    mobile       11 digits 1[3-9]…, after an optional +86/0086/86  ->  138****8000
+                 (first three and last four digits: staff can still tell numbers apart; no prefix kept)
+    bank card    16-19 digits, in one group, in fours (6222 0212 3456 7890 123) or 6-13 (622202 1234567890123);
+                 in any other grouping only when the Luhn check digit is right  ->  [银行卡号]
+    landline     area code 0xx/0xxx then a separator or in brackets, 7-8 digits (3-4 and 4), optional extension
+                 (-123, 转123, ext123): 010-12345678, 0755 8601 3388, (0755)86013388; or 11-12 digits run together
+                 starting 0[1-9] (075586013388)  ->  [电话]
+    email        anyone@example.com, also with 。 for a dot (anyone@example。com)  ->  [邮箱]
+
+Rules that keep the numbers of government texts:
+- Groups are written digit by digit (1 3 8 0 0 1 3 8 0 0 0) or at least three digits long (138-0013-8000; the last
+  group of a card may be shorter): so lists of articles (第1、3、5、7、9、11、13条) are not read as one number.
+- Chinese numerals read only as a mobile, 身份证号 or card, so at least eleven of them: 三四个人, 一二年,
+  二〇二四年 and 第一千零七十九条 (千/百/十 are no digits) stay. A numeral may end a number and begin a word
+  (一三八零零一三八零零零一直打不通).
+- A dot is a decimal point when it is the only one (135.12345678, 0.13800138000), unless the number is too long
+  for a decimal (16+ digits) or the part before it has a leading zero (an area code); a number is never cut
+  next to a dot, so dates (2024.01.15) and version numbers (158.1234.5678.9) stay whole.
+- A run of plain digits is never cut: twenty digits are no number of any kind. A run that reads as nothing is
+  searched for a number inside it between its separators (2024-01-15 13800138000).
+- A number followed by 元/万/亿 is kept only if it ends in 0000: a round sum (13500000000元) is not a phone, but
+  15912345678元旦 is, and an odd sum lost from a log costs less than a number leaked.
+- Commas and colons separate nothing: 1,380,013,800 is a sum, 10:30 a time.
+Full-width forms (１３８…, ｚｓ＠ｑｑ．ｃｏｍ), as Chinese input methods type them, are matched like ASCII.
 
 Who asks does not change what the law says, so retrieval and the answer/no-answer decision see the question
 without the asker's details (without_personal_details): those numbers with their labels (电话：…, 身份证号…), a
@@ -24,7 +44,9 @@ also a person's name as the dictionary tags it, so 「我是农民工」 and 「
 
 from __future__ import annotations
 
+import datetime
 import re
+from collections.abc import Iterator
 
 import jieba
 import jieba.posseg
@@ -33,49 +55,216 @@ import jieba.posseg
 #: ASCII for matching only; one character to one, so positions in the folded text are positions in the original.
 _FOLD = {0x3000: " ", 0xA0: " ", **{code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)}}
 
-_START = r"(?<![0-9])(?<![0-9]\.)"
-#: Not followed by more digits or a decimal part, and not a round sum: ending in 0000 and followed by 元/万/亿.
-_END = r"(?![0-9])(?!\.[0-9])(?:(?<!0000)|(?!\s*[元万亿]))"
-_BIRTH_DATE = r"(?:0[1-9]|1[0-2])(?:0[1-9]|[12][0-9]|3[01])"
+#: Chinese numerals as a number is read out (幺 for 1, 两 for 2) and the capitals of cheques and bank forms.
+_NUMERALS = "〇零一幺二两三四五六七八九壹贰叁肆伍陆柒捌玖"
+#: How a number may be written: each character, and what it reads as. A digit reads as its ASCII digit, a
+#: separator as a space, a dot (which may also be a decimal point) as ".", a check digit as "X".
+_NUMBER_FORMS: dict[str, str] = {
+    **dict(zip("0123456789", "0123456789", strict=True)),
+    **dict(zip("０１２３４５６７８９", "0123456789", strict=True)),
+    **dict(zip(_NUMERALS, "0011223456789123456789", strict=True)),
+    **dict.fromkeys(" \u3000\u00a0-—–‐‑−﹣－*＊/／·・･、_＿", " "),
+    **dict.fromkeys(".．", "."),
+    **dict.fromkeys("XxＸｘ", "X"),
+}
+#: Text as the number grammar reads it: one character to one, so positions are those of the original.
+_READ = {**_FOLD, **{ord(char): read for char, read in _NUMBER_FORMS.items()}}
 
+#: A run of digits with at most three separators between two, in the text as read (_READ); a bracketed area code
+#: before it, and a check digit after it.
+_RUN = re.compile(
+    r"(?:\((?P<area>0[1-9][0-9]{1,2})\) ?)?(?P<digits>[0-9](?:[ .]{0,3}[0-9])*)"
+    r"(?:(?P<check_gap>[ .]{0,3})X(?![A-Za-z]))?"
+)
+_DIGIT_GROUP = re.compile(r"[0-9]+")
+_EXTENSION = re.compile(r" ?(?:转|ext\.?) ?[0-9]{1,5}(?![0-9])", re.IGNORECASE)
+_SUM = re.compile(r"\s*[元万亿]")
+
+_BIRTH_DATE = r"(?:0[1-9]|1[0-2])(?:0[1-9]|[12][0-9]|3[01])"
+_ID_CARD = re.compile(rf"[1-9][0-9]{{5}}(?:(?P<year>(?:18|19|20)[0-9]{{2}})(?P<date>{_BIRTH_DATE})[0-9]{{3}}[0-9X]"
+                      rf"|(?P<old_year>[0-9]{{2}})(?P<old_date>{_BIRTH_DATE})[0-9]{{3}})")
+_YEAR = re.compile(r"(?:19|20)[0-9]{2}")
+_MOBILE = re.compile(r"(?:0086|86)?1[3-9][0-9]{9}")
+_LANDLINE = re.compile(r"0[1-9][0-9]{1,2} (?:[1-9][0-9]{6,7}|[1-9][0-9]{2,3} [0-9]{4})(?: [0-9]{1,5})?"
+                       r"|0[1-9][0-9]{9,10}")  # area code and number run together: 11 or 12 digits
 #: The domain's dots may all be 。 instead (example。com); never a mix, so a 。 ending the sentence after an address
 #: written with . is not taken as part of it.
-_EMAIL = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:(?:\.[A-Za-z0-9-]+)*\.|(?:。[A-Za-z0-9-]+)*。)[A-Za-z]{2,}"
-#: Digit patterns, each matched only as a whole run (_START, _END).
-_NUMBERS = {
-    "id_card": rf"[1-9][0-9]{{5}} ?(?:18|19|20)[0-9]{{2}}{_BIRTH_DATE} ?[0-9]{{3}}[0-9Xx]"  # 18 characters
-               rf"|[1-9][0-9]{{7}}{_BIRTH_DATE}[0-9]{{3}}",  # the old 15-digit form: two-digit year, no check digit
-    "bank_card": r"[0-9]{16,19}|[0-9]{4}(?:[ -][0-9]{4}){3}(?:[ -]?[0-9]{1,3})?",
-    # dots only as 3.4.4 (158.1234.5678): a single dot is a decimal point (135.12345678)
-    "mobile": r"(?:(?:\+|00)?86[ -]?)?1[3-9][0-9](?:[ -]?[0-9]{4}[ -]?|\.[0-9]{4}\.)[0-9]{4}",
-    # area code in brackets or followed by a dash or space, 7-8 digit number, optional extension
-    "landline": r"(?:\(0[1-9][0-9]{1,2}\) ?|0[1-9][0-9]{1,2}[ -])[1-9][0-9]{2,3} ?[0-9]{4}"
-                r"(?:(?:-|转|ext\.?)[0-9]{1,5})?",
-}
-#: Each kind of contact detail, in the order they are tried at one position: an email holding a mobile number is
-#: an email, an 18-digit 身份证号 is not read as a bank card.
-_CONTACTS = {"email": _EMAIL, **{kind: f"{_START}(?:{regex}){_END}" for kind, regex in _NUMBERS.items()}}
-# One alternation, so spans never overlap.
-_PERSONAL = re.compile("|".join(f"(?P<{kind}>{regex})" for kind, regex in _CONTACTS.items()))
+_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:(?:\.[A-Za-z0-9-]+)*\.|(?:。[A-Za-z0-9-]+)*。)[A-Za-z]{2,}")
 
 _PLACEHOLDERS = {"id_card": "[身份证号]", "bank_card": "[银行卡号]", "landline": "[电话]", "email": "[邮箱]"}
 
 
-def _mask_mobile(number: str) -> str:
-    digits = re.sub(r"[^0-9]", "", number)[-11:]
-    return f"{digits[:3]}****{digits[-4:]}"
+def _is_date(year: int, month_day: str) -> bool:
+    try:
+        datetime.date(year, int(month_day[:2]), int(month_day[2:]))
+    except ValueError:
+        return False
+    return True
+
+
+def _is_id_card(digits: str) -> bool:
+    """18 characters with a real birth date (the check digit is not checked: a typo in it still identifies
+    someone), or the old 15 digits born in 19xx."""
+    match = _ID_CARD.fullmatch(digits)
+    if match is None:
+        return False
+    if match["year"]:
+        return _is_date(int(match["year"]), match["date"])
+    return _is_date(1900 + int(match["old_year"]), match["old_date"])
+
+
+def _luhn(digits: str) -> bool:
+    total = 0
+    for position, char in enumerate(reversed(digits)):
+        value = int(char) * (2 if position % 2 else 1)
+        total += value - 9 if value > 9 else value
+    return total % 10 == 0
+
+
+def _is_bank_card(groups: list[str], *, whole_run: bool, numerals: bool) -> bool:
+    """16-19 digits with a right Luhn check digit, or, as a whole run of digits, written as cards are (in one group,
+    in fours, 6-13) in case of a typo. A list of years (2018、2019、2020、2021) is no card."""
+    digits = "".join(groups)
+    if not 16 <= len(digits) <= 19 or not digits.isdigit() or all(_YEAR.fullmatch(group) for group in groups):
+        return False
+    sizes = [len(group) for group in groups]
+    card_like = (len(sizes) == 1 or (len(sizes) >= 4 and set(sizes[:-1]) == {4} and sizes[-1] <= 4)
+                 or (len(sizes) == 2 and sizes[0] == 6))
+    return (whole_run and card_like and not numerals) or _luhn(digits)
+
+
+def _written_as_number(groups: list[str], shorter_last: bool = False) -> bool:
+    """Digit by digit, or in groups of at least three (the last may be shorter where `shorter_last`)."""
+    sizes = [len(group) for group in groups]
+    return set(sizes) == {1} or all(size >= 3 for size in (sizes[:-1] if shorter_last else sizes))
+
+
+def _kind(groups: list[str], *, decimal: bool = False, numerals: bool = False, whole_run: bool = True) -> str | None:
+    """What a number written in these groups (split where the writer put a separator) is, if it is personal:
+    `decimal` if it has one decimal point, `numerals` if written in Chinese numerals, `whole_run` unless it is
+    only part of a run of digits."""
+    digits = "".join(groups)
+    if decimal and len(digits) < 16:
+        return None
+    if _is_id_card(digits) and _written_as_number(groups):
+        return "id_card"
+    without_prefix = groups[1:] if len(groups) > 1 and groups[0] in ("86", "0086") else groups
+    if _MOBILE.fullmatch(digits) and _written_as_number(without_prefix):
+        return "mobile"
+    if _is_bank_card(groups, whole_run=whole_run, numerals=numerals) and _written_as_number(groups, shorter_last=True):
+        return "bank_card"
+    if not numerals and _LANDLINE.fullmatch(" ".join(groups)):
+        return "landline"
+    return None
+
+
+def _pieces(text: str, read: str, run: re.Match[str]) -> list[tuple[int, int]]:
+    """Where a number in a run may start and end: around each group of plain digits (never inside one, so a
+    twenty-digit run is not cut into a card) and around each Chinese numeral (which may begin the next word)."""
+    pieces: list[tuple[int, int]] = []
+    for group in _DIGIT_GROUP.finditer(read, run.start("digits"), run.end("digits")):
+        start = group.start()
+        for cut in range(start + 1, group.end() + 1):
+            if cut == group.end() or text[cut] in _NUMERALS or text[cut - 1] in _NUMERALS:
+                pieces.append((start, cut))
+                start = cut
+    return pieces
+
+
+def _is_decimal(read: str, pieces: list[tuple[int, int]], gaps: list[str]) -> bool:
+    """One dot, after a whole number (0, or no leading zero: 010.12345678 is an area code and a number)."""
+    dots = [index for index, gap in enumerate(gaps) if "." in gap]
+    if len(dots) != 1:
+        return False
+    whole = "".join(read[start:end] for start, end in pieces[:dots[0] + 1])
+    return whole == "0" or not whole.startswith("0")
+
+
+def _run_numbers(text: str, read: str, run: re.Match[str]) -> Iterator[tuple[int, int, str, str]]:
+    """(start, end, kind, digits) of the personal numbers in one run, leftmost first, the longest reading at
+    each place: a mobile followed by more numerals (一三八零零一三八零零零一直) is a mobile, a card holding an
+    old 身份证号's digits (六二一七〇〇五〇〇二一三四九四五三八〇) a card."""
+    pieces = _pieces(text, read, run)
+    gaps = [read[end:start] for (_, end), (start, _) in zip(pieces, pieces[1:])]
+    first = 0
+    while first < len(pieces):
+        best: tuple[int, tuple[int, int, str, str]] | None = None  # the longest reading here
+        length = 0
+        for last in range(first, len(pieces)):
+            length += pieces[last][1] - pieces[last][0]
+            if length > 19:  # longer than any number
+                break
+            if (first and "." in gaps[first - 1]) or (last < len(gaps) and "." in gaps[last]):
+                continue  # never cut next to a dot: a decimal part, a date or a version number goes on
+            reading = _reading(text, read, run, pieces[first:last + 1], gaps[first:last],
+                               at_start=first == 0, at_end=last == len(pieces) - 1)
+            if reading:
+                best = (last, reading)
+        if best is None:
+            first += 1
+        else:
+            yield best[1]
+            first = best[0] + 1
+
+
+def _reading(text: str, read: str, run: re.Match[str], pieces: list[tuple[int, int]], gaps: list[str], *,
+             at_start: bool, at_end: bool) -> tuple[int, int, str, str] | None:
+    """(start, end, kind, digits) if these pieces of a run are a personal number, with what goes with it: a
+    +86, a bracketed area code, an extension, the check digit X."""
+    groups = [read[pieces[0][0]:pieces[0][1]]]
+    for gap, (start, end) in zip(gaps, pieces[1:]):
+        if gap:
+            groups.append(read[start:end])
+        else:
+            groups[-1] += read[start:end]
+    start, end = pieces[0][0], pieces[-1][1]
+    decimal = _is_decimal(read, pieces, gaps)
+    numerals = any(char in _NUMERALS for char in text[start:end])
+    with_check = [*groups, "X"] if run["check_gap"] else [*groups[:-1], groups[-1] + "X"]
+    if at_end and run["check_gap"] is not None and _kind(with_check, decimal=decimal, numerals=numerals) == "id_card":
+        kind: str | None = "id_card"
+        groups, end = with_check, run.end()
+    else:
+        kind = _kind(groups, decimal=decimal, numerals=numerals, whole_run=at_start and at_end)
+    if kind is None and at_start and run["area"] and _kind([run["area"], *groups], numerals=numerals) == "landline":
+        kind, start = "landline", run.start()
+    digits = "".join(groups)
+    if kind is None or (at_end and digits.endswith("0000") and _SUM.match(read, end)):
+        return None
+    if kind == "mobile" and read[start - 1:start] == "+":
+        start -= 1
+    if kind == "landline" and at_end and (extension := _EXTENSION.match(read, end)):
+        end = extension.end()
+    return start, end, kind, digits
+
+
+def _personal_numbers(text: str) -> list[tuple[int, int, str]]:
+    """(start, end, replacement) of every email and personal number in `text`, in order, not overlapping."""
+    folded = text.translate(_FOLD)
+    found = [(m.start(), m.end(), _PLACEHOLDERS["email"]) for m in _EMAIL.finditer(folded)]
+    read = text.translate(_READ)
+    for start, end, _ in found:  # digits inside an email are the email's
+        read = read[:start] + "@" * (end - start) + read[end:]
+    taken_to = 0  # an extension (转123) may take the run after a landline's
+    for run in _RUN.finditer(read):
+        for start, end, kind, digits in _run_numbers(text, read, run):
+            if start >= taken_to:
+                found.append((start, end, _mask_mobile(digits) if kind == "mobile" else _PLACEHOLDERS[kind]))
+                taken_to = end
+    return sorted(found)
+
+
+def _mask_mobile(digits: str) -> str:
+    return f"{digits[-11:-8]}****{digits[-4:]}"
 
 
 def mask_personal_data(text: str) -> str:
     """`text` with every mobile, 身份证号, bank card, landline and email replaced as the module docstring says."""
-    folded = text.translate(_FOLD)
     parts: list[str] = []
     end = 0
-    for match in _PERSONAL.finditer(folded):
-        kind = match.lastgroup
-        parts.append(text[end:match.start()])
-        parts.append(_mask_mobile(match.group()) if kind == "mobile" else _PLACEHOLDERS[kind])
-        end = match.end()
+    for start, stop, replacement in _personal_numbers(text):
+        parts += [text[end:start], replacement]
+        end = stop
     parts.append(text[end:])
     return "".join(parts)
 
@@ -119,11 +308,11 @@ _NAMED = re.compile(
 )
 _INTRODUCED = re.compile(rf"(?:我是|本人(?:是)?)\s*(?P<name>{_NAME}){_CLAUSE_END}")
 
-#: Contact details, with the label that says what they are (电话：…, 我的身份证号是…) when there is one.
-_CONTACT = re.compile(
-    r"(?:(?:我的|本人的?|我)?(?:身份证号码|身份证号|公民身份号码|身份证|联系电话|电话号码|电话|手机号码|手机号|手机|"
-    r"联系方式|银行卡号|银行卡|卡号|账号|电子邮箱|邮箱|E-?mail)(?:是|为)?:?\s*)?"
-    + "(?:" + "|".join(f"(?:{regex})" for regex in _CONTACTS.values()) + ")",
+#: What says a number is the asker's (电话：…, 我的身份证号是…), left out with it: matched against the text just
+#: before the number.
+_LABEL = re.compile(
+    r"(?:我的|本人的?|我)?(?:身份证号码|身份证号|公民身份号码|身份证|联系电话|电话号码|电话|手机号码|手机号|手机|"
+    r"联系方式|银行卡号|银行卡|卡号|账号|电子邮箱|邮箱|E-?mail)(?:是|为)?:?\s*$",
     re.IGNORECASE,
 )
 
@@ -164,7 +353,9 @@ def _detail_spans(folded: str) -> list[tuple[int, int]]:
     spans = [m.span() for m in _NAMED.finditer(folded)]
     spans += [m.span() for m in _INTRODUCED.finditer(folded) if _is_person_name(m["name"])]
     spans += [m.span() for m in _ADDRESS.finditer(folded) if _is_address(m["address"])]
-    spans += [m.span() for m in _CONTACT.finditer(folded)]
+    for start, end, _ in _personal_numbers(folded):
+        label = _LABEL.search(folded, 0, start)
+        spans.append((label.start() if label else start, end))
     merged: list[tuple[int, int]] = []
     for start, end in sorted(spans):
         # details one after another (我叫王建国，电话…，家住…) go as one, with the separators between them

@@ -10,11 +10,12 @@ A removed or replaced file is moved to `corpus/.trash/`, never deleted; files th
 
 from __future__ import annotations
 
-import hmac
 import json
+import sqlite3
 import tempfile
 import threading
 import time
+import unicodedata
 from pathlib import Path
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -24,10 +25,13 @@ from ingest.build import NOT_DOCUMENTS
 from ingest.questions import SidecarError, attach, parse_question, sidecar_path
 from ingest.read import SUPPORTED_SUFFIXES, UnreadableFileError, read_source
 from server.api import state
+from server.clients import holds_key
 from server.errors import ApiError
+from server.querylog import QueryLogError
 from server.service import ServiceState
 
-UPLOAD_PATH = "/api/admin/documents"
+ADMIN_PREFIX = "/api/admin"
+UPLOAD_PATH = f"{ADMIN_PREFIX}/documents"
 MAX_FILENAME_CHARS = 120
 _SIDECAR_LOCK = threading.Lock()  # one question appended at a time: no line is lost to a concurrent write
 
@@ -36,15 +40,14 @@ def admin(request: Request, service: ServiceState = Depends(state)) -> None:
     key = service.config.admin_key
     if not key:
         raise ApiError(403, "admin_disabled", "管理接口未启用（未配置 KB_ADMIN_KEY）")
-    supplied = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-    if not hmac.compare_digest(supplied.encode(), key.encode()):
+    if not holds_key(request, key):
         raise ApiError(401, "unauthorized", "需要有效的管理密钥", {"WWW-Authenticate": "Bearer"})
 
 
 def checked_filename(name: str) -> str:
     """A plain file name of a supported type: no folders, no hidden files, no tricks."""
-    if (not name or name != Path(name).name or name.startswith(".") or "\\" in name or "\0" in name
-            or len(name) > MAX_FILENAME_CHARS):
+    if (not name or name != Path(name).name or name.startswith(".") or "\\" in name
+            or len(name) > MAX_FILENAME_CHARS or any(unicodedata.category(c) in ("Cc", "Cf") for c in name)):
         raise ApiError(400, "bad_filename", "文件名不合法")
     if name.casefold() in {n.casefold() for n in NOT_DOCUMENTS}:
         raise ApiError(400, "reserved_filename", f"{name} 是知识库目录的说明文件，不能作为文档上传")
@@ -96,7 +99,7 @@ def append_question(sidecar: Path, row: dict) -> None:
 
 
 def create_admin_router() -> APIRouter:
-    router = APIRouter(prefix="/api/admin", tags=["admin"], dependencies=[Depends(admin)])
+    router = APIRouter(prefix=ADMIN_PREFIX, tags=["admin"], dependencies=[Depends(admin)])
 
     @router.post("/documents", status_code=202)
     async def add_document(request: Request, filename: str = Query(..., description="文件名，如 村规民约.docx"),
@@ -110,10 +113,20 @@ def create_admin_router() -> APIRouter:
         target = service.settings.corpus_dir / name
         staging = target.with_name(f".{name}.uploading")
         staging.write_bytes(content)
-        if target.exists():
-            to_trash(target)
+        replaced = to_trash(target) if target.exists() else None
         staging.replace(target)
-        return service.jobs.submit(f"add {name}", service.rebuild).to_dict()
+
+        def add() -> str:
+            """Re-ingest with the new file; if that fails, the corpus goes back to what it was."""
+            try:
+                return service.rebuild()
+            except BaseException:
+                to_trash(target)
+                if replaced is not None:
+                    replaced.rename(target)
+                raise
+
+        return service.jobs.submit(f"add {name}", add).to_dict()
 
     @router.delete("/documents/{doc_id}", status_code=202)
     def remove_document(doc_id: str, service: ServiceState = Depends(state)) -> dict:
@@ -165,6 +178,10 @@ def create_admin_router() -> APIRouter:
     @router.get("/unanswered")
     def unanswered(limit: int = Query(50, ge=1, le=500), service: ServiceState = Depends(state)) -> dict:
         """questions not answered or rated unhelpful, most frequent first"""
-        return {"questions": service.query_log.unanswered(limit)}
+        service.log.flush(timeout_s=1.0)  # what was just asked, if the log keeps up
+        try:
+            return {"questions": service.log.reader().unanswered(limit)}
+        except (QueryLogError, sqlite3.Error) as exc:
+            raise ApiError(503, "log_unavailable", "问题日志暂时无法读取，请稍后再试") from exc
 
     return router

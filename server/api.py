@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Callable
+from typing import Literal, TypeVar
 
+from anyio import from_thread
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
@@ -11,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from kb.config import KB_NAME_RE
 from kb.conversation import MAX_HISTORY
 from kb.knowledge_base import MAX_TOP_K, KnowledgeBase
-from server.clients import client_address
+from server.clients import client_address, holds_key
 from server.errors import ApiError
 from server.service import ServiceState, checked_text
 
@@ -50,7 +52,8 @@ class AskRequest(StrictModel):
         description="同一对话中之前的问题（从早到晚），用于理解追问，如「那要是不满意呢？」")
     conversation_id: str | None = Field(
         None, min_length=1, max_length=64, pattern=r"^[0-9A-Za-z_-]+$",
-        description="上一次回答返回的对话编号：服务器保留该对话最近的问题几分钟（不传 history 时使用）")
+        description="上一次回答返回的对话编号：服务器保留该对话最近的问题几分钟（不传 history 时使用）；"
+                    "只有得到它的客户端可以使用，其他编号会开始新的对话")
     kb: str | None = Field(**KB_FIELD)
 
 
@@ -66,6 +69,19 @@ def state(request: Request) -> ServiceState:
 
 def client_key(request: Request) -> str:
     return client_address(request, state(request).proxies)
+
+
+T = TypeVar("T")
+
+
+async def admitted(request: Request, work: Callable[[], T]) -> T:
+    """`work()` in a worker thread once the service admits it (server/admission.py): a fast 503 when too many
+    wait, nothing done for a client that left while it waited."""
+
+    def gone() -> bool:
+        return from_thread.run(request.is_disconnected)
+
+    return await run_in_threadpool(state(request).admission.run, work, gone)
 
 
 def rate_limited(request: Request, service: ServiceState = Depends(state)) -> None:
@@ -88,29 +104,34 @@ def create_api_router() -> APIRouter:
         return {"status": "ok"}
 
     @router.get("/readyz", tags=["service"])
-    def readyz(service: ServiceState = Depends(state)) -> dict:
-        """Ready once the index and the model are loaded; `query_log` says whether questions are being logged"""
+    def readyz(request: Request, service: ServiceState = Depends(state)) -> dict:
+        """Ready once the index and the model are loaded; `query_log.ok` says whether questions are being logged.
+        With the admin key: where the index and the log are, and why the log fails"""
         kb = service.kb
+        details = holds_key(request, service.config.admin_key)
+        store = kb.store.describe()
         return {"status": "ready", "documents": len(kb.documents), "chunks": kb.passage_count(),
-                "model": kb.embedder.model_id, "store": kb.store.describe(), "query_log": service.log_health.to_dict()}
+                "model": kb.embedder.model_id, "store": store if details else {"store": store["store"]},
+                "query_log": service.log.health(details)}
 
     @router.post("/api/ask", tags=["questions"])
     async def ask(body: AskRequest, request: Request, service: ServiceState = Depends(state)) -> dict:
         """the answer object + `question_id` (for feedback) + `conversation_id` (send it back with the next
         question, or send `history`, so that a follow-up is understood)"""
         filters = body.filters.model_dump(exclude_none=True) if body.filters else None
-        conversation = body.conversation_id or service.conversations.new_id()
-        answer = await run_in_threadpool(service.ask, body.question, "api", client_key(request), body.top_k,
-                                         filters, body.history, conversation, body.kb)
+        conversation = service.conversations.claim(body.conversation_id, client_key(request))
+        client = client_key(request)
+        answer = await admitted(request, lambda: service.ask(body.question, "api", client, body.top_k, filters,
+                                                             body.history, conversation, body.kb))
         return {**answer, "conversation_id": conversation}
 
     @router.get("/api/search", tags=["questions"], dependencies=[Depends(rate_limited)])
-    async def search(q: str = Query(..., description="问题"), top_k: int = Query(5, ge=1, le=MAX_TOP_K),
+    async def search(request: Request, q: str = Query(..., description="问题"), top_k: int = Query(5, ge=1, le=MAX_TOP_K),
                      kb: str | None = Query(**KB_FIELD), service: ServiceState = Depends(state)) -> dict:
         """`{"query": ..., "hits": [...]}`: the best passages, without composing an answer."""
         question = service.checked_question(q)
         knowledge_base = await run_in_threadpool(service.knowledge_base, kb)
-        hits = await run_in_threadpool(knowledge_base.search, question, top_k)
+        hits = await admitted(request, lambda: knowledge_base.search(question, top_k))
         return {"query": question, "hits": [h.to_dict() for h in hits]}
 
     @router.get("/api/documents", tags=["documents"], dependencies=[Depends(rate_limited)])
@@ -140,12 +161,11 @@ def create_api_router() -> APIRouter:
     def feedback(body: FeedbackRequest, service: ServiceState = Depends(state)) -> dict:
         """whether an answer helped; staff see it in `kb report unanswered`"""
         comment = None if body.comment is None else checked_text(body.comment, "意见")
-        try:
-            found = service.query_log.add_feedback(body.question_id, body.helpful, comment)
-        except Exception as exc:  # a log that cannot be written loses the feedback, not the service
-            raise ApiError(503, "log_unavailable", "暂时无法记录您的反馈，请稍后再试") from exc
-        if not found:
+        verdict = service.log.feedback(body.question_id, body.helpful, comment)
+        if verdict == "unknown":
             raise ApiError(404, "unknown_question", "找不到这个问题记录")
+        if verdict == "log_down":  # kept in the writer's queue: written when the log works again
+            raise ApiError(503, "log_unavailable", "反馈已暂存，问题日志恢复后写入", {"Retry-After": "60"})
         return {"status": "ok"}
 
     return router

@@ -11,11 +11,12 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from kb.config import Settings
-from server.admin import UPLOAD_PATH, create_admin_router
+from server.admin import ADMIN_PREFIX, UPLOAD_PATH, create_admin_router
+from server.clients import parse_networks
 from server.api import create_api_router
 from server.errors import ApiError, install_error_handlers
 from server.logs import mask_access_log
-from server.middleware import BodySizeLimit, StampArrival
+from server.middleware import AdminKeyFirst, BodySizeLimit, StampArrival
 from server.openai_compat import create_openai_router
 from server.reply import reply_text
 from server.service import ServiceState, open_service
@@ -80,6 +81,8 @@ def build_app(config: ServerSettings, answer_wechat: WeChatAnswerer | None = Non
                            allow_headers=["Content-Type", "Authorization"])
     app.add_middleware(BodySizeLimit, max_bytes=config.max_body_bytes, upload_bytes=config.max_upload_bytes,
                        upload_path=UPLOAD_PATH)
+    app.add_middleware(AdminKeyFirst, prefix=ADMIN_PREFIX, key=config.admin_key,
+                       proxies=parse_networks(config.trusted_proxies))
     app.add_middleware(StampArrival)
     return app
 

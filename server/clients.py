@@ -8,6 +8,7 @@ can write anything there, so trusting it by default would let anyone rotate it p
 
 from __future__ import annotations
 
+import hmac
 import ipaddress
 from collections.abc import Sequence
 
@@ -42,3 +43,9 @@ def client_address(connection: HTTPConnection, proxies: tuple[Network, ...]) -> 
         if not _trusted(address, proxies):
             return address
     return peer
+
+
+def holds_key(connection: HTTPConnection, key: str) -> bool:
+    """Whether the request carries `key` as its bearer token (compared in constant time); never with no key set."""
+    supplied = connection.headers.get("authorization", "").removeprefix("Bearer ").strip()
+    return bool(key) and hmac.compare_digest(supplied.encode(), key.encode())

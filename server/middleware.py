@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import time
 
+from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from server.clients import Network, client_address, holds_key
 from server.errors import error_response
+from server.ratelimit import RateLimiter
 
 #: The scope key StampArrival sets: when the request arrived (time.monotonic()).
 ARRIVED = "kb.arrived"
@@ -45,6 +48,32 @@ class BodySizeLimit:
             return messages.pop(0) if messages else await receive()
 
         await self.app(scope, replay, send)
+
+
+class AdminKeyFirst:
+    """Staff routes check the key before a byte of the body is read: an unauthenticated upload is refused at its
+    headers instead of being buffered (20 MB a connection). Failed keys are rate-limited per client, so the key
+    cannot be guessed at the speed of the network."""
+
+    def __init__(self, app: ASGIApp, prefix: str, key: str, proxies: tuple[Network, ...],
+                 failures_per_minute: float = 10, burst: int = 10) -> None:
+        self.app, self.prefix, self.key, self.proxies = app, prefix, key, proxies
+        self.failures = RateLimiter(failures_per_minute, burst)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not str(scope.get("path", "")).startswith(self.prefix):
+            return await self.app(scope, receive, send)
+        if not self.key:
+            response = error_response(403, "admin_disabled", "管理接口未启用（未配置 KB_ADMIN_KEY）")
+            return await response(scope, receive, send)
+        connection = HTTPConnection(scope)
+        if holds_key(connection, self.key):
+            return await self.app(scope, receive, send)
+        wait = self.failures.check(client_address(connection, self.proxies))
+        response = (error_response(401, "unauthorized", "需要有效的管理密钥", {"WWW-Authenticate": "Bearer"})
+                    if wait is None else
+                    error_response(429, "rate_limited", "管理密钥错误次数太多，请稍后再试", {"Retry-After": str(wait)}))
+        await response(scope, receive, send)
 
 
 class StampArrival:

@@ -15,12 +15,11 @@ from collections.abc import Iterator
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from pydantic import Field
 
 from kb.conversation import MAX_HISTORY
-from server.api import StrictModel, client_key, state
+from server.api import StrictModel, admitted, client_key, state
 from server.errors import ApiError
 from server.reply import reply_text
 from server.service import ServiceState
@@ -42,7 +41,9 @@ class ChatRequest(StrictModel):
 
 def _text_of(message: ChatMessage) -> str:
     if isinstance(message.content, list):  # [{"type": "text", "text": "..."}, ...]
-        return "".join(str(part.get("text", "")) for part in message.content if part.get("type") == "text")
+        # a part's text that is not a string (null, a number) is no text, not the word "None"
+        return "".join(part["text"] for part in message.content
+                       if part.get("type") == "text" and isinstance(part.get("text"), str))
     return message.content or ""
 
 
@@ -89,8 +90,9 @@ def create_openai_router() -> APIRouter:
         limit = service.config.max_question_chars
         history = [t for t in (_text_of(m) for m in user_messages[:-1]) if len(t.strip()) <= limit][-MAX_HISTORY:]
         kb_name = _knowledge_base(body.model)
-        answer = await run_in_threadpool(service.ask, _text_of(user_messages[-1]), "openai", client_key(request),
-                                         None, None, history, None, kb_name)
+        question, client = _text_of(user_messages[-1]), client_key(request)
+        answer = await admitted(request, lambda: service.ask(question, "openai", client, history=history,
+                                                             kb_name=kb_name))
         model = f"{MODEL_ID}/{kb_name}" if kb_name else MODEL_ID
         text = reply_text(answer)
         completion_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())

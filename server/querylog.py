@@ -18,6 +18,8 @@ import sqlite3
 import threading
 import unicodedata
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -65,7 +67,7 @@ class QueryLog:
 
     def __init__(self, db: sqlite3.Connection) -> None:
         self._db = db
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # re-entered by record() inside transaction()
 
     @classmethod
     def open(cls, path: Path) -> "QueryLog":
@@ -93,6 +95,19 @@ class QueryLog:
 
     def __exit__(self, *_: object) -> None:
         self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Several writes as one transaction: one wait for the file's lock and one sync to disk for all."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:  # a failed COMMIT (disk full) leaves it open
+                    self._db.execute("ROLLBACK")
+                raise
 
     def record(self, question: str, answer: str, answerable: bool, confidence: float, citations: list[str],
                latency_ms: float, client: str | None = None, channel: str = "api",

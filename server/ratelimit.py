@@ -36,18 +36,20 @@ class RateLimiter:
         """How many clients are remembered."""
         return len(self._buckets)
 
-    def check(self, client: str) -> int | None:
-        """Take one request from `client`'s bucket: None if allowed, else whole seconds to wait (for Retry-After)."""
+    def check(self, client: str, cost: float = 1) -> int | None:
+        """Take `cost` requests' worth from `client`'s bucket (a question read with its history costs what its
+        retrievals cost, never more than a full bucket): None if allowed, else whole seconds to wait."""
+        cost = min(cost, self._burst)
         with self._lock:
             now = self._clock()
             self._forget_idle(now)
             tokens, last = self._buckets.pop(client, (self._burst, now))
             tokens = min(self._burst, tokens + (now - last) * self._per_second)
-            allowed = tokens >= 1
-            self._buckets[client] = (tokens - 1 if allowed else tokens, now)
+            allowed = tokens >= cost
+            self._buckets[client] = (tokens - cost if allowed else tokens, now)
             while len(self._buckets) > self._max_clients:
                 self._buckets.popitem(last=False)
-        return None if allowed else max(1, math.ceil((1 - tokens) / self._per_second - _EPSILON))
+        return None if allowed else max(1, math.ceil((cost - tokens) / self._per_second - _EPSILON))
 
     def _forget_idle(self, now: float) -> None:
         """Drop clients whose buckets have refilled completely; they are oldest first, so stop at the first other."""

@@ -1,40 +1,33 @@
 """What one service process holds, and the one way in for a question.
 
 `ServiceState.ask` is used by every channel (the JSON API, the OpenAI-compatible endpoint, WeChat and the
-`kb ask` command): it applies the rate limit and the configured question limits, answers, and logs. Logging is
-best effort: a question log that cannot be written (disk full, file unwritable) is counted and reported by
-/readyz, and the answer is still given.
+`kb ask` command): it applies the rate limit and the configured question limits, answers, and hands the record
+to the question log's writer thread (server/logwriter.py): an answer never waits for the log, and a log that
+cannot be written (locked, full, read-only, missing) is reported by /readyz while answers go on.
 """
 
 from __future__ import annotations
 
-import logging
 import threading
 import uuid
-from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from ingest.build import ingest
 from kb.config import KB_NAME_RE, Settings
 from kb.knowledge_base import KnowledgeBase
-from kb.conversation import MAX_HISTORY
+from kb.conversation import MAX_HISTORY, retrievals_for
 from kb.milvus_store import MilvusStore
+from kb.personal import mask_personal_data
 from kb.store import IndexMissingError
+from server.admission import Admission
 from server.clients import parse_networks
 from server.conversations import Conversations
 from server.errors import ApiError
 from server.jobs import JobRunner
-from server.querylog import QueryLog
+from server.logwriter import LogWriter
 from server.ratelimit import RateLimiter
 from server.settings import ServerSettings
-
-log = logging.getLogger(__name__)
-
-#: Log records kept in memory while the log cannot be written, retried on the next write.
-PENDING_LOG_RECORDS = 1000
-
 
 def checked_text(text: object, what: str = "问题") -> str:
     """Text a client sent, refused when it is not text or not valid Unicode (a lone surrogate, say)."""
@@ -47,33 +40,18 @@ def checked_text(text: object, what: str = "问题") -> str:
     return text
 
 
-@dataclass
-class LogHealth:
-    """How the question log is doing: failed writes, records waiting, the last error. Shown by /readyz."""
-
-    failures: int = 0
-    dropped: int = 0
-    last_error: str | None = None
-    pending: deque = field(default_factory=lambda: deque(maxlen=PENDING_LOG_RECORDS))
-
-    def to_dict(self) -> dict:
-        return {"ok": not self.pending and self.last_error is None, "failed_writes": self.failures,
-                "pending": len(self.pending), "dropped": self.dropped, "last_error": self.last_error}
-
-
 class ServiceState:
-    def __init__(self, settings: Settings, config: ServerSettings, kb: KnowledgeBase, query_log: QueryLog) -> None:
+    def __init__(self, settings: Settings, config: ServerSettings, kb: KnowledgeBase, log: LogWriter) -> None:
         self.settings = settings
         self.config = config
         self._kb = kb
         self._reload_lock = threading.Lock()
-        self.query_log = query_log
-        self.log_health = LogHealth()
-        self._log_lock = threading.Lock()
+        self.log = log
         self.rate_limiter = RateLimiter(config.rate_per_minute, config.rate_burst)
+        self.admission = Admission(config.max_concurrent, config.max_waiting, config.max_wait_s)
         self.proxies = parse_networks(config.trusted_proxies)
         self.jobs = JobRunner()
-        self.conversations = Conversations(config.conversation_ttl_s)
+        self.conversations = Conversations(config.conversation_ttl_s, secret=config.conversation_secret)
         self._others: dict[str, KnowledgeBase] = {}  # other knowledge bases of the Milvus store, opened on use
         self._others_lock = threading.Lock()
 
@@ -107,8 +85,8 @@ class ServiceState:
 
     # -- the one way in ------------------------------------------------------------------------------------
 
-    def check_rate(self, client: str) -> None:
-        wait = self.rate_limiter.check(client)
+    def check_rate(self, client: str, cost: int = 1) -> None:
+        wait = self.rate_limiter.check(client, cost)
         if wait is not None:
             raise ApiError(429, "rate_limited", "请求太频繁，请稍后再试", {"Retry-After": str(int(wait))})
 
@@ -136,45 +114,33 @@ class ServiceState:
     def ask(self, question: object, channel: str, client: str, top_k: int | None = None,
             filters: Mapping[str, Any] | None = None, history: object = None,
             conversation: str | None = None, kb_name: str | None = None) -> dict:
-        """Rate limit → question limits → answer → log (never fatal). The answer object plus `question_id`.
+        """Question limits → rate limit → answer → log (queued, never waited for). The answer object plus
+        `question_id`.
 
         A follow-up is read with the conversation's earlier questions: `history` as the client sent it, or
         else those the server kept for `conversation` (an API conversation_id, a WeChat user), which then
-        remembers this question too. Raises ApiError for what the client must change (too fast, empty, too
-        long, invalid text or filters)."""
-        self.check_rate(client)
+        remembers this question too. The rate limit charges what the reading costs (retrievals_for: 1 alone, up
+        to 12 with two earlier questions), so a client sending long histories gets 429s, not other clients'
+        CPU. Raises ApiError for what the client must change (too fast, empty, too long, invalid text or
+        filters)."""
         question = self.checked_question(question)
         if history is not None:
             earlier = self.checked_history(history)
         else:
             earlier = self.conversations.history(conversation) if conversation else ()
+        self.check_rate(client, retrievals_for(earlier))
         answer = self.knowledge_base(kb_name).ask(question, filters=filters, passages=top_k, history=earlier)
         if conversation:
             self.conversations.add(conversation, question)
         question_id = uuid.uuid4().hex
-        self._log(dict(question_id=question_id, question=question, answer=answer.answer,
-                       answerable=answer.answerable, confidence=answer.confidence,
-                       citations=[c.hit.citation for c in answer.citations], latency_ms=answer.took_ms,
-                       client=client, channel=channel))
-        return {"question_id": question_id, **answer.to_dict()}
-
-    def _log(self, record: dict) -> None:
-        """Write the record (and any that failed before); on failure keep it for the next try, and go on."""
-        health = self.log_health
-        with self._log_lock:
-            if len(health.pending) == health.pending.maxlen:
-                health.dropped += 1
-            health.pending.append(record)
-            try:
-                while health.pending:
-                    self.query_log.record(**health.pending[0])
-                    health.pending.popleft()
-                health.last_error = None
-            except Exception as exc:  # the log must never take answering down, whatever the failure
-                health.failures += 1
-                health.last_error = f"{type(exc).__name__}: {exc}"
-                log.error("question log write failed (%d waiting to be retried): %s", len(health.pending),
-                          health.last_error)
+        self.log.record(question_id=question_id, question=question, answer=answer.answer,
+                        answerable=answer.answerable, confidence=answer.confidence,
+                        citations=[c.hit.citation for c in answer.citations], latency_ms=answer.took_ms,
+                        client=client, channel=channel)
+        shown = answer.to_dict()
+        if shown.get("follow_up_of"):  # echoed to the client: masked like everything the log keeps
+            shown["follow_up_of"] = mask_personal_data(shown["follow_up_of"])
+        return {"question_id": question_id, **shown}
 
     # -- index updates ---------------------------------------------------------------------------------------
 
@@ -196,9 +162,9 @@ class ServiceState:
                 f"用时 {report.seconds:.1f} 秒; 已载入 {len(kb.documents)} 个文档")
 
     def close(self) -> None:
-        """Stop the job runner (a running job finishes) and close the question log."""
+        """Stop the job runner (a running job finishes), write what the log still has queued, close it."""
         self.jobs.close()
-        self.query_log.close()
+        self.log.close()
 
 
 def open_service(settings: Settings, config: ServerSettings | None = None,
@@ -206,4 +172,4 @@ def open_service(settings: Settings, config: ServerSettings | None = None,
     config = config or ServerSettings()
     kb = kb or KnowledgeBase.open(settings=settings)
     kb.safety.model()  # embeds the danger phrasings now (about 2 s), not while the first citizen waits
-    return ServiceState(settings, config, kb, QueryLog.open(config.query_log))
+    return ServiceState(settings, config, kb, LogWriter(config.query_log))

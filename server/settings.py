@@ -4,6 +4,7 @@ so the README's configuration table lists them too."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +30,16 @@ class ServerSettings:
         "KB_CONVERSATION_TTL", 600.0,
         "seconds the server keeps a conversation's recent questions (API `conversation_id`, WeChat user) for "
         "follow-up questions; in memory only")
+    conversation_secret: str = setting(
+        "KB_CONVERSATION_SECRET", "",
+        "secret that signs `conversation_id`s to the client they were issued to; set the same on every replica "
+        "(random per process without one)", shown="random")
+    max_concurrent: int = setting(
+        "KB_MAX_CONCURRENT", os.cpu_count() or 2,
+        "questions worked on at once (more only share the CPU); default: the number of CPU cores", shown="cores")
+    max_waiting: int = setting("KB_MAX_WAITING", 32,
+                               "questions that may wait for a turn; beyond that a fast 503 with Retry-After")
+    max_wait_s: float = setting("KB_MAX_WAIT", 10.0, "seconds a question may wait for a turn before a 503")
     max_body_bytes: int = 64 * 1024
     #: Documents uploaded by staff (/api/admin/documents) may be larger.
     max_upload_bytes: int = 20 * 1024 * 1024

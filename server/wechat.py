@@ -1,7 +1,9 @@
 """WeChat message push (公众号, 小程序客服消息): WeChat POSTs what a user sends, and our response is the reply.
 
 WeChat gives up after 5 s and then retries the same message, so a slow answer is replaced by a holding message
-and retries are served from a short-lived cache instead of being answered again. A signed request is accepted
+and retries are served from a short-lived cache instead of being answered again. A user's messages are answered
+one at a time: one sent while the user's previous answer is still being computed is told so at once, so that a
+flood from one user neither queues past the 5 s nor takes every worker thread. A signed request is accepted
 only while its timestamp is fresh and only once, so a captured one cannot be replayed. A user who sends
 「新问题」 (or 「重新开始」) starts a new conversation, so that the next question is not read as a follow-up of
 the earlier ones. Signature checks, parsing and AES "safe mode" are wechatpy's; the reply XML is built here, so
@@ -11,6 +13,8 @@ that every field in it is escaped.
 from __future__ import annotations
 
 import asyncio
+import enum
+import heapq
 import logging
 import re
 import threading
@@ -42,6 +46,8 @@ WELCOME = ("您好，欢迎关注！请直接发送文字问题，我可以解�
 TEXT_ONLY = "抱歉，目前只能回答文字提问，请用文字描述您的问题。"
 ASK_FOR_QUESTION = "请输入您想咨询的问题。"
 APOLOGY = "抱歉，系统暂时无法回答您的问题，请稍后再试。"
+#: The reply to a message sent while the same user's previous answer is still being computed.
+BUSY = "您的上一个问题还在查询中，请稍后再发送这条消息。"
 #: What a user sends to start a new conversation: the next question is then not read with the earlier ones.
 START_OVER = re.compile(r"(?:新问题|重新开始)[\s。.！!]*")
 STARTED_OVER = "好的，您的下一个问题将作为新问题回答，不再接着之前的问题。"
@@ -49,6 +55,11 @@ STARTED_OVER = "好的，您的下一个问题将作为新问题回答，不再�
 SUCCESS = "success"
 #: What XML 1.0 cannot hold (control characters, lone surrogates), such as form feeds in text taken from PDFs.
 _NOT_XML_CHARS = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+#: A timestamp as WeChat sends it, seconds since 1970 in ASCII digits. int() alone would also take signs, "_",
+#: spaces and other scripts' digits, and numbers too large to compare with the clock.
+_TIMESTAMP = re.compile(r"[0-9]{1,11}")
+#: On every response: a browser must not read the echoed echostr or a reply as anything but its declared type.
+_HEADERS = {"X-Content-Type-Options": "nosniff"}
 
 
 class WeChatConfigError(KnowledgeBaseError, ValueError):
@@ -65,6 +76,8 @@ class WeChatConfig:
     reply_timeout_s: float = 4.0  # WeChat waits 5 s from arrival; answer within this or send the holding message
     max_clock_skew_s: float = 300.0  # how far a request's timestamp may be from our clock
     holding_message: str = "您的问题正在查询中，请稍后再问一次或换个说法。"
+    #: Requests remembered while fresh, to refuse replays; beyond this many, new requests are refused.
+    max_remembered_requests: int = 10_000
 
     def __post_init__(self) -> None:
         if not self.token:
@@ -76,7 +89,7 @@ class WeChatConfig:
 class _ReplyCache:
     """Replies by message for a few minutes, so WeChat's retries of a message are not answered again.
 
-    With claim() alone, it is the set of requests seen recently, so that a replayed one is refused."""
+    Forgetting one early (beyond max_entries) only means a retry is answered afresh."""
 
     def __init__(self, ttl_s: float = RETRY_CACHE_TTL_S, max_entries: int = RETRY_CACHE_MAX_ENTRIES) -> None:
         self._ttl_s = ttl_s
@@ -109,6 +122,71 @@ class _ReplyCache:
                 self._entries[key] = (self._entries[key][0], reply)
 
 
+class _Seen(enum.Enum):
+    """What the replay memory makes of a request."""
+
+    NEW = "new"
+    REPLAYED = "replayed"
+    FULL = "full"  # not remembered, so it must be refused
+
+
+class _SeenRequests:
+    """The requests accepted whose timestamps are still fresh, so that none is accepted twice.
+
+    A request is refused once its timestamp is stale, so it only needs remembering until then. Forgetting one
+    earlier would let it be replayed, so when the memory is full of fresh ones a new request is not admitted:
+    bounded memory, failing closed."""
+
+    def __init__(self, max_entries: int) -> None:
+        self._max_entries = max_entries
+        self._keys: set[str] = set()
+        self._by_staleness: list[tuple[float, str]] = []  # heap of (stale after, key)
+        self._lock = threading.Lock()
+
+    def admit(self, key: str, stale_after: float) -> _Seen:
+        """NEW (now remembered until the clock, time.time(), passes `stale_after`), REPLAYED or FULL."""
+        now = time.time()
+        with self._lock:
+            while self._by_staleness and self._by_staleness[0][0] < now:
+                self._keys.discard(heapq.heappop(self._by_staleness)[1])
+            if key in self._keys:
+                return _Seen.REPLAYED
+            if len(self._keys) >= self._max_entries:
+                return _Seen.FULL
+            self._keys.add(key)
+            heapq.heappush(self._by_staleness, (stale_after, key))
+            return _Seen.NEW
+
+
+class _Answering:
+    """The users whose answer is being computed, so that each has at most one at a time."""
+
+    def __init__(self) -> None:
+        self._users: set[str] = set()
+        self._lock = threading.Lock()
+
+    def begin(self, user: str) -> bool:
+        """True if `user` had no answer being computed; they now have, until end(user)."""
+        with self._lock:
+            if user in self._users:
+                return False
+            self._users.add(user)
+            return True
+
+    def end(self, user: str) -> None:
+        with self._lock:
+            self._users.discard(user)
+
+
+@dataclass(frozen=True)
+class _Incoming:
+    """A message read from a request body."""
+
+    message: BaseMessage
+    question: str | None  # a text message's text, stripped; None for any other kind of message
+    retry_key: str | None  # the same for every delivery of a message (None: events, which have no MsgId)
+
+
 def create_wechat_router(config: WeChatConfig, answer_text: Callable[[str, str], str],
                          start_over: Callable[[str], None] | None = None) -> APIRouter:
     """GET /wechat (WeChat's URL check) and POST /wechat (user messages, answered by a passive text reply).
@@ -119,8 +197,8 @@ def create_wechat_router(config: WeChatConfig, answer_text: Callable[[str, str],
     """
     crypto = WeChatCrypto(config.token, config.encoding_aes_key, config.app_id) if config.encoding_aes_key else None
     replies = _ReplyCache()
-    # A timestamp is fresh from max_clock_skew_s before it to as long after, so a request is kept for twice that.
-    seen_requests = _ReplyCache(ttl_s=2 * config.max_clock_skew_s)
+    seen_requests = _SeenRequests(config.max_remembered_requests)
+    answering = _Answering()
     router = APIRouter()
 
     def refusal(signature: str, timestamp: str, nonce: str) -> str | None:
@@ -129,6 +207,22 @@ def create_wechat_router(config: WeChatConfig, answer_text: Callable[[str, str],
             return "invalid signature"
         if not _fresh(timestamp, config.max_clock_skew_s):
             return "stale timestamp"
+        return None
+
+    def admission(signature: str, timestamp: str, nonce: str) -> Response | None:
+        """The response refusing a POST that is unsigned, stale or replayed, or that cannot be remembered; None
+        to go on. Checked before the body is read: in plaintext mode the signature does not cover the body."""
+        if reason := refusal(signature, timestamp, nonce):
+            return _plain(reason, 403)
+        seen = seen_requests.admit(f"{timestamp}:{signature}:{nonce}", int(timestamp) + config.max_clock_skew_s)
+        if seen is _Seen.REPLAYED:
+            return _plain("replayed", 403)
+        if seen is _Seen.FULL:
+            # "success" rather than 503: WeChat retries a failed delivery (three times), which would only add
+            # to the flood that filled the memory, and the retries would be refused as well.
+            log.warning("WeChat request not answered: the replay memory is full (%d requests still fresh)",
+                        config.max_remembered_requests)
+            return _plain(SUCCESS)
         return None
 
     def answer_safely(question: str, user: str) -> str:
@@ -140,22 +234,32 @@ def create_wechat_router(config: WeChatConfig, answer_text: Callable[[str, str],
             return APOLOGY
 
     async def answer_once(question: str, user: str, retry_key: str | None, deadline: float) -> str | None:
-        """The answer, the holding message if it is not ready by `deadline` (monotonic), or None (→ "success")
-        for a retry still being answered.
+        """The answer; the holding message if it is not ready by `deadline` (monotonic); BUSY, without waiting,
+        while the user's previous answer is still being computed; or None (→ "success") for a retry still
+        being answered.
 
         The answer keeps being computed after the deadline, so that a later retry gets it from the cache.
         """
         if retry_key is not None and not replies.claim(retry_key):
             return replies.get(retry_key)
+        if not answering.begin(user):
+            if retry_key is not None:
+                replies.put(retry_key, BUSY)
+            return BUSY
         future = asyncio.get_running_loop().run_in_executor(None, answer_safely, question, user)
-        if retry_key is not None:
-            future.add_done_callback(lambda done: replies.put(retry_key, done.result()))
+        future.add_done_callback(lambda done: answered(user, retry_key, done))
         finished, _ = await asyncio.wait({future}, timeout=max(deadline - time.monotonic(), 0.0))
         return future.result() if finished else config.holding_message
 
-    async def reply_to(message: BaseMessage, question: str | None, retry_key: str | None,
-                       deadline: float) -> str | None:
+    def answered(user: str, retry_key: str | None, done: asyncio.Future[str]) -> None:
+        """Frees the user for their next message (first, whatever happened), and keeps the reply for retries."""
+        answering.end(user)
+        if retry_key is not None:
+            replies.put(retry_key, done.result())
+
+    async def reply_to(incoming: _Incoming, deadline: float) -> str | None:
         """The text to send back, or None when there is nothing to say (events other than subscribing)."""
+        message, question = incoming.message, incoming.question
         if isinstance(message, (SubscribeEvent, SubscribeScanEvent)):
             return WELCOME
         if isinstance(message, BaseEvent):
@@ -168,14 +272,14 @@ def create_wechat_router(config: WeChatConfig, answer_text: Callable[[str, str],
             if start_over is not None:
                 start_over(message.source)
             return STARTED_OVER
-        return await answer_once(question, message.source, retry_key, deadline)
+        return await answer_once(question, message.source, incoming.retry_key, deadline)
 
     @router.get("/wechat")
     def verify_url(signature: str = "", timestamp: str = "", nonce: str = "", echostr: str = "") -> Response:
         """WeChat's check of the server URL (signed)"""
         if reason := refusal(signature, timestamp, nonce):
-            return PlainTextResponse(reason, status_code=403)
-        return PlainTextResponse(echostr)
+            return _plain(reason, 403)
+        return _plain(echostr)
 
     @router.post("/wechat")
     async def receive(request: Request, signature: str = "", timestamp: str = "", nonce: str = "",
@@ -183,41 +287,34 @@ def create_wechat_router(config: WeChatConfig, answer_text: Callable[[str, str],
         """WeChat message push: a user's message in, the answer as the reply (signed, fresh, never replayed)"""
         # WeChat's 5 s started when the request arrived, which may be a while before this handler runs.
         deadline = request.scope.get(ARRIVED, time.monotonic()) + config.reply_timeout_s
-        # Remembered before the body is read: in plaintext mode the signature does not cover the body.
-        reason = refusal(signature, timestamp, nonce)
-        if reason is None and not seen_requests.claim(f"{timestamp}:{signature}:{nonce}"):
-            reason = "replayed"
-        if reason:
-            return PlainTextResponse(reason, status_code=403)
-        cipher = crypto if encrypt_type == "aes" else None
-        if encrypt_type == "aes" and cipher is None:
+        if refused := admission(signature, timestamp, nonce):
+            return refused
+        if encrypt_type == "aes" and crypto is None:
             log.error("WeChat sent an encrypted message but no EncodingAESKey is configured")
-            return PlainTextResponse("safe mode is not configured", status_code=400)
+            return _plain("safe mode is not configured", 400)
+        cipher = crypto if encrypt_type == "aes" else None
         body = await request.body()
-        # wechatpy reports bad input with whatever its parsing hit (ExpatError, KeyError, TypeError,
-        # binascii.Error, …), and its fields convert lazily, so everything read from the body is read here.
         try:
-            xml = cipher.decrypt_message(body, msg_signature, timestamp, nonce) if cipher else body
-            message = parse_message(xml)
-            if not all(isinstance(name, str) and name for name in (message.source, message.target)):
-                raise ValueError("FromUserName and ToUserName must be text")
-            retry_key = f"{message.source}:{message.id}" if message.id else None
-            question = (message.content or "").strip() if isinstance(message, TextMessage) else None
+            incoming = _read(body, cipher, msg_signature, timestamp, nonce)
         except InvalidSignatureException:
-            return PlainTextResponse("invalid msg_signature", status_code=403)
-        except Exception as exc:
+            return _plain("invalid msg_signature", 403)
+        except Exception as exc:  # noqa: BLE001 - whatever wechatpy raised, see _read
             log.warning("malformed WeChat message (%s)", type(exc).__name__)
-            return PlainTextResponse("malformed message", status_code=400)
-
-        text = await reply_to(message, question, retry_key, deadline)
+            return _plain("malformed message", 400)
+        text = await reply_to(incoming, deadline)
         if text is None:
-            return PlainTextResponse(SUCCESS)
-        reply = _text_reply(message, text)
+            return _plain(SUCCESS)
+        reply = _text_reply(incoming.message, text)
         if cipher:
             reply = cipher.encrypt_message(reply, nonce, timestamp)
-        return Response(reply, media_type="text/xml")
+        return Response(reply, media_type="text/xml", headers=_HEADERS)
 
     return router
+
+
+def _plain(text: str, status_code: int = 200) -> Response:
+    """A text/plain response, nosniff like every response here."""
+    return PlainTextResponse(text, status_code=status_code, headers=_HEADERS)
 
 
 def _signed(token: str, signature: str, timestamp: str, nonce: str) -> bool:
@@ -230,10 +327,19 @@ def _signed(token: str, signature: str, timestamp: str, nonce: str) -> bool:
 
 def _fresh(timestamp: str, max_skew_s: float) -> bool:
     """Whether the request was signed recently: a signed request from long ago may be a captured one."""
-    try:
-        return abs(time.time() - int(timestamp)) <= max_skew_s
-    except ValueError:
-        return False
+    return _TIMESTAMP.fullmatch(timestamp) is not None and abs(time.time() - int(timestamp)) <= max_skew_s
+
+
+def _read(body: bytes, cipher: WeChatCrypto | None, msg_signature: str, timestamp: str, nonce: str) -> _Incoming:
+    """The message in `body`, decrypted if `cipher`. wechatpy reports bad input with whatever its parsing hit
+    (ExpatError, KeyError, TypeError, binascii.Error, …), and its fields convert lazily, so everything used
+    later is read here, where the caller catches it."""
+    xml = cipher.decrypt_message(body, msg_signature, timestamp, nonce) if cipher else body
+    message = parse_message(xml)
+    if not all(isinstance(name, str) and name for name in (message.source, message.target)):
+        raise ValueError("FromUserName and ToUserName must be text")
+    question = (message.content or "").strip() if isinstance(message, TextMessage) else None
+    return _Incoming(message, question, f"{message.source}:{message.id}" if message.id else None)
 
 
 def _text_reply(message: BaseMessage, text: str) -> str:

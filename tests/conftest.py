@@ -22,6 +22,7 @@ from ingest.build import find_files, ingest
 from kb.config import PROJECT_ROOT, Settings, load_settings
 from kb.embed import Embedder
 from kb.knowledge_base import KnowledgeBase
+from server.service import ServiceState
 
 CORPUS_DIR = PROJECT_ROOT / "corpus"
 SOURCES_MD = CORPUS_DIR / "SOURCES.md"
@@ -250,3 +251,9 @@ def milvus_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         server.terminate()
         server.wait(timeout=30)
         log.close()
+
+
+def logged_entries(service: ServiceState, limit: int) -> list[dict]:
+    """The question log's latest entries once its writer thread has written what was queued."""
+    assert service.log.flush(), "the question log writer did not catch up"
+    return service.log.reader().recent(limit)

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from conftest import CORPUS_DOCUMENTS, serve_in_thread
+from conftest import CORPUS_DOCUMENTS, logged_entries, serve_in_thread
 from kb.config import Settings
 from kb.knowledge_base import KnowledgeBase
 from server.app import create_app
@@ -56,7 +56,11 @@ def test_health_and_readiness(client: TestClient, corpus_kb: KnowledgeBase) -> N
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz").json()
     assert (ready["status"], ready["documents"], ready["chunks"]) == ("ready", CORPUS_DOCUMENTS, len(corpus_kb.store.chunks))
-    assert ready["store"] == {"store": "local", "index_dir": str(corpus_kb.store.path)}
+    assert ready["store"] == {"store": "local"} and ready["query_log"] == {"ok": True, "pending": 0}
+    assert str(corpus_kb.store.path) not in json.dumps(ready), "anyone may ask; paths are for staff"
+    staff = client.get("/readyz", headers={"Authorization": f"Bearer {ADMIN_KEY}"}).json()
+    assert staff["store"] == {"store": "local", "index_dir": str(corpus_kb.store.path)}
+    assert staff["query_log"]["path"] and staff["query_log"]["failed_writes"] == 0
 
 
 def test_openapi_documents_the_endpoints(client: TestClient) -> None:
@@ -85,7 +89,7 @@ def test_ask_answers_with_citations_and_logs_the_question(client: TestClient) ->
     assert body["citations"][0]["text"][start:end] in body["answer"]
     assert body["notice"].startswith("以上内容由系统从知识库原文中自动摘录") and "12348" in body["notice"]
     assert "不受理信访和投诉" in body["notice"] and "110" not in body["notice"]
-    logged = client.app.state.service.query_log.recent(5)
+    logged = logged_entries(client.app.state.service, 5)
     entry = next(e for e in logged if e["question_id"] == body["question_id"])
     assert "13800138000" not in json.dumps(entry, ensure_ascii=False), "personal data is masked before storage"
     assert entry["answerable"] and entry["latency_ms"] > 0
@@ -166,7 +170,7 @@ def test_feedback_reaches_the_log_and_the_unanswered_report(client: TestClient) 
     report = client.get("/api/admin/unanswered", headers={"Authorization": f"Bearer {ADMIN_KEY}"}).json()
     entry = next(q for q in report["questions"] if "红烧肉" in q["question"])
     assert entry["count"] >= 1 and entry["negative_feedback"] >= 1
-    assert "18612345678" not in json.dumps(client.app.state.service.query_log.recent(20), ensure_ascii=False)
+    assert "18612345678" not in json.dumps(logged_entries(client.app.state.service, 20), ensure_ascii=False)
     assert_error(client.post("/api/feedback", json={"question_id": "nope", "helpful": True}), 404, "unknown_question")
     assert_error(client.post("/api/feedback", json={"question_id": "x", "helpful": "maybe"}), 422, "invalid_request")
 
@@ -286,7 +290,7 @@ def test_wechat_text_message_is_answered_from_the_knowledge_base(corpus_kb: Know
         assert reply.status_code == 200, reply.text
         assert "《信访工作条例》第三十四条" in reply.text and "<ToUserName><![CDATA[citizen]]>" in reply.text
         assert client.post("/wechat", params={**params, "signature": "0" * 40}, content=body.encode()).status_code == 403
-        logged = client.app.state.service.query_log.recent(1)[0]
+        logged = logged_entries(client.app.state.service, 1)[0]
         assert (logged["channel"], logged["question"]) == ("wechat", QUESTION)
 
 

@@ -48,3 +48,26 @@ def test_a_forgotten_conversation_starts_afresh_and_leaves_the_others() -> None:
     assert conversations.history("b") == ("法律援助向哪里申请？",)
     conversations.add("a", "离婚后孩子归谁抚养？")
     assert conversations.history("a") == ("离婚后孩子归谁抚养？",)
+
+
+def test_a_conversation_id_belongs_to_the_client_it_was_issued_to() -> None:
+    conversations = Conversations(secret="server-secret")
+    mine = conversations.new_id("10.0.0.1")
+    assert conversations.claim(mine, "10.0.0.1") == mine
+    assert conversations.new_id("10.0.0.1") != mine, "unguessable: 128 random bits each"
+    for other in [conversations.claim(mine, "10.0.0.2"), conversations.claim("1", "10.0.0.1"),
+                  conversations.claim(mine[:32] + "0" * 32, "10.0.0.1"), conversations.claim(None, "10.0.0.1"),
+                  Conversations(secret="another-secret").claim(mine, "10.0.0.1")]:
+        assert other != mine and len(other) == 64
+    assert Conversations(secret="server-secret").claim(mine, "10.0.0.1") == mine, "replicas share the secret"
+
+
+def test_what_a_follow_up_costs_is_bounded_whatever_history_is_sent() -> None:
+    from kb.conversation import EARLIER_CHARS, USED_EARLIER, earlier_questions, retrievals_for
+
+    huge = [f"问题{n}" + "长" * 490 for n in range(10)]
+    used = earlier_questions(huge)
+    assert len(used) == USED_EARLIER and all(len(q) <= EARLIER_CHARS for q in used)
+    assert used[-1].endswith("长") and earlier_questions(["短问题？", "  "]) == ["短问题？"]
+    assert retrievals_for([]) == 1 and retrievals_for(["一"]) == 6 and retrievals_for(huge) == 12
+    assert KEPT_QUESTIONS == USED_EARLIER, "the server keeps only what is read"

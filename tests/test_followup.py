@@ -3,6 +3,7 @@ conversation_id the server keeps), the OpenAI-compatible endpoint and WeChat (pe
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -122,8 +123,15 @@ def test_api_keeps_a_conversation_by_its_id(client: TestClient) -> None:
     conversation = first["conversation_id"]
     second = client.post("/api/ask", json={"question": FOLLOW_UP, "conversation_id": conversation}).json()
     assert first_citation(second) == ANSWERING and second["conversation_id"] == conversation
-    stranger = client.post("/api/ask", json={"question": FOLLOW_UP, "conversation_id": "someone-else"}).json()
-    assert stranger["follow_up_of"] is None, "another conversation's questions are never used"
+    chosen = client.post("/api/ask", json={"question": FOLLOW_UP, "conversation_id": "someone-else"}).json()
+    assert chosen["follow_up_of"] is None, "another conversation's questions are never used"
+    assert chosen["conversation_id"] != "someone-else", "ids are issued by the server, never chosen by a client"
+    elsewhere = TestClient(client.app, client=("203.0.113.7", 40000))
+    stolen = elsewhere.post("/api/ask", json={"question": FOLLOW_UP, "conversation_id": conversation}).json()
+    assert stolen["follow_up_of"] is None and FIRST not in json.dumps(stolen, ensure_ascii=False)
+    assert stolen["conversation_id"] != conversation, "a conversation belongs to the client it was issued to"
+    again = client.post("/api/ask", json={"question": FOLLOW_UP, "conversation_id": conversation}).json()
+    assert again["follow_up_of"] is not None, "the other client added nothing to it and took nothing from it"
 
 
 @pytest.mark.parametrize("history, code", [

@@ -116,3 +116,13 @@ def test_the_real_clock_is_used_by_default() -> None:
     limiter = RateLimiter(rate_per_minute=1, burst=1)
     assert limiter.check("d") is None
     assert 50 <= limiter.check("d") <= 60
+
+
+def test_a_costly_request_takes_what_it_costs_and_never_more_than_a_full_bucket(clock: Clock) -> None:
+    limiter = RateLimiter(rate_per_minute=60, burst=20, clock=clock)
+    assert limiter.check("reader", cost=12) is None
+    assert limiter.check("reader", cost=12) == 4, "8 left: 4 more seconds at one a second"
+    assert limiter.check("reader") is None, "a plain question still fits"
+    clock.advance(60)
+    assert limiter.check("reader", cost=1000) is None, "capped at the bucket: a full one always pays"
+    assert limiter.check("reader") == 1

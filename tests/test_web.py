@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from conftest import CORPUS_DOCUMENTS, serve_in_thread
+from conftest import CORPUS_DOCUMENTS, logged_entries, serve_in_thread
 from kb.config import Settings
 from kb.knowledge_base import KnowledgeBase
 from server.app import create_app
@@ -185,7 +185,7 @@ def test_unhelpful_feedback_reaches_the_query_log(page: object, live: tuple[str,
     answer.locator(".feedback-form textarea").fill("想知道能不能延期")
     answer.get_by_role("button", name="提交反馈").click()
     sync_api.expect(answer.locator(".thanks")).to_have_text("感谢反馈")
-    entry = live[1].query_log.recent(1)[0]
+    entry = logged_entries(live[1], 1)[0]
     assert entry["question"] == QUESTION
     assert [(f["helpful"], f["comment"]) for f in entry["feedback"]] == [(False, "想知道能不能延期")]
 
