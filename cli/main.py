@@ -13,7 +13,7 @@ from pathlib import Path
 
 from typing import TYPE_CHECKING
 
-from kb.config import KB_NAME_RE, Settings, load_settings
+from kb.config import KB_NAME_RE, Settings, SettingError, load_settings
 from kb.errors import KnowledgeBaseError
 from server.settings import ServerSettings
 
@@ -357,7 +357,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     try:
         return args.func(args)
-    except KnowledgeBaseError as exc:
+    except (KnowledgeBaseError, SettingError) as exc:
         print(f"错误: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:

@@ -20,13 +20,14 @@ from pathlib import Path
 
 import numpy as np
 
-from kb.lexical import LexicalIndex
+from kb.lexical import LexicalIndex, read_json
 from kb.rank import rank_score, unit_scaled
 from kb.schema import Chunk
 
 HANDLES_JSON = "handles.json"
 HANDLES_VECTORS = "handles.npy"
 LEXICAL_PREFIX = "handles_"
+_ROWS_SHAPE = [{"q": str, "doc_id": str, "target": (int, str), "form": str}]
 #: Handles most like the question that bring their passage into the candidates.
 POOL_HANDLES = 20
 #: The law router: the handles nearest the question vote for their document, each by exp((cosine − best) / τ).
@@ -119,8 +120,8 @@ class QuestionHandles:
         """The handles of an index build, or None when it has none."""
         if not (directory / HANDLES_JSON).is_file():
             return None
-        rows = json.loads((directory / HANDLES_JSON).read_text(encoding="utf-8"))
-        handles = [Handle(r["q"], r["doc_id"], r["target"], r.get("form", "")) for r in rows]
+        rows = read_json(directory / HANDLES_JSON, _ROWS_SHAPE)
+        handles = [Handle(r["q"], r["doc_id"], r["target"], r["form"]) for r in rows]
         vectors = np.load(directory / HANDLES_VECTORS, allow_pickle=False)
         return cls(handles, vectors, LexicalIndex.load(directory, LEXICAL_PREFIX))
 

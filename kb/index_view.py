@@ -18,25 +18,7 @@ from kb.passage_store import Filters, Pool, hit_for
 from kb.query import LawNames
 from kb.rank import chunk_traits
 from kb.schema import Chunk, Document, Hit
-from kb.store import LoadedIndex
-
-class _Owned:
-    """An array interface that keeps its memory's owner alive: an array made from it holds this as its base."""
-
-    def __init__(self, array: np.ndarray, owner: object) -> None:
-        self.__array_interface__ = array.__array_interface__
-        self.owner = owner
-
-
-def _stored_vectors(dense: "faiss.IndexFlatIP") -> np.ndarray:
-    """Zero-copy: the vectors FAISS holds, as a read-only array that keeps the FAISS index alive as long as the
-    array itself (or any view or slice of it) is used, whatever happens to the IndexView."""
-    if not dense.ntotal:
-        return np.zeros((0, dense.d), dtype=np.float32)
-    raw = faiss.rev_swig_ptr(dense.get_xb(), dense.ntotal * dense.d).reshape(dense.ntotal, dense.d)
-    vectors = np.asarray(_Owned(raw, dense))
-    vectors.flags.writeable = False
-    return vectors
+from kb.store import LoadedIndex, stored_vectors
 
 
 def _top(scores: np.ndarray, k: int) -> np.ndarray:
@@ -58,7 +40,7 @@ class IndexView:
         self.lexical = index.lexical
         self.handles = index.handles
         self.dense: faiss.IndexFlatIP = index.dense
-        self.vectors = _stored_vectors(self.dense)
+        self.vectors = stored_vectors(self.dense)
         self.law_names = LawNames(list(self.documents.values()))
         self.doc_index = {doc_id: i for i, doc_id in enumerate(self.documents)}
         self.row_doc = np.array([self.doc_index[c.doc_id] for c in self.chunks], dtype=np.int32)

@@ -11,6 +11,7 @@ import math
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -19,6 +20,56 @@ from kb.tokenize import tokenize
 K1 = 1.2
 B = 0.75
 _FILES = ("lexical_term_ptr.npy", "lexical_docs.npy", "lexical_weights.npy", "lexical_vocab.json")
+_VOCAB_SHAPE = {"n_docs": int, "terms": [str]}
+
+#: What a JSON file of an index build must look like, for check_shape: a type (or a tuple of types); {key: shape},
+#: an object with at least these keys; {str: shape}, an object whose every value has that shape; [shape], an
+#: array whose every item has it. It lives here, in the module kb.handles and kb.store both import, so that every
+#: JSON file of an index is checked the same way.
+Shape = type | tuple[type, ...] | dict | list
+_JSON_NAMES = {dict: "an object", list: "an array", str: "a string", int: "an integer", float: "a number",
+               bool: "true or false", type(None): "null"}
+
+
+def _shape_problem(value: object, shape: Shape) -> tuple[str, str] | None:
+    """Where inside `value` it differs from `shape` (".key", "[3]", "" for itself) and how, or None."""
+    if isinstance(shape, (dict, list)):
+        if not isinstance(value, type(shape)):
+            return "", f"should be {_JSON_NAMES[type(shape)]}, not {_JSON_NAMES.get(type(value))}"
+        if isinstance(shape, list):
+            children = ((f"[{i}]", item, shape[0]) for i, item in enumerate(value))
+        elif str in shape:
+            children = ((f"[{key!r}]", item, shape[str]) for key, item in value.items())
+        elif missing := [key for key in shape if key not in value]:
+            return f".{missing[0]}", "is missing"
+        else:
+            children = ((f".{key}", value[key], inner) for key, inner in shape.items())
+        for where, item, inner in children:
+            if type(item) is not inner and (problem := _shape_problem(item, inner)):  # plain match: no call
+                return where + problem[0], problem[1]
+        return None
+    types = shape if isinstance(shape, tuple) else (shape,)
+    if isinstance(value, types) and (bool in types or not isinstance(value, bool)):  # JSON's true is no integer
+        return None
+    return "", f"should be {' or '.join(_JSON_NAMES[t] for t in types)}, not {_JSON_NAMES.get(type(value))}"
+
+
+def check_shape(value: object, shape: Shape, name: str) -> None:
+    """Refuse (ValueError naming the file `name`) a decoded JSON value of another shape than the code reads:
+    a damaged or hand-edited file is reported by name, not met later as a KeyError or TypeError."""
+    if (problem := _shape_problem(value, shape)) is not None:
+        where, how = problem
+        raise ValueError(f"{name}: {where.removeprefix('.') or 'the file'} {how}")
+
+
+def read_json(path: Path, shape: Shape) -> Any:
+    """A JSON file of an index build, decoded and checked against `shape` (ValueError naming the file if not)."""
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path.name} is unreadable ({exc})") from exc
+    check_shape(value, shape, path.name)
+    return value
 
 
 # The formulas, shared with the Milvus store (kb/milvus_store.py), which keeps the same scores as sparse vectors.
@@ -86,14 +137,23 @@ class LexicalIndex:
 
     @classmethod
     def load(cls, directory: Path, prefix: str = "") -> "LexicalIndex":
-        meta = json.loads((directory / f"{prefix}{_FILES[3]}").read_text(encoding="utf-8"))
+        meta = read_json(directory / f"{prefix}{_FILES[3]}", _VOCAB_SHAPE)
         vocab = {term: i for i, term in enumerate(meta["terms"])}
         term_ptr = np.load(directory / f"{prefix}{_FILES[0]}", allow_pickle=False)
         docs = np.load(directory / f"{prefix}{_FILES[1]}", allow_pickle=False)
         weights = np.load(directory / f"{prefix}{_FILES[2]}", allow_pickle=False)
-        if len(term_ptr) != len(vocab) + 1 or len(docs) != len(weights) or term_ptr[-1] != len(docs):
+        n_docs = meta["n_docs"]
+        if (term_ptr.ndim != 1 or len(term_ptr) != len(vocab) + 1 or docs.ndim != 1 or docs.shape != weights.shape
+                or term_ptr[-1] != len(docs)):
             raise ValueError("lexical index arrays do not agree with each other")
-        return cls(vocab, term_ptr, docs, weights, int(meta["n_docs"]))
+        # A query adds weights[term_ptr[i]:term_ptr[i + 1]] at rows docs[...] of n_docs scores: anything else
+        # would fail there, or rank by garbage.
+        ordered = term_ptr[0] == 0 and not np.any(np.diff(term_ptr) < 0)
+        in_range = n_docs >= 0 and (not len(docs) or 0 <= docs.min() <= docs.max() < n_docs)
+        if ((term_ptr.dtype.kind, docs.dtype.kind, weights.dtype.kind) != ("i", "i", "f")
+                or not (ordered and in_range and np.isfinite(weights).all())):
+            raise ValueError(f"{prefix}lexical_*.npy: postings out of order, outside the {n_docs} rows, or not finite")
+        return cls(vocab, term_ptr, docs, weights, n_docs)
 
     def query_terms(self, query: str) -> list[str]:
         """The query's tokens that occur in the index (unique, in order)."""

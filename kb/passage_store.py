@@ -8,6 +8,7 @@ learned ranking, hits) is computed from the pool by kb.retrieve, the same code w
 
 from __future__ import annotations
 
+import datetime
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -22,7 +23,30 @@ from kb.rank import TRAITS
 from kb.schema import Chunk, Document, Hit, citation_for
 
 DOC_KINDS = ("law", "report", "other")
-DATE_RE = re.compile(r"\d{4}(-\d{2}(-\d{2})?)?")
+DATE_RE = re.compile(r"[0-9]{4}(-[0-9]{2}(-[0-9]{2})?)?")  # ASCII digits only: ２０２０ and ٢٠٢٠ are not dates
+
+
+def real_date(text: str) -> bool:
+    """2020, 2020-06 or 2020-06-01 naming a month and a day that exist (not 2024-13-45)."""
+    if not DATE_RE.fullmatch(text):
+        return False
+    year, month, day = (text.split("-") + ["01", "01"])[:3]
+    try:
+        datetime.date(int(year), int(month), int(day))
+    except ValueError:
+        return False
+    return True
+
+
+def _valid_text(value: object) -> bool:
+    """Text that is valid Unicode (a lone surrogate from JSON's \\ud800 is not)."""
+    if not isinstance(value, str):
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -48,13 +72,13 @@ class Filters:
             raise QueryError(f"未知的过滤条件: {', '.join(sorted(map(str, unknown)))}"
                              "（可用 doc_kind、doc_id、title_contains、date_from、date_to）")
         for name in ("doc_kind", "doc_id", "title_contains", "date_from", "date_to"):
-            if raw.get(name) is not None and not isinstance(raw[name], str):
+            if raw.get(name) is not None and not _valid_text(raw[name]):
                 raise QueryError(f"过滤条件 {name} 必须是文字")
         for name in ("date_from", "date_to"):
-            if raw.get(name) is not None and not DATE_RE.fullmatch(raw[name]):
-                raise QueryError(f"过滤条件 {name} 应写成 2020、2020-06 或 2020-06-01")
+            if raw.get(name) is not None and not real_date(raw[name]):
+                raise QueryError(f"过滤条件 {name} 应写成 2020、2020-06 或 2020-06-01（真实的年月日）")
         doc_ids = raw.get("doc_ids")
-        if doc_ids is not None and (not isinstance(doc_ids, (list, tuple)) or not all(isinstance(d, str) for d in doc_ids)):
+        if doc_ids is not None and (not isinstance(doc_ids, (list, tuple)) or not all(map(_valid_text, doc_ids))):
             raise QueryError("过滤条件 doc_ids 必须是文字列表")
         if raw.get("doc_kind") is not None and raw["doc_kind"] not in DOC_KINDS:
             raise QueryError(f"过滤条件 doc_kind 只能是 {'、'.join(DOC_KINDS)}")

@@ -11,6 +11,9 @@
 
 A build is written into a fresh folder and only then published, so an interrupted or failed ingest
 leaves the index in use untouched.
+
+Loading checks what the files hold too (load_index): JSON of the shape the code reads, vectors of unit length,
+parts that agree; a damaged index is refused with one IndexCorruptError line naming the file, never served.
 """
 
 from __future__ import annotations
@@ -28,8 +31,8 @@ import faiss
 import numpy as np
 
 from kb.errors import KnowledgeBaseError
-from kb.handles import QuestionHandles
-from kb.lexical import LexicalIndex
+from kb.handles import HANDLES_VECTORS, QuestionHandles
+from kb.lexical import LexicalIndex, check_shape, read_json
 from kb.schema import Chunk, DatedEvent, Document
 
 #: 3: indexes hold the questions attached to passages (kb.handles); older ones are rebuilt so that they do.
@@ -42,6 +45,18 @@ MANIFEST = "manifest.json"
 DENSE = "dense.faiss"
 META = "meta.sqlite"
 STALE_PARTIAL_SECONDS = 24 * 3600
+#: The manifest as load_index reads it, once its versions are this program's (kb.lexical.check_shape).
+_MANIFEST_SHAPE = {
+    "embedding": {"model_id": str, "fingerprint": str, "dimension": int},
+    "counts": {"documents": int, "chunks": int, "questions": int},
+    "documents": {str: str},
+    "built_at": str,
+    "checksums": {str: str},
+}
+_DATES_SHAPE = [{"date": str, "event": str}]
+#: Stored vectors are the model's L2-normalised outputs. One further than this from unit length was altered or
+#: miscomputed: scaled up, it would outscore every real passage and be served with full confidence.
+NORM_TOLERANCE = 1e-2
 
 
 class IndexProblem(KnowledgeBaseError):
@@ -178,15 +193,19 @@ def _sha256(path: Path) -> str:
 
 
 def verify_checksums(index_dir: Path, manifest: dict) -> None:
-    """Every file of the build must be the one that was written: random bytes of the right size are refused."""
-    expected = manifest.get("checksums")
-    if not isinstance(expected, dict) or not expected:
-        raise IndexCorruptError(f"index at {index_dir} has no checksums in its manifest: rebuild it with `kb ingest`")
+    """Every file of the build must be listed in the manifest (read_manifest's) and be the one that was written:
+    random bytes of the right size are refused, and so is a file, or a name, the manifest does not vouch for."""
+    expected: dict[str, str] = manifest["checksums"]
+    present = {p.name for p in index_dir.iterdir()} - {MANIFEST}
+    if not expected or present - expected.keys():
+        unlisted = ", ".join(sorted(present - expected.keys())) or "any file"
+        raise IndexCorruptError(f"index at {index_dir} is damaged (its manifest has no checksum for {unlisted}): "
+                                "rebuild it with `kb ingest`")
     for name, digest in expected.items():
-        path = index_dir / name
-        if not path.is_file() or _sha256(path) != digest:
-            raise IndexCorruptError(f"index at {index_dir} is damaged ({name} does not match its checksum): "
-                                    "rebuild it with `kb ingest`")
+        path = index_dir / name  # only names found in the build folder are opened
+        if name not in present or not path.is_file() or _sha256(path) != digest:
+            raise IndexCorruptError(f"index at {index_dir} is damaged ({name!r} is missing or does not match its "
+                                    "checksum): rebuild it with `kb ingest`")
 
 
 def _publish(build: Path, index_dir: Path) -> None:
@@ -212,24 +231,35 @@ def _remove_old_builds(builds: Path, keep: set[Path]) -> None:
 
 
 def read_manifest(index_dir: Path) -> dict:
+    """The manifest of the build at `index_dir`, refused when missing, of another version (a rebuild, which
+    ingest.build.ensure_index starts on its own), or damaged: no JSON object of the shape the loader reads."""
     path = index_dir / MANIFEST
     if not path.is_file():
         raise IndexMissingError(f"no index at {index_dir}: run `kb ingest` first")
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise IndexCorruptError(f"index manifest {path} is unreadable ({exc}): rebuild it with `kb ingest`") from exc
-    if manifest.get("format_version") != FORMAT_VERSION:
+        manifest = read_json(path, dict)
+        _check_versions(index_dir, manifest)  # first: another format may hold other fields
+        check_shape(manifest, _MANIFEST_SHAPE, MANIFEST)
+    except ValueError as exc:
+        raise IndexCorruptError(f"index at {index_dir} is damaged ({exc}): rebuild it with `kb ingest`") from exc
+    return manifest
+
+
+def _check_versions(index_dir: Path, manifest: dict) -> None:
+    if not _is_version(manifest.get("format_version"), FORMAT_VERSION):
         raise IndexMismatchError(
-            f"index at {index_dir} has format version {manifest.get('format_version')}, this program reads "
+            f"index at {index_dir} has format version {manifest.get('format_version')!r}, this program reads "
             f"version {FORMAT_VERSION}: rebuild it with `kb ingest`"
         )
-    if manifest.get("chunker_version") != CHUNKER_VERSION:
+    if not _is_version(manifest.get("chunker_version"), CHUNKER_VERSION):
         raise IndexMismatchError(
-            f"index at {index_dir} was cut into passages by chunker version {manifest.get('chunker_version')}, this "
-            f"program cuts with version {CHUNKER_VERSION}: rebuild it with `kb ingest`"
+            f"index at {index_dir} was cut into passages by chunker version {manifest.get('chunker_version')!r}, "
+            f"this program cuts with version {CHUNKER_VERSION}: rebuild it with `kb ingest`"
         )
-    return manifest
+
+
+def _is_version(found: object, version: int) -> bool:
+    return type(found) is int and found == version  # JSON's true is no version, though it equals 1
 
 
 def check_model(manifest: dict, model_id: str, fingerprint: str, dimension: int) -> None:
@@ -254,15 +284,17 @@ def load_index(index_dir: Path) -> LoadedIndex:
         handles = QuestionHandles.load(index_dir)
         db = sqlite3.connect(f"file:{index_dir / META}?mode=ro", uri=True)
         try:
-            documents = {row[0]: Document(row[0], row[1], row[2], row[3], row[4], row[7],
-                                          [DatedEvent(**e) for e in json.loads(row[6])], row[5])
+            documents = {row[0]: Document(row[0], row[1], row[2], row[3], row[4], row[7], _dates(row[6]), row[5])
                          for row in db.execute("SELECT * FROM documents")}
             chunks = [Chunk(*row[1:]) for row in db.execute("SELECT * FROM chunks ORDER BY row")]
         finally:
             db.close()
     except (RuntimeError, OSError, ValueError, sqlite3.DatabaseError, KeyError, TypeError) as exc:
         raise IndexCorruptError(f"index at {index_dir} is damaged ({exc}): rebuild it with `kb ingest`") from exc
-    expected = manifest.get("counts", {}).get("chunks")
+    if not isinstance(dense, faiss.IndexFlatIP):
+        raise IndexCorruptError(f"index at {index_dir} is damaged ({DENSE} holds a {type(dense).__name__}, not the "
+                                "IndexFlatIP this program writes): rebuild it with `kb ingest`")
+    expected = manifest["counts"]["chunks"]
     if not (dense.ntotal == len(chunks) == lexical.n_docs == expected):
         raise IndexCorruptError(
             f"index at {index_dir} is inconsistent ({dense.ntotal} vectors, {len(chunks)} chunks, "
@@ -270,9 +302,51 @@ def load_index(index_dir: Path) -> LoadedIndex:
         )
     if dense.d != manifest["embedding"]["dimension"]:
         raise IndexCorruptError(f"index at {index_dir}: vector dimension {dense.d} disagrees with its manifest")
-    if handles is not None and (len(handles) != manifest["counts"].get("questions")
-                                or handles.vectors.shape[1:] != (dense.d,)
+    _check_unit_length(index_dir, DENSE, stored_vectors(dense))
+    if handles is not None and (len(handles) != manifest["counts"]["questions"]
+                                or handles.vectors.shape[1:] != (dense.d,) or handles.vectors.dtype != np.float32
                                 or not {h.doc_id for h in handles.handles} <= set(documents)):
         raise IndexCorruptError(f"index at {index_dir}: its attached questions disagree with its passages: "
                                 "rebuild it with `kb ingest`")
+    if handles is not None:
+        _check_unit_length(index_dir, HANDLES_VECTORS, handles.vectors)
     return LoadedIndex(index_dir, manifest, documents, chunks, dense, lexical, handles)
+
+
+def _dates(text: str) -> list[DatedEvent]:
+    """A document's dated events, stored as JSON in meta.sqlite (ValueError, naming the file, when malformed)."""
+    events = json.loads(text)
+    check_shape(events, _DATES_SHAPE, f"{META} (dates)")
+    return [DatedEvent(e["date"], e["event"]) for e in events]
+
+
+def _check_unit_length(index_dir: Path, name: str, vectors: np.ndarray) -> None:
+    """Refuse stored vectors that are not unit length, NaN and inf included: inner products with them are no
+    cosines, and the scores and confidence computed from them would be garbage (in float64: 1e30 is reported
+    as such, not as an overflow)."""
+    norms = np.sqrt(np.einsum("ij,ij->i", vectors, vectors, dtype=np.float64))
+    bad = np.flatnonzero(~(np.abs(norms - 1.0) <= NORM_TOLERANCE))  # NaN compares false, so it is refused too
+    if len(bad):
+        raise IndexCorruptError(
+            f"index at {index_dir} is damaged ({name}: {len(bad)} of {len(vectors)} vectors are not of unit length, "
+            f"the first is row {bad[0]} with length {norms[bad[0]]:.3g}): rebuild it with `kb ingest`"
+        )
+
+
+class _Owned:
+    """An array interface that keeps its memory's owner alive: an array made from it holds this as its base."""
+
+    def __init__(self, array: np.ndarray, owner: object) -> None:
+        self.__array_interface__ = array.__array_interface__
+        self.owner = owner
+
+
+def stored_vectors(dense: faiss.IndexFlatIP) -> np.ndarray:
+    """Zero-copy: the vectors FAISS holds, as a read-only array that keeps the FAISS index alive as long as the
+    array itself (or any view or slice of it) is used, whatever happens to the index's other holders."""
+    if not dense.ntotal:
+        return np.zeros((0, dense.d), dtype=np.float32)
+    raw = faiss.rev_swig_ptr(dense.get_xb(), dense.ntotal * dense.d).reshape(dense.ntotal, dense.d)
+    vectors = np.asarray(_Owned(raw, dense))
+    vectors.flags.writeable = False
+    return vectors

@@ -38,9 +38,9 @@ class SearchFilters(StrictModel):
     doc_id: str | None = Field(None, max_length=64, description="只在这个文档中查找")
     doc_ids: list[str] | None = Field(None, max_length=100, description="只在这些文档中查找")
     title_contains: str | None = Field(None, max_length=100, description="标题包含的文字")
-    date_from: str | None = Field(None, pattern=r"^\d{4}(-\d{2}(-\d{2})?)?$",
+    date_from: str | None = Field(None, pattern=r"^[0-9]{4}(-[0-9]{2}(-[0-9]{2})?)?$",
                                   description="文档日期（最近一次公布或修订；报告的年份）不早于，如 2020 或 2020-06-01")
-    date_to: str | None = Field(None, pattern=r"^\d{4}(-\d{2}(-\d{2})?)?$", description="文档日期不晚于")
+    date_to: str | None = Field(None, pattern=r"^[0-9]{4}(-[0-9]{2}(-[0-9]{2})?)?$", description="文档日期不晚于")
 
 
 class AskRequest(StrictModel):
@@ -129,6 +129,8 @@ def create_api_router() -> APIRouter:
     async def search(request: Request, q: str = Query(..., description="问题"), top_k: int = Query(5, ge=1, le=MAX_TOP_K),
                      kb: str | None = Query(**KB_FIELD), service: ServiceState = Depends(state)) -> dict:
         """`{"query": ..., "hits": [...]}`: the best passages, without composing an answer."""
+        if "\ufffd" in q:  # what the framework makes of bytes that are not UTF-8: refused, not searched
+            raise ApiError(400, "invalid_text", "问题中含有无效的字符（请使用 UTF-8 编码）")
         question = service.checked_question(q)
         knowledge_base = await run_in_threadpool(service.knowledge_base, kb)
         hits = await admitted(request, lambda: knowledge_base.search(question, top_k))

@@ -16,7 +16,7 @@ from server.clients import parse_networks
 from server.api import create_api_router
 from server.errors import ApiError, install_error_handlers
 from server.logs import mask_access_log
-from server.middleware import AdminKeyFirst, BodySizeLimit, StampArrival
+from server.middleware import AdminKeyFirst, BodySizeLimit, NoSniff, StampArrival
 from server.openai_compat import create_openai_router
 from server.reply import reply_text
 from server.service import ServiceState, open_service
@@ -63,7 +63,9 @@ def build_app(config: ServerSettings, answer_wechat: WeChatAnswerer | None = Non
         if service is not None:
             service.close()
 
-    app = FastAPI(title="政务知识库问答 API", version="0.3.0", lifespan=lifespan,
+    # No /docs or /redoc: FastAPI's pages load their scripts from a CDN, which an offline government machine
+    # cannot reach and which would run third-party code on the API's origin. /openapi.json describes the API.
+    app = FastAPI(title="政务知识库问答 API", version="0.3.0", lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="信访工作条例、常用法律法规和本镇法治政府建设报告的问答与检索。")
     install_error_handlers(app)
     app.include_router(create_api_router())
@@ -83,6 +85,7 @@ def build_app(config: ServerSettings, answer_wechat: WeChatAnswerer | None = Non
                        upload_path=UPLOAD_PATH)
     app.add_middleware(AdminKeyFirst, prefix=ADMIN_PREFIX, key=config.admin_key,
                        proxies=parse_networks(config.trusted_proxies))
+    app.add_middleware(NoSniff)
     app.add_middleware(StampArrival)
     return app
 
@@ -111,8 +114,9 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000) -> None
 
     from ingest.build import ensure_index
 
+    config = ServerSettings()  # a bad setting is refused before minutes of building
     ensure_index(settings, progress=True)
-    service = open_service(settings, ServerSettings())
+    service = open_service(settings, config)
     kb = service.kb
-    log.warning("知识库已就绪: %d 个文档, %d 个片段; http://%s:%d/docs", len(kb.documents), kb.passage_count(), host, port)
+    log.warning("知识库已就绪: %d 个文档, %d 个片段; http://%s:%d/ (API: /openapi.json)", len(kb.documents), kb.passage_count(), host, port)
     uvicorn.Server(uvicorn_config(create_app(service), host, port)).run()

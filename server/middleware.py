@@ -76,6 +76,28 @@ class AdminKeyFirst:
         await response(scope, receive, send)
 
 
+class NoSniff:
+    """Every response says `X-Content-Type-Options: nosniff`: a browser never reads an answer's JSON (which
+    quotes what a client sent) or an error as HTML or script."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def with_header(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                if not any(name.lower() == b"x-content-type-options" for name, _ in headers):
+                    headers.append((b"x-content-type-options", b"nosniff"))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, with_header)
+
+
 class StampArrival:
     """Note when a request arrived (scope["kb.arrived"], monotonic seconds), before it waits for the event loop
     or a thread, so deadlines such as WeChat's 5 s are measured from arrival, not from when a handler runs."""

@@ -8,7 +8,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from kb.config import PROJECT_ROOT, setting
+from kb.config import PROJECT_ROOT, SettingError, setting
+from server.clients import parse_networks
 
 
 def _names(raw: str) -> tuple[str, ...]:
@@ -52,3 +53,17 @@ class ServerSettings:
     wechat_token: str = setting("KB_WECHAT_TOKEN", "", "WeChat message push: the 服务器配置 Token (push is off without it)")
     wechat_app_id: str = setting("KB_WECHAT_APP_ID", "", "WeChat safe mode: the AppID")
     wechat_aes_key: str = setting("KB_WECHAT_AES_KEY", "", "WeChat safe mode: the 43-character EncodingAESKey")
+
+    def __post_init__(self) -> None:
+        """Refuse values the service cannot run with, naming the variable (one line, not a traceback)."""
+        limits = {"KB_RATE_PER_MINUTE": self.rate_per_minute > 0, "KB_RATE_BURST": self.rate_burst >= 1,
+                  "KB_MAX_CONCURRENT": self.max_concurrent >= 1, "KB_MAX_WAITING": self.max_waiting >= 0,
+                  "KB_MAX_WAIT": self.max_wait_s > 0, "KB_CONVERSATION_TTL": self.conversation_ttl_s > 0,
+                  "KB_MAX_QUESTION_CHARS": self.max_question_chars >= 1}
+        for env, fine in limits.items():
+            if not fine:
+                raise SettingError(f"{env} must be positive" + (" or 0" if env == "KB_MAX_WAITING" else ""))
+        try:
+            parse_networks(self.trusted_proxies)
+        except ValueError as exc:
+            raise SettingError(f"{exc}: an address or network such as 10.0.0.5 or 10.0.0.0/8") from exc

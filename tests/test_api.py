@@ -348,3 +348,16 @@ def test_staff_add_and_remove_a_document(corpus_index: Path, corpus_kb: Knowledg
     assert client.get("/readyz").json()["documents"] == CORPUS_DOCUMENTS
     assert not (corpus / "村规民约.txt").exists() and list((corpus / ".trash").glob("*村规民约.txt"))
     assert_error(client.get(f"/api/documents/{hit['doc_id']}"), 404, "not_found")
+
+
+def test_a_query_string_that_is_not_utf8_is_refused_not_searched(client: TestClient) -> None:
+    assert_error(client.get("/api/search?q=%E4%BF%A1%FF%FE"), 400, "invalid_text")
+    assert client.get("/api/search", params={"q": "信访"}).status_code == 200
+
+
+def test_every_response_says_nosniff_and_no_page_loads_a_cdn(client: TestClient) -> None:
+    responses = [client.get("/healthz"), client.get("/readyz"), client.get("/openapi.json"),
+                 client.post("/api/ask", json={"question": "信访事项多久办结？"}), client.post("/api/ask", content=b"{"),
+                 client.get("/api/search?q=%FF"), client.get("/nowhere"), client.get("/")]
+    assert [r.headers.get("x-content-type-options") for r in responses] == ["nosniff"] * len(responses)
+    assert client.get("/docs").status_code == 404 and client.get("/redoc").status_code == 404

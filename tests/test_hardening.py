@@ -174,3 +174,22 @@ def test_a_log_down_for_long_keeps_the_newest_records_in_bounded_memory(tmp_path
     details = writer.health(details=True)
     assert details["pending"] <= 5 and details["dropped"] >= 3
     writer.close(timeout_s=0.1)
+
+
+# --- configuration ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("env, value", [
+    ("KB_RATE_PER_MINUTE", "0"), ("KB_RATE_PER_MINUTE", "-5"), ("KB_RATE_PER_MINUTE", "nan"),
+    ("KB_RATE_BURST", "0"), ("KB_RATE_BURST", "lots"), ("KB_MAX_CONCURRENT", "0"), ("KB_MAX_WAIT", "0"),
+    ("KB_TRUSTED_PROXIES", "notanip"), ("KB_TRUSTED_PROXIES", "10.0.0.0/99"),
+])
+def test_a_bad_setting_stops_the_server_with_one_line_naming_it(monkeypatch: pytest.MonkeyPatch,
+                                                                capsys: pytest.CaptureFixture[str],
+                                                                env: str, value: str) -> None:
+    from cli.main import EXIT_ERROR, main
+
+    monkeypatch.setenv(env, value)
+    assert main(["serve", "--port", "1"]) == EXIT_ERROR
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("错误:") and env in error and "\n" not in error and "Traceback" not in error

@@ -32,10 +32,14 @@ def test_dates_are_compared_to_the_precision_both_have() -> None:
     assert admitted(date_from="2011", date_to="2023-12-31") == ["a"]
     assert admitted(date_from="2024-06-01") == ["b"]  # a year matches any day of it
     assert admitted(doc_kind="law", date_from="2000") == ["a", "c"]
+    assert admitted(date_to="2024-02-29") == ["a", "b", "c"], "a leap day is a real date"
 
 
 @pytest.mark.parametrize("raw", [{"date_from": "2022/01/01"}, {"date_to": "22"}, {"date_from": 2022},
-                                 {"when": "2022"}, {"doc_kind": "rule"}, "law"])
+                                 {"when": "2022"}, {"doc_kind": "rule"}, "law",
+                                 {"date_from": "2024-13-45"}, {"date_to": "2023-02-29"}, {"date_from": "2024-00"},
+                                 {"date_from": "２０２４"}, {"date_to": "٢٠٢٤-٠١"}, {"doc_ids": ["a", "\ud800"]},
+                                 {"doc_id": "b\udfff"}, {"title_contains": "\ud83d"}])
 def test_bad_filters_are_the_callers_error(raw: object) -> None:
     with pytest.raises(QueryError):
         Filters.from_mapping(raw)

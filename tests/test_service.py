@@ -273,6 +273,20 @@ def test_forwarded_for_is_believed_only_from_trusted_proxies() -> None:
     assert client_address(_request("10.0.0.2", "6.6.6.6, 1.2.3.4"), nginx) == "1.2.3.4"
     assert client_address(_request("10.0.0.2", "1.2.3.4, 192.168.1.1"), nginx) == "1.2.3.4"
     assert client_address(_request("203.0.113.9", "1.2.3.4"), nginx) == "203.0.113.9", "not from the proxy"
+
+
+@pytest.mark.parametrize("forwarded, key", [
+    ("1.2.3.4:5678", "1.2.3.4"), ("1.2.3.4:1", "1.2.3.4"), ("[2001:db8:1:2::1]:443", "2001:db8:1:2::/64"),
+    ("2001:db8:1:2:aaaa:bbbb:cccc:dddd", "2001:db8:1:2::/64"), ("2001:db8:1:2::ffff", "2001:db8:1:2::/64"),
+    ("::ffff:1.2.3.4", "1.2.3.4"), ("not-an-address", "10.0.0.2"), ("1.2.3.4.5", "10.0.0.2"),
+    ("1.2.3.4, 10.0.0.2:80", "1.2.3.4"),
+])
+def test_a_client_cannot_rotate_its_key_by_spelling_its_address_otherwise(forwarded: str, key: str) -> None:
+    nginx = parse_networks(["10.0.0.2"])
+    assert client_address(_request("10.0.0.2", forwarded), nginx) == key
+
+
+def test_a_malformed_proxy_setting_is_a_configuration_error() -> None:
     with pytest.raises(ValueError, match="KB_TRUSTED_PROXIES"):
         parse_networks(["not-an-address"])
 
