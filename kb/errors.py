@@ -11,3 +11,15 @@ class QueryError(KnowledgeBaseError, ValueError):
 
 class UnknownDocumentError(KnowledgeBaseError, LookupError):
     """No document (or no such article in it) under the id asked for."""
+
+
+class StoreUnavailableError(KnowledgeBaseError):
+    """The store (a Milvus server) cannot be reached for now: down, restarting or unreachable. Nothing is wrong
+    with the question or the knowledge base; asking again later may succeed (HTTP 503 with Retry-After)."""
+
+    def __init__(self, address: str, detail: str = "") -> None:
+        self.address = address  # already without credentials
+        cause = f" ({detail})" if detail else ""
+        super().__init__(f"知识库存储暂时无法连接：Milvus {address} 没有响应（可能正在重启或已停止）。"
+                         f"Milvus at {address} cannot be reached{cause}: check that it is running and that "
+                         f"KB_MILVUS_URI points to it; requests succeed again once it is back")

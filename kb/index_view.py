@@ -133,6 +133,9 @@ class IndexView:
     def describe(self) -> dict:
         return {"store": "local", "index_dir": str(self.path)}
 
+    def ping(self) -> None:
+        """Whether the store answers (for /readyz): a loaded local index always does."""
+
     # -- hits ------------------------------------------------------------------------------------------------
 
     def hit(self, chunk: Chunk, score: float) -> Hit:

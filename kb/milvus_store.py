@@ -19,23 +19,29 @@ of its "document" row; readers keep only passages of the published version, so t
 new one, never half. Old versions are deleted afterwards; what a killed ingest left is never published, and the
 next ingest deletes it. Readers notice changes by the base row's generation, checked at most once a second, so
 API replicas share one knowledge base without restarts.
+
+Availability: every read goes through MilvusStore._read. A restarted Milvus holds the collections released until
+someone loads them, so on that error the reader loads them again and tries once more; a Milvus that cannot be
+reached (down, restarting, network) raises kb.errors.StoreUnavailableError, which the API answers with 503 and
+Retry-After. The connection itself is re-established by pymilvus, so a running server recovers by itself.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from kb.config import Settings
-from kb.errors import UnknownDocumentError
+from kb.errors import StoreUnavailableError, UnknownDocumentError
 from kb.handles import QuestionHandles
 from kb.lexical import bm25_idf, coverage_idf
 from kb.passage_store import Filters, Pool, hit_for
@@ -43,6 +49,9 @@ from kb.query import LawNames
 from kb.rank import TRAITS
 from kb.schema import Chunk, DatedEvent, Document, Hit
 from kb.store import CHUNKER_VERSION, IndexMismatchError, IndexMissingError, IndexProblem
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 FORMAT_VERSION = 1
 PREFIX = "zhengwu_kb"
@@ -116,6 +125,7 @@ class MilvusStore:
         self.handles: QuestionHandles | None = None  # attached questions are searched in local indexes only, so far
         self._checked = -float("inf")
         self._lock = threading.Lock()
+        self._load_lock = threading.Lock()
         self._texts: OrderedDict[tuple[str, str], str] = OrderedDict()
 
     # -- connecting ---------------------------------------------------------------------------------------------
@@ -133,12 +143,44 @@ class MilvusStore:
         try:
             client = MilvusClient(uri=address, token=settings.milvus_token)
         except Exception as exc:  # pymilvus raises its own and grpc's errors
+            if _unreachable(exc):
+                raise StoreUnavailableError(_public(address), _detail(exc, address)) from exc
             raise IndexProblem(f"cannot connect to Milvus at {_public(address)} ({exc}): check KB_MILVUS_URI") from exc
         store = cls(client, settings.kb_name, address)
-        for collection in (store.passages_collection, store.records_collection):
-            if client.has_collection(collection):
-                client.load_collection(collection)  # idempotent; a restarted Milvus holds them released
+        store._read(store._load_collections)
         return store
+
+    def _load_collections(self) -> None:
+        """Load both collections (idempotent): a restarted Milvus holds them released, and refuses to read them."""
+        with self._load_lock:  # one reader reloads; the others wait for it rather than ask again
+            for collection in (self.passages_collection, self.records_collection):
+                if self.client.has_collection(collection):
+                    self.client.load_collection(collection)
+
+    def _read(self, operation: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """`operation(*args, **kwargs)`: one read of Milvus, as every read of this store is made. On "collection
+        released / not loaded" (Milvus restarted) the collections are loaded again and the read tried once more;
+        when Milvus cannot be reached, StoreUnavailableError (the API's 503) instead of pymilvus's error."""
+        try:
+            try:
+                return operation(*args, **kwargs)
+            except Exception as exc:
+                if not _released(exc):
+                    raise
+                log.warning("Milvus at %s holds the collections released (restarted?): loading them again",
+                            _public(self.address))
+                self._load_collections()
+                return operation(*args, **kwargs)
+        except Exception as exc:
+            if _unreachable(exc):
+                raise StoreUnavailableError(_public(self.address), _detail(exc, self.address)) from exc
+            raise
+
+    def ping(self) -> None:
+        """Whether Milvus answers (for /readyz): one small query, loading released collections like any read;
+        raises StoreUnavailableError when it cannot be reached."""
+        if self._collections_exist():
+            self.read_base()
 
     @classmethod
     def open(cls, settings: Settings) -> "MilvusStore":
@@ -151,8 +193,8 @@ class MilvusStore:
         """The names of every knowledge base in this Milvus (one per township), sorted."""
         if not self._collections_exist():
             return []
-        rows = self.client.query(self.records_collection, filter='kind == "base"', output_fields=["kb"],
-                                 limit=_QUERY_LIMIT)
+        rows = self._read(self.client.query, self.records_collection, filter='kind == "base"',
+                          output_fields=["kb"], limit=_QUERY_LIMIT)
         return sorted({r["kb"] for r in rows})
 
     def close(self) -> None:
@@ -161,11 +203,12 @@ class MilvusStore:
     # -- reading the metadata --------------------------------------------------------------------------------------
 
     def _collections_exist(self) -> bool:
-        return all(self.client.has_collection(c) for c in (self.passages_collection, self.records_collection))
+        return self._read(lambda: all(self.client.has_collection(c)
+                                      for c in (self.passages_collection, self.records_collection)))
 
     def read_base(self) -> dict | None:
-        rows = self.client.query(self.records_collection, filter=f'key == {literal(self._key("base"))}',
-                                 output_fields=["body"])
+        rows = self._read(self.client.query, self.records_collection, filter=f'key == {literal(self._key("base"))}',
+                          output_fields=["body"])
         return json.loads(rows[0]["body"]) if rows else None
 
     def checked_base(self) -> dict:
@@ -239,17 +282,22 @@ class MilvusStore:
         """Every row of this knowledge base matching `condition`: one query, or an iterator past Milvus' window
         (milvus-lite has no iterator, and never holds that many metadata rows)."""
         expression = f"kb == {literal(self.kb_name)} and ({condition})"
-        rows = self.client.query(collection, filter=expression, output_fields=fields, limit=_QUERY_LIMIT)
+        rows = self._read(self.client.query, collection, filter=expression, output_fields=fields, limit=_QUERY_LIMIT)
         if len(rows) < _QUERY_LIMIT:
             return rows
-        rows = []
-        iterator = self.client.query_iterator(collection, batch_size=1000, filter=expression, output_fields=fields)
-        try:
-            while batch := iterator.next():
-                rows += batch
-        finally:
-            iterator.close()
-        return rows
+
+        def every_row() -> list[dict]:
+            rows = []
+            iterator = self.client.query_iterator(collection, batch_size=1000, filter=expression,
+                                                  output_fields=fields)
+            try:
+                while batch := iterator.next():
+                    rows += batch
+            finally:
+                iterator.close()
+            return rows
+
+        return self._read(every_row)
 
     # -- the PassageStore interface ----------------------------------------------------------------------------------
 
@@ -292,21 +340,24 @@ class MilvusStore:
         if sum(snapshot.counts[d] for d in allowed) <= k:  # all of them, as an exact search would find
             whole_documents = allowed
         elif allowed:
-            self._add_hits(found, self.client.search(
-                self.passages_collection, data=[np.asarray(v, dtype=np.float32).tolist() for v in query_vectors],
-                anns_field="dense", limit=k, filter=scope, output_fields=fields,
+            self._add_hits(found, self._read(
+                self.client.search, self.passages_collection,
+                data=[np.asarray(v, dtype=np.float32).tolist() for v in query_vectors], anns_field="dense", limit=k,
+                filter=scope, output_fields=fields,
                 search_params={"metric_type": "IP", "params": {"ef": max(k, HNSW_EF)}}))
             weights = {term_id(t): bm25_idf(snapshot.passages, snapshot.doc_freq[term_id(t)]) for t in terms}
             if weights:
-                self._add_hits(found, self.client.search(
-                    self.passages_collection, data=[weights], anns_field="sparse", limit=k, filter=scope,
-                    output_fields=fields, search_params={"metric_type": "IP", "params": {"drop_ratio_search": 0.0}}),
+                self._add_hits(found, self._read(
+                    self.client.search, self.passages_collection, data=[weights], anns_field="sparse", limit=k,
+                    filter=scope, output_fields=fields,
+                    search_params={"metric_type": "IP", "params": {"drop_ratio_search": 0.0}}),
                     positive_only=True)
         wanted = [f"doc_id in [{', '.join(map(literal, whole_documents))}]"] if whole_documents else []
         wanted += [f"(doc_id == {literal(d)} and article_no == {int(n)})" for d, n in articles]
         if wanted and allowed:
-            for row in self.client.query(self.passages_collection, filter=f"{scope} and ({' or '.join(wanted)})",
-                                         output_fields=fields, limit=_QUERY_LIMIT):
+            for row in self._read(self.client.query, self.passages_collection,
+                                  filter=f"{scope} and ({' or '.join(wanted)})", output_fields=fields,
+                                  limit=_QUERY_LIMIT):
                 found.setdefault(row["key"], row)
         rows = sorted((r for r in found.values() if snapshot.versions.get(r["doc_id"]) == r["version"]),
                       key=lambda r: (snapshot.order[r["doc_id"]], r["seq"]))
@@ -383,8 +434,8 @@ class MilvusStore:
         pattern = name.replace("%", "").replace("_", "")
         if not pattern:
             return False
-        rows = self.client.query(self.passages_collection, filter=f"kb == {literal(self.kb_name)} and text like "
-                                 f"{literal('%' + pattern + '%')}", output_fields=["doc_id", "version"], limit=100)
+        rows = self._read(self.client.query, self.passages_collection, filter=f"kb == {literal(self.kb_name)} and "
+                          f"text like {literal('%' + pattern + '%')}", output_fields=["doc_id", "version"], limit=100)
         return any(snapshot.versions.get(r["doc_id"]) == r["version"] for r in rows)
 
     def hit(self, chunk: Chunk, score: float) -> Hit:
@@ -407,6 +458,50 @@ def _passage(row: dict) -> Passage:
     return Passage(row["chunk_id"], row["doc_id"], int(row["seq"]), row["section"], row["article"] or None,
                    None if article_no < 0 else article_no, int(row["part"]), int(row["start"]), int(row["stop"]),
                    row["text"], (int(row["span_start"]), int(row["span_end"])))
+
+
+#: Milvus's error code for a collection that is not loaded (merr.ErrCollectionNotLoaded); milvus-lite uses it too.
+_NOT_LOADED = 101
+#: pymilvus's code when it cannot (re)connect (client.types.Status.CONNECT_FAILED); also Milvus's "service
+#: unavailable" (merr.ErrServiceUnavailable).
+_CONNECT_FAILED = 2
+
+
+def _released(exc: BaseException) -> bool:
+    """Whether Milvus refused a read because the collection is not loaded (it comes back released after a restart)."""
+    from pymilvus.exceptions import MilvusException
+
+    if not isinstance(exc, MilvusException):
+        return False
+    message = str(exc.message).lower()
+    return exc.code == _NOT_LOADED or "not loaded" in message or "not fully loaded" in message or (
+        "released" in message and "collection" in message)
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """Whether Milvus could not be reached (down, restarting, unreachable), as opposed to refusing the request."""
+    import grpc
+    from pymilvus.exceptions import ConnectError, MilvusException, MilvusUnavailableException
+
+    gone = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+    if isinstance(exc, (ConnectError, MilvusUnavailableException)):
+        return True
+    if isinstance(exc, grpc.RpcError) and callable(getattr(exc, "code", None)):
+        return exc.code() in gone
+    if isinstance(exc, MilvusException):
+        message = str(exc.message).lower()
+        return exc.code in (_CONNECT_FAILED, *gone) or any(
+            m in message for m in ("fail connecting", "server unavailable", "service not ready", "connection refused"))
+    return False
+
+
+def _detail(exc: BaseException, address: str) -> str:
+    """pymilvus's own words for a failure, short, with the address as messages may show it."""
+    from pymilvus.exceptions import MilvusException
+
+    text = str(exc.message) if isinstance(exc, MilvusException) else str(exc)
+    text = text.replace(address, _public(address)).splitlines()[0] if text else type(exc).__name__
+    return text[:200]
 
 
 def _public(address: str) -> str:

@@ -149,6 +149,10 @@ class PassageStore(Protocol):
 
     def passage_count(self) -> int: ...
 
+    def ping(self) -> None:
+        """Raise StoreUnavailableError when the store cannot be reached now (/readyz asks)."""
+        ...
+
     def gather(self, query_vectors: Sequence[np.ndarray], lexical_query: str, k: int, filters: Filters,
                whole_documents: Sequence[str], articles: Sequence[tuple[str, int]]) -> Pool:
         """The k best passages by each query vector and by BM25 (words matching), every passage of

@@ -105,9 +105,11 @@ def create_api_router() -> APIRouter:
 
     @router.get("/readyz", tags=["service"])
     def readyz(request: Request, service: ServiceState = Depends(state)) -> dict:
-        """Ready once the index and the model are loaded; `query_log.ok` says whether questions are being logged.
-        With the admin key: where the index and the log are, and why the log fails"""
+        """Ready once the index and the model are loaded and the store answers; `query_log.ok` says whether
+        questions are being logged. With the admin key: where the index and the log are, and why the log fails.
+        503 `store_unavailable` (with Retry-After) while Milvus cannot be reached; `/healthz` stays 200 meanwhile"""
         kb = service.kb
+        kb.store.ping()  # StoreUnavailableError → 503 store_unavailable (server/errors.py)
         details = holds_key(request, service.config.admin_key)
         store = kb.store.describe()
         return {"status": "ready", "documents": len(kb.documents), "chunks": kb.passage_count(),

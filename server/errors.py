@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from kb.errors import KnowledgeBaseError, QueryError, UnknownDocumentError
+from kb.errors import KnowledgeBaseError, QueryError, StoreUnavailableError, UnknownDocumentError
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +23,9 @@ _HTTP_CODES = {
     429: ("rate_limited", "请求太频繁，请稍后再试"),
     503: ("unavailable", "服务暂时不可用"),
 }
+
+#: How long a client should wait before asking again when the store (Milvus) cannot be reached.
+STORE_RETRY_AFTER_SECONDS = 5
 
 
 class ApiError(Exception):
@@ -65,6 +68,12 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(UnknownDocumentError)
     async def _unknown(_: Request, exc: UnknownDocumentError) -> JSONResponse:
         return error_response(404, "not_found", str(exc))
+
+    @app.exception_handler(StoreUnavailableError)
+    async def _store_unavailable(_: Request, exc: StoreUnavailableError) -> JSONResponse:
+        log.warning("store unavailable: %s", exc)  # Milvus down or restarting: the next requests may succeed
+        return error_response(503, "store_unavailable", "知识库存储暂时无法连接（可能正在重启），请稍后再试",
+                              {"Retry-After": str(STORE_RETRY_AFTER_SECONDS)})
 
     @app.exception_handler(KnowledgeBaseError)
     async def _knowledge_base(_: Request, exc: KnowledgeBaseError) -> JSONResponse:
