@@ -25,6 +25,7 @@ STAGES: dict[str, list[list[str]]] = {
     "answers": [["bench.abstention"], ["bench.followup"], ["bench.related"], ["bench.safety"]],
     "scale": [["bench.vector_scale"], ["bench.store_parity"], ["bench.store_scale"]],
     "memory": [["bench.memory", "--concurrency", "8"], ["bench.memory", "--concurrency", "32", "--requests", "640"]],
+    "abuse": [["bench.abuse"]],
     "report": [["bench.report"]],
 }
 

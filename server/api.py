@@ -122,9 +122,9 @@ def create_api_router() -> APIRouter:
         question, or send `history`, so that a follow-up is understood)"""
         filters = body.filters.model_dump(exclude_none=True) if body.filters else None
         conversation = service.conversations.claim(body.conversation_id, client_key(request))
-        client = client_key(request)
-        answer = await admitted(request, lambda: service.ask(body.question, "api", client, body.top_k, filters,
-                                                             body.history, conversation, body.kb))
+        question = service.admit(body.question, client_key(request), body.history, conversation)
+        answer = await admitted(request, lambda: service.answer(question, "api", top_k=body.top_k, filters=filters,
+                                                                kb_name=body.kb))
         return {**answer, "conversation_id": conversation}
 
     @router.get("/api/search", tags=["questions"], dependencies=[Depends(rate_limited)])

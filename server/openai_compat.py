@@ -90,9 +90,8 @@ def create_openai_router() -> APIRouter:
         limit = service.config.max_question_chars
         history = [t for t in (_text_of(m) for m in user_messages[:-1]) if len(t.strip()) <= limit][-MAX_HISTORY:]
         kb_name = _knowledge_base(body.model)
-        question, client = _text_of(user_messages[-1]), client_key(request)
-        answer = await admitted(request, lambda: service.ask(question, "openai", client, history=history,
-                                                             kb_name=kb_name))
+        question = service.admit(_text_of(user_messages[-1]), client_key(request), history)
+        answer = await admitted(request, lambda: service.answer(question, "openai", kb_name=kb_name))
         model = f"{MODEL_ID}/{kb_name}" if kb_name else MODEL_ID
         text = reply_text(answer)
         completion_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())

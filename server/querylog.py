@@ -72,8 +72,15 @@ class QueryLog:
     @classmethod
     def open(cls, path: Path) -> "QueryLog":
         """Open the log at `path`, creating it (and its folder) or upgrading its schema as needed."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(path, timeout=10, isolation_level=None, check_same_thread=False)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # e.g. a file where the folder should be
+            raise QueryLogError(f"cannot create the folder of query log {path}: {exc.strerror} ({exc.filename})"
+                                ) from exc
+        try:
+            db = sqlite3.connect(path, timeout=10, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise QueryLogError(f"query log {path} cannot be opened ({exc})") from exc
         try:
             if db.execute("PRAGMA journal_mode = DELETE").fetchone()[0] != "delete":
                 raise sqlite3.DatabaseError("cannot leave WAL mode (another process has the file open in WAL)")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from dataclasses import dataclass
 from collections.abc import Mapping
 from typing import Any
 
@@ -38,6 +39,16 @@ def checked_text(text: object, what: str = "问题") -> str:
     except UnicodeEncodeError:
         raise ApiError(400, "invalid_text", f"{what}中含有无效的字符") from None
     return text
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """A question within its limits whose cost the client's rate limit has paid: what answering it needs."""
+
+    question: str
+    earlier: tuple[str, ...]
+    client: str
+    conversation: str | None
 
 
 class ServiceState:
@@ -111,36 +122,47 @@ class ServiceState:
             raise ApiError(400, "question_too_long", f"之前的问题太长了，请控制在{limit}字以内")
         return checked
 
-    def ask(self, question: object, channel: str, client: str, top_k: int | None = None,
-            filters: Mapping[str, Any] | None = None, history: object = None,
-            conversation: str | None = None, kb_name: str | None = None) -> dict:
-        """Question limits → rate limit → answer → log (queued, never waited for). The answer object plus
-        `question_id`.
-
-        A follow-up is read with the conversation's earlier questions: `history` as the client sent it, or
-        else those the server kept for `conversation` (an API conversation_id, a WeChat user), which then
-        remembers this question too. The rate limit charges what the reading costs (retrievals_for: 1 alone, up
-        to 12 with two earlier questions), so a client sending long histories gets 429s, not other clients'
-        CPU. Raises ApiError for what the client must change (too fast, empty, too long, invalid text or
-        filters)."""
-        question = self.checked_question(question)
+    def admit(self, question: object, client: str, history: object = None,
+              conversation: str | None = None) -> Admitted:
+        """Question limits → rate limit, before any work (a refused request costs no retrieval, no thread, no
+        turn among the workers). A follow-up is read with `history` as the client sent it, or else with what
+        the server kept for `conversation` (an API conversation_id, a WeChat user). The rate limit charges what
+        the reading costs (retrievals_for: 1 alone, up to 12 with two earlier questions), so a client sending
+        long histories gets 429s, not other clients' CPU. Raises ApiError for what the client must change (too
+        fast, empty, too long, invalid text)."""
+        checked = self.checked_question(question)
         if history is not None:
             earlier = self.checked_history(history)
         else:
             earlier = self.conversations.history(conversation) if conversation else ()
         self.check_rate(client, retrievals_for(earlier))
-        answer = self.knowledge_base(kb_name).ask(question, filters=filters, passages=top_k, history=earlier)
-        if conversation:
-            self.conversations.add(conversation, question)
+        return Admitted(checked, earlier, client, conversation)
+
+    def answer(self, admitted: Admitted, channel: str, *, top_k: int | None = None,
+               filters: Mapping[str, Any] | None = None, kb_name: str | None = None) -> dict:
+        """Answer → remember it in its conversation → log (queued, never waited for). The answer object plus
+        `question_id`."""
+        question = admitted.question
+        answer = self.knowledge_base(kb_name).ask(question, filters=filters, passages=top_k,
+                                                  history=admitted.earlier)
+        if admitted.conversation:
+            self.conversations.add(admitted.conversation, question)
         question_id = uuid.uuid4().hex
         self.log.record(question_id=question_id, question=question, answer=answer.answer,
                         answerable=answer.answerable, confidence=answer.confidence,
                         citations=[c.hit.citation for c in answer.citations], latency_ms=answer.took_ms,
-                        client=client, channel=channel)
+                        client=admitted.client, channel=channel)
         shown = answer.to_dict()
         if shown.get("follow_up_of"):  # echoed to the client: masked like everything the log keeps
             shown["follow_up_of"] = mask_personal_data(shown["follow_up_of"])
         return {"question_id": question_id, **shown}
+
+    def ask(self, question: object, channel: str, client: str, *, top_k: int | None = None,
+            filters: Mapping[str, Any] | None = None, history: object = None, conversation: str | None = None,
+            kb_name: str | None = None) -> dict:
+        """admit, then answer: for channels that answer in the thread they run in (WeChat, `kb ask`)."""
+        admitted = self.admit(question, client, history, conversation)
+        return self.answer(admitted, channel, top_k=top_k, filters=filters, kb_name=kb_name)
 
     # -- index updates ---------------------------------------------------------------------------------------
 

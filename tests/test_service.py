@@ -26,10 +26,12 @@ from fastapi.testclient import TestClient
 from starlette.requests import Request
 
 from conftest import logged_entries, make_small_corpus, serve_in_thread
+from test_hardening import holding
 from ingest.build import ingest
 from kb.config import Settings
 from kb.embed import Embedder
 from kb.knowledge_base import KnowledgeBase
+from server.admission import Admission
 from server.app import create_app
 from server.clients import client_address, parse_networks
 from server.service import ServiceState, open_service
@@ -126,6 +128,28 @@ def test_every_channel_logs_through_the_same_entry(service: ServiceState) -> Non
         logged = logged_entries(service, 10)
     assert sorted(entry["channel"] for entry in logged) == ["api", "cli", "openai", "wechat"]
     assert {entry["question"] for entry in logged} == {QUESTION}
+
+
+def test_a_refused_request_takes_no_turn_among_the_workers(small: tuple[Settings, KnowledgeBase],
+                                                           tmp_path: Path) -> None:
+    """The rate limit is applied before a question waits for a worker: a client over its limit gets its 429
+    at once, even while every worker is busy, and its refusals never hold a turn that others wait for."""
+    service = make_service(small, tmp_path, rate_burst=12, rate_per_minute=1.0)
+    with client_of(service) as client:
+        long_history = [f"之前的问题{n}" + "长" * 400 for n in range(10)]
+        assert client.post("/api/ask", json={"question": QUESTION, "history": long_history}).status_code == 200
+        service.admission = Admission(workers=1, waiting=0, wait_s=30)
+        holder, release = holding(service.admission)
+        try:
+            refused = client.post("/api/ask", json={"question": QUESTION, "history": long_history})
+            assert error_code(refused) == (429, "rate_limited"), "charged 12 for two earlier questions read"
+            neighbour = TestClient(client.app, client=("203.0.113.8", 40000), raise_server_exceptions=False)
+            busy = neighbour.post("/api/ask", json={"question": QUESTION})
+            assert error_code(busy) == (503, "busy"), "a question within its limit waits for a turn, or is told"
+        finally:
+            release.set()
+            holder.join(30)
+    service.close()
 
 
 # --- a question log that cannot be written ------------------------------------------------------------------
