@@ -331,9 +331,10 @@ class MilvusStore:
                whole_documents: Sequence[str], articles: Sequence[tuple[str, int]]) -> Pool:
         snapshot = self.refresh()
         allowed = [d for d, doc in snapshot.documents.items() if filters.admits(doc)]
-        scope = f"kb == {literal(self.kb_name)}"
-        if filters != Filters():
-            scope += f" and doc_id in [{', '.join(map(literal, allowed))}]"
+        # Published versions only, inside the search: rows of a version being written (or left by a killed
+        # ingest) would otherwise take places among the k best and be dropped afterwards, leaving fewer.
+        published = ", ".join(literal(snapshot.versions[d]) for d in allowed)
+        scope = f"kb == {literal(self.kb_name)} and version in [{published}]"
         terms = self.query_terms(lexical_query)
         found: dict[str, dict] = {}
         fields = [*_PASSAGE_FIELDS, "dense", "sparse"]
