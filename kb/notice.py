@@ -40,10 +40,13 @@ def help_line(contacts: ContactSettings) -> str:
         f"电话 {contacts.service_phone}" if contacts.service_phone else "",
         f"地址 {contacts.service_address}" if contacts.service_address else "",
         contacts.service_hours) if part)
-    name = contacts.service_name.removeprefix("镇")  # 「镇公共法律服务站」 → 「雁石坪镇公共法律服务站」
-    if not name.startswith(contacts.township):
-        name = contacts.township + name
-    return f"如需帮助：12348 公共法律服务热线 / {name}" + (f"（{details}）" if details else "") + "。"
+    return f"如需帮助：12348 公共法律服务热线 / {station_name(contacts)}" + (f"（{details}）" if details else "") + "。"
+
+
+def station_name(contacts: ContactSettings) -> str:
+    """The station's name with its township: 「镇公共法律服务站」 → 「雁石坪镇公共法律服务站」."""
+    name = contacts.service_name.removeprefix("镇")
+    return name if name.startswith(contacts.township) else contacts.township + name
 
 
 def notice(mode: str, contacts: ContactSettings, danger: Danger | None = None) -> str:

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from kb.config import KB_NAME_RE
 from kb.conversation import MAX_HISTORY
 from kb.knowledge_base import MAX_TOP_K, KnowledgeBase
+from kb.notice import station_name
 from server.clients import client_address, holds_key
 from server.errors import ApiError
 from server.service import ServiceState, checked_text
@@ -137,6 +138,13 @@ def create_api_router() -> APIRouter:
         knowledge_base = await run_in_threadpool(service.knowledge_base, kb)
         hits = await admitted(request, lambda: knowledge_base.search(question, top_k))
         return {"query": question, "hits": [h.to_dict() for h in hits]}
+
+    @router.get("/api/contacts", tags=["service"], dependencies=[Depends(rate_limited)])
+    def contacts(kb: str | None = Query(**KB_FIELD), service: ServiceState = Depends(state)) -> dict:
+        """where a person helps: the township and its legal service station (KB_TOWNSHIP, KB_HELP_*); 12348"""
+        station = service.knowledge_base(kb).contacts
+        return {"township": station.township, "name": station_name(station), "phone": station.service_phone,
+                "address": station.service_address, "hours": station.service_hours, "hotline": "12348"}
 
     @router.get("/api/documents", tags=["documents"], dependencies=[Depends(rate_limited)])
     def documents(kb: str | None = Query(**KB_FIELD), service: ServiceState = Depends(state)) -> dict:

@@ -361,3 +361,10 @@ def test_every_response_says_nosniff_and_no_page_loads_a_cdn(client: TestClient)
                  client.get("/api/search?q=%FF"), client.get("/nowhere"), client.get("/")]
     assert [r.headers.get("x-content-type-options") for r in responses] == ["nosniff"] * len(responses)
     assert client.get("/docs").status_code == 404 and client.get("/redoc").status_code == 404
+
+
+def test_contacts_say_where_a_person_helps(client: TestClient, corpus_kb: KnowledgeBase) -> None:
+    contacts = client.get("/api/contacts").json()
+    station = corpus_kb.contacts
+    assert contacts == {"township": station.township, "name": "雁石坪镇公共法律服务站", "phone": station.service_phone,
+                        "address": station.service_address, "hours": station.service_hours, "hotline": "12348"}

@@ -37,7 +37,14 @@ function markedText(text, ranges) {
 
 // --- API --------------------------------------------------------------------------------------------------------
 
-class ApiFailure extends Error {}
+class ApiFailure extends Error {
+  /** `kind`: timeout, offline, unreachable, rate_limited, server or refused; `wait`: seconds (rate_limited). */
+  constructor(message, kind, wait) {
+    super(message);
+    this.kind = kind || "";
+    this.wait = wait || 0;
+  }
+}
 
 // One deployment may serve several townships (KB_STORE=milvus): ?kb=<name> in the page's address picks one.
 const KB_NAME = new URLSearchParams(location.search).get("kb");
@@ -58,19 +65,28 @@ async function api(requested, payload, signal) {
   try {
     response = await fetch(path, init);
   } catch (err) {
+    // Say what really happened: stopped by the user, no answer in time, this device offline, or the server
+    // not reachable (down, or the network between) — never blame the user's network without knowing.
     if (signal && signal.aborted) throw new ApiFailure(signal.reason === "timeout"
-      ? "等待时间太长，已停止。请稍后重试" : "已停止");
-    throw new ApiFailure("网络连接失败，请检查网络后再试");
+      ? `服务器 ${ASK_TIMEOUT_MS / 1000} 秒内没有回答，已停止。请稍后重试` : "已停止", signal.reason === "timeout" ? "timeout" : "stopped");
+    if (navigator.onLine === false) {
+      throw new ApiFailure("您的设备现在没有连上网络（请检查 Wi-Fi 或手机流量），连上后再点重试", "offline");
+    }
+    throw new ApiFailure("暂时连不上服务器（不是您的网络问题），请稍后重试；急事请拨打 12348", "unreachable");
   }
   let data = null;
   try { data = await response.json(); } catch (_) { /* not JSON */ }
   if (response.status === 429) {
     const wait = parseInt(response.headers.get("Retry-After") || "", 10);
-    throw new ApiFailure(`请求太频繁，请 ${Number.isFinite(wait) && wait > 0 ? wait : 1} 秒后再试`);
+    const seconds = Number.isFinite(wait) && wait > 0 ? wait : 1;
+    throw new ApiFailure(seconds >= 120 ? `请求太频繁，请 ${Math.ceil(seconds / 60)} 分钟后再试`
+      : `请求太频繁，请 ${seconds} 秒后再试`, "rate_limited", seconds);
   }
   if (!response.ok) {
     const message = data && data.error && typeof data.error.message === "string" ? data.error.message : "";
-    throw new ApiFailure(message || `服务暂时不可用（${response.status}），请稍后再试`);
+    throw new ApiFailure(message || (response.status >= 500
+      ? `服务器暂时出了问题（${response.status}），请稍后再试` : `请求没有成功（${response.status}）`),
+    response.status >= 500 ? "server" : "refused");
   }
   return data;
 }
@@ -144,13 +160,130 @@ function withPhoneLinks(text) {
   return frag;
 }
 
-/** What the answer is and where a person can help (the API's `notice`); danger comes first and stands out. */
+/** What the answer is and where a person can help (the API's `notice`). The full notice stands once, in the
+ * pinned note; an answer keeps a compact 「仅供参考 · 12348」 line, and danger (110 and the help line for it)
+ * comes first, in full, and stands out. */
 function answerNote(data) {
   const notice = String(data.notice || "");
-  const note = el("p", notice.startsWith("如正面临暴力") ? "answer-note urgent" : "answer-note");
+  const frag = document.createDocumentFragment();
+  if (notice.startsWith("如正面临暴力")) {
+    const cut = notice.search(/以上(内容|回答)/);
+    const urgent = el("p", "answer-note urgent");
+    urgent.setAttribute("role", "note");
+    urgent.append(withPhoneLinks(cut > 0 ? notice.slice(0, cut) : notice));
+    frag.append(urgent);
+  }
+  const note = el("p", "answer-note");
   note.setAttribute("role", "note");
-  note.append(withPhoneLinks(notice));
-  return note;
+  const call = el("a", "tel", "12348");
+  call.href = "tel:12348";
+  call.setAttribute("aria-label", "拨打 12348 公共法律服务热线");
+  note.append(el("span", null, data.mode === "generative" ? "AI 生成，可能有误，仅供参考" : "自动摘录，仅供参考"),
+    document.createTextNode("· 人工帮助"), call);
+  frag.append(note);
+  return frag;
+}
+
+/** Where a person helps (GET /api/contacts: KB_TOWNSHIP, KB_HELP_*), shown in the 联系人工 card. */
+async function loadContacts() {
+  try {
+    fillHelpCard(await api("/api/contacts"));
+  } catch (_) { /* unreachable: the card keeps 12348 */ }
+}
+
+/** The 联系人工 card: 12348 as text (copyable at a desk, a 拨打 link on a phone) and the township's station. */
+function fillHelpCard(contacts) {
+  const station = $("help-station");
+  if (!contacts) return;
+  station.replaceChildren();
+  const row = (label, value, className) => {
+    if (!value) return;
+    const dd = el("dd");
+    dd.append(el("span", className || null, value));
+    station.append(el("dt", null, label), dd);
+    return dd;
+  };
+  row("服务站", contacts.name);
+  const phone = row("电话", contacts.phone, "number");
+  if (phone) {
+    const call = el("a", "call", "拨打");
+    call.href = `tel:${contacts.phone.replace(/[^\d+-]/g, "")}`;
+    const copy = el("button", "secondary copy-number", "复制号码");
+    copy.type = "button";
+    copy.dataset.number = contacts.phone;
+    phone.append(" ", call, " ", copy);
+  }
+  row("地址", contacts.address);
+  row("时间", contacts.hours);
+}
+
+let helpOpener = null;
+function openHelp(opener) {
+  helpOpener = opener || null;
+  $("help-card").hidden = false;
+  $("nav-help").setAttribute("aria-expanded", "true");
+  $("help-status").textContent = "";
+  $("help-card").scrollIntoView({ block: "nearest" });
+  $("help-card").focus({ preventScroll: true });
+}
+
+function closeHelp() {
+  $("help-card").hidden = true;
+  $("nav-help").setAttribute("aria-expanded", "false");
+  if (helpOpener && document.contains(helpOpener)) helpOpener.focus();
+  helpOpener = null;
+}
+
+/** `text` on the clipboard; the older way (a selected textarea) where the Clipboard API is missing or refused. */
+async function copyText(text) {
+  try {
+    if (navigator.clipboard && window.isSecureContext) {
+      await navigator.clipboard.writeText(text);
+      return true;
+    }
+  } catch (_) { /* refused: try the older way */ }
+  const area = el("textarea");
+  area.value = text;
+  area.setAttribute("readonly", "");
+  area.className = "sr-only";
+  document.body.append(area);
+  area.select();
+  let ok = false;
+  try { ok = document.execCommand("copy"); } catch (_) { ok = false; }
+  area.remove();
+  return ok;
+}
+
+/** An answer as plain text with its sources, for pasting into WeChat. */
+function answerAsText(data) {
+  const lines = [String(data.answer || "").trim()];
+  const citations = data.citations || [];
+  if ((data.answerable || data.related) && citations.length) {
+    lines.push("", "出处：");
+    for (const c of citations) lines.push(`[${c.n}] ${citationLabel(c)}${c.doc_date ? `（${c.doc_date}）` : ""}`);
+  }
+  lines.push("", "（雁石坪镇政务知识库自动摘录，仅供参考，以原文为准 · 人工帮助 12348）");
+  return lines.join("\n");
+}
+
+function answerTools(data) {
+  const box = el("div", "answer-tools");
+  const status = el("span", "status");
+  status.setAttribute("role", "status");
+  const copy = el("button", "secondary small copy-answer", "复制回答和出处");
+  copy.type = "button";
+  copy.addEventListener("click", async () => {
+    status.textContent = (await copyText(answerAsText(data))) ? "已复制，可以粘贴到微信" : "复制没有成功，请长按文字复制";
+  });
+  box.append(copy);
+  if (!data.answerable) {
+    const help = el("button", "secondary small ask-person", "联系人工");
+    help.type = "button";
+    help.addEventListener("click", () => openHelp(help));
+    box.append(help);
+  }
+  box.append(status);
+  return box;
 }
 
 function citationLabel(c) {
@@ -234,6 +367,7 @@ function answerBubble(entry) {
   if (data.related_passages && data.related_passages.length) {
     bubble.append(el("h3", "cite-title", "其他可能相关的条文"), relatedPassageList(data.related_passages));
   }
+  bubble.append(answerTools(data));
   if (data.notice) bubble.append(answerNote(data));
   if (data.question_id) bubble.append(feedbackBox(entry));
   return bubble;
@@ -360,6 +494,7 @@ async function ask(question) {
     saveConversation();
     pending.replaceWith(answerBubble(entry));
     input.value = "";
+    fitInput();
     countChars();
   } catch (err) {
     pending.replaceWith(errorBubble(err instanceof ApiFailure ? err.message : "出错了，请稍后再试",
@@ -383,13 +518,20 @@ function articleHash(docId, articleNo) {
   return articleNo === null || articleNo === undefined ? base : `${base}/art/${articleNo}`;
 }
 
+/** Where a passage is in its document: its article, or (a report has none) its place in the text. */
+function passageHash(c) {
+  if (c.article_no !== null && c.article_no !== undefined) return articleHash(c.doc_id, c.article_no);
+  if (Number.isInteger(c.start)) return `${articleHash(c.doc_id)}/at/${c.start}${Number.isInteger(c.end) ? `-${c.end}` : ""}`;
+  return articleHash(c.doc_id);
+}
+
 function openPassage(c, opener) {
   passageOpener = opener || null;
   $("passage-title").textContent = citationLabel(c);
   const meta = [c.section, c.doc_date ? `文件日期：${c.doc_date}` : ""].filter(Boolean).join(" · ");
   $("passage-meta").textContent = meta;
   $("passage-text").replaceChildren(markedText(String(c.text || ""), c.highlights));
-  $("passage-link").href = articleHash(c.doc_id, c.article_no);
+  $("passage-link").href = passageHash(c);
   $("passage").hidden = false;
   document.body.classList.add("panel-open");
   $("passage-title").focus();
@@ -405,81 +547,171 @@ function closePassage(restoreFocus = true) {
 
 // --- documents ----------------------------------------------------------------------------------------------------
 
-/** 「法律」 only for laws: a 条例 or 办法 filed as kind "law" is a regulation (法规). */
+/** 宪法 is 宪法; a 条例, 规定 or 办法 filed as kind "law" is a 行政法规; the rest by kind. */
 function kindLabel(kind, title) {
-  if (kind === "law" && /(条例|规定|办法)$/.test(String(title || ""))) return KIND_LABELS.regulation;
+  const name = String(title || "");
+  if (kind === "law" && /宪法$/.test(name)) return "宪法";
+  if (kind === "law" && /(条例|规定|办法)$/.test(name)) return "行政法规";
   return KIND_LABELS[kind] || kind || "";
 }
 
+/** The library's groups, in this order; 宪法 heads the laws. */
+const DOC_GROUPS = ["法律", "行政法规", "报告", "其他"];
+function docGroup(kind, title) {
+  const label = kindLabel(kind, title);
+  if (label === "宪法" || label === "法律") return "法律";
+  if (label === "行政法规" || label === "法规" || label === "规章") return "行政法规";
+  if (label === "报告") return "报告";
+  return "其他";
+}
+
+/** A title without 「中华人民共和国」, for sorting and finding. */
+const shortTitle = (title) => String(title || "").replace(/^中华人民共和国/, "");
+
+let libraryDocs = [];
+
 async function showDocs() {
-  const list = $("docs-list");
   const status = $("docs-status");
   status.textContent = "正在加载…";
-  list.replaceChildren();
+  $("docs-list").replaceChildren();
   try {
     const data = await api("/api/documents");
-    status.textContent = `共 ${data.documents.length} 个文件`;
-    for (const d of data.documents) {
-      const item = el("li");
-      const link = el("a", null, d.title);
-      link.href = articleHash(d.doc_id);
-      item.append(link, el("span", "meta", [kindLabel(d.kind, d.title), d.date].filter(Boolean).join(" · ")));
-      list.append(item);
-    }
+    libraryDocs = data.documents;
+    filterDocs();
   } catch (err) {
     status.textContent = err.message;
   }
   $("docs-title").focus();
 }
 
-let currentDoc = null;  // {id, blocks: [{node, text}]}
+/** The library grouped by kind, each group sorted (宪法 first, then by title), narrowed by the title search. */
+function filterDocs() {
+  const query = $("docs-filter").value.trim();
+  const list = $("docs-list");
+  list.replaceChildren();
+  const shown = libraryDocs.filter((d) => !query || String(d.title).includes(query));
+  for (const group of DOC_GROUPS) {
+    const docs = shown.filter((d) => docGroup(d.kind, d.title) === group).sort((x, y) => {
+      const rank = (d) => (kindLabel(d.kind, d.title) === "宪法" ? 0 : 1);
+      return rank(x) - rank(y) || shortTitle(x.title).localeCompare(shortTitle(y.title), "zh-CN");
+    });
+    if (!docs.length) continue;
+    const heading = el("h3", "doc-group", `${group}（${docs.length}）`);
+    const items = el("ul", "doc-list");
+    items.setAttribute("aria-label", group);
+    for (const d of docs) {
+      const item = el("li");
+      const link = el("a", null, d.title);
+      link.href = articleHash(d.doc_id);
+      const date = d.date ? (d.kind === "report" ? `${d.date}年度` : `日期 ${d.date}`) : "";
+      item.append(link, el("span", "meta", [kindLabel(d.kind, d.title), date].filter(Boolean).join(" · ")));
+      items.append(item);
+    }
+    list.append(heading, items);
+  }
+  $("docs-status").textContent = query
+    ? (shown.length ? `找到 ${shown.length} 个文件` : `没有标题含「${query}」的文件`)
+    : `共 ${libraryDocs.length} 个文件`;
+}
 
-/** The text split into blocks: one per article (all its chunks merged), plus the text between them. */
-function documentBlocks(text, index) {
+let currentDoc = null;  // {id, blocks: [{node, text, start, end}]}
+
+/** Markup that is not text for a reader: HTML comments (<!-- INFO END -->, <!-- FORCE BREAK -->). */
+const stripComments = (text) => text.replace(/<!--[\s\S]*?-->/g, "");
+
+/** The text split into blocks, each with its [start, end) in the text: one per article (all its chunks merged),
+ * and between them one per heading or paragraph. */
+function documentBlocks(text, index, isReport) {
   const articles = new Map();
   for (const a of index || []) {
     const known = articles.get(a.article_no);
     if (known) { known.start = Math.min(known.start, a.start); known.end = Math.max(known.end, a.end); }
-    else articles.set(a.article_no, { no: a.article_no, article: a.article, section: a.section, start: a.start, end: a.end });
+    else articles.set(a.article_no, { no: a.article_no, article: a.article, start: a.start, end: a.end });
   }
   const sorted = [...articles.values()].sort((a, b) => a.start - b.start);
   const blocks = [];
   let pos = 0;
   for (const a of sorted) {
     const start = Math.max(a.start, pos);
-    if (start > pos && text.slice(pos, start).trim()) blocks.push({ text: text.slice(pos, start) });
-    if (a.end > start) blocks.push({ text: text.slice(start, a.end), no: a.no, article: a.article });
+    if (start > pos) blocks.push(...lineBlocks(text, pos, start, isReport));
+    if (a.end > start) blocks.push({ text: text.slice(start, a.end), no: a.no, start, end: a.end });
     pos = Math.max(pos, a.end);
   }
-  if (pos < text.length && text.slice(pos).trim()) blocks.push({ text: text.slice(pos) });
-  for (const b of blocks) b.text = b.text.replace(/^\s*\n/, "").trimEnd();  // display only: no blank edges
-  return blocks.flatMap(withHeadings);
+  if (pos < text.length) blocks.push(...lineBlocks(text, pos, text.length, isReport));
+  return blocks;
 }
 
-/** A block between articles with its Markdown headings (## 第一章 总则) as blocks of their own, without the #s. */
-function withHeadings(block) {
-  if (block.no !== undefined) return [block];
+/** The text between articles as blocks: Markdown headings (## 第一章 总则) and, in a report, 「一、」 lines and
+ * the 「（一）……。」 lead of a paragraph as headings; every other paragraph a block of its own. */
+function lineBlocks(text, from, to, isReport) {
   const out = [];
-  let lines = [];
-  const flush = () => {
-    const text = lines.join("\n").replace(/^\s*\n/, "").trimEnd();
-    if (text.trim()) out.push({ text });
-    lines = [];
-  };
-  for (const line of block.text.split("\n")) {
-    const heading = line.match(/^\s*(#{1,6})\s+(.*\S)\s*$/);
-    if (heading) {
-      flush();
-      out.push({ text: heading[2], level: heading[1].length });
-    } else {
-      lines.push(line);
+  let lineStart = from;
+  for (const line of text.slice(from, to).split("\n")) {
+    const start = lineStart;
+    lineStart += line.length + 1;
+    const shown = stripComments(line).trim();
+    if (!shown || /^#{1,6}$/.test(shown)) continue;  // nothing, or an empty heading (民法典 附则: 「##」)
+    const md = shown.match(/^(#{1,6})\s+(.*\S)$/);
+    if (md) { out.push({ text: md[2], level: md[1].length, start, end: start + line.length }); continue; }
+    if (isReport && /^[一二三四五六七八九十]+、/.test(shown)) {
+      out.push({ text: shown, level: 2, start, end: start + line.length });
+      continue;
     }
+    const lead = isReport ? shown.match(/^（[一二三四五六七八九十]+）[^。]{1,40}。/) : null;
+    if (lead) {
+      out.push({ text: lead[0], level: 3, start, end: start + line.indexOf(lead[0]) + lead[0].length });
+      const rest = shown.slice(lead[0].length);
+      if (rest) out.push(...reportItems(rest, start + line.indexOf(rest)));
+      continue;
+    }
+    if (isReport) out.push(...reportItems(shown, start + line.indexOf(shown)));
+    else out.push({ text: shown, start, end: start + line.length });
   }
-  flush();
   return out;
 }
 
-async function showDoc(docId, articleNo) {
+/** A report's paragraph split at its 「一是……。二是……」 items, each a block (the passages the answers cite). */
+function reportItems(text, start) {
+  const cuts = [0];
+  for (const match of text.matchAll(/。(?=[一二三四五六七八九十]是)/g)) cuts.push(match.index + 1);
+  cuts.push(text.length);
+  const out = [];
+  for (let i = 0; i + 1 < cuts.length; i += 1) {
+    if (cuts[i + 1] > cuts[i]) out.push({ text: text.slice(cuts[i], cuts[i + 1]), start: start + cuts[i], end: start + cuts[i + 1] });
+  }
+  return out;
+}
+
+/** The heading levels a document uses (its title excepted), as h3, h4, h5 in order: no level is skipped. */
+function headingTags(blocks) {
+  const levels = [...new Set(blocks.filter((b) => b.level).map((b) => b.level))].sort();
+  return new Map(levels.map((level, i) => [level, i]));
+}
+
+/** A block's content: an article's paragraphs and 项 （一）（二）… each on a line of their own. */
+function fillBlock(block, ranges) {
+  const node = block.node;
+  node.replaceChildren();
+  if (block.level) { node.append(markedText(block.text, ranges)); return; }
+  let offset = 0;
+  for (const line of block.text.split("\n")) {
+    const lineStart = offset;
+    offset += line.length + 1;
+    if (!stripComments(line).trim()) continue;
+    const p = el("p", /^\s*（[一二三四五六七八九十]+）/.test(line) ? "item" : null);
+    if (line.includes("<!--")) p.append(stripComments(line));  // no marks: offsets would not match
+    else p.append(markedText(line, (ranges || []).map(([s, e]) => [s - lineStart, e - lineStart])));
+    node.append(p);
+  }
+}
+
+/** Dates with what happened on them: 公布, 施行, 通过, 修正 … as the document states them. */
+function dateLabel(event) {
+  for (const word of ["施行", "公布", "修正", "修订", "通过"]) if (String(event).includes(word)) return word;
+  return "日期";
+}
+
+async function showDoc(docId, target) {
   const body = $("doc-body");
   const status = $("doc-status");
   if (!currentDoc || currentDoc.id !== docId) {
@@ -487,6 +719,7 @@ async function showDoc(docId, articleNo) {
     body.replaceChildren();
     $("doc-title").textContent = "";
     $("doc-meta").textContent = "";
+    $("doc-dates").replaceChildren();
     $("doc-search").value = "";
     $("doc-search-count").textContent = "";
     status.textContent = "正在加载…";
@@ -494,15 +727,36 @@ async function showDoc(docId, articleNo) {
       const doc = await api(`/api/documents/${encodeURIComponent(docId)}`);
       status.textContent = "";
       $("doc-title").textContent = doc.title;
-      $("doc-meta").textContent = [kindLabel(doc.kind, doc.title), doc.date ? `日期：${doc.date}` : ""].filter(Boolean).join(" · ");
-      // The document's own title heading repeats the page's; the chapter headings stay, as headings.
-      const blocks = documentBlocks(String(doc.text || ""), doc.articles_index)
-        .filter((b) => !(b.level === 1 && b.text === doc.title));
+      $("doc-meta").textContent = [kindLabel(doc.kind, doc.title), doc.kind === "report" && doc.date ? `${doc.date}年度` : ""]
+        .filter(Boolean).join(" · ");
+      const seen = new Set();
+      for (const d of doc.dates || []) {
+        if (seen.has(`${d.date} ${d.event}`)) continue;  // a code (民法典) states them once per part
+        seen.add(`${d.date} ${d.event}`);
+        const item = el("li");
+        item.append(el("span", "date-label", dateLabel(d.event)), document.createTextNode(` ${d.date} ${d.event}`));
+        $("doc-dates").append(item);
+      }
+      if (!(doc.dates || []).length && doc.date && doc.kind !== "report") {
+        $("doc-dates").append(el("li", null, `日期：${doc.date}`));
+      }
+      const text = String(doc.text || "");
+      // The document's own title (a heading, or a report's first line) repeats the page's: left out. So are the
+      // lines of dates above the first heading of a law, shown labelled above instead.
+      let blocks = documentBlocks(text, doc.articles_index, doc.kind === "report");
+      const firstHeading = blocks.findIndex((b) => b.level && !(b.text === doc.title));
+      blocks = blocks.filter((b, i) => !(b.text === doc.title && i < 2)
+        && !((doc.dates || []).length && i < firstHeading && !b.level && !b.no && /^\d{4}年/.test(b.text)));
+      const tags = headingTags(blocks);
       for (const b of blocks) {
-        b.node = b.level ? el(b.level <= 2 ? "h3" : "h4", "block doc-heading")
-          : el("div", b.no === undefined ? "block" : "block article");
+        if (b.level) {
+          const depth = tags.get(b.level);
+          b.node = el(["h3", "h4", "h5"][Math.min(depth, 2)], `block doc-heading level-${Math.min(depth, 2) + 1}`);
+        } else {
+          b.node = el("div", b.no === undefined ? "block" : "block article");
+        }
         if (b.no !== undefined) b.node.id = `art-${b.no}`;
-        b.node.textContent = b.text;
+        fillBlock(b);
         body.append(b.node);
       }
       currentDoc = { id: docId, blocks };
@@ -511,13 +765,28 @@ async function showDoc(docId, articleNo) {
       return;
     }
   }
-  for (const node of body.querySelectorAll(".current")) node.classList.remove("current");
-  const target = articleNo ? document.getElementById(`art-${articleNo}`) : null;
-  if (target) {
-    target.classList.add("current");
-    target.setAttribute("tabindex", "-1");
-    target.scrollIntoView({ block: "start" });
-    target.focus({ preventScroll: true });
+  for (const b of currentDoc.blocks) {
+    if (b.node.classList.contains("current")) { b.node.classList.remove("current"); fillBlock(b); }
+  }
+  let node = null;
+  if (target && target.article) node = document.getElementById(`art-${target.article}`);
+  else if (target && target.start !== undefined) {
+    // A passage without an article number (the township report): the paragraph holding it, the passage marked.
+    const hit = currentDoc.blocks.find((b) => !b.level && b.start <= target.start && target.start < b.end)
+      || currentDoc.blocks.find((b) => b.start >= target.start);
+    if (hit) {
+      node = hit.node;
+      fillBlock(hit, [[target.start - hit.start, (target.end || target.start) - hit.start]]);
+    }
+  }
+  if (node) {
+    node.classList.add("current");
+    node.setAttribute("tabindex", "-1");
+    // The block's start below the pinned title; a marked passage further down in a long block, in the middle.
+    const mark = node.querySelector("mark");
+    node.scrollIntoView({ block: "start" });
+    if (mark && mark.getBoundingClientRect().bottom > window.innerHeight) mark.scrollIntoView({ block: "center" });
+    node.focus({ preventScroll: true });
   } else {
     window.scrollTo(0, 0);
     $("doc-title").focus();
@@ -532,7 +801,7 @@ function searchDoc() {
   for (const b of currentDoc.blocks) {
     if (!query) {
       b.node.hidden = false;
-      b.node.textContent = b.text;
+      fillBlock(b);
       continue;
     }
     const ranges = [];
@@ -540,7 +809,7 @@ function searchDoc() {
       ranges.push([i, i + query.length]);
     }
     b.node.hidden = ranges.length === 0;
-    b.node.replaceChildren(markedText(b.text, ranges));
+    fillBlock(b, ranges);
     if (ranges.length) { blocksHit += 1; total += ranges.length; }
   }
   $("doc-search-count").textContent = query ? (total ? `找到 ${total} 处（${blocksHit} 段）` : "没有找到") : "";
@@ -553,7 +822,7 @@ function route() {
   const hash = location.hash || "#/";
   const views = { chat: $("chat-view"), docs: $("docs-view"), doc: $("doc-view") };
   let view = "chat";
-  const docMatch = hash.match(/^#\/doc\/([^/]+)(?:\/art\/(\d+))?$/);
+  const docMatch = hash.match(/^#\/doc\/([^/]+)(?:\/art\/(\d+)|\/at\/(\d+)(?:-(\d+))?)?$/);
   if (hash === "#/docs") view = "docs";
   else if (docMatch) view = "doc";
   for (const [name, node] of Object.entries(views)) node.hidden = name !== view;
@@ -563,19 +832,60 @@ function route() {
   else if (view === "doc") {
     let docId;
     try { docId = decodeURIComponent(docMatch[1]); } catch (_) { docId = docMatch[1]; }
-    showDoc(docId, docMatch[2] ? parseInt(docMatch[2], 10) : null);
+    showDoc(docId, docMatch[2] ? { article: parseInt(docMatch[2], 10) }
+      : docMatch[3] ? { start: parseInt(docMatch[3], 10), end: docMatch[4] ? parseInt(docMatch[4], 10) : undefined }
+        : null);
   } else scrollLog();
 }
 
 // --- wiring -------------------------------------------------------------------------------------------------------
 
 /** The length of the question against the limit: a warning and no sending past it, instead of cutting it. */
+let wasOver = false;
 function countChars() {
   const length = [...$("question").value].length;
   const over = length > MAX_CHARS;
-  $("count").textContent = over ? `${length}/${MAX_CHARS} 字：问题太长，请精简到${MAX_CHARS}字以内再发送` : `${length}/${MAX_CHARS}`;
+  const message = `${length}/${MAX_CHARS} 字：问题太长，请精简到${MAX_CHARS}字以内再发送`;
+  $("count").textContent = over ? message : length ? `${length}/${MAX_CHARS}` : "";
   $("count").classList.toggle("over", over);
   $("send").disabled = over || waiting;
+  // Announced once when the limit is crossed, not on every keystroke.
+  if (over !== wasOver) $("count-alert").textContent = over ? message : "";
+  wasOver = over;
+}
+
+/** An example question: asked at once into an empty box; added under what the user typed otherwise (never
+ * replacing it), to be sent when they choose. */
+function useExample(example) {
+  const input = $("question");
+  if (waiting) return;
+  if (!input.value.trim()) { ask(example); return; }
+  input.value = `${input.value.replace(/\s+$/, "")}\n${example}`;
+  countChars();
+  fitInput();
+  input.focus();
+  input.setSelectionRange(input.value.length, input.value.length);
+}
+
+/** The box grows with what is typed (up to 30 % of the screen, then it scrolls) and shrinks back when sent. */
+function fitInput() {
+  const input = $("question");
+  input.style.height = "auto";
+  if (input.value) input.style.height = `${input.scrollHeight + 2}px`;
+  else input.style.removeProperty("height");
+}
+
+/** 长者模式: larger type, bigger buttons, higher contrast; remembered for this tab only, like the conversation. */
+const ELDER_KEY = "zwkb.elder.v1";
+function setElder(on) {
+  document.documentElement.classList.toggle("elder", on);
+  $("elder-toggle").setAttribute("aria-pressed", on ? "true" : "false");
+  try {
+    if (on) sessionStorage.setItem(ELDER_KEY, "1");
+    else sessionStorage.removeItem(ELDER_KEY);
+  } catch (_) { /* private mode */ }
+  fitInput();
+  document.documentElement.style.setProperty("--ask-height", `${$("ask-form").offsetHeight}px`);
 }
 
 function init() {
@@ -590,10 +900,22 @@ function init() {
     }
   });
   for (const button of document.querySelectorAll(".example")) {
-    button.addEventListener("click", () => ask(button.textContent));
+    button.addEventListener("click", () => useExample(button.textContent));
   }
-  input.addEventListener("input", countChars);
+  input.addEventListener("input", () => { countChars(); fitInput(); });
   countChars();
+  $("elder-toggle").addEventListener("click", () => setElder(!document.documentElement.classList.contains("elder")));
+  setElder(sessionStorage.getItem(ELDER_KEY) === "1");
+  loadContacts();
+  $("nav-help").addEventListener("click", () => ($("help-card").hidden ? openHelp($("nav-help")) : closeHelp()));
+  $("help-close").addEventListener("click", closeHelp);
+  document.addEventListener("click", async (event) => {
+    const button = event.target.closest(".copy-number");
+    if (!button) return;
+    $("help-status").textContent = (await copyText(button.dataset.number)) ? `已复制 ${button.dataset.number}`
+      : "复制没有成功，请选中号码复制";
+  });
+  $("docs-filter").addEventListener("input", filterDocs);
   $("new-topic").addEventListener("click", () => {
     startNewTopic();
     input.focus();
@@ -606,7 +928,11 @@ function init() {
     input.focus();
   });
   $("passage-close").addEventListener("click", () => closePassage());
-  document.addEventListener("keydown", (event) => { if (event.key === "Escape") closePassage(); });
+  document.addEventListener("keydown", (event) => {
+    if (event.key !== "Escape") return;
+    if (!$("passage").hidden) closePassage();
+    else if (!$("help-card").hidden) closeHelp();
+  });
   $("doc-search").addEventListener("input", searchDoc);
   window.addEventListener("hashchange", route);
   route();
