@@ -49,5 +49,5 @@ def test_nginx_re_resolves_the_replicas_and_streams_answers_unbuffered() -> None
 
 def test_the_readme_never_shows_milvus_lite_listening_beyond_this_machine() -> None:
     readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
-    for command in re.findall(r"python -m milvus_lite server[^`]*", readme):
-        assert "--host 127.0.0.1" in command, command
+    commands = re.findall(r"python -m milvus_lite server[^`]*", readme)
+    assert commands and all("--host 127.0.0.1" in command for command in commands), commands
