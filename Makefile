@@ -5,7 +5,7 @@
 # `make bench [STAGES="latency report"]` runs the benchmarks and writes docs/benchmarks.md.
 # `make train` relearns the shipped artefacts from training data only (needs ../shared and the indexes that
 # `make bench STAGES="ingest quality"` builds): the question tuning, then the ranker on cross-fitted features,
-# then the weights of the question handles (bench/train_handles.py), then the answer model (kb/answer_models/; it prints AnswerParams' constants too). About an hour on two cores.
+# then the weights of the question handles (bench/train_handles.py), then the answer model (kb/answers/answer_models/; it prints AnswerParams' constants too). About an hour on two cores.
 VENV ?= .venv
 PYTHON ?= python3
 HOST ?= 127.0.0.1

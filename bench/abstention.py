@@ -5,7 +5,7 @@ wrote for it and on the answerable measurement sets.
 
 - bench/data/near_domain_check.jsonl: questions a township's citizens ask that these documents do not answer
   (facts about the township, another year, another place, services and laws not held), written apart from
-  bench/data/near_domain_fit.jsonl, on which the checks of kb/evidence.py were developed, and never used to
+  bench/data/near_domain_fit.jsonl, on which the checks of kb/answers/evidence.py were developed, and never used to
   fit anything. The figure: the share refused or shown as related.
 - bench/data/abstention_check.jsonl: off-topic and in-scope questions written after the calibration.
 - ../shared/eval/dev.jsonl and stard_local_dev.jsonl (answerable): the share wrongly refused or only related.
@@ -65,7 +65,7 @@ def main() -> None:
     results = {name: confusion(kb, load_questions(path)) for name, path in SETS.items() if path.is_file()}
     for name, figures in results.items():
         print(name, {k: v for k, v in figures.items() if k != "wrong"})
-    results["note"] = ("near_domain_fit was used to develop kb/evidence.py (in-sample); every other set is "
+    results["note"] = ("near_domain_fit was used to develop kb/answers/evidence.py (in-sample); every other set is "
                        "held out. Settings: product defaults.")
     print("wrote", write_result("abstention", results))
 

@@ -8,7 +8,7 @@ X-Forwarded-For from 127.0.0.1 (KB_TRUSTED_PROXIES), so each simulated client ha
 generator runs on the same cores as the server, as in bench.latency. `--smoke` is a quick check of the script
 itself (fewer questions, 5 s of load) and writes no result; the full run writes bench/results/abuse.json.
 
-The embedder remembers the vectors of its last 256 questions (kb.embed.RECENT_QUESTIONS), and a remembered
+The embedder remembers the vectors of its last 256 questions (kb.embedding.embedder.RECENT_QUESTIONS), and a remembered
 question is answered several times faster than a new one (about 10 ms instead of 80 ms here). A citizen's question is new, so before every round of the victim the
 server is made to forget (256 searches of corpus snippets), and the load clients never repeat a question.
 
@@ -67,7 +67,7 @@ import httpx
 from bench.common import percentiles, write_result
 from bench.latency import free_port, wait_ready
 from kb.config import PROJECT_ROOT
-from kb.embed import RECENT_QUESTIONS
+from kb.embedding.embedder import RECENT_QUESTIONS
 from server.querylog import QueryLog
 from server.settings import ServerSettings
 
@@ -88,7 +88,7 @@ FOLLOW_UPS = ("那要是对处理意见不满意呢？", "那这个期限从哪�
 DIGITS = {**dict(zip("０１２３４５６７８９", "0123456789", strict=True)),
           **dict(zip("〇零一幺二两三四五六七八九", "0011223456789", strict=True)),
           **dict(zip("壹贰叁肆伍陆柒捌玖", "123456789", strict=True)), "Ｘ": "X", "ｘ": "X", "x": "X"}
-#: What may stand between two digits of one number (kb/personal.py's separators; "*" too, once to three times:
+#: What may stand between two digits of one number (kb/text/personal.py's separators; "*" too, once to three times:
 #: a mask of four stars, 138****8000, stays a break).
 SEPARATOR_RUN = re.compile(r"(?<=[0-9])[\s\-—–‐‑−﹣－*＊/／·・･、.．_＿]{1,3}(?=[0-9X])")
 EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]+")
@@ -212,7 +212,7 @@ def corpus_text() -> str:
 
 
 def cache_fillers(text: str) -> list[str]:
-    """As many distinct strings as the embedder keeps recent question vectors (kb.embed.RECENT_QUESTIONS)."""
+    """As many distinct strings as the embedder keeps recent question vectors (kb.embedding.embedder.RECENT_QUESTIONS)."""
     fillers = list(dict.fromkeys(text[i * 131:i * 131 + 24] for i in range(2 * RECENT_QUESTIONS)))
     return fillers[:RECENT_QUESTIONS]
 

@@ -1,10 +1,10 @@
-"""Fit the answer stage's "can the knowledge base answer this?" models on training data (kb/answerable.py).
+"""Fit the answer stage's "can the knowledge base answer this?" models on training data (kb/answers/answerable.py).
 
     python -m bench.calibrate_answerable [--index DIR] [--write]
 
 logit = bias + w_dense · (best cosine − centre) · 100 + w_cover · (coverage − 0.5) · 4 [+ w_vector · question
 vector], where the best cosine is how close in meaning the nearest passage is, coverage the idf-weighted share
-of the question's words found in the passages (kb.answer), and the question vector the model's own embedding of
+of the question's words found in the passages (kb.answers.answer), and the question vector the model's own embedding of
 the question (what it is about). Two fits, by class-balanced L2-regularised logistic regression:
 
 1. the constants of kb.config.AnswerParams (no vector: any embedding model), on the answerable training
@@ -13,14 +13,14 @@ the question (what it is about). Two fits, by class-balanced L2-regularised logi
 2. the default model's full model, on the same plus the questions of bench/data/near_domain_fit.jsonl about
    services and laws the documents do not cover (what a township's citizens ask that these documents do not
    answer). Its questions about the township itself (a figure, another year, another place) are left to the
-   checks of kb/evidence.py: the township is the report's topic, and a vector weight learnt from them would
+   checks of kb/answers/evidence.py: the township is the report's topic, and a vector weight learnt from them would
    refuse the report's own questions. Its L2 weight and its recall target are chosen by 5-fold
    cross-validation: the most near-domain questions refused while the target share (97, 98 or 99 %) of each
    source's answerable questions is answered, the highest target of equals (the issue allows few wrongly
    refused questions, and a held-out set is refused more than cross-validation says). Its bias is shifted so
    that the threshold 0.5 answers that share of each source's answerable training questions in
    cross-validation. --write saves it
-   to kb/answer_models/<model fingerprint>.json.
+   to kb/answers/answer_models/<model fingerprint>.json.
 
 The measurement sets are not read (dev.jsonl, stard_local_dev.jsonl, bench/data/abstention_check.jsonl,
 bench/data/near_domain_check.jsonl). The tuned question encoder learnt from the answerable training questions,
@@ -39,8 +39,8 @@ from scipy.optimize import minimize
 
 from bench.common import SHARED, WORK, write_result
 from bench.crossfit import cross_fitted, half
-from kb.rank import term_coverage
-from kb.answerable import ANSWER_MODELS_DIR, AnswerModel
+from kb.search.rank import term_coverage
+from kb.answers.answerable import ANSWER_MODELS_DIR, AnswerModel
 from kb.config import PROJECT_ROOT, AnswerParams, load_settings
 from kb.evaluate import load_questions
 from kb.knowledge_base import KnowledgeBase
@@ -48,7 +48,7 @@ from kb.knowledge_base import KnowledgeBase
 DATA = PROJECT_ROOT / "bench" / "data"
 SETS = (SHARED / "eval" / "stard_local_train.jsonl", DATA / "train_local.jsonl", DATA / "abstention_calibration.jsonl")
 NEAR_DOMAIN = DATA / "near_domain_fit.jsonl"
-#: The near-domain kinds the full model learns from (the others are kb/evidence.py's).
+#: The near-domain kinds the full model learns from (the others are kb/answers/evidence.py's).
 VECTOR_KINDS = ("service", "law_absent")
 L2 = 0.01
 #: The full model's candidates for its L2 weight and its answerable recall target, and its vector's scale.
@@ -117,7 +117,7 @@ def fit_full_model(x: np.ndarray, y: np.ndarray, near: np.ndarray, source: np.nd
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--index", default=str(WORK / "indexes" / "default-torch"))
-    parser.add_argument("--write", action="store_true", help="save the full model to kb/answer_models/")
+    parser.add_argument("--write", action="store_true", help="save the full model to kb/answers/answer_models/")
     args = parser.parse_args()
     if not all(p.is_file() for p in (*SETS, NEAR_DOMAIN)):
         print("skipped: training questions missing")

@@ -29,7 +29,7 @@ from bench.train_ranker import (LOCAL_SETS, SEED, VALIDATION_SHARE, Example, exp
 from kb.config import RetrievalParams, load_settings
 from kb.evaluate import load_questions
 from kb.knowledge_base import KnowledgeBase
-from kb.passage_store import Filters
+from kb.stores.base import Filters
 
 MAX_TOKENS = 192
 NEGATIVES = 7

@@ -1,5 +1,5 @@
 """Dense top-k: FAISS flat inner-product search against a plain numpy product + argpartition, the two paths the
-library once had side by side (one is kept: FAISS, kb/index_view.py). Synthetic unit vectors, so the embedding
+library once had side by side (one is kept: FAISS, kb/stores/local.py). Synthetic unit vectors, so the embedding
 model need not run; 200 candidates as retrieval asks for; unfiltered and with a filter allowing 1 row in 7.
 
     python -m bench.dense_topk [--sizes 3000,60000] [--repeats 50]

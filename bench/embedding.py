@@ -22,7 +22,7 @@ from bench.common import SHARED, timed, timed_ms, write_result
 from ingest.build import find_files, parse_files, IngestReport
 from ingest.chunk import indexing_text
 from kb.config import load_settings
-from kb.embed import Embedder
+from kb.embedding.embedder import Embedder
 
 QUESTIONS = ["信访事项多长时间内办结？", "邻居家的树挡住了我家采光怎么办", "申请行政复议的期限是多少天",
              "法律援助可以向哪里申请", "雁石坪镇开展了哪些普法活动"]

@@ -31,10 +31,10 @@ from bench.crossfit import half
 from bench.train_ranker import LOCAL_SETS, local_items
 from kb.config import load_settings
 from kb.evaluate import load_questions
-from kb.expand import expand_query
+from kb.search.expand import expand_query
 from kb.knowledge_base import KnowledgeBase
-from kb.model.build import WEIGHTS, extract_member, fetch_artefact
-from kb.model.q4file import BLOCK, DTYPE_Q4_0, read_q4_raw
+from kb.embedding.model.build import WEIGHTS, extract_member, fetch_artefact
+from kb.embedding.model.q4file import BLOCK, DTYPE_Q4_0, read_q4_raw
 
 PACK = WORK / "encoder_pack"
 VALIDATION_SHARE = 0.2

@@ -1,12 +1,12 @@
-"""Evidence for kb.expand: does each everyday phrase → legal term of the expansion list hold on training questions?
+"""Evidence for kb.search.expand: does each everyday phrase → legal term of the expansion list hold on training questions?
 
     python -m bench.expansion_evidence      # prints the table, writes bench/results/expansion_evidence.json
 
 For every candidate entry (the list as it stood before this check, `CANDIDATES`, plus anything added to
-`kb.expand.EVERYDAY_TO_LEGAL` since) and every legal term of that entry, over a set of training questions
+`kb.search.expand.EVERYDAY_TO_LEGAL` since) and every legal term of that entry, over a set of training questions
 with gold articles:
 
-- n         = questions whose text contains the phrase (plain substring, as kb.expand matches it);
+- n         = questions whose text contains the phrase (plain substring, as kb.search.expand matches it);
 - hits      = of those n, questions with at least one gold article whose text contains the term;
 - precision = hits / n;
 - base      = share of *all* questions of the set with at least one gold article containing the term;
@@ -28,7 +28,7 @@ An entry keeps only its supported terms; an entry with none is dropped. Training
    the documents (STARD has none about 信访), gold article texts from `corpus/*.md`.
 
 No dev set is read: not `../shared/eval/dev.jsonl`, not `stard_local_dev.jsonl`, and the STARD questions of
-split `dev` are dropped by `load_queries` before anything is counted. `kb.expand.EVERYDAY_TO_LEGAL` is the
+split `dev` are dropped by `load_queries` before anything is counted. `kb.search.expand.EVERYDAY_TO_LEGAL` is the
 "supported" mapping of the JSON this writes; tests/test_expand.py checks that it does not drift from it.
 """
 
@@ -42,14 +42,14 @@ from pathlib import Path
 
 from bench.common import SHARED, write_result
 from kb.config import PROJECT_ROOT
-from kb.numerals import parse_chinese_number
+from kb.text.numerals import parse_chinese_number
 
 MIN_QUESTIONS = 3
 MIN_HITS = 2
 MIN_PRECISION = 0.3
 MIN_LIFT = 2.0
 
-#: The expansion list as it stood before this evidence check (kb/expand.py at commit 701b3a1), kept here so
+#: The expansion list as it stood before this evidence check (kb/search/expand.py at commit 701b3a1), kept here so
 #: that the dropped entries stay on record and the check can be rerun from scratch.
 CANDIDATES: dict[str, str] = {
     # family
@@ -180,7 +180,7 @@ def print_table(report: dict[str, dict], names: Iterable[str]) -> None:
 
 
 def main() -> int:
-    from kb.expand import EVERYDAY_TO_LEGAL
+    from kb.search.expand import EVERYDAY_TO_LEGAL
 
     if not (SHARED / "bench" / "stard").is_dir():
         print("skipped: ../shared/bench/stard not found")
@@ -212,7 +212,7 @@ def main() -> int:
     path = write_result("expansion_evidence", figures)
     print(f"\n{figures['summary']}\nsources: {figures['sources']}\ndropped: {' '.join(dropped)}")
     if supported != EVERYDAY_TO_LEGAL:
-        print("kb.expand.EVERYDAY_TO_LEGAL differs from the supported mapping; it should be:")
+        print("kb.search.expand.EVERYDAY_TO_LEGAL differs from the supported mapping; it should be:")
         print(json.dumps(supported, ensure_ascii=False))
     print(f"wrote {path.relative_to(PROJECT_ROOT)}")
     return 0

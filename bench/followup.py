@@ -2,10 +2,10 @@
 
     python -m bench.followup [--index DIR] [--backend B]   # measure both sets → bench/results/followup.json
                                                          # (followup_<B>.json for a backend other than torch)
-    python -m bench.followup [--index DIR] --fit    # learn kb/rankers/followup.json on the fit set only
+    python -m bench.followup [--index DIR] --fit    # learn kb/search/rankers/followup.json on the fit set only
 
 Two sets of two-turn conversations written by the team (bench/data/): followup_fit.jsonl, on which the weights
-of kb.conversation's follow-up ranker are learnt, and followup_check.jsonl, written separately and only
+of kb.search.conversation's follow-up ranker are learnt, and followup_check.jsonl, written separately and only
 measured; and followup3_check.jsonl, three-turn conversations whose last two turns are both elliptical (only
 measured). Each has follow-ups (「那要是不满意呢？」) and new topics (a full question on another subject after
 the first). And switch_check.jsonl (bench/switches.py): held-out questions asked right after a question about
@@ -15,7 +15,7 @@ citation is gold (a refusal counts as a miss), the share of unanswerable ones re
 follow-ups. Writes bench/results/followup.json.
 
 --fit: every fit conversation's candidates and features come from the product's own reader
-(kb.conversation.ConversationReader.candidates); a linear model is learnt by listwise softmax (the gold
+(kb.search.conversation.ConversationReader.candidates); a linear model is learnt by listwise softmax (the gold
 candidate should get the probability mass, as for the second stage, bench/train_ranker.py), its L2 weight chosen
 by 10-fold cross-validation over conversations (three shuffles), scored by the share of conversations whose best
 candidate is gold. Writes the model and bench/results/followup_fit.json (the cross-validated shares).
@@ -34,12 +34,12 @@ import numpy as np
 from bench.common import timed, write_result
 from bench.train_ranker import Example, fit as fit_weights, scaling, standardise
 from kb.config import PROJECT_ROOT, load_settings
-from kb.conversation import FOLLOW_UP_FEATURES, FollowUpCandidates
-from kb.embed import BACKENDS
+from kb.search.conversation import FOLLOW_UP_FEATURES, FollowUpCandidates
+from kb.embedding.embedder import BACKENDS
 from kb.evaluate import GoldQuestion, load_questions
 from kb.knowledge_base import KnowledgeBase
-from kb.passage_store import Filters
-from kb.rank import RANKERS_DIR, LinearRanker
+from kb.stores.base import Filters
+from kb.search.rank import RANKERS_DIR, LinearRanker
 
 DATA = PROJECT_ROOT / "bench" / "data"
 L2_GRID = (0.0001, 0.001, 0.01, 0.1, 1.0)

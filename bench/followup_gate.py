@@ -1,6 +1,6 @@
 """Learn the gate: does a question depend on the one before it, or does it stand alone?
 
-    python -m bench.followup_gate [--index DIR]   # → kb/rankers/followup_gate.json, bench/results/followup_gate.json
+    python -m bench.followup_gate [--index DIR]   # → kb/search/rankers/followup_gate.json, bench/results/followup_gate.json
 
 Learnt from training conversations only: the follow-ups of bench/data/followup_fit.jsonl (they depend on the
 question before them) against its new topics and the automatic topic switches of bench/data/switch_fit.jsonl
@@ -25,11 +25,11 @@ from scipy.optimize import minimize
 from bench.common import write_result
 from bench.followup import DATA, FOLDS, SHUFFLES
 from kb.config import load_settings
-from kb.conversation import GATE_FEATURES
+from kb.search.conversation import GATE_FEATURES
 from kb.evaluate import GoldQuestion, load_questions
 from kb.knowledge_base import KnowledgeBase
-from kb.passage_store import Filters
-from kb.rank import RANKERS_DIR, LinearRanker
+from kb.stores.base import Filters
+from kb.search.rank import RANKERS_DIR, LinearRanker
 
 L2_GRID = (0.001, 0.01, 0.1, 1.0, 10.0)
 MAX_SWITCHES_READ = 0.015

@@ -2,8 +2,8 @@
 
     python -m bench.handles_ablation --index DIR     # DIR: an index of corpus/ built with its sidecars
 
-Variants: the first stage alone (fusion, no learning), + the learned ranker (kb/rank.py, as shipped before the
-bank), + the handle stage (kb/handles.py, bench/train_handles.py). Sets: stard_local_dev (real lay questions,
+Variants: the first stage alone (fusion, no learning), + the learned ranker (kb/search/rank.py, as shipped before the
+bank), + the handle stage (kb/stores/handles.py, bench/train_handles.py). Sets: stard_local_dev (real lay questions,
 never trained or chosen on), dev.jsonl, and every BANK_STEP-th question of the bank's held-out articles (no
 handles exist for them; the handle stage's L2 was chosen partly on them). Per set and variant: Hit@1, Hit@5, MRR@10, how often the first hit is from the wrong law, and the median search time.
 Writes bench/results/handles_ablation.json.

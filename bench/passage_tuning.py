@@ -33,9 +33,9 @@ from bench.train_encoder import ALPHA, BATCH_QUESTIONS, LoraLinear, RANK, SEED, 
 from bench.train_ranker import LOCAL_SETS, experiment_parser, local_items, parse_experiment
 from kb.config import load_settings
 from kb.evaluate import load_questions
-from kb.expand import expand_query
+from kb.search.expand import expand_query
 from kb.knowledge_base import KnowledgeBase
-from kb.model.tuning import LORA_TARGETS
+from kb.embedding.model.tuning import LORA_TARGETS
 
 LR = 1e-3
 HARD_NEGATIVES = 4

@@ -1,5 +1,5 @@
 """The personal numbers the question log must never hold, in every spelling a citizen may type, and the numbers of
-government texts that must come through untouched: the corpus tests/test_masking.py checks kb/personal.py on.
+government texts that must come through untouched: the corpus tests/test_masking.py checks kb/text/personal.py on.
 
     python -m bench.pii_variants
 

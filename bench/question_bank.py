@@ -95,7 +95,7 @@ def write_asked_articles() -> None:
     queries = SHARED / "bench" / "stard" / "queries.jsonl"
     if not queries.is_file():
         sys.exit(f"{queries} is missing")
-    from kb.numerals import parse_chinese_number
+    from kb.text.numerals import parse_chinese_number
 
     for line in queries.read_text(encoding="utf-8").splitlines():
         row = json.loads(line)

@@ -4,8 +4,8 @@
                                            # writes bench/results/related.json
 
 Each question is answered as the product answers it (KnowledgeBase.answer_reading, with the extra candidates
-KnowledgeBase.ask retrieves); the other candidates are those kb.related.other_passages gives. For a margin m,
-the list is shown when the ranker's first passage scores less than m above its second (kb.related.margin). The
+KnowledgeBase.ask retrieves); the other candidates are those kb.answers.related.other_passages gives. For a margin m,
+the list is shown when the ranker's first passage scores less than m above its second (kb.answers.related.margin). The
 margin is chosen on training questions only (../shared/eval/stard_local_train.jsonl, bench/data/train_local.jsonl):
 the smallest that puts the right article on screen (first citation or the list) within TOLERANCE of showing the
 list always, so that the list appears as seldom as it can without hiding the right article. Measured, with that
@@ -25,8 +25,8 @@ from bench.followup import DATA
 from kb.config import load_settings
 from kb.evaluate import GoldQuestion, load_questions
 from kb.knowledge_base import KnowledgeBase
-from kb.passage_store import Filters
-from kb.related import margin, other_passages
+from kb.stores.base import Filters
+from kb.answers.related import margin, other_passages
 
 TOLERANCE = 0.01
 TRAINING = (SHARED / "eval" / "stard_local_train.jsonl", DATA / "train_local.jsonl")

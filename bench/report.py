@@ -129,7 +129,7 @@ def section_quality(quality: dict | None) -> list[str]:
                 "articles indexed with the product's ingest; nothing tuned on dev)", "",
                 table(header, rows), "",
                 "The product's default is *ranked*: the fused first stage (questions embedded with the tuned "
-                "encoder), re-ranked by the learned second stage (kb/rank.py). "
+                "encoder), re-ranked by the learned second stage (kb/search/rank.py). "
                 f"Against the fine-tuned dense retriever published with STARD: R@10 {fused['R@10']:.3f} vs "
                 f"{best['R@10']:.3f} ({fused['R@10'] - best['R@10']:+.3f}), MRR@10 {fused['MRR@10']:.3f} vs "
                 f"{best['MRR@10']:.3f} ({fused['MRR@10'] - best['MRR@10']:+.3f}), R@100 {fused['R@100']:.3f} vs "
@@ -171,7 +171,7 @@ def section_tuning(training: dict | None) -> list[str]:
     t = training["settings"]
     return ["### The tuned question encoder", "",
             f"Questions are embedded with LoRA updates (rank {t['rank']}) of the model's top {t['tuned_layers']} "
-            "layers (`kb/model/tuning.py`, `kb/model/tuned/query_lora.safetensors`); passages keep the model's own "
+            "layers (`kb/embedding/model/tuning.py`, `kb/embedding/model/tuned/query_lora.safetensors`); passages keep the model's own "
             f"vectors. Learnt on the CPU from {training['questions']} *training* questions (STARD train, "
             "stard_local_train, the team's 信访 and report questions) by `python -m bench.encoder_pack && python -m "
             f"bench.train_encoder --write` (softmax over each question's whole pool, temperature {t['tau']}, fixed "

@@ -28,7 +28,7 @@ from bench.train_ranker import LOCAL_SETS, experiment_parser, parse_experiment
 from kb.config import load_settings
 from kb.evaluate import load_questions
 from kb.knowledge_base import KnowledgeBase
-from kb.model.onnx_int8 import ONNX_FILE, build_onnx_int8, onnx_dir_for
+from kb.embedding.model.onnx_int8 import ONNX_FILE, build_onnx_int8, onnx_dir_for
 
 DEPTHS = (5, 10, 20)
 LENGTHS = (128, 256)

@@ -1,9 +1,9 @@
-"""The danger check of the notice (kb/safety.py): does a question that speaks of violence, threats, self-harm or
+"""The danger check of the notice (kb/answers/safety.py): does a question that speaks of violence, threats, self-harm or
 abuse of a child or an elder get 110 and the right help line, and do ordinary questions get none?
 
     python -m bench.safety [--index DIR]
 
-- Training (in-sample): the shipped phrasings (kb/safety_phrasings.json), each scored leave-one-out, as the
+- Training (in-sample): the shipped phrasings (kb/answers/safety_phrasings.json), each scored leave-one-out, as the
   threshold was chosen.
 - Check: bench/data/safety_check.jsonl, written apart from the phrasings with other words and situations, each
   question with its category ("none" for ordinary ones, near misses included). Only measured, never used to choose
@@ -30,8 +30,8 @@ import numpy as np
 from bench.common import percentiles, timed, timed_ms, write_result
 from kb.config import PROJECT_ROOT, load_settings
 from kb.knowledge_base import KnowledgeBase
-from kb.notice import DANGER_NOW, danger_lines
-from kb.safety import Danger, DangerModel, Phrasings
+from kb.answers.notice import DANGER_NOW, danger_lines
+from kb.answers.safety import Danger, DangerModel, Phrasings
 
 CHECK = PROJECT_ROOT / "bench" / "data" / "safety_check.jsonl"
 ORDINARY = "none"
@@ -95,7 +95,7 @@ def check_figures(kb: KnowledgeBase, questions: list[dict]) -> dict:
 
 def cold_cost_ms(kb: KnowledgeBase, texts: list[str]) -> dict[str, float]:
     """The check's cost for questions retrieval has not embedded, as when retrieval embedded an expanded text
-    (kb/expand.py): the ordinary phrasings, embedded in a batch when the model was fitted, not as questions."""
+    (kb/search/expand.py): the ordinary phrasings, embedded in a batch when the model was fitted, not as questions."""
     return percentiles([timed_ms(kb.safety.danger, text) for text in texts])
 
 
@@ -117,7 +117,7 @@ def main() -> None:
         "cost_question_not_yet_embedded_ms": cold_cost_ms(kb, phrasings.ordinary),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, shared with other work; embedding backend "
                    f"{settings.embedding_backend}",
-        "note": ("The threshold is chosen at first use by leave-one-out on the shipped phrasings (kb/safety.py); "
+        "note": ("The threshold is chosen at first use by leave-one-out on the shipped phrasings (kb/answers/safety.py); "
                  "the check list is held out. recall: the notice starts with 110; right_line: the question is "
                  "found to be of its own category, so the notice carries that category's line. first_use_s: "
                  "embedding the phrasings and choosing the threshold (the model already warm), added to the first "

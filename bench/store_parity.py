@@ -16,7 +16,7 @@ import shutil
 from bench.common import SHARED, WORK, percentiles, timed, write_result
 from ingest.build import ingest
 from kb.config import load_settings
-from kb.embed import Embedder
+from kb.embedding.embedder import Embedder
 from kb.evaluate import load_questions, score
 from kb.knowledge_base import KnowledgeBase
 

@@ -54,7 +54,7 @@ def measure(store: str, milvus_uri: str, questions: int) -> dict:
 def ingest_into_milvus(milvus_uri: str) -> dict:
     """STARD's laws into Milvus with the product's ingest (vectors from the vector cache)."""
     from ingest.milvus_sync import sync_to_milvus
-    from kb.embed import Embedder
+    from kb.embedding.embedder import Embedder
 
     documents, chunks = to_documents(load_articles(None, 0))
     settings = settings_for("milvus", milvus_uri)

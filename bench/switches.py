@@ -7,7 +7,7 @@ or about the weather. Such a question must be answered exactly as if it were ask
 automatically, with a fixed seed, by putting before each question a random answerable question of another
 document (and, for questions the knowledge base cannot answer, a random answerable one):
 
-- switch_fit.jsonl, for learning when a question depends on the one before it (kb.conversation's gate), from
+- switch_fit.jsonl, for learning when a question depends on the one before it (kb.search.conversation's gate), from
   training questions only: bench/data/train_local.jsonl, a sample of ../shared/eval/stard_local_train.jsonl,
   and the unanswerable questions of bench/data/abstention_calibration.jsonl and near_domain_fit.jsonl;
 - switch_check.jsonl, only measured (bench/followup.py): the questions of ../shared/eval/dev.jsonl, a sample of

@@ -1,7 +1,7 @@
 """Fine-tune the question side of the embedding model: low-rank (LoRA) updates of its top layers.
 
     python -m bench.encoder_pack      # training questions, their answering rows, the indexes' passage vectors
-    python -m bench.train_encoder     # ~22 min on two CPU cores; writes kb/model/tuned/ with --write
+    python -m bench.train_encoder     # ~22 min on two CPU cores; writes kb/embedding/model/tuned/ with --write
 
 Passages keep the model's own vectors (indexes, the vector cache and every ingest stay as they are); only the
 encoding of questions changes, so the product embeds a question with the tuned layers and everything else
@@ -32,9 +32,9 @@ import torch
 from safetensors.numpy import load_file, save_file
 
 from bench.common import PROJECT_ROOT, write_result
-from kb.model.build import bert_config, bert_state_dict
-from kb.model.q4file import DTYPE_Q4_0, Q4Header, dequantize_q4_0
-from kb.model.tuning import LORA_TARGETS, QUERY_LORA, lora_name
+from kb.embedding.model.build import bert_config, bert_state_dict
+from kb.embedding.model.q4file import DTYPE_Q4_0, Q4Header, dequantize_q4_0
+from kb.embedding.model.tuning import LORA_TARGETS, QUERY_LORA, lora_name
 
 SEED = 1234
 TAU = 0.02
@@ -195,7 +195,7 @@ def main() -> int:
     parser.add_argument("--pack", default=str(PROJECT_ROOT / "var" / "bench" / "encoder_pack"))
     parser.add_argument("--out", default=str(PROJECT_ROOT / "var" / "bench" / "encoder_tuning"),
                         help="where the cross-fitted halves go (bench.train_ranker reads them)")
-    parser.add_argument("--write", action="store_true", help="ship the refitted tuning in kb/model/tuned/")
+    parser.add_argument("--write", action="store_true", help="ship the refitted tuning in kb/embedding/model/tuned/")
     parser.add_argument("--smoke", action="store_true", help="a few local questions, one epoch: checks the plumbing")
     args = parser.parse_args()
     if not (Path(args.pack) / "meta.json").is_file():

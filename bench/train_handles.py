@@ -1,16 +1,16 @@
-"""Learn how much the questions attached to passages (kb/handles.py) should move the ranking; real questions only.
+"""Learn how much the questions attached to passages (kb/stores/handles.py) should move the ranking; real questions only.
 
     python -m bench.train_handles --index DIR [--write]
 
 DIR is an index of corpus/ built with its sidecars (`kb ingest corpus --index DIR`). The handle stage weighs
-the second stage's verdict (kb/rank.py, as shipped) against how alike a question is to each candidate's attached
-questions (kb.handles.HANDLE_FEATURES). Written questions resemble written questions, so the weights are never
+the second stage's verdict (kb/search/rank.py, as shipped) against how alike a question is to each candidate's attached
+questions (kb.search.handle_stage.HANDLE_FEATURES). Written questions resemble written questions, so the weights are never
 learnt from the bank itself: they are fitted on bench.train_ranker's training questions (STARD's real lay
 questions over corpus/, the team's 信访 and report questions), by the same listwise softmax, each source weighing
 the same. The L2 penalty is chosen on a fixed 20 % validation part of those (seeded) beside the bank's held-out
 articles (bench/data/question_bank_heldout.jsonl, whose questions are in no sidecar: what the stage does to
 articles that have no handles), by the mean over the three sources of MRR@10. Then the model is refitted on
-all training questions and, with --write, shipped as kb/rankers/handles-<model fingerprint>.json.
+all training questions and, with --write, shipped as kb/search/rankers/handles-<model fingerprint>.json.
 
 The ranker learnt from these same questions: its verdict on them is better than on any new question, and the
 handle stage would learn to trust it too much. So its verdict is cross-fitted: the questions are cut in the two
@@ -37,11 +37,11 @@ from bench.train_ranker import (LOCAL_SETS, L2_GRID, SEED, VALIDATION_SHARE, Exa
                                 fit, local_items, parse_experiment, ranking_metrics, scaling, standardise)
 from kb.config import RetrievalParams, load_settings
 from kb.evaluate import GoldQuestion, load_questions
-from kb.handles import HANDLE_FEATURES, handle_features
+from kb.search.handle_stage import HANDLE_FEATURES, handle_features
 from kb.knowledge_base import KnowledgeBase
-from kb.passage_store import Filters
-from kb.rank import RANKERS_DIR, LinearRanker
-from kb.retrieve import Retriever
+from kb.stores.base import Filters
+from kb.search.rank import RANKERS_DIR, LinearRanker
+from kb.search.retrieve import Retriever
 
 
 def handle_retriever(kb: KnowledgeBase) -> Retriever:
@@ -117,7 +117,7 @@ def held_out_bank() -> list[GoldQuestion]:
 
 def main() -> int:
     parser = experiment_parser(__doc__)
-    parser.add_argument("--write", action="store_true", help="ship the weights in kb/rankers/")
+    parser.add_argument("--write", action="store_true", help="ship the weights in kb/search/rankers/")
     args = parse_experiment(parser)
     if args is None:
         return 0

@@ -1,4 +1,4 @@
-"""Learn the second stage's weights (kb/rank.py) from training questions only; write kb/rankers/<encoder>.json.
+"""Learn the second stage's weights (kb/search/rank.py) from training questions only; write kb/search/rankers/<encoder>.json.
 
     python -m bench.train_ranker [--index DIR] [--tunings DIR] [--write]
 
@@ -10,7 +10,7 @@ The question encoder's cosine is one of the features, and the shipped tuning (be
 from these very questions: their cosines would be better than any new question's, and the ranker would learn
 to trust the dense score too much. So the features are cross-fitted: the questions are cut in two halves
 and each half's features come from a tuning learnt without that half (bench/crossfit.py). For each question the product's own first stage proposes its candidates and
-kb.rank computes their features; a linear model is fitted by listwise softmax (the gold article should get the
+kb.search.rank computes their features; a linear model is fitted by listwise softmax (the gold article should get the
 probability mass among its question's candidates), L2-regularised, each source of questions weighing the same
 in total (STARD's civil-law questions outnumber the 信访 and report ones ten to one, but citizens ask all
 three). The regularisation is chosen on a fixed 20 % validation part of the training questions (seeded), by the
@@ -34,9 +34,9 @@ from bench.common import SHARED, WORK, write_result
 from bench.crossfit import TUNINGS, cross_fitted, half
 from kb.config import PROJECT_ROOT, RetrievalParams, load_settings
 from kb.evaluate import GoldQuestion, load_questions
-from kb.passage_store import Filters
+from kb.stores.base import Filters
 from kb.knowledge_base import KnowledgeBase
-from kb.rank import FEATURES, RANKERS_DIR, LinearRanker
+from kb.search.rank import FEATURES, RANKERS_DIR, LinearRanker
 from kb.schema import Chunk
 
 LOCAL_SETS = (SHARED / "eval" / "stard_local_train.jsonl", PROJECT_ROOT / "bench" / "data" / "train_local.jsonl")
@@ -169,7 +169,7 @@ def main() -> int:
     parser = experiment_parser(__doc__)
     parser.add_argument("--tunings", default=str(TUNINGS),
                         help="the held-out question tunings bench.train_encoder wrote (half0/half1.safetensors)")
-    parser.add_argument("--write", action="store_true", help="write the ranker into kb/rankers/")
+    parser.add_argument("--write", action="store_true", help="write the ranker into kb/search/rankers/")
     args = parse_experiment(parser)
     if args is None:
         return 0

@@ -142,7 +142,7 @@ def real_vectors(index_dir: Path) -> tuple[np.ndarray, np.ndarray] | None:
         return None
     from bench.stard import load_queries
     from kb.config import load_settings
-    from kb.embed import Embedder
+    from kb.embedding.embedder import Embedder
 
     stored = faiss.read_index(str(index_dir / "dense.faiss"))
     data = stored.reconstruct_n(0, stored.ntotal)

@@ -116,7 +116,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    from kb.conversation import FOLLOW_UP_NOTE
+    from kb.search.conversation import FOLLOW_UP_NOTE
     from server.errors import ApiError
     from server.service import open_service
 
@@ -224,7 +224,7 @@ def cmd_questions(args: argparse.Namespace) -> int:
 
 def _draft_questions(args: argparse.Namespace) -> int:
     from ingest.draft_questions import draft_path, draft_questions
-    from kb.generate import GenerationFailed
+    from kb.answers.generate import GenerationFailed
 
     if len(args.words) != 2:
         raise KnowledgeBaseError("用法: kb questions draft FILE（文档文件，如 corpus/村规民约.docx）")
@@ -261,7 +261,7 @@ def cmd_report_unanswered(args: argparse.Namespace) -> int:
 
 
 def cmd_model_build(args: argparse.Namespace) -> int:
-    from kb.embed import ensure_model
+    from kb.embedding.embedder import ensure_model
 
     settings = load_settings()
     ensure_model(settings)

@@ -19,14 +19,15 @@ from ingest.chunk import chunk_document, indexing_text
 from ingest.parse import parse_document
 from ingest.questions import attach, is_sidecar, read_sidecar, sidecar_path
 from ingest.read import SUPPORTED_SUFFIXES, UnreadableFileError, read_source
-from ingest.vector_cache import VectorCache, text_key
+from ingest.embed import embed_with_reuse, open_vector_cache, question_key
+from ingest.vector_cache import text_key
 from kb.config import Settings
-from kb.embed import Embedder
+from kb.embedding.embedder import Embedder
 from kb.errors import KnowledgeBaseError
-from kb.handles import Handle, QuestionHandles, passage_key
-from kb.lexical import LexicalIndex
+from kb.stores.handles import Handle, QuestionHandles, passage_key
+from kb.text.lexical import LexicalIndex
 from kb.schema import Chunk, Document
-from kb.store import (IndexContents, IndexMismatchError, IndexMissingError, IndexProblem, check_model, load_index,
+from kb.stores.index_dir import (IndexContents, IndexMismatchError, IndexMissingError, IndexProblem, check_model, load_index,
                       read_manifest, write_index)
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,6 @@ log = logging.getLogger(__name__)
 #: Files that describe a corpus folder rather than belong to it.
 NOT_DOCUMENTS = frozenset({"SOURCES.md", "README.md"})
 #: Passages embedded (and committed to the vector cache) per step.
-EMBED_BLOCK = 512
 
 
 class IngestError(KnowledgeBaseError):
@@ -139,42 +139,6 @@ def reusable_vectors(index_dir: Path, embedder: Embedder) -> dict[str, np.ndarra
     return known
 
 
-def question_key(question: str) -> str:
-    """A question is embedded as a question, not as a passage: its vector is kept under another key."""
-    return text_key("\x00question\x00" + question)
-
-
-def open_vector_cache(settings: Settings, embedder: Embedder) -> VectorCache | None:
-    if settings.vector_cache_dir is None:
-        return None
-    return VectorCache.for_model(settings.vector_cache_dir, embedder.model_id, embedder.fingerprint,
-                                 embedder.dimension)
-
-
-def embed_with_reuse(texts: list[str], embedder: Embedder, known: dict[str, np.ndarray],
-                     cache: VectorCache | None = None, progress: bool = False,
-                     as_questions: bool = False) -> tuple[np.ndarray, int]:
-    """Embed only the texts found neither in `known` nor in `cache`; returns the vectors in order and how
-    many were reused. New vectors go to the cache block by block, so an interrupted ingest loses little.
-    Passages by default; `as_questions`: attached questions, with the question encoder as built."""
-    keys = [question_key(t) if as_questions else text_key(t) for t in texts]
-    known = {**(cache.get_many([k for k in keys if k not in known]) if cache is not None else {}), **known}
-    first_row = {key: i for i, key in reversed(list(enumerate(keys)))}
-    missing = sorted((i for key, i in first_row.items() if key not in known), key=lambda i: len(texts[i]))
-    with tqdm(total=len(missing), desc="嵌入向量", unit="chunk", disable=not progress or not missing) as bar:
-        for start in range(0, len(missing), EMBED_BLOCK):
-            rows = missing[start:start + EMBED_BLOCK]  # by length, so batches hold texts of similar length
-            batch = [texts[i] for i in rows]
-            fresh = embedder.encode_queries(batch, tuned=False) if as_questions else embedder.encode_passages(batch)
-            known.update({keys[i]: fresh[n] for n, i in enumerate(rows)})
-            if cache is not None:
-                cache.put_many((keys[i], fresh[n]) for n, i in enumerate(rows))
-            bar.update(len(rows))
-    vectors = np.stack([known[key] for key in keys]).astype(np.float32) if keys else np.zeros(
-        (0, embedder.dimension), dtype=np.float32)
-    return vectors, len(texts) - len(missing)
-
-
 def build_index(documents: list[Document], chunks: list[Chunk], settings: Settings,
                 embedder: Embedder | None = None, progress: bool = False, handles: Sequence[Handle] = ()) -> int:
     """Parsed documents → embeddings (reused where possible) + lexical index (+ question handles) → a published
@@ -236,7 +200,7 @@ def ensure_index(settings: Settings, progress: bool = False) -> IngestReport | N
     the knowledge base named `default` is built from corpus/; another must be ingested by name."""
     try:
         if settings.store == "milvus":
-            from kb.milvus_store import MilvusStore
+            from kb.stores.milvus import MilvusStore
 
             store = MilvusStore.connect(settings)  # the base row says enough; open() would read every document
             try:

@@ -6,7 +6,7 @@ time, never across a heading nor across a 一是/二是 item. Chunk spans are ex
 document text, in order and never overlapping, and together they hold every paragraph character.
 
 Changing where chunks start or end, or what text of them is indexed, changes every index built before: bump
-kb.store.CHUNKER_VERSION with it, so old indexes are rebuilt instead of served.
+kb.stores.index_dir.CHUNKER_VERSION with it, so old indexes are rebuilt instead of served.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from kb.numerals import CHINESE_NUMERAL_CHARS, article_label, parse_chinese_number
+from kb.text.numerals import CHINESE_NUMERAL_CHARS, article_label, parse_chinese_number
 from kb.schema import Chunk, Document
 from ingest.parse import ARTICLE_LINE_RE, Block, ParsedDocument
 

@@ -17,7 +17,8 @@ from ingest.chunk import chunk_document
 from ingest.parse import parse_document
 from ingest.questions import MAX_QUESTION_CHARS
 from ingest.read import read_source
-from kb.generate import GeneratorConfig, chat_completion
+from kb.answers.generate import chat_completion
+from kb.config import GeneratorConfig
 from kb.schema import Chunk
 
 DRAFT_SUFFIX = ".questions.draft.jsonl"
@@ -65,7 +66,7 @@ def parse_reply(reply: str, limit: int = QUESTIONS_PER_PASSAGE) -> list[str]:
 def draft_questions(document: Path, config: GeneratorConfig,
                     on_passage: Callable[[int, int], None] | None = None) -> tuple[Path, int]:
     """Write the draft file for one document; returns its path and how many questions it holds. A passage the
-    model fails on raises kb.generate.GenerationFailed after what was drafted so far is written."""
+    model fails on raises kb.answers.generate.GenerationFailed after what was drafted so far is written."""
     source = read_source(document)
     parsed = parse_document(source.text, document.name, document.suffix.lower() == ".md")
     passages = _passages(chunk_document(parsed))

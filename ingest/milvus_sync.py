@@ -1,7 +1,7 @@
 """Ingest into Milvus (KB_STORE=milvus): make knowledge base KB_NAME hold exactly the parsed documents.
 
 Only what changed is written: a document whose content hash is the one stored is left alone, a new or changed
-one is written as a new version and published (kb/milvus_store.py says how readers never see half of it), a
+one is written as a new version and published (kb/stores/milvus.py says how readers never see half of it), a
 document no longer among the files is unpublished. Vectors come from the vector cache where it has them. Old
 versions, and what an interrupted ingest left, are deleted at the end, after readers have had time to move to
 the new ones. One ingest per knowledge base at a time: two writing the same document at once may leave it
@@ -18,16 +18,16 @@ from collections.abc import Callable
 import numpy as np
 from tqdm import tqdm
 
-from ingest.build import embed_with_reuse, open_vector_cache
+from ingest.embed import embed_with_reuse, open_vector_cache
 from ingest.chunk import indexing_text
 from kb.config import Settings
-from kb.embed import Embedder
-from kb.lexical import average_length
-from kb.milvus_store import REFRESH_SECONDS
-from kb.milvus_writer import MilvusWriter, version_stamp
+from kb.embedding.embedder import Embedder
+from kb.text.lexical import average_length
+from kb.stores.milvus import REFRESH_SECONDS, same_layout
+from kb.stores.milvus_writer import MilvusWriter, version_stamp
 from kb.schema import Chunk, Document
-from kb.store import IndexMismatchError, check_model
-from kb.tokenize import tokenize
+from kb.stores.index_dir import IndexMismatchError, check_model
+from kb.text.tokenize import tokenize
 
 log = logging.getLogger(__name__)
 
@@ -46,11 +46,12 @@ def sync_to_milvus(documents: list[Document], chunks: list[Chunk], settings: Set
             by_doc.setdefault(chunk.doc_id, []).append(chunk)
         base = store.read_base()
         live = store.live_documents() if base is not None else {}
-        rewrite = base is None or not _same_model(base, embedder)
+        # first ingest, another model, or rows written another way (format, chunker, trait patterns)
+        rewrite = base is None or not _same_model(base, embedder) or not same_layout(base)
         changed = [d for d in documents if rewrite or live.get(d.doc_id, ("", ""))[1] != d.content_hash]
         texts = {d.doc_id: [indexing_text(d, c) for c in by_doc[d.doc_id]] for d in changed}
         words = {doc_id: [Counter(tokenize(t)) for t in doc_texts] for doc_id, doc_texts in texts.items()}
-        if rewrite:  # first ingest, or another model: every document is written again, with a fresh BM25 norm
+        if rewrite:  # every document is written again, with a fresh BM25 norm
             model = {"model_id": embedder.model_id, "fingerprint": embedder.fingerprint,
                      "dimension": embedder.dimension}
             lengths = [sum(counts.values()) for doc_words in words.values() for counts in doc_words]

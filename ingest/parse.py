@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from kb.numerals import CHINESE_NUMERAL_CHARS
+from kb.text.numerals import CHINESE_NUMERAL_CHARS
 from kb.schema import DatedEvent, Document
 
 INFO_END = "<!-- INFO END -->"

@@ -13,10 +13,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
-
-if TYPE_CHECKING:
-    from kb.generate import GeneratorConfig
+from typing import TypeVar
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -108,7 +105,7 @@ class RetrievalParams:
     named_law_bonus: float = 0.3
     #: Added to chunks that enumerate (下列…（一）（二）) when the question asks 哪些 / 哪几种.
     list_bonus: float = 0.1
-    #: Expand everyday words with legal terms (kb.expand) for the lexical / dense retriever.
+    #: Expand everyday words with legal terms (kb.search.expand) for the lexical / dense retriever.
     expand_lexical: bool = True
     expand_dense: bool = True
 
@@ -135,7 +132,7 @@ class AnswerParams:
     max_quote_chars: int = 200
     #: Quote a further passage only when its score is at least this share of the first one's.
     second_passage_ratio: float = 0.9
-    #: At most this many other candidates are shown below an answer (kb/related.py) …
+    #: At most this many other candidates are shown below an answer (kb/answers/related.py) …
     related_passages: int = 3
     #: … when the ranker's first passage scores less than this above its second (`python -m bench.related`).
     related_margin: float = 3.765
@@ -143,14 +140,25 @@ class AnswerParams:
 
 @dataclass(frozen=True)
 class FollowUpParams:
-    """How a question is read in its conversation (kb/conversation.py). Which reading wins is decided by weights
-    learnt by `python -m bench.followup --fit` on bench/data/followup_fit.jsonl (kb/rankers/followup.json),
+    """How a question is read in its conversation (kb/search/conversation.py). Which reading wins is decided by weights
+    learnt by `python -m bench.followup --fit` on bench/data/followup_fit.jsonl (kb/search/rankers/followup.json),
     measured on bench/data/followup_check.jsonl."""
 
     #: Candidates taken from each reading of the question.
     candidates: int = 20
     #: How much of the previous answer's passage is searched for the passages most like it.
     like_answer_chars: int = 150
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    """Where the chat model is served; any OpenAI-compatible server (llama.cpp, vLLM, Ollama, a cloud API)."""
+
+    base_url: str  # e.g. "http://127.0.0.1:8080/v1"
+    model: str
+    api_key: str = ""
+    timeout_s: float = 20.0
+    max_tokens: int = 600
 
 
 @dataclass(frozen=True)
@@ -163,9 +171,7 @@ class LlmSettings:
     api_key: str = setting("KB_LLM_API_KEY", "", "bearer key of the chat model, if it needs one")
     timeout_s: float = setting("KB_LLM_TIMEOUT", 20.0, "seconds to wait for a generative answer before quoting instead")
 
-    def generator(self) -> "GeneratorConfig | None":
-        from kb.generate import GeneratorConfig
-
+    def generator(self) -> GeneratorConfig | None:
         if not (self.base_url and self.model):
             return None
         return GeneratorConfig(self.base_url, self.model, self.api_key, self.timeout_s)
@@ -173,7 +179,7 @@ class LlmSettings:
 
 @dataclass(frozen=True)
 class ContactSettings:
-    """Where a citizen can reach a person: shown with every answer (kb/notice.py), set once by the township."""
+    """Where a citizen can reach a person: shown with every answer (kb/answers/notice.py), set once by the township."""
 
     township: str = setting("KB_TOWNSHIP", "雁石坪镇", "the township's name, as the notice shows it")
     service_name: str = setting("KB_HELP_NAME", "镇公共法律服务站", "the local public legal service (notice)")
@@ -192,7 +198,7 @@ class Settings:
 
     index_dir: Path = setting("KB_INDEX", PROJECT_ROOT / "index", "index directory (KB_STORE=local)", _path,
                               shown="`index/`")
-    #: Where the passages live (kb/passage_store.py): this machine's index directory, or Milvus.
+    #: Where the passages live (kb/stores/base.py): this machine's index directory, or Milvus.
     store: str = setting("KB_STORE", "local", "`local` (the index directory) or `milvus` (KB_MILVUS_URI; README: "
                          "Running on a Milvus cluster)", _choice("local", "milvus"))
     milvus_uri: str = setting(
@@ -217,7 +223,7 @@ class Settings:
         "KB_EMBEDDING_BACKEND", "torch",
         "`torch` (the sentence-transformers model as it is) or `onnx-int8` (an int8 ONNX Runtime copy built locally "
         "on first use: questions embed ~5× faster, cosine ≥ 0.99 with the float model; docs/benchmarks.md)")
-    #: Questions are embedded with the default model's tuned top layers (kb/model/tuning.py); passages never are.
+    #: Questions are embedded with the default model's tuned top layers (kb/embedding/model/tuning.py); passages never are.
     query_tuning: str = setting(
         "KB_QUERY_TUNING", "on",
         "`on`: embed questions with the default model's shipped tuning (bench/train_encoder.py; passages and "

@@ -1,7 +1,7 @@
 """The library's front door: open an index, search it, ask it, browse its documents.
 
-A thin facade: the passages live in a store (kb.passage_store: the local index directory of kb.index_view, or
-Milvus through kb.milvus_store, chosen by KB_STORE), retrieval is kb.retrieve, answers kb.answer. The CLI, the HTTP API, WeChat and any embedding backend only translate to these few methods.
+A thin facade: the passages live in a store (kb.stores.base: the local index directory of kb.stores.local, or
+Milvus through kb.stores.milvus, chosen by KB_STORE), retrieval is kb.search.retrieve, answers kb.answers.answer. The CLI, the HTTP API, WeChat and any embedding backend only translate to these few methods.
 """
 
 from __future__ import annotations
@@ -11,23 +11,23 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from kb.answer import Answer, answer, confidence
-from kb.answerable import AnswerModel
+from kb.answers.answer import Answer, answer, confidence
+from kb.answers.answerable import AnswerModel
 from kb.config import AnswerParams, ContactSettings, FollowUpParams, RetrievalParams, Settings, load_settings
-from kb.conversation import ConversationReader, InContext, earlier_questions, follow_up_gate, follow_up_ranker
-from kb.embed import Embedder
+from kb.search.conversation import ConversationReader, InContext, earlier_questions, follow_up_gate, follow_up_ranker
+from kb.embedding.embedder import Embedder
 from kb.errors import QueryError, UnknownDocumentError
-from kb.generate import GeneratorConfig
-from kb.index_view import IndexView
-from kb.notice import notice
-from kb.passage_store import Filters, PassageStore
-from kb.personal import without_personal_details
-from kb.related import related_passages
-from kb.retrieve import MAX_TOP_K, METHODS, Retrieval, Retriever
-from kb.safety import SafetyCheck
-from kb.numerals import article_label
+from kb.config import GeneratorConfig
+from kb.stores.local import IndexView
+from kb.answers.notice import notice
+from kb.stores.base import Filters, PassageStore
+from kb.text.personal import without_personal_details
+from kb.answers.related import related_passages
+from kb.search.retrieve import MAX_TOP_K, METHODS, Retrieval, Retriever
+from kb.answers.safety import SafetyCheck
+from kb.text.numerals import article_label
 from kb.schema import Chunk, Document, Hit, citation_for
-from kb.store import check_model, load_index
+from kb.stores.index_dir import check_model, load_index
 
 __all__ = ["KnowledgeBase", "Filters", "QueryError", "UnknownDocumentError", "MAX_TOP_K", "METHODS"]
 
@@ -44,9 +44,9 @@ class KnowledgeBase:
         self.answer_params = answer_params or AnswerParams()
         self.generator = generator
         self.contacts = contacts or ContactSettings()
-        #: Whether a question speaks of danger, for the notice's help lines (kb/safety.py); one per embedder.
+        #: Whether a question speaks of danger, for the notice's help lines (kb/answers/safety.py); one per embedder.
         self.safety = SafetyCheck.for_embedder(embedder)
-        # Fitted for the default model (kb/answer_models/); another model weighs closeness and shared words only.
+        # Fitted for the default model (kb/answers/answer_models/); another model weighs closeness and shared words only.
         self.answer_model = AnswerModel.for_model(embedder.fingerprint) or AnswerModel.from_params(self.answer_params)
         self.retriever = Retriever(store, embedder, params or RetrievalParams())
         self.conversation = ConversationReader(self.retrieve, FollowUpParams(), follow_up_ranker(), follow_up_gate(),
@@ -63,7 +63,7 @@ class KnowledgeBase:
         settings = settings or load_settings()
         store: PassageStore
         if settings.store == "milvus" and index_dir is None:
-            from kb.milvus_store import MilvusStore  # pymilvus is only imported by those who use it
+            from kb.stores.milvus import MilvusStore  # pymilvus is only imported by those who use it
 
             store = MilvusStore.open(settings)
         else:
@@ -95,7 +95,7 @@ class KnowledgeBase:
     def retrieve(self, query: str, top_k: int = 5, filters: Mapping | Filters | None = None,
                  method: str | None = None) -> Retrieval:
         """Hits plus the evidence the answer stage weighs (how close in meaning the best passage is). The asker's
-        name, address and numbers are left out: who asks does not change which passages answer (kb/personal.py)."""
+        name, address and numbers are left out: who asks does not change which passages answer (kb/text/personal.py)."""
         filters = filters if isinstance(filters, Filters) else Filters.from_mapping(filters)
         query = without_personal_details(query) if isinstance(query, str) else query  # the retriever refuses others
         return self.retriever.retrieve(query, top_k, filters, method)
@@ -105,8 +105,8 @@ class KnowledgeBase:
         """An extractive answer with [n] citations, or a plain "no answer" when the evidence is weak.
 
         `history`: the conversation's earlier questions, oldest first; a follow-up such as 「那要是不满意呢？」
-        is then read with the previous question (kb/conversation.py), a new topic on its own. The asker's name,
-        address and numbers, here or in `history`, change neither the passages nor the decision (kb/personal.py);
+        is then read with the previous question (kb/search/conversation.py), a new topic on its own. The asker's name,
+        address and numbers, here or in `history`, change neither the passages nor the decision (kb/text/personal.py);
         the answer's `question` is still the one typed."""
         started = time.perf_counter()
         typed = question
@@ -173,7 +173,7 @@ class KnowledgeBase:
             **self.store.describe(),
             "built_at": manifest.get("built_at"),
             "embedding": manifest.get("embedding"),
-            # Questions may be embedded with a tuned encoder (kb/model/tuning.py); this names it.
+            # Questions may be embedded with a tuned encoder (kb/embedding/model/tuning.py); this names it.
             "question_encoder": self.embedder.query_fingerprint,
             "chunker_version": manifest.get("chunker_version"),
             "documents": [

@@ -20,7 +20,7 @@ import threading
 import time
 from collections import OrderedDict
 
-from kb.conversation import USED_EARLIER
+from kb.search.conversation import USED_EARLIER
 
 #: Questions kept per conversation: as many as the library reads a follow-up with.
 KEPT_QUESTIONS = USED_EARLIER

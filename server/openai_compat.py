@@ -18,7 +18,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 from pydantic import Field
 
-from kb.conversation import MAX_HISTORY
+from kb.search.conversation import MAX_HISTORY
 from server.api import StrictModel, admitted, client_key, state
 from server.errors import ApiError
 from server.reply import reply_text

@@ -1,7 +1,7 @@
 """Every question asked, its answer and the citizens' feedback, in SQLite, so staff can see what the knowledge base
 cannot answer yet.
 
-Personal data is masked (kb.personal) before anything is written: the file never holds a phone number or
+Personal data is masked (kb.text.personal) before anything is written: the file never holds a phone number or
 身份证号.
 
 One connection is shared by all threads and every use of it holds a lock: SQLite writes one transaction at a time
@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from kb.errors import KnowledgeBaseError
-from kb.personal import mask_personal_data
+from kb.text.personal import mask_personal_data
 
 #: Migration i brings a database from user_version i to i + 1; append, never edit, when the schema changes.
 _MIGRATIONS: list[tuple[str, ...]] = [

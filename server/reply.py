@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kb.conversation import FOLLOW_UP_NOTE
+from kb.search.conversation import FOLLOW_UP_NOTE
 
 
 def reply_text(answer: dict) -> str:

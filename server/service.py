@@ -17,10 +17,9 @@ from typing import Any
 from ingest.build import ingest
 from kb.config import KB_NAME_RE, Settings
 from kb.knowledge_base import KnowledgeBase
-from kb.conversation import MAX_HISTORY, retrievals_for
-from kb.milvus_store import MilvusStore
-from kb.personal import mask_personal_data
-from kb.store import IndexMissingError
+from kb.search.conversation import MAX_HISTORY, retrievals_for
+from kb.text.personal import mask_personal_data
+from kb.stores.index_dir import IndexMissingError
 from server.admission import Admission
 from server.clients import parse_networks
 from server.conversations import Conversations
@@ -91,8 +90,7 @@ class ServiceState:
 
     def knowledge_base_names(self) -> list[str]:
         """What a request may name: every knowledge base of the Milvus store, or this service's own."""
-        store = self.kb.store
-        return store.knowledge_bases() if isinstance(store, MilvusStore) else [self.settings.kb_name]
+        return self.kb.store.names() or [self.settings.kb_name]
 
     # -- the one way in ------------------------------------------------------------------------------------
 
@@ -169,8 +167,7 @@ class ServiceState:
     def reload(self) -> KnowledgeBase:
         """Load the newest index beside the old one, then swap; on failure the old one stays in use."""
         with self._reload_lock:
-            if isinstance(self._kb.store, MilvusStore):  # nothing to load: re-read what changed in Milvus
-                self._kb.store.refresh(force=True)
+            if self._kb.store.refresh():  # the store re-read what changed (Milvus): nothing to load
                 return self._kb
             fresh = KnowledgeBase.open(settings=self.settings, embedder=self._kb.embedder)
             self._kb = fresh

@@ -20,7 +20,7 @@ from fastapi import FastAPI
 
 from ingest.build import find_files, ingest
 from kb.config import PROJECT_ROOT, Settings, load_settings
-from kb.embed import Embedder
+from kb.embedding.embedder import Embedder
 from kb.knowledge_base import KnowledgeBase
 from server.service import ServiceState
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from conftest import DEV_SET
-from kb.answer import NO_ANSWER
-from kb.quote import is_item, paragraphs, sentence_spans
+from kb.answers.answer import NO_ANSWER
+from kb.answers.quote import is_item, paragraphs, sentence_spans
 from kb.config import PROJECT_ROOT
 from kb.evaluate import load_questions, score_answerability
 from kb.knowledge_base import KnowledgeBase, QueryError

@@ -54,7 +54,7 @@ def fuzz_app(corpus_kb: KnowledgeBase, corpus_index: Path, settings: Settings,
     """The real app over the real index: rate limiting effectively off, admin and WeChat on, all writes in tmp."""
     tmp = tmp_path_factory.mktemp("fuzz")
     corpus = shutil.copytree(PROJECT_ROOT / "corpus", tmp / "corpus")
-    # `index` is a symlink to the build beside it (kb/store.py): copy both, so reload and rebuild work on the copy.
+    # `index` is a symlink to the build beside it (kb/stores/index_dir.py): copy both, so reload and rebuild work on the copy.
     index = shutil.copytree(corpus_index.parent, tmp / "index_home", symlinks=True) / corpus_index.name
     server = replace(ServerSettings(), query_log=tmp / "querylog.sqlite", admin_key=ADMIN_KEY, cors_origins=(),
                      rate_per_minute=1_000_000, rate_burst=1_000_000, wechat_token="fuzz-wechat-token",

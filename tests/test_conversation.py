@@ -1,14 +1,14 @@
-"""Reading a follow-up (kb/conversation.py) without the model: which earlier question, which words point back,
+"""Reading a follow-up (kb/search/conversation.py) without the model: which earlier question, which words point back,
 what the follow-up ranker is told about each candidate, and what the gate is told about the question."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from kb.conversation import (FOLLOW_UP_FEATURES, GATE_FEATURES, READINGS, REFERS_BACK_RE, FollowUpCandidates,
+from kb.search.conversation import (FOLLOW_UP_FEATURES, GATE_FEATURES, READINGS, REFERS_BACK_RE, FollowUpCandidates,
                              Readings, follow_up_features, follow_up_gate, follow_up_ranker, gate_features,
                              previous_question)
-from kb.retrieve import Retrieval
+from kb.search.retrieve import Retrieval
 from kb.schema import Hit
 
 

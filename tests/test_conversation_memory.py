@@ -63,7 +63,7 @@ def test_a_conversation_id_belongs_to_the_client_it_was_issued_to() -> None:
 
 
 def test_what_a_follow_up_costs_is_bounded_whatever_history_is_sent() -> None:
-    from kb.conversation import EARLIER_CHARS, USED_EARLIER, earlier_questions, retrievals_for
+    from kb.search.conversation import EARLIER_CHARS, USED_EARLIER, earlier_questions, retrievals_for
 
     huge = [f"问题{n}" + "长" * 490 for n in range(10)]
     used = earlier_questions(huge)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kb.evidence import named_places, shortfall
+from kb.answers.evidence import named_places, shortfall
 from kb.schema import Hit
 
 REPORT = Hit(chunk_id="r1", doc_id="r", doc_title="雁石坪镇2024年法治政府建设情况报告", doc_kind="report",

@@ -1,4 +1,4 @@
-"""kb.expand: everyday words in a question → the legal terms statutes use."""
+"""kb.search.expand: everyday words in a question → the legal terms statutes use."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import pytest
 
 from bench.common import RESULTS
-from kb.expand import EVERYDAY_TO_LEGAL, expand_query, legal_terms
+from kb.search.expand import EVERYDAY_TO_LEGAL, expand_query, legal_terms
 
 EVIDENCE = RESULTS / "expansion_evidence.json"
 

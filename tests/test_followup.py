@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from kb.config import Settings
 from kb.knowledge_base import KnowledgeBase
-from kb.passage_store import Filters
+from kb.stores.base import Filters
 from test_api import assert_error, make_client
 from test_service import WECHAT_TOKEN, wechat
 

@@ -1,4 +1,4 @@
-"""kb.fuse.fuse: each fusion method against values worked out here, and the properties a ranking needs."""
+"""kb.search.fuse.fuse: each fusion method against values worked out here, and the properties a ranking needs."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from kb.config import RetrievalParams
-from kb.fuse import fuse
+from kb.search.fuse import fuse
 
 DENSE = np.array([0.62, 0.80, 0.41, 0.75, 0.55])
 LEXICAL = np.array([3.0, 0.0, 7.5, 1.5, 0.0])

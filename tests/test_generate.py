@@ -15,7 +15,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from kb.generate import GenerationFailed, GeneratorConfig, build_messages, generate_answer
+from kb.answers.generate import GenerationFailed, build_messages, generate_answer
+
+from kb.config import GeneratorConfig
 from kb.schema import Hit, citation_for
 
 

@@ -1,5 +1,5 @@
 """A damaged index is refused when loaded, with one line naming the file and what is wrong: never a traceback,
-never served. The files are damaged and their checksums then recomputed, as kb.store computes them, so that
+never served. The files are damaged and their checksums then recomputed, as kb.stores.index_dir computes them, so that
 only the checks of shapes and vectors can tell.
 
 Built without the embedding model (unit vectors at random, real BM25 and handles), so these tests are fast.
@@ -18,10 +18,10 @@ import faiss
 import numpy as np
 import pytest
 
-from kb.handles import Handle, QuestionHandles
-from kb.lexical import LexicalIndex
+from kb.stores.handles import Handle, QuestionHandles
+from kb.text.lexical import LexicalIndex
 from kb.schema import Chunk, DatedEvent, Document
-from kb.store import (CHUNKER_VERSION, FORMAT_VERSION, IndexContents, IndexCorruptError, IndexMismatchError,
+from kb.stores.index_dir import (CHUNKER_VERSION, FORMAT_VERSION, IndexContents, IndexCorruptError, IndexMismatchError,
                       load_index, stored_vectors, write_index)
 
 DIMENSION = 8
@@ -37,7 +37,7 @@ def unit_vectors(rows: int, seed: int) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One build with passages and attached questions, written by kb.store like any other."""
+    """One build with passages and attached questions, written by kb.stores.index_dir like any other."""
     text = "".join(TEXTS)
     documents = [Document("d1", "乡村道路养护条例", "law", "乡村道路养护条例.md", "0" * 64, text,
                           [DatedEvent("2023-06-15", "发布")], "2023-06-15")]
@@ -86,7 +86,7 @@ def edit_json(path: Path, keys: tuple[str, ...], value: object) -> None:
 
 
 def reseal(index: Path) -> None:
-    """Recompute the manifest's checksums as kb.store writes them: SHA-256 of every other file."""
+    """Recompute the manifest's checksums as kb.stores.index_dir writes them: SHA-256 of every other file."""
     checksums = {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
                  for p in sorted(index.iterdir()) if p.name != "manifest.json"}
     edit_json(index / "manifest.json", ("checksums",), checksums)

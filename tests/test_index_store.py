@@ -23,10 +23,10 @@ from ingest.chunk import chunk_document, indexing_text
 from ingest.parse import parse_document
 from ingest.read import read_source
 from kb.config import Settings
-from kb.embed import Embedder
-from kb.index_view import IndexView
+from kb.embedding.embedder import Embedder
+from kb.stores.local import IndexView
 from kb.knowledge_base import KnowledgeBase
-from kb.store import (CHUNKER_VERSION, FORMAT_VERSION, IndexCorruptError, IndexMismatchError, IndexMissingError,
+from kb.stores.index_dir import (CHUNKER_VERSION, FORMAT_VERSION, IndexCorruptError, IndexMismatchError, IndexMissingError,
                       IndexProblem, load_index, remove_index, stored_vectors)
 
 INDEX_FILES = {"manifest.json", "dense.faiss", "meta.sqlite", "lexical_term_ptr.npy", "lexical_docs.npy",
@@ -302,7 +302,7 @@ def _overwrite_tail(path: Path, size: int) -> None:
 
 
 def _replace_vectors(index_dir: Path, change) -> None:
-    """Rewrite the passage vectors as `change` makes them, and the manifest's checksums as kb.store computes them."""
+    """Rewrite the passage vectors as `change` makes them, and the manifest's checksums as kb.stores.index_dir computes them."""
     vectors = change(stored_vectors(faiss.read_index(str(index_dir / "dense.faiss"))))
     dense = faiss.IndexFlatIP(vectors.shape[1])
     dense.add(np.ascontiguousarray(vectors, dtype=np.float32))

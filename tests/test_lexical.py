@@ -1,4 +1,4 @@
-"""kb.lexical.LexicalIndex against a naive BM25 written out here, plus its files on disk."""
+"""kb.text.lexical.LexicalIndex against a naive BM25 written out here, plus its files on disk."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kb.lexical import LexicalIndex
-from kb.tokenize import tokenize
+from kb.text.lexical import LexicalIndex
+from kb.text.tokenize import tokenize
 
 K1, B = 1.2, 0.75
 

@@ -1,4 +1,4 @@
-"""The number grammar of kb/personal.py against the corpus of spellings (bench/pii_variants.py) and random ones:
+"""The number grammar of kb/text/personal.py against the corpus of spellings (bench/pii_variants.py) and random ones:
 no personal number reaches the log or retrieval, however it is written, and the numbers of government texts
 come through whole."""
 
@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from bench import pii_variants
 from bench.pii_variants import GROUPINGS, NUMERALS, SEPARATORS, full_width, grouped, in_numerals, number
-from kb.personal import mask_personal_data, without_personal_details
+from kb.text.personal import mask_personal_data, without_personal_details
 
 ROWS = [json.loads(line) for line in pii_variants.OUT.read_text(encoding="utf-8").splitlines()]
 PERSONAL = [row for row in ROWS if row["kind"] != "none"]

@@ -18,13 +18,13 @@ import pytest
 from conftest import CORPUS_DIR, DEV_SET, ROAD_LAW, free_port, make_small_corpus
 from ingest.build import ingest
 from kb.config import Settings
-from kb.embed import Embedder
+from kb.embedding.embedder import Embedder
 from kb.knowledge_base import KnowledgeBase
-from kb.passage_store import Filters
-from kb import milvus_writer
-from kb.milvus_store import MilvusStore, literal
-from kb.milvus_writer import MilvusWriter
-from kb.store import IndexProblem
+from kb.stores.base import Filters
+from kb.stores import milvus_writer
+from kb.stores.milvus import MilvusStore, literal
+from kb.stores.milvus_writer import MilvusWriter
+from kb.stores.index_dir import IndexProblem
 from test_api import assert_error, make_client
 
 pytestmark = pytest.mark.slow
@@ -57,7 +57,7 @@ def milvus_kb(milvus_uri: str, settings: Settings, embedder: Embedder, corpus_kb
 @pytest.fixture(scope="module")
 def local_kb(corpus_kb: KnowledgeBase) -> KnowledgeBase:
     """The local index searched as Milvus searches it: without the questions attached to passages, which a
-    Milvus store does not hold yet (kb/handles.py)."""
+    Milvus store does not hold yet (kb/stores/handles.py)."""
     kb = corpus_kb.with_params(corpus_kb.params)
     kb.retriever.handle_ranker = None
     return kb
@@ -166,12 +166,12 @@ def test_adding_and_removing_a_document_touches_only_that_document(milvus_uri: s
     corpus = make_small_corpus(tmp_path)
     ingest([corpus], town, embedder=embedder)
     kb = KnowledgeBase.open(settings=town, embedder=embedder)
-    before = dict(kb.store.refresh().versions)
+    before = dict(kb.store.snapshot().versions)
 
     (corpus / "垃圾分类管理办法.md").write_text(
         "# 垃圾分类管理办法\n\n## 第一章 总则\n\n第一条 厨余垃圾应当每日投放到村里指定的绿色收集桶。\n", encoding="utf-8")
     report = ingest([corpus], town, embedder=embedder)
-    after = dict(kb.store.refresh(force=True).versions)  # not waiting out the once-a-second check
+    after = dict(kb.store.snapshot(force=True).versions)  # not waiting out the once-a-second check
     added = (set(after) - set(before)).pop()
     assert {d: after[d] for d in before} == before  # the others were not rewritten
     assert report.chunks - report.reused <= 1
@@ -180,7 +180,7 @@ def test_adding_and_removing_a_document_touches_only_that_document(milvus_uri: s
     road = next(d for d, doc in kb.documents.items() if doc.title == "乡村道路养护条例")
     (corpus / "乡村道路养护条例.md").unlink()
     ingest([corpus], town, embedder=embedder)
-    kb.store.refresh(force=True)
+    kb.store.snapshot(force=True)
     assert road not in kb.documents and set(kb.documents) == set(after) - {road}
     assert all(h.doc_id != road for h in kb.search("路面塌陷多久设置警示标志", top_k=10))
     assert passage_versions(milvus_uri, "town-c", road, settings) == set()
@@ -188,7 +188,7 @@ def test_adding_and_removing_a_document_touches_only_that_document(milvus_uri: s
 
 HANG_AFTER_FIRST_BATCH = """
 import sys, time
-import kb.milvus_writer as writer
+import kb.stores.milvus_writer as writer
 
 publish = writer.MilvusWriter.publish_document
 
@@ -218,7 +218,7 @@ def test_an_ingest_killed_midway_leaves_the_old_document_served(milvus_uri: str,
     kb = KnowledgeBase.open(settings=town, embedder=embedder)
     road = next(d for d, doc in kb.documents.items() if doc.title == "乡村道路养护条例")
     old_text = kb.document(road).text
-    old_version = kb.store.refresh().versions[road]
+    old_version = kb.store.snapshot().versions[road]
 
     (corpus / "乡村道路养护条例.md").write_text(ROAD_LAW.replace("二十四小时", "十二小时"), encoding="utf-8")
     env = {**os.environ, "KB_STORE": "milvus", "KB_MILVUS_URI": milvus_uri, "KB_CACHE_DIR": str(settings.cache_dir),
@@ -233,7 +233,7 @@ def test_an_ingest_killed_midway_leaves_the_old_document_served(milvus_uri: str,
 
     half_written = passage_versions(milvus_uri, "town-d", road, settings)
     assert len(half_written) == 2 and old_version in half_written  # the new version's first rows are there …
-    assert kb.store.refresh(force=True).versions[road] == old_version  # … but unpublished: readers see the old
+    assert kb.store.snapshot(force=True).versions[road] == old_version  # … but unpublished: readers see the old
     for passage in kb.document_chunks(road)[:2]:  # … and its rows, the same text, take no place among the best
         vector = kb.embedder.encode_passages([passage.text])[0]
         pool = kb.store.gather([vector], "", 1, Filters(), [], [])
@@ -244,7 +244,7 @@ def test_an_ingest_killed_midway_leaves_the_old_document_served(milvus_uri: str,
     assert "十二小时" not in "".join(c.text for c in kb.document_chunks(road))
 
     ingest([corpus], town, embedder=embedder)  # the next ingest publishes the new version and deletes the rest
-    new_version = kb.store.refresh(force=True).versions[road]
+    new_version = kb.store.snapshot(force=True).versions[road]
     assert passage_versions(milvus_uri, "town-d", road, settings) == {new_version} != {old_version}
     assert "十二小时" in kb.search("路面塌陷多久设置警示标志", top_k=1)[0].text
 

@@ -25,10 +25,10 @@ from pymilvus.exceptions import MilvusException
 from conftest import free_port, make_small_corpus, serve_in_thread
 from ingest.build import ingest
 from kb.config import Settings
-from kb.embed import Embedder
+from kb.embedding.embedder import Embedder
 from kb.errors import KnowledgeBaseError, StoreUnavailableError
 from kb.knowledge_base import KnowledgeBase
-from kb.milvus_store import MilvusStore
+from kb.stores.milvus import MilvusStore
 from server.errors import install_error_handlers
 from test_api import assert_error, make_client
 from test_milvus import in_milvus
@@ -80,12 +80,12 @@ def fake_store(client: FakeClient, address: str = "http://127.0.0.1:19530") -> M
 
 def test_a_released_collection_is_loaded_again_and_the_read_retried_once() -> None:
     client = FakeClient(RELEASED)
-    assert fake_store(client).knowledge_bases() == ["town"]
+    assert fake_store(client).names() == ["town"]
     assert client.queries == 2 and sorted(client.loaded) == ["zhengwu_kb_passages", "zhengwu_kb_records"]
 
     client = FakeClient(RELEASED, RELEASED)  # still released after loading: no loop, the error goes on
     with pytest.raises(MilvusException):
-        fake_store(client).knowledge_bases()
+        fake_store(client).names()
     assert client.queries == 2
 
 
@@ -94,7 +94,7 @@ def test_a_released_collection_is_loaded_again_and_the_read_retried_once() -> No
 def test_an_unreachable_milvus_is_store_unavailable_naming_the_address_without_credentials(error: Exception) -> None:
     store = fake_store(FakeClient(error), "http://admin:s3cret@milvus.example:19530")
     with pytest.raises(StoreUnavailableError) as raised:
-        store.knowledge_bases()
+        store.names()
     assert isinstance(raised.value, KnowledgeBaseError)
     message = str(raised.value)
     assert "http://milvus.example:19530" in message and "s3cret" not in message and "admin" not in message
@@ -106,7 +106,7 @@ def test_an_unreachable_milvus_is_store_unavailable_naming_the_address_without_c
 def test_other_milvus_errors_are_left_alone() -> None:
     refused = MilvusException(code=1100, message="invalid expression")
     with pytest.raises(MilvusException) as raised:
-        fake_store(FakeClient(refused)).knowledge_bases()
+        fake_store(FakeClient(refused)).names()
     assert raised.value is refused
 
 

@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 
 from kb.config import DEFAULT_MODEL_ID, Settings
-from kb.embed import Embedder, ensure_model
-from kb.model.build import (TOKENIZER, WEIGHTS, Artefact, ModelBuildError, bert_state_dict, extract_member,
+from kb.embedding.embedder import Embedder, ensure_model
+from kb.embedding.model.build import (TOKENIZER, WEIGHTS, Artefact, ModelBuildError, bert_state_dict, extract_member,
                             fetch_artefact, model_fingerprint, sha256_file)
-from kb.model.q4file import BLOCK, DTYPE_F32, DTYPE_Q4_0, MAGIC, Q4FormatError, dequantize_q4_0, read_q4_model
+from kb.embedding.model.q4file import BLOCK, DTYPE_F32, DTYPE_Q4_0, MAGIC, Q4FormatError, dequantize_q4_0, read_q4_model
 
 # --- the built model folder -----------------------------------------------------------------------------------
 

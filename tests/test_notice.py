@@ -1,5 +1,5 @@
 """The notice every answer carries: where it comes from, what the service is not, where a person helps, and, when
-the question speaks of danger, 110 and the help line for its kind first (the kind decided by kb/safety.py from the
+the question speaks of danger, 110 and the help line for its kind first (the kind decided by kb/answers/safety.py from the
 question's meaning, with the real model)."""
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ import pytest
 from conftest import make_small_corpus
 from ingest.build import ingest
 from kb.config import PROJECT_ROOT, ContactSettings, Settings
-from kb.embed import Embedder
+from kb.embedding.embedder import Embedder
 from kb.knowledge_base import KnowledgeBase
-from kb.notice import DANGER_NOW, EXTRACTIVE, GENERATIVE, HELP_LINES, NOT_A_CHANNEL, danger_lines, help_line, notice
-from kb.safety import PHRASINGS, Danger, SafetyCheck
+from kb.answers.notice import DANGER_NOW, EXTRACTIVE, GENERATIVE, HELP_LINES, NOT_A_CHANNEL, danger_lines, help_line, notice
+from kb.answers.safety import PHRASINGS, Danger, SafetyCheck
 from server.reply import reply_text
 
 TOWNSHIP = ContactSettings()
@@ -131,9 +131,10 @@ def test_an_answer_to_a_citizen_in_danger_starts_with_the_help_lines(
 
 
 def test_the_phrasings_ship_with_the_package() -> None:
-    """Without them an installed package could not tell danger (kb/safety.py reads them at the first question)."""
+    """Without them an installed package could not tell danger (kb/answers/safety.py reads them at the first question)."""
     import tomllib
 
     config = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     patterns = config["tool"]["setuptools"]["package-data"]["kb"]
-    assert PHRASINGS.parent.name == "kb" and any(fnmatch(PHRASINGS.name, pattern) for pattern in patterns)
+    shipped = PHRASINGS.relative_to(PROJECT_ROOT / "kb").as_posix()
+    assert any(fnmatch(shipped, pattern) for pattern in patterns)

@@ -39,10 +39,10 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_the_wheel_holds_every_file_the_product_reads_at_run_time(installed: Path) -> None:
     [wheel] = (installed / "dist").glob("*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    needed = [p.relative_to(PROJECT_ROOT).as_posix() for folder in ("server/web", "kb/rankers", "kb/answer_models",
-                                                                     "kb/model/tuned")
+    needed = [p.relative_to(PROJECT_ROOT).as_posix() for folder in ("server/web", "kb/search/rankers", "kb/answers/answer_models",
+                                                                     "kb/embedding/model/tuned")
               for p in (PROJECT_ROOT / folder).iterdir() if p.is_file()]
-    assert needed and not [n for n in needed + ["kb/safety_phrasings.json"] if n not in names]
+    assert needed and not [n for n in needed + ["kb/answers/safety_phrasings.json"] if n not in names]
 
 
 def test_the_installed_package_serves_the_page_and_answers(installed: Path, corpus_index: Path) -> None:

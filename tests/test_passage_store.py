@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from kb.errors import QueryError
-from kb.passage_store import Filters, Pool
-from kb.rank import TRAITS
+from kb.stores.base import Filters, Pool
+from kb.text.traits import TRAITS
 from kb.schema import Chunk, Document
 
 

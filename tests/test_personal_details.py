@@ -1,5 +1,5 @@
 """The asker's name, address and numbers do not change the answer: they are left out before retrieval and the
-answer/no-answer decision (kb/personal.py), and nothing else of the question is."""
+answer/no-answer decision (kb/text/personal.py), and nothing else of the question is."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from conftest import CORPUS_DIR, DEV_SET
 from kb.config import PROJECT_ROOT
 from kb.knowledge_base import KnowledgeBase
-from kb.personal import mask_personal_data, without_personal_details
+from kb.text.personal import mask_personal_data, without_personal_details
 
 QUESTION = "信访事项多久办结？"
 
@@ -156,7 +156,7 @@ def test_no_question_of_the_question_sets_loses_a_word() -> None:
 
 
 def test_no_line_of_the_corpus_loses_a_word() -> None:
-    """A follow-up is also searched with a passage's own text (kb/conversation.py), which must come through whole."""
+    """A follow-up is also searched with a passage's own text (kb/search/conversation.py), which must come through whole."""
     lines = [line for path in sorted(CORPUS_DIR.glob("*.md"))
              for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     assert len(lines) > 1000

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kb.personal import mask_personal_data
+from kb.text.personal import mask_personal_data
 
 
 @pytest.mark.parametrize(

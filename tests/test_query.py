@@ -1,4 +1,4 @@
-"""kb.query: the law a question names, the article it cites, and whether it asks for a list."""
+"""kb.search.query: the law a question names, the article it cites, and whether it asks for a list."""
 
 from __future__ import annotations
 
@@ -6,7 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from kb.query import LawNames, analyse, enumerates, title_aliases, title_subject
+from kb.search.query import analyse
+
+from kb.text.law_names import LawNames, title_aliases, title_subject
+
+from kb.text.traits import enumerates
 from kb.schema import Document
 
 

@@ -18,7 +18,7 @@ from ingest.build import ingest
 from ingest.draft_questions import draft_path, parse_reply
 from ingest.questions import AttachedQuestion, attach, read_sidecar, sidecar_path
 from kb.config import Settings
-from kb.embed import Embedder
+from kb.embedding.embedder import Embedder
 from kb.knowledge_base import KnowledgeBase
 from kb.schema import Chunk
 from tests.conftest import CORPUS_DIR, make_small_corpus
@@ -136,7 +136,7 @@ def test_ingest_indexes_attached_questions_reports_bad_lines_and_keeps_the_rest(
 @pytest.mark.slow
 def test_attached_questions_bring_the_right_article_first_more_often(corpus_kb: KnowledgeBase) -> None:
     """Searched as written, the bank's own questions find their article first more often with the handle stage
-    than without it (the shipped weights: kb/rankers/handles-*.json)."""
+    than without it (the shipped weights: kb/search/rankers/handles-*.json)."""
     if corpus_kb.store.handles is None or corpus_kb.retriever.handle_ranker is None:
         pytest.fail("corpus/ has sidecars and a handle stage is shipped for the default model")
     sample = [h for h in corpus_kb.store.handles.handles if isinstance(h.target, int)][::97][:40]

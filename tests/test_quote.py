@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kb.quote import QuoteChooser, is_item, paragraphs, quote_length
+from kb.answers.quote import QuoteChooser, is_item, paragraphs, quote_length
 
 LIST_ARTICLE = (
     "第四十六条 有关机关、单位及其工作人员有下列情形之一的，由其上级机关责令改正；构成犯罪的，依法追究刑事责任：\n\n"

@@ -1,4 +1,4 @@
-"""The learned second stage (kb/rank.py): its features, its stored form, and what it does end to end on the real
+"""The learned second stage (kb/search/rank.py): its features, its stored form, and what it does end to end on the real
 model — including the quality gate on the measurement sets, which CI has in ../shared."""
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ import pytest
 from conftest import PROJECT_ROOT
 from kb.config import Settings
 from kb.evaluate import load_questions, score
-from kb.handles import HANDLE_FEATURES
+from kb.search.handle_stage import HANDLE_FEATURES
 from kb.knowledge_base import KnowledgeBase
-from kb.rank import ASKS, FEATURES, TRAITS, Candidates, LinearRanker, candidate_features, chunk_traits, question_asks
+from kb.search.rank import ASKS, FEATURES, Candidates, LinearRanker, RANKERS_DIR, candidate_features, question_asks
+from kb.text.traits import TRAITS, chunk_traits
 from kb.schema import Chunk, Document
 
 SHARED_EVAL = PROJECT_ROOT.parent / "shared" / "eval"
@@ -81,7 +82,7 @@ def test_a_ranker_round_trips_through_json_and_refuses_other_features(tmp_path: 
 
 
 def test_the_shipped_ranker_matches_the_features_and_says_how_it_was_made() -> None:
-    shipped = sorted(p for p in (PROJECT_ROOT / "kb" / "rankers").glob("*.json")
+    shipped = sorted(p for p in RANKERS_DIR.glob("*.json")
                      if p.stem not in ("followup", "followup_gate") and not p.stem.startswith("handles-"))
     assert shipped, "a ranker ships for the default model"
     for path in shipped:
@@ -93,7 +94,7 @@ def test_the_shipped_ranker_matches_the_features_and_says_how_it_was_made() -> N
 
 def test_the_shipped_handle_stage_learnt_from_real_questions_only() -> None:
     """Its weights come from the training questions; the bank's held-out articles only chose its L2."""
-    shipped = sorted((PROJECT_ROOT / "kb" / "rankers").glob("handles-*.json"))
+    shipped = sorted(RANKERS_DIR.glob("handles-*.json"))
     assert shipped, "a handle stage ships for the default model"
     for path in shipped:
         stage = LinearRanker.for_model(path.stem, features=HANDLE_FEATURES)

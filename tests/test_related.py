@@ -1,4 +1,4 @@
-"""「其他可能相关的条文」 (kb/related.py): other candidates below an answer whose first citation may be wrong."""
+"""「其他可能相关的条文」 (kb/answers/related.py): other candidates below an answer whose first citation may be wrong."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from kb.config import AnswerParams, Settings
 from kb.knowledge_base import KnowledgeBase
-from kb.related import FIRST_LINE_CHARS, first_line, margin, other_passages, related_passages
+from kb.answers.related import FIRST_LINE_CHARS, first_line, margin, other_passages, related_passages
 from kb.schema import Hit
 from test_api import make_client
 

@@ -29,7 +29,7 @@ from conftest import logged_entries, make_small_corpus, serve_in_thread
 from test_hardening import holding
 from ingest.build import ingest
 from kb.config import Settings
-from kb.embed import Embedder
+from kb.embedding.embedder import Embedder
 from kb.knowledge_base import KnowledgeBase
 from server.admission import Admission
 from server.app import create_app
@@ -111,7 +111,7 @@ def test_the_rate_limit_applies_on_every_channel_and_per_wechat_user(small, tmp_
     service = make_service(small, tmp_path, rate_per_minute=1.0, rate_burst=7)
     with client_of(service) as client:
         # WeChat keeps each user's conversation: the second message is read with the first (6 retrievals' worth,
-        # kb.conversation.retrievals_for), so 1 + 6 use the burst of 7 and the third is refused.
+        # kb.search.conversation.retrievals_for), so 1 + 6 use the burst of 7 and the third is refused.
         replies = [wechat(client, QUESTION, user="flooder") for _ in range(3)]
         assert "十元" in replies[0] and "十元" in replies[1]
         assert "请求太频繁" in replies[2] and "十元" not in replies[2]

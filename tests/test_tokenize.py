@@ -1,10 +1,10 @@
-"""kb.tokenize: the lexical tokens of Chinese text (jieba search mode, no filler words, no punctuation)."""
+"""kb.text.tokenize: the lexical tokens of Chinese text (jieba search mode, no filler words, no punctuation)."""
 
 from __future__ import annotations
 
 import pytest
 
-from kb.tokenize import STOPWORDS, tokenize
+from kb.text.tokenize import STOPWORDS, tokenize
 
 
 def test_stopwords_are_removed() -> None:

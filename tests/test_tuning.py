@@ -11,9 +11,9 @@ import pytest
 from safetensors.numpy import load_file, save_file
 
 from kb.config import Settings
-from kb.embed import Embedder
+from kb.embedding.embedder import Embedder
 from kb.errors import KnowledgeBaseError
-from kb.model.tuning import (QUERY_LORA, build_query_model, lora_name, read_lora, tuned_fingerprint, tuned_layers,
+from kb.embedding.model.tuning import (QUERY_LORA, build_query_model, lora_name, read_lora, tuned_fingerprint, tuned_layers,
                              tuning_id)
 
 
@@ -139,7 +139,7 @@ def test_a_tuning_learnt_on_another_build_is_not_applied(tmp_path: Path, setting
     tensors = load_file(str(QUERY_LORA))
     _, meta = read_lora(QUERY_LORA)
     save_file(tensors, str(other), metadata={"kb": json.dumps({**meta, "base_fingerprint": "0000000000000000"})})
-    with caplog.at_level(logging.WARNING, logger="kb.embed"):
+    with caplog.at_level(logging.WARNING, logger="kb.embedding.embedder"):
         embedder = Embedder(settings.with_(query_tuning=str(other), embedding_backend="torch"))
     assert embedder.query_fingerprint == embedder.fingerprint
     assert "untuned" in caplog.text

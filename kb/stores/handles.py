@@ -4,7 +4,7 @@ A citizen's story is often nearer to a question someone wrote for an article tha
 wording. Each handle is one attached question with the passage it belongs to (a law's article, or a chunk of
 text without articles), its vector (the question encoder as built: question against question) and its words
 (BM25). At search time the handles most like the question bring their passages into the candidate pool, and
-how alike they are becomes features of the learned ranking (kb.rank) — whose weights are learnt on real
+how alike they are becomes features of the learned ranking (kb.search.rank) — whose weights are learnt on real
 questions, not on the handles themselves (bench/train_ranker.py).
 
 Stored in the index build as handles.json (questions and their passages) and handles.npy (vectors), with a
@@ -20,8 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kb.lexical import LexicalIndex, read_json
-from kb.rank import rank_score, unit_scaled
+from kb.text.lexical import LexicalIndex, read_json
 from kb.schema import Chunk
 
 HANDLES_JSON = "handles.json"
@@ -33,10 +32,7 @@ POOL_HANDLES = 20
 #: The law router: the handles nearest the question vote for their document, each by exp((cosine − best) / τ).
 ROUTER_HANDLES = 50
 ROUTER_TEMPERATURE = 0.05
-#: What the handle stage weighs: the second stage's score (as a gap to the best candidate's), how alike the
-#: question is to each candidate's handles, and the router's share for the candidate's document. Learnt by
-#: bench/train_handles.py on real questions.
-HANDLE_FEATURES = ("ranker_gap", "handle_cosine", "handle_gap", "handle_rank", "handle_bm25_share", "law_share")
+
 
 PassageKey = tuple[str, "int | str"]  # (doc_id, article number) or (doc_id, chunk_id) for text without articles
 
@@ -77,14 +73,6 @@ class HandleMatch:
         return (np.array([self.cosine.get(k, floor) for k in keys], dtype=np.float64),
                 np.array([self.bm25.get(k, 0.0) for k in keys], dtype=np.float64),
                 np.array([self.law_share.get(c.doc_id, 0.0) for c in chunks], dtype=np.float64))
-
-
-def handle_features(ranker_scores: np.ndarray, cosine: np.ndarray, bm25: np.ndarray,
-                    law_share: np.ndarray) -> np.ndarray:
-    """(candidates × HANDLE_FEATURES): the ranker's verdict and the handles' evidence, per candidate."""
-    columns = [ranker_scores - ranker_scores.max(), cosine, cosine - cosine.max(), rank_score(cosine),
-               unit_scaled(bm25), law_share]
-    return np.nan_to_num(np.column_stack(columns).astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
 
 
 class QuestionHandles:

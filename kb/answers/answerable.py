@@ -8,7 +8,7 @@
 
 A fixed cosine threshold does not work: this model's cosines bunch between 0.8 and 0.95 for any text. The
 weights are fitted on training questions only (bench/calibrate_answerable.py, which writes
-kb/answer_models/<model fingerprint>.json; JSON, never pickled). Another embedding model gets the first two
+kb/answers/answer_models/<model fingerprint>.json; JSON, never pickled). Another embedding model gets the first two
 terms only, with AnswerParams' constants.
 """
 
@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from kb.config import AnswerParams
-from kb.rank import read_learnt
+from kb.search.rank import read_learnt
 
 ANSWER_MODELS_DIR = Path(__file__).resolve().parent / "answer_models"
 

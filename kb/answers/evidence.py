@@ -9,7 +9,7 @@ before a passage is read out as the answer, three checks a person would make:
 - **what is asked for**: a phone number, an address, opening hours, a person's name or a figure must be in the
   quoted text; 「镇公共法律服务站的电话是多少？」 is not answered by a passage about the service station.
 
-A question that fails one gets the passage as related, not as the answer (kb/answer.py).
+A question that fails one gets the passage as related, not as the answer (kb/answers/answer.py).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from kb.schema import Hit
-from kb.tokenize import words_of
+from kb.text.tokenize import words_of
 
 _YEAR_RE = re.compile(r"(?<![0-9])((?:19|20)[0-9]{2})\s*年")
 #: A named place: a word of three or more characters ending in 镇/乡/县/市/州 (安多县, 雁石坪镇), or a name of two

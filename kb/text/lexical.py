@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from kb.tokenize import tokenize
+from kb.text.tokenize import tokenize
 
 K1 = 1.2
 B = 0.75
@@ -24,7 +24,7 @@ _VOCAB_SHAPE = {"n_docs": int, "terms": [str]}
 
 #: What a JSON file of an index build must look like, for check_shape: a type (or a tuple of types); {key: shape},
 #: an object with at least these keys; {str: shape}, an object whose every value has that shape; [shape], an
-#: array whose every item has it. It lives here, in the module kb.handles and kb.store both import, so that every
+#: array whose every item has it. It lives here, in the module kb.stores.handles and kb.stores.index_dir both import, so that every
 #: JSON file of an index is checked the same way.
 Shape = type | tuple[type, ...] | dict | list
 _JSON_NAMES = {dict: "an object", list: "an array", str: "a string", int: "an integer", float: "a number",
@@ -72,7 +72,7 @@ def read_json(path: Path, shape: Shape) -> Any:
     return value
 
 
-# The formulas, shared with the Milvus store (kb/milvus_store.py), which keeps the same scores as sparse vectors.
+# The formulas, shared with the Milvus store (kb/stores/milvus.py), which keeps the same scores as sparse vectors.
 
 def bm25_idf(n_docs: int, df: int) -> float:
     return math.log(1 + (n_docs - df + 0.5) / (df + 0.5))
@@ -84,7 +84,7 @@ def saturated_tf(tf: int, length: float, avg_length: float) -> float:
 
 
 def coverage_idf(n_docs: int, df: int) -> float:
-    """The idf that kb.answer and the ranker's coverage weigh words by (a word no passage holds weighs most)."""
+    """The idf that kb.answers.answer and the ranker's coverage weigh words by (a word no passage holds weighs most)."""
     return math.log((n_docs + 1) / (df + 0.5))
 
 
@@ -127,7 +127,7 @@ class LexicalIndex:
         return cls(vocab, term_ptr, np.array(docs_list, dtype=np.int32), np.array(weights_list, dtype=np.float32), n)
 
     def save(self, directory: Path, prefix: str = "") -> None:
-        """Four plain files; `prefix` keeps a second index (kb.handles) beside the passages' own."""
+        """Four plain files; `prefix` keeps a second index (kb.stores.handles) beside the passages' own."""
         np.save(directory / f"{prefix}{_FILES[0]}", self.term_ptr)
         np.save(directory / f"{prefix}{_FILES[1]}", self.docs)
         np.save(directory / f"{prefix}{_FILES[2]}", self.weights)

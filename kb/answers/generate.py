@@ -8,10 +8,10 @@ falls back to the extractive answer rather than show an unsupported claim.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 import httpx
 
+from kb.config import GeneratorConfig
 from kb.schema import Hit
 
 #: One marker group as models write it: [1], ［1］, [1,2], [1，2], [1、2] (digits half- or full-width).
@@ -25,17 +25,6 @@ SYSTEM_PROMPT = (
     "如果资料不能回答这个问题，只回答：资料中没有相关规定。"
     "回答要简短、通俗，让群众一看就懂。"
 )
-
-
-@dataclass(frozen=True)
-class GeneratorConfig:
-    """Where the chat model is served; any OpenAI-compatible server (llama.cpp, vLLM, Ollama, a cloud API)."""
-
-    base_url: str  # e.g. "http://127.0.0.1:8080/v1"
-    model: str
-    api_key: str = ""
-    timeout_s: float = 20.0
-    max_tokens: int = 600
 
 
 class GenerationFailed(Exception):

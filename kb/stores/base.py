@@ -1,9 +1,9 @@
 """What retrieval needs from wherever the passages live: the store interface and the candidate pool it returns.
 
-Two stores implement it, chosen by `KB_STORE`: kb.index_view.IndexView (the local index directory: FAISS, BM25
-arrays and SQLite; the default) and kb.milvus_store.MilvusStore (Milvus: a server, a cluster, or milvus-lite).
+Two stores implement it, chosen by `KB_STORE`: kb.stores.local.IndexView (the local index directory: FAISS, BM25
+arrays and SQLite; the default) and kb.stores.milvus.MilvusStore (Milvus: a server, a cluster, or milvus-lite).
 A store is asked once per question for its candidates (`gather`); everything after that (fusion, bonuses, the
-learned ranking, hits) is computed from the pool by kb.retrieve, the same code whichever store answered.
+learned ranking, hits) is computed from the pool by kb.search.retrieve, the same code whichever store answered.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from typing import Protocol
 import numpy as np
 
 from kb.errors import QueryError
-from kb.handles import QuestionHandles
-from kb.query import LawNames
-from kb.rank import TRAITS
+from kb.stores.handles import QuestionHandles
+from kb.text.law_names import LawNames
+from kb.text.traits import TRAITS
 from kb.schema import Chunk, Document, Hit, citation_for
 
 DOC_KINDS = ("law", "report", "other")
@@ -113,7 +113,7 @@ class Pool:
     vectors: np.ndarray  # (n, dimension) normalised passage vectors
     bm25: np.ndarray  # (n,) BM25 score for the lexical query (0 where no word matches)
     coverage: np.ndarray  # (n,) idf-weighted share of the query's words each passage holds
-    traits: np.ndarray  # (n, kb.rank.TRAITS) what each passage contains
+    traits: np.ndarray  # (n, kb.text.traits.TRAITS) what each passage contains
     terms: list[str]  # the lexical query's words that the index knows (what BM25 and coverage counted)
 
     def __len__(self) -> int:
@@ -144,13 +144,23 @@ class PassageStore(Protocol):
     law_names: LawNames
     #: What built the passages: {"embedding": {model_id, fingerprint, dimension}, "built_at", "chunker_version"}.
     manifest: dict
-    #: Questions attached to passages (kb.handles), or None when the documents have none.
+    #: Questions attached to passages (kb.stores.handles), or None when the documents have none.
     handles: QuestionHandles | None
 
     def passage_count(self) -> int: ...
 
     def ping(self) -> None:
         """Raise StoreUnavailableError when the store cannot be reached now (/readyz asks)."""
+        ...
+
+    def refresh(self) -> bool:
+        """Take in what other processes published since: True when this store did (Milvus re-reads in place),
+        False when it cannot (a loaded local index: open the new build instead)."""
+        ...
+
+    def names(self) -> list[str]:
+        """Every knowledge base the store's backend holds, sorted (Milvus: one per township); [] when it holds
+        only its own (a local index directory)."""
         ...
 
     def gather(self, query_vectors: Sequence[np.ndarray], lexical_query: str, k: int, filters: Filters,

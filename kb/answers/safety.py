@@ -4,7 +4,7 @@ of which kind? Decided from its meaning, so that 「当家的又动手了」 is 
 A citizen in danger rarely uses the words a keyword list expects, and ordinary questions use those words all the
 time (打官司, 打工, 殴打他人会被怎么处罚). So the question's vector (the embedding model as built, the one whose
 cosines mean the same across questions) is compared with the centroids of training phrasings, one group per kind
-of danger and one of ordinary questions, near misses included (kb/safety_phrasings.json). Each group scores
+of danger and one of ordinary questions, near misses included (kb/answers/safety_phrasings.json). Each group scores
 (centroid − centre) · (question − centre), the centre being the mean of all phrasings: the nearest centroid, with
 what every phrasing shares taken out. A question is in danger when its best kind outscores the ordinary group by
 the threshold; the kind is that best one.
@@ -28,13 +28,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from kb.embed import Embedder
+    from kb.embedding.embedder import Embedder
 
 PHRASINGS = Path(__file__).resolve().parent / "safety_phrasings.json"
 
 
 class Danger(str, Enum):
-    """A kind of danger; each has its own lines in the notice (kb/notice.py)."""
+    """A kind of danger; each has its own lines in the notice (kb/answers/notice.py)."""
 
     VIOLENCE = "violence"  # assault, threats, being followed or held: 110
     DOMESTIC = "domestic"  # violence against a woman by her husband, partner or his family
@@ -160,5 +160,5 @@ class SafetyCheck:
 
     def danger(self, question: str) -> Danger | None:
         """The kind of danger the question speaks of, or None. Its vector with the model as built, as retrieval
-        computes it (kb/retrieve.py), so usually found among the embedder's recent questions."""
+        computes it (kb/search/retrieve.py), so usually found among the embedder's recent questions."""
         return self.model().danger(self.embedder.encode_question(question.strip())[0])

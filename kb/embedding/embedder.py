@@ -14,7 +14,7 @@ import numpy as np
 
 from kb.config import DEFAULT_MODEL_ID, Settings
 from kb.errors import KnowledgeBaseError
-from kb.model.build import build_default_model, model_fingerprint
+from kb.embedding.model.build import build_default_model, model_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ class Embedder:
         if self.backend == "torch":
             self._encode_batch = self._load_torch(model_dir, settings.torch_threads, max_tokens)
         else:
-            from kb.model.onnx_int8 import VECTORS_ID, OnnxInt8Encoder, build_onnx_int8, onnx_dir_for
+            from kb.embedding.model.onnx_int8 import VECTORS_ID, OnnxInt8Encoder, build_onnx_int8, onnx_dir_for
 
             self.model_id = f"{settings.embedding_model}+{VECTORS_ID}"
             onnx_dir = build_onnx_int8(model_dir, onnx_dir_for(model_dir, self.fingerprint))
@@ -105,19 +105,19 @@ class Embedder:
             tokenizer = encoder.tokenizer  # the tuned question graph, if any, has the same vocabulary
             self._encode_batch = encoder.encode
         self._encode_query_batch = self._encode_batch
-        #: Whether questions have a tuned encoder of their own (kb/model/tuning.py).
+        #: Whether questions have a tuned encoder of their own (kb/embedding/model/tuning.py).
         self.tuned = False
         #: Names the question encoder: the ranker learnt over its cosines is kept under this name.
         self.query_fingerprint = self.fingerprint
         if tuning is not None:
-            from kb.model.tuning import build_query_model, tuned_fingerprint
+            from kb.embedding.model.tuning import build_query_model, tuned_fingerprint
 
             self.query_fingerprint = tuned_fingerprint(self.fingerprint, tuning)
             self.tuned = True
             if self.backend == "torch":
                 self._encode_query_batch = self._tuned_torch_encoder(tuning)
             else:
-                from kb.model.onnx_int8 import OnnxInt8Encoder, build_onnx_int8, onnx_dir_for
+                from kb.embedding.model.onnx_int8 import OnnxInt8Encoder, build_onnx_int8, onnx_dir_for
 
                 query_dir = build_query_model(model_dir, tuning)
                 onnx_dir = build_onnx_int8(query_dir, onnx_dir_for(query_dir, self.query_fingerprint))
@@ -125,14 +125,14 @@ class Embedder:
                                                            max_tokens, tokenizer).encode
         self._lock = FairLock()  # one forward pass at a time: 2 cores gain nothing from more
         #: The vectors of recent questions: a follow-up searches its question and the one before it twice each
-        #: (kb/conversation.py), and the previous question was often embedded when it was asked.
+        #: (kb/search/conversation.py), and the previous question was often embedded when it was asked.
         self._recent: OrderedDict[str, tuple[np.ndarray, np.ndarray]] = OrderedDict()
         self.dimension = int(self._encode_batch(["维度"], 1).shape[1])
 
     def _question_tuning(self, settings: Settings) -> Path | None:
         """The tuning file for questions, or None: tuning off, another model, or a tuning learnt on another build
         of the model."""
-        from kb.model.tuning import QUERY_LORA, lora_meta
+        from kb.embedding.model.tuning import QUERY_LORA, lora_meta
 
         choice = settings.query_tuning
         if choice == "off" or settings.embedding_model != DEFAULT_MODEL_ID:
@@ -169,7 +169,7 @@ class Embedder:
 
         import torch
 
-        from kb.model.tuning import merged, read_lora, tuned_layers
+        from kb.embedding.model.tuning import merged, read_lora, tuned_layers
 
         bert = self._torch_model[0].auto_model
         plain = bert.encoder.layer

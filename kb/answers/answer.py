@@ -1,6 +1,6 @@
 """Extractive answers: the provisions of the best passages that answer the question, each cited [n].
 
-No language model runs offline, so the answer is built from the law's own words (kb/quote.py chooses them):
+No language model runs offline, so the answer is built from the law's own words (kb/answers/quote.py chooses them):
 every quoted piece is a verbatim substring of its cited passage, and its character range is returned for
 highlighting. When the evidence is weak the answer says so plainly instead of citing something unrelated.
 """
@@ -11,15 +11,16 @@ import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
-from kb.answerable import AnswerModel
+from kb.answers.answerable import AnswerModel
 from kb.config import AnswerParams
-from kb.conversation import read_together
-from kb.evidence import Shortfall, shortfall
-from kb.generate import GenerationFailed, GeneratorConfig, generate_answer
-from kb.quote import Quote, QuoteChooser, paragraphs, words
-from kb.rank import asked_for, term_coverage
-from kb.related import first_line
-from kb.retrieve import Retrieval
+from kb.search.conversation import read_together
+from kb.answers.evidence import Shortfall, shortfall
+from kb.answers.generate import GenerationFailed, generate_answer
+from kb.config import GeneratorConfig
+from kb.answers.quote import Quote, QuoteChooser, paragraphs, words
+from kb.search.rank import asked_for, term_coverage
+from kb.answers.related import first_line
+from kb.search.retrieve import Retrieval
 from kb.schema import Hit
 
 log = logging.getLogger(__name__)
@@ -50,13 +51,13 @@ class Answer:
     citations: list[Citation]
     mode: str = "extractive"
     took_ms: float = 0.0
-    #: Where the answer comes from and where a person can help (kb/notice.py); shown on every channel.
+    #: Where the answer comes from and where a person can help (kb/answers/notice.py); shown on every channel.
     notice: str = ""
-    #: For a follow-up, the earlier question it was read with (kb/conversation.py); None otherwise.
+    #: For a follow-up, the earlier question it was read with (kb/search/conversation.py); None otherwise.
     follow_up_of: str | None = None
     #: Not the answer, but passages close to it, cited as related (e.g. only 2024's figures for a 2023 question).
     related: bool = False
-    #: When the first citation may be wrong, the other candidates (kb/related.py), shown as 「其他可能相关的条文」.
+    #: When the first citation may be wrong, the other candidates (kb/answers/related.py), shown as 「其他可能相关的条文」.
     related_passages: list[Hit] = field(default_factory=list)
 
     def to_dict(self) -> dict:
@@ -106,7 +107,7 @@ def compose(question: str, hits: list[Hit], conf: float, answerable: bool, param
             checked: Callable[[str, Hit], Shortfall | None] | None = None, cited_article: bool = False) -> Answer:
     """「根据《A》第N条：……[1]」, then 「另据《B》第M条：……[2]」 for each further passage; the cited passages
     with the quoted ranges highlighted (a cited article: all of it, nothing else). When `checked(quoted text,
-    first hit)` finds that the passages do not hold what was asked (kb/evidence.py), they are shown as related,
+    first hit)` finds that the passages do not hold what was asked (kb/answers/evidence.py), they are shown as related,
     not as the answer."""
     choose = whole_article(hits) if cited_article else select_quotes(question, hits, params)
     quotes = choose if answerable else []
@@ -136,8 +137,8 @@ def answer(question: str, retrieval: Retrieval, idf: Callable[[str], float], par
            generator: GeneratorConfig | None = None, follow_up_of: str | None = None,
            mentioned: Callable[[str], bool] | None = None, model: AnswerModel | None = None) -> Answer:
     """An extractive answer with [n] citations; the passages as related when they do not hold what was asked
-    (a year, a place, a phone number … that `mentioned` and kb/evidence.py check); a plain "no answer" when
-    `model` (kb/answerable.py) finds the knowledge base cannot answer it. With a chat model configured, its
+    (a year, a place, a phone number … that `mentioned` and kb/answers/evidence.py check); a plain "no answer" when
+    `model` (kb/answers/answerable.py) finds the knowledge base cannot answer it. With a chat model configured, its
     answer instead when it cites the passages properly. A follow-up is weighed and quoted as it was understood
     (with the previous question)."""
     read_as = read_together(follow_up_of, question) if follow_up_of else question

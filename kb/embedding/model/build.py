@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from kb.errors import KnowledgeBaseError
-from kb.model.q4file import Q4Header, read_q4_model
+from kb.embedding.model.q4file import Q4Header, read_q4_model
 
 log = logging.getLogger(__name__)
 

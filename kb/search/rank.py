@@ -4,9 +4,9 @@ The first stage finds the right law; it often quotes the wrong article of it. Wh
 apart is mostly what the question asks for and what the article contains: 「多久」 wants a period (日/月/年),
 「罚多少」 an amount, 「找谁」 a body, 「能不能」 a rule (应当/不得/可以), 「什么是」 a definition, 「哪些」 a list;
 and articles that state a law's purpose (为了…制定本法) rarely answer anything. Those signals, the dense scores
-(with the model's own question vector and with the tuned one, kb/model/tuning.py), the lexical ones, the share
+(with the model's own question vector and with the tuned one, kb/embedding/model/tuning.py), the lexical ones, the share
 of the question's words an article holds, and whether the question names its law, are combined by weights learnt
-from training questions only (bench/train_ranker.py, which writes kb/rankers/<question encoder's fingerprint>.json).
+from training questions only (bench/train_ranker.py, which writes kb/search/rankers/<question encoder's fingerprint>.json).
 """
 
 from __future__ import annotations
@@ -20,23 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
-from kb.query import ASKS_FOR_LIST_RE, ENUMERATION_RE
+from kb.search.query import ASKS_FOR_LIST_RE
 from kb.schema import Chunk, Document, Hit
-from kb.tokenize import tokenize
+from kb.text.tokenize import tokenize
+from kb.text.traits import TRAITS, holds
 
 RANKERS_DIR = Path(__file__).resolve().parent / "rankers"
 
-#: What an article contains (precomputed per chunk when an index is loaded).
-_PERIOD = r"[0-9０-９零〇一二两三四五六七八九十百]+\s*(?:个)?(?:日|天|月|年|周|小时|工作日)(?:内|以内|之内|后|以上|以下|起)?"
-_CONTAINS = {
-    "period": re.compile(_PERIOD),
-    "amount": re.compile(r"[0-9０-９零〇一二两三四五六七八九十百千万]+\s*(?:元|倍)|罚款|赔偿金|费用|收费|工资|报酬"),
-    "body": re.compile(r"机关|部门|委员会|人民政府|人民法院|人民检察院|机构|组织"),
-    "rule": re.compile(r"应当|不得|可以|有权|必须|禁止|无权"),
-    "definition": re.compile(r"是指|所称|视为|包括"),
-    "list": ENUMERATION_RE,
-    "purpose": re.compile(r"为了[\s\S]{0,80}?制定本|根据[\s\S]{0,40}?制定本"),
-}
 #: What a question asks for, paired with what an answering article contains.
 _ASKS = {
     "period": re.compile(r"多久|多长时间|多长期限|几天|几年|几个月|多少天|多少年|期限|时效|什么时候|多长|时限"),
@@ -46,7 +36,6 @@ _ASKS = {
     "definition": re.compile(r"什么是|什么叫|是什么意思|指的是|算不算|属不属于|是不是属于|怎么认定|如何认定"),
     "list": ASKS_FOR_LIST_RE,
 }
-TRAITS = tuple(_CONTAINS)
 ASKS = tuple(_ASKS)
 
 FEATURES = (
@@ -54,12 +43,6 @@ FEATURES = (
     "first_stage", "first_stage_gap", "first_stage_rank", "dense_rank", "tuned_rank", "lexical_rank", "length_log", "purpose", "report",
     *(f"{a}_asked_and_present" for a in ASKS), *(f"{a}_asked_and_absent" for a in ASKS),
 )
-
-
-def chunk_traits(chunks: list[Chunk]) -> np.ndarray:
-    """(chunks × TRAITS) booleans: what each passage contains."""
-    return np.array([[holds(t, c.text) for t in TRAITS] for c in chunks], dtype=bool).reshape(
-        len(chunks), len(TRAITS))
 
 
 def question_asks(question: str) -> np.ndarray:
@@ -70,11 +53,6 @@ def question_asks(question: str) -> np.ndarray:
 def asked_for(question: str) -> list[str]:
     """What the question asks for (names from ASKS), e.g. ["period"] for 「多久能办完」."""
     return [a for a, asked in zip(ASKS, question_asks(question)) if asked]
-
-
-def holds(trait: str, text: str) -> bool:
-    """Whether `text` contains what a question asking for `trait` wants (a period, an amount, a body …)."""
-    return bool(_CONTAINS[trait].search(text))
 
 
 def unit_scaled(values: np.ndarray) -> np.ndarray:
@@ -141,7 +119,7 @@ def _title_overlap(terms: list[str], title: str) -> float:
 
 class LinearRanker:
     """score = w · standardised features. Learnt by bench/train_ranker.py (the second stage, FEATURES) or
-    bench/followup.py (follow-ups, kb.conversation.FOLLOW_UP_FEATURES); stored as JSON, never pickled."""
+    bench/followup.py (follow-ups, kb.search.conversation.FOLLOW_UP_FEATURES); stored as JSON, never pickled."""
 
     def __init__(self, weights: np.ndarray, mean: np.ndarray, scale: np.ndarray, meta: dict,
                  features: tuple[str, ...] = FEATURES) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 
-from kb.quote import paragraphs
+from kb.answers.quote import paragraphs
 from kb.schema import Hit
 
 #: How much of an article's first line is shown beside its citation.

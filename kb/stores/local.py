@@ -1,6 +1,6 @@
 """The local store (KB_STORE=local, the default): a loaded index directory and the lookups searching needs.
 
-It implements kb.passage_store.PassageStore over kb.store's files: rows by document and article, filters,
+It implements kb.stores.base.PassageStore over kb.stores.index_dir's files: rows by document and article, filters,
 dense top-k, BM25, hits. Built once per load and read-only afterwards, so any number of threads can search it.
 The passage vectors are kept once, inside the FAISS index: its top-k search is the only dense search path, and
 candidates found by the other retrievers are scored against a zero-copy view of the same storage.
@@ -14,11 +14,11 @@ import faiss
 import numpy as np
 
 from kb.errors import UnknownDocumentError
-from kb.passage_store import Filters, Pool, hit_for
-from kb.query import LawNames
-from kb.rank import chunk_traits
+from kb.stores.base import Filters, Pool, hit_for
+from kb.text.law_names import LawNames
+from kb.text.traits import chunk_traits
 from kb.schema import Chunk, Document, Hit
-from kb.store import LoadedIndex, stored_vectors
+from kb.stores.index_dir import LoadedIndex, stored_vectors
 
 
 def _top(scores: np.ndarray, k: int) -> np.ndarray:
@@ -44,7 +44,7 @@ class IndexView:
         self.law_names = LawNames(list(self.documents.values()))
         self.doc_index = {doc_id: i for i, doc_id in enumerate(self.documents)}
         self.row_doc = np.array([self.doc_index[c.doc_id] for c in self.chunks], dtype=np.int32)
-        self.traits = chunk_traits(self.chunks)  # what each passage contains (kb.rank)
+        self.traits = chunk_traits(self.chunks)  # what each passage contains (kb.search.rank)
         self.rows_by_article: dict[tuple[str, int], list[int]] = {}
         for row, chunk in enumerate(self.chunks):
             if chunk.article_no is not None:
@@ -135,6 +135,14 @@ class IndexView:
 
     def ping(self) -> None:
         """Whether the store answers (for /readyz): a loaded local index always does."""
+
+    def refresh(self) -> bool:
+        """A loaded index never changes: a new build is opened as a new store (ServiceState.reload)."""
+        return False
+
+    def names(self) -> list[str]:
+        """An index directory holds one knowledge base, known by KB_NAME alone: no others to name."""
+        return []
 
     # -- hits ------------------------------------------------------------------------------------------------
 

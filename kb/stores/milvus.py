@@ -9,9 +9,9 @@ county runs one cluster for all its townships and every read names its own knowl
                        document a "document" row naming the version its passages carry; and each document
                        version's full text and term statistics, in pieces (Milvus bounds VARCHAR fields)
 
-Lexical search is BM25 as sparse vectors made by our own tokenizer (kb.tokenize), so both stores score words
+Lexical search is BM25 as sparse vectors made by our own tokenizer (kb.text.tokenize), so both stores score words
 alike and the learned ranker sees the same features: a passage holds each term's saturated frequency
-(kb.lexical.saturated_tf), a question each term's idf, and their inner product is BM25. Terms are hashed to
+(kb.text.lexical.saturated_tf), a question each term's idf, and their inner product is BM25. Terms are hashed to
 32-bit ids; document frequencies are summed from each document's own statistics.
 
 Consistency: a document is written as a new version (passages, text, statistics), then published by one upsert
@@ -42,18 +42,21 @@ import numpy as np
 
 from kb.config import Settings
 from kb.errors import StoreUnavailableError, UnknownDocumentError
-from kb.handles import QuestionHandles
-from kb.lexical import bm25_idf, coverage_idf
-from kb.passage_store import Filters, Pool, hit_for
-from kb.query import LawNames
-from kb.rank import TRAITS
+from kb.stores.handles import QuestionHandles
+from kb.text.lexical import bm25_idf, coverage_idf
+from kb.stores.base import Filters, Pool, hit_for
+from kb.text.law_names import LawNames
+from kb.text.traits import TRAITS, TRAITS_VERSION
 from kb.schema import Chunk, DatedEvent, Document, Hit
-from kb.store import CHUNKER_VERSION, IndexMismatchError, IndexMissingError, IndexProblem
+from kb.stores.index_dir import CHUNKER_VERSION, IndexMismatchError, IndexMissingError, IndexProblem
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 FORMAT_VERSION = 1
+#: What the base row records about how passages were written: rows are stored with their traits as a bitmask
+#: (kb/text/traits.py), so a knowledge base written under other trait patterns must be rewritten, not read.
+LAYOUT = {"format_version": FORMAT_VERSION, "chunker_version": CHUNKER_VERSION, "traits_version": TRAITS_VERSION}
 PREFIX = "zhengwu_kb"
 #: HNSW search breadth; at least the number of candidates asked for.
 HNSW_EF = 256
@@ -65,6 +68,11 @@ TEXT_CACHE = 32
 _QUERY_LIMIT = 16384
 _PASSAGE_FIELDS = ["doc_id", "version", "chunk_id", "seq", "section", "article", "article_no", "part", "start",
                    "stop", "span_start", "span_end", "text", "traits"]
+
+
+def same_layout(base: dict) -> bool:
+    """Whether a base row's passages were written as this program writes them (LAYOUT)."""
+    return all(base.get(key) == value for key, value in LAYOUT.items())
 
 
 def term_id(term: str) -> int:
@@ -113,7 +121,7 @@ class _Snapshot:
 
 
 class MilvusStore:
-    """One knowledge base (KB_NAME) of a Milvus deployment, as kb.retrieve reads it (kb.milvus_writer writes it)."""
+    """One knowledge base (KB_NAME) of a Milvus deployment, as kb.search.retrieve reads it (kb.stores.milvus_writer writes it)."""
 
     def __init__(self, client: Any, kb_name: str, address: str) -> None:
         self.client = client
@@ -189,7 +197,7 @@ class MilvusStore:
         store.refresh(force=True)
         return store
 
-    def knowledge_bases(self) -> list[str]:
+    def names(self) -> list[str]:
         """The names of every knowledge base in this Milvus (one per township), sorted."""
         if not self._collections_exist():
             return []
@@ -217,14 +225,20 @@ class MilvusStore:
         if base is None:
             raise IndexMissingError(f"knowledge base {self.kb_name!r} has nothing in Milvus at "
                                     f"{_public(self.address)}: run `kb ingest --kb {self.kb_name}` first")
-        if base.get("format_version") != FORMAT_VERSION or base.get("chunker_version") != CHUNKER_VERSION:
+        if not same_layout(base):
             raise IndexMismatchError(
                 f"knowledge base {self.kb_name!r} in Milvus was written in format {base.get('format_version')} "
-                f"by chunker {base.get('chunker_version')}; this program writes format {FORMAT_VERSION} with "
-                f"chunker {CHUNKER_VERSION}: run `kb ingest --kb {self.kb_name}` to rewrite it")
+                f"by chunker {base.get('chunker_version')} with passage traits {base.get('traits_version')}; this "
+                f"program writes format {FORMAT_VERSION} by chunker {CHUNKER_VERSION} with traits {TRAITS_VERSION}: "
+                f"run `kb ingest --kb {self.kb_name}` to rewrite it")
         return base
 
-    def refresh(self, force: bool = False) -> "_Snapshot":
+    def refresh(self) -> bool:
+        """Re-read what other processes published now (an ingest, a staff upload); this store reloads itself."""
+        self.snapshot(force=True)
+        return True
+
+    def snapshot(self, force: bool = False) -> "_Snapshot":
         """The current snapshot, re-read when another process has published since (checked at most once a second)."""
         if not force and time.monotonic() - self._checked < REFRESH_SECONDS:
             return self._snapshot
@@ -303,33 +317,33 @@ class MilvusStore:
 
     @property
     def documents(self) -> dict[str, Document]:
-        return self.refresh().documents
+        return self.snapshot().documents
 
     @property
     def law_names(self) -> LawNames:
-        return self.refresh().law_names
+        return self.snapshot().law_names
 
     @property
     def manifest(self) -> dict:
-        base = self.refresh().base
-        return {k: base.get(k) for k in ("format_version", "chunker_version", "embedding", "built_at")}
+        base = self.snapshot().base
+        return {k: base.get(k) for k in (*LAYOUT, "embedding", "built_at")}
 
     def passage_count(self) -> int:
-        return self.refresh().passages
+        return self.snapshot().passages
 
     def query_terms(self, text: str) -> list[str]:
-        from kb.tokenize import tokenize
+        from kb.text.tokenize import tokenize
 
-        known = self.refresh().doc_freq
+        known = self.snapshot().doc_freq
         return [t for t in dict.fromkeys(tokenize(text)) if term_id(t) in known]
 
     def idf(self, term: str) -> float:
-        snapshot = self.refresh()
+        snapshot = self.snapshot()
         return coverage_idf(snapshot.passages, snapshot.doc_freq.get(term_id(term), 0))
 
     def gather(self, query_vectors: Sequence[np.ndarray], lexical_query: str, k: int, filters: Filters,
                whole_documents: Sequence[str], articles: Sequence[tuple[str, int]]) -> Pool:
-        snapshot = self.refresh()
+        snapshot = self.snapshot()
         allowed = [d for d, doc in snapshot.documents.items() if filters.admits(doc)]
         # Published versions only, inside the search: rows of a version being written (or left by a killed
         # ingest) would otherwise take places among the k best and be dropped afterwards, leaving fewer.
@@ -387,13 +401,13 @@ class MilvusStore:
         return Pool([_passage(r) for r in rows], vectors, bm25, coverage, traits, terms)
 
     def laws_with_article(self, article_no: int) -> list[str]:
-        snapshot = self.refresh()
+        snapshot = self.snapshot()
         rows = self._query_all(self.passages_collection, f"article_no == {int(article_no)}", ["doc_id", "version"])
         return sorted({r["doc_id"] for r in rows if snapshot.versions.get(r["doc_id"]) == r["version"]
                        and snapshot.documents[r["doc_id"]].kind == "law"}, key=snapshot.order.__getitem__)
 
     def _passages_of(self, doc_id: str, condition: str = "") -> list[Chunk]:
-        snapshot = self.refresh()
+        snapshot = self.snapshot()
         version = snapshot.versions.get(doc_id)
         if version is None:
             return []
@@ -408,7 +422,7 @@ class MilvusStore:
         return [p.chunk() for p in self._passages_of(self.document(doc_id).doc_id)]
 
     def document(self, doc_id: str) -> Document:
-        snapshot = self.refresh()
+        snapshot = self.snapshot()
         meta = snapshot.documents.get(doc_id) if isinstance(doc_id, str) else None
         if meta is None:
             raise UnknownDocumentError(f"没有这个文档: {doc_id!r}")
@@ -418,7 +432,7 @@ class MilvusStore:
             try:
                 text = self._pieces_of("text", [key])[key]
             except IndexMissingError:
-                if self.refresh(force=True).versions.get(doc_id) == key[1]:
+                if self.snapshot(force=True).versions.get(doc_id) == key[1]:
                     raise
                 return self.document(doc_id)  # replaced since this snapshot was read: read the new version
             with self._lock:  # searches share the cache
@@ -429,7 +443,7 @@ class MilvusStore:
                         meta.doc_date)
 
     def mentions(self, name: str) -> bool:
-        snapshot = self.refresh()
+        snapshot = self.snapshot()
         if any(name in d.title for d in snapshot.documents.values()):
             return True
         pattern = name.replace("%", "").replace("_", "")
@@ -446,7 +460,7 @@ class MilvusStore:
         return hit_for(self.document(chunk.doc_id), chunk, start, end, score)
 
     def chunk_counts(self) -> dict[str, int]:
-        return dict(self.refresh().counts)
+        return dict(self.snapshot().counts)
 
     def describe(self) -> dict:
         return {"store": "milvus", "milvus_uri": _public(self.address), "kb_name": self.kb_name}

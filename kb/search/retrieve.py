@@ -1,11 +1,11 @@
 """Retrieval: a question → the passages that best answer it, with the evidence the answer stage weighs.
 
-The store (kb.passage_store: local files or Milvus) proposes candidates; everything here is the same for both.
+The store (kb.stores.base: local files or Milvus) proposes candidates; everything here is the same for both.
 First stage: dense (FAISS) and lexical (BM25) retrieval each propose candidates, a law the question names is
-searched in full, the scores are fused (kb.fuse), and what the question says about where its answer is (a named
-law, a request for a list; kb.query) moves candidates up. Second stage (method "ranked", the default): the best
-of those are re-ranked by the learned model of kb.rank, then, where the documents have questions attached
-(kb.handles), by how alike the question is to those, weighed against the ranker's verdict by a second learned
+searched in full, the scores are fused (kb.search.fuse), and what the question says about where its answer is (a named
+law, a request for a list; kb.search.query) moves candidates up. Second stage (method "ranked", the default): the best
+of those are re-ranked by the learned model of kb.search.rank, then, where the documents have questions attached
+(kb.stores.handles), by how alike the question is to those, weighed against the ranker's verdict by a second learned
 model. A question that cites an article (「民法典第1079条」) gets that article first, whatever the scores.
 """
 
@@ -16,14 +16,15 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from kb.config import RetrievalParams
-from kb.embed import Embedder
+from kb.embedding.embedder import Embedder
 from kb.errors import QueryError
-from kb.expand import expand_query
-from kb.fuse import fuse
-from kb.handles import HANDLE_FEATURES, HandleMatch, handle_features
-from kb.passage_store import Filters, PassageStore, best_hits
-from kb.query import QueryAnalysis, analyse
-from kb.rank import Candidates, LinearRanker, candidate_features
+from kb.search.expand import expand_query
+from kb.search.fuse import fuse
+from kb.stores.handles import HandleMatch
+from kb.search.handle_stage import HANDLE_FEATURES, handle_features
+from kb.stores.base import Filters, PassageStore, best_hits
+from kb.search.query import QueryAnalysis, analyse
+from kb.search.rank import Candidates, LinearRanker, candidate_features
 from kb.schema import Hit
 
 #: How many candidates each retriever contributes before fusion.
@@ -50,7 +51,7 @@ class Retrieval:
     hits: list[Hit]
     top_dense: float  # cosine of the best candidate, with the model's own question vector: how close in meaning the best passage is
     cited_article: bool = False  # the question named a law and an article, and it was found
-    #: The model's own vector of the question: what it is about, which the answer model weighs (kb/answerable.py).
+    #: The model's own vector of the question: what it is about, which the answer model weighs (kb/answers/answerable.py).
     question_vector: np.ndarray | None = None
 
 
@@ -109,7 +110,7 @@ class Retriever:
         expanded = expand_query(query)
         text = expanded if params.expand_dense else query
         # Two vectors: the model's own (its cosine says how close the best passage is; the answer stage was
-        # calibrated on it) and the tuned encoder's, which ranks better (kb/model/tuning.py).
+        # calibrated on it) and the tuned encoder's, which ranks better (kb/embedding/model/tuning.py).
         plain, tuned = self.embedder.encode_question(text)
         lexical_query = expanded if params.expand_lexical else query
         cited_articles = self.cited_articles(analysis)

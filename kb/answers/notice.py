@@ -4,13 +4,13 @@ A citizen reading an answer on a phone must know that it was selected automatica
 generative mode, written by a language model) from the knowledge base, that the original text prevails, that
 the service does not accept 信访 or complaints, and whom to call: 12348 always, the township's own public legal
 service as configured (kb.config.ContactSettings), and, first, 110 and the help line for the kind of danger when
-the question speaks of one (kb/safety.py decides which, from the question's meaning).
+the question speaks of one (kb/answers/safety.py decides which, from the question's meaning).
 """
 
 from __future__ import annotations
 
 from kb.config import ContactSettings
-from kb.safety import Danger
+from kb.answers.safety import Danger
 
 EXTRACTIVE = "以上内容由系统从知识库原文中自动摘录，仅供参考，以法律法规原文为准。"
 GENERATIVE = "以上回答由人工智能（大语言模型）根据知识库原文生成，可能有误，仅供参考，以所引法律法规原文为准。"

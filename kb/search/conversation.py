@@ -7,13 +7,13 @@ together with the previous question, in that document and anywhere; and the cand
 and of the passages most like its answer. Each candidate is described by where it ranks in each reading, where it
 lies from the previous answer, whether it holds what the question asks for, and how many of each question's
 words it holds (FOLLOW_UP_FEATURES). A linear model learnt on two-turn conversations scores them
-(`python -m bench.followup --fit` → kb/rankers/followup.json).
+(`python -m bench.followup --fit` → kb/search/rankers/followup.json).
 
 Before any of that, a second learnt model, the gate, decides whether the question depends on the one before it
 at all (GATE_FEATURES: does it point back, is it short, does it share words or meaning with the previous
 question, does it find its own passage elsewhere and surely, does the ranker keep its own best passage …;
 `python -m bench.followup_gate` learns it on the fit conversations and on automatic topic switches,
-bench/data/switch_fit.jsonl → kb/rankers/followup_gate.json). A question that stands alone — 「父母去世了，遗产怎么分？」
+bench/data/switch_fit.jsonl → kb/search/rankers/followup_gate.json). A question that stands alone — 「父母去世了，遗产怎么分？」
 after a 信访 question, or a weather question — is answered exactly as if asked alone: same passages, same
 answer/no-answer decision. So is one that names another law, or cites an article.
 
@@ -34,12 +34,13 @@ from pathlib import Path
 import numpy as np
 
 from kb.config import FollowUpParams
-from kb.passage_store import Filters
-from kb.query import LawNames
-from kb.rank import ASKS, RANKERS_DIR, LinearRanker, holds, question_asks, term_coverage
-from kb.retrieve import Retrieval
+from kb.stores.base import Filters
+from kb.text.law_names import LawNames
+from kb.search.rank import ASKS, RANKERS_DIR, LinearRanker, question_asks, term_coverage
+from kb.text.traits import holds
+from kb.search.retrieve import Retrieval
 from kb.schema import Hit
-from kb.tokenize import nouns, tokenize
+from kb.text.tokenize import nouns, tokenize
 
 #: How every channel says that an answer was read with the question before it.
 FOLLOW_UP_NOTE = "接着您上一个问题「{}」回答"
@@ -50,7 +51,7 @@ USED_EARLIER = 2
 EARLIER_CHARS = 200
 
 Retrieve = Callable[[str, int, Filters], Retrieval]
-#: How sure the answer stage is that a retrieval answers a question (kb.answer.confidence).
+#: How sure the answer stage is that a retrieval answers a question (kb.answers.answer.confidence).
 Confidence = Callable[[str, Retrieval], float]
 #: Words that point back into the conversation: 「那…」「…呢」, 他/她/对方, 这样/这么/这钱 …
 REFERS_BACK_RE = re.compile(r"^\s*(?:那|要是|如果|还有)|他们|她们|他(?!人)|她|它|对方|这[样么个些种钱期]|"

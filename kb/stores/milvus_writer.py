@@ -1,4 +1,4 @@
-"""Writing a knowledge base into Milvus (kb.milvus_store says what is stored and how readers use it).
+"""Writing a knowledge base into Milvus (kb.stores.milvus says what is stored and how readers use it).
 
 The collections are created on first use. A document is written as a new version (passages in batches, then its
 text and term statistics) and published by one upsert of its "document" row; the base row's new generation then
@@ -17,11 +17,11 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from kb.lexical import saturated_tf
-from kb.milvus_store import FORMAT_VERSION, MilvusStore, literal, term_id
-from kb.rank import TRAITS, chunk_traits
+from kb.text.lexical import saturated_tf
+from kb.stores.milvus import LAYOUT, MilvusStore, literal, term_id
+from kb.text.traits import TRAITS, chunk_traits
 from kb.schema import Chunk, Document
-from kb.store import CHUNKER_VERSION, IndexMismatchError, IndexProblem
+from kb.stores.index_dir import CHUNKER_VERSION, IndexMismatchError, IndexProblem
 
 #: Passages per insert.
 WRITE_BATCH = 256
@@ -92,7 +92,7 @@ class MilvusWriter(MilvusStore):
 
     def write_base(self, base: dict) -> None:
         """Record the knowledge base's model and BM25 norm, with a new generation that tells readers to look."""
-        base = {**base, "format_version": FORMAT_VERSION, "chunker_version": CHUNKER_VERSION,
+        base = {**base, **LAYOUT,
                 "generation": f"{time.time_ns()}", "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         self.client.upsert(self.records_collection, [self._record("base", self._key("base"), json.dumps(base))])
 

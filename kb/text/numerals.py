@@ -14,7 +14,7 @@ NUMBER_PATTERN = rf"[{CHINESE_NUMERAL_CHARS}]+|[0-9０-９]+"
 #: An article reference as it appears in text or questions: 第三十四条, 第34条, 第 34 条.
 ARTICLE_RE = re.compile(rf"第\s*({NUMBER_PATTERN})\s*条")
 #: A number followed by 条, with or without 第 (group 1): in questions people also write 民法典1079条. Without 第
-#: only the context tells an article from a count (三十三条鱼), so kb.query decides which matches are articles.
+#: only the context tells an article from a count (三十三条鱼), so kb.search.query decides which matches are articles.
 ARTICLE_NUMBER_RE = re.compile(rf"(第\s*)?({NUMBER_PATTERN})\s*条")
 
 

@@ -1,6 +1,6 @@
 """The question encoder's tuning: low-rank updates of the default model's top layers, applied to questions only.
 
-bench/train_encoder.py learns them from training questions (kb/model/tuned/query_lora.safetensors, ~2 MB). The
+bench/train_encoder.py learns them from training questions (kb/embedding/model/tuned/query_lora.safetensors, ~2 MB). The
 passages keep the model's own vectors, so indexes and the vector cache stay valid; a question is embedded
 with the updated layers, which puts it nearer the passages that answer questions phrased like it. The file
 holds, for each updated projection, two matrices A (rank × in) and B (out × rank, scale included) whose
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kb.model.build import publish_folder
+from kb.embedding.model.build import publish_folder
 
 TUNED_DIR = Path(__file__).resolve().parent / "tuned"
 QUERY_LORA = TUNED_DIR / "query_lora.safetensors"

@@ -5,9 +5,9 @@
         manifest.json       format version, model id/fingerprint/dimension, chunker version, documents, time,
                             and the SHA-256 of every other file (a damaged file is refused, not served)
         dense.faiss         FAISS inner-product index over normalised chunk vectors (row = chunk row)
-        lexical_*           BM25 posting lists (kb.lexical)
+        lexical_*           BM25 posting lists (kb.text.lexical)
         meta.sqlite         documents and chunks
-        handles.*           questions attached to passages, when the documents have sidecars (kb.handles)
+        handles.*           questions attached to passages, when the documents have sidecars (kb.stores.handles)
 
 A build is written into a fresh folder and only then published, so an interrupted or failed ingest
 leaves the index in use untouched.
@@ -31,11 +31,11 @@ import faiss
 import numpy as np
 
 from kb.errors import KnowledgeBaseError
-from kb.handles import HANDLES_VECTORS, QuestionHandles
-from kb.lexical import LexicalIndex, check_shape, read_json
+from kb.stores.handles import HANDLES_VECTORS, QuestionHandles
+from kb.text.lexical import LexicalIndex, check_shape, read_json
 from kb.schema import Chunk, DatedEvent, Document
 
-#: 3: indexes hold the questions attached to passages (kb.handles); older ones are rebuilt so that they do.
+#: 3: indexes hold the questions attached to passages (kb.stores.handles); older ones are rebuilt so that they do.
 FORMAT_VERSION = 3
 #: The chunker (ingest/chunk.py) this program's indexes must have been cut by. Bump it when chunk boundaries or
 #: indexing texts change: an index cut by another chunker is refused at load, and rebuilt by `kb ingest` (or on
@@ -45,7 +45,7 @@ MANIFEST = "manifest.json"
 DENSE = "dense.faiss"
 META = "meta.sqlite"
 STALE_PARTIAL_SECONDS = 24 * 3600
-#: The manifest as load_index reads it, once its versions are this program's (kb.lexical.check_shape).
+#: The manifest as load_index reads it, once its versions are this program's (kb.text.lexical.check_shape).
 _MANIFEST_SHAPE = {
     "embedding": {"model_id": str, "fingerprint": str, "dimension": int},
     "counts": {"documents": int, "chunks": int, "questions": int},
