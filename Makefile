@@ -13,7 +13,7 @@ PORT ?= 8000
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-fast screenshots bench train
+.PHONY: install run test test-fast check screenshots bench train
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+# ruff (lint) and mypy (types) over the product's packages; .ci/run runs it before the tests.
+check: $(STAMP)
+	$(BIN)/ruff check kb ingest server cli
+	$(BIN)/mypy kb ingest server cli
 
 screenshots: $(STAMP)
 	KB_SCREENSHOTS_DIR=docs/screenshots $(BIN)/python -m pytest -q tests/test_web.py -k screenshots

@@ -10,10 +10,9 @@ import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
-from kb.config import KB_NAME_RE, Settings, SettingError, load_settings
+from kb.config import KB_NAME_RE, SettingError, Settings, load_settings
 from kb.errors import KnowledgeBaseError
 from server.settings import ServerSettings
 
@@ -194,7 +193,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def _document_named(kb: "KnowledgeBase", name: str) -> str:
+def _document_named(kb: KnowledgeBase, name: str) -> str:
     """A document's id from its id, its file name or stem, or words of its title (one match only)."""
     documents = kb.documents
     if name in documents:

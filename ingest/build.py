@@ -16,19 +16,27 @@ import numpy as np
 from tqdm import tqdm
 
 from ingest.chunk import chunk_document, indexing_text
+from ingest.embed import embed_with_reuse, open_vector_cache, question_key
 from ingest.parse import parse_document
 from ingest.questions import attach, is_sidecar, read_sidecar, sidecar_path
 from ingest.read import SUPPORTED_SUFFIXES, UnreadableFileError, read_source
-from ingest.embed import embed_with_reuse, open_vector_cache, question_key
 from ingest.vector_cache import text_key
 from kb.config import Settings
 from kb.embedding.embedder import Embedder
 from kb.errors import KnowledgeBaseError
-from kb.stores.handles import Handle, QuestionHandles, passage_key
-from kb.text.lexical import LexicalIndex
 from kb.schema import Chunk, Document
-from kb.stores.index_dir import (IndexContents, IndexMismatchError, IndexMissingError, IndexProblem, check_model, load_index,
-                      read_manifest, write_index)
+from kb.stores.handles import Handle, QuestionHandles, passage_key
+from kb.stores.index_dir import (
+    IndexContents,
+    IndexMismatchError,
+    IndexMissingError,
+    IndexProblem,
+    check_model,
+    load_index,
+    read_manifest,
+    write_index,
+)
+from kb.text.lexical import LexicalIndex
 
 log = logging.getLogger(__name__)
 

@@ -14,9 +14,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from kb.text.numerals import CHINESE_NUMERAL_CHARS, article_label, parse_chinese_number
-from kb.schema import Chunk, Document
 from ingest.parse import ARTICLE_LINE_RE, Block, ParsedDocument
+from kb.schema import Chunk, Document
+from kb.text.numerals import CHINESE_NUMERAL_CHARS, article_label, parse_chinese_number
 
 SECTION_SEPARATOR = " / "
 _N = CHINESE_NUMERAL_CHARS

@@ -18,15 +18,15 @@ from collections.abc import Callable
 import numpy as np
 from tqdm import tqdm
 
-from ingest.embed import embed_with_reuse, open_vector_cache
 from ingest.chunk import indexing_text
+from ingest.embed import embed_with_reuse, open_vector_cache
 from kb.config import Settings
 from kb.embedding.embedder import Embedder
-from kb.text.lexical import average_length
-from kb.stores.milvus import REFRESH_SECONDS, same_layout
-from kb.stores.milvus_writer import MilvusWriter, version_stamp
 from kb.schema import Chunk, Document
 from kb.stores.index_dir import IndexMismatchError, check_model
+from kb.stores.milvus import REFRESH_SECONDS, same_layout
+from kb.stores.milvus_writer import MilvusWriter, version_stamp
+from kb.text.lexical import average_length
 from kb.text.tokenize import tokenize
 
 log = logging.getLogger(__name__)

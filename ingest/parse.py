@@ -13,8 +13,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from kb.text.numerals import CHINESE_NUMERAL_CHARS
 from kb.schema import DatedEvent, Document
+from kb.text.numerals import CHINESE_NUMERAL_CHARS
 
 INFO_END = "<!-- INFO END -->"
 _N = CHINESE_NUMERAL_CHARS

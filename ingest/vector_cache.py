@@ -31,7 +31,7 @@ class VectorCache:
         self._db.execute("CREATE TABLE IF NOT EXISTS vectors (key TEXT PRIMARY KEY, vector BLOB NOT NULL)")
 
     @classmethod
-    def for_model(cls, directory: Path, model_id: str, fingerprint: str, dimension: int) -> "VectorCache":
+    def for_model(cls, directory: Path, model_id: str, fingerprint: str, dimension: int) -> VectorCache:
         safe_id = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in model_id)[-60:]
         return cls(directory / f"{safe_id}-{fingerprint}.sqlite", dimension)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING
 
-__all__ = ["KnowledgeBase", "Filters", "QueryError", "Hit", "Chunk", "Document"]
+__all__ = ["Chunk", "Document", "Filters", "Hit", "KnowledgeBase", "QueryError"]
 _HOME = {"KnowledgeBase": "kb.knowledge_base", "Filters": "kb.knowledge_base", "QueryError": "kb.knowledge_base",
          "Hit": "kb.schema", "Chunk": "kb.schema", "Document": "kb.schema"}
 

@@ -264,7 +264,7 @@ class Settings:
             return None
         return Path(self.vector_cache).expanduser() if self.vector_cache else self.cache_dir / "vectors"
 
-    def with_(self, **changes: object) -> "Settings":
+    def with_(self, **changes: object) -> Settings:
         return replace(self, **changes)
 
 

@@ -13,23 +13,30 @@ from pathlib import Path
 
 from kb.answers.answer import Answer, answer, confidence
 from kb.answers.answerable import AnswerModel
-from kb.config import AnswerParams, ContactSettings, FollowUpParams, RetrievalParams, Settings, load_settings
-from kb.search.conversation import ConversationReader, InContext, earlier_questions, follow_up_gate, follow_up_ranker
+from kb.answers.notice import notice
+from kb.answers.related import related_passages
+from kb.answers.safety import SafetyCheck
+from kb.config import (
+    AnswerParams,
+    ContactSettings,
+    FollowUpParams,
+    GeneratorConfig,
+    RetrievalParams,
+    Settings,
+    load_settings,
+)
 from kb.embedding.embedder import Embedder
 from kb.errors import QueryError, UnknownDocumentError
-from kb.config import GeneratorConfig
-from kb.stores.local import IndexView
-from kb.answers.notice import notice
-from kb.stores.base import Filters, PassageStore
-from kb.text.personal import without_personal_details
-from kb.answers.related import related_passages
-from kb.search.retrieve import MAX_TOP_K, METHODS, Retrieval, Retriever
-from kb.answers.safety import SafetyCheck
-from kb.text.numerals import article_label
 from kb.schema import Chunk, Document, Hit, citation_for
+from kb.search.conversation import ConversationReader, InContext, earlier_questions, follow_up_gate, follow_up_ranker
+from kb.search.retrieve import MAX_TOP_K, METHODS, Retrieval, Retriever
+from kb.stores.base import Filters, PassageStore
 from kb.stores.index_dir import check_model, load_index
+from kb.stores.local import IndexView
+from kb.text.numerals import article_label
+from kb.text.personal import without_personal_details
 
-__all__ = ["KnowledgeBase", "Filters", "QueryError", "UnknownDocumentError", "MAX_TOP_K", "METHODS"]
+__all__ = ["MAX_TOP_K", "METHODS", "Filters", "KnowledgeBase", "QueryError", "UnknownDocumentError"]
 
 
 class KnowledgeBase:
@@ -55,7 +62,7 @@ class KnowledgeBase:
 
     @classmethod
     def open(cls, index_dir: str | Path | None = None, settings: Settings | None = None,
-             embedder: Embedder | None = None) -> "KnowledgeBase":
+             embedder: Embedder | None = None) -> KnowledgeBase:
         """Open the store (checked: format, chunker, model; a local index's checksums too) and the model, once.
 
         KB_STORE=local (the default) loads the index directory (`index_dir`, or KB_INDEX); KB_STORE=milvus
@@ -75,7 +82,7 @@ class KnowledgeBase:
     def params(self) -> RetrievalParams:
         return self.retriever.params
 
-    def with_params(self, params: RetrievalParams) -> "KnowledgeBase":
+    def with_params(self, params: RetrievalParams) -> KnowledgeBase:
         """The same loaded index and model, searched with other retrieval parameters (benchmarks, tuning)."""
         return KnowledgeBase(self.store, self.embedder, params, self.answer_params, self.generator, self.contacts)
 

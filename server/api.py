@@ -10,10 +10,10 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
-from kb.config import KB_NAME_RE
-from kb.search.conversation import MAX_HISTORY
-from kb.knowledge_base import MAX_TOP_K, KnowledgeBase
 from kb.answers.notice import station_name
+from kb.config import KB_NAME_RE
+from kb.knowledge_base import MAX_TOP_K, KnowledgeBase
+from kb.search.conversation import MAX_HISTORY
 from server.clients import client_address, holds_key
 from server.errors import ApiError
 from server.service import ServiceState, checked_text

@@ -12,8 +12,8 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from kb.config import Settings
 from server.admin import ADMIN_PREFIX, UPLOAD_PATH, create_admin_router
-from server.clients import parse_networks
 from server.api import create_api_router
+from server.clients import parse_networks
 from server.errors import ApiError, install_error_handlers
 from server.logs import mask_access_log
 from server.middleware import AdminKeyFirst, BodySizeLimit, NoSniff, StampArrival

@@ -70,7 +70,7 @@ class QueryLog:
         self._lock = threading.RLock()  # re-entered by record() inside transaction()
 
     @classmethod
-    def open(cls, path: Path) -> "QueryLog":
+    def open(cls, path: Path) -> QueryLog:
         """Open the log at `path`, creating it (and its folder) or upgrading its schema as needed."""
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -97,7 +97,7 @@ class QueryLog:
         with self._lock:
             self._db.close()
 
-    def __enter__(self) -> "QueryLog":
+    def __enter__(self) -> QueryLog:
         return self
 
     def __exit__(self, *_: object) -> None:

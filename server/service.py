@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import threading
 import uuid
-from dataclasses import dataclass
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from ingest.build import ingest
 from kb.config import KB_NAME_RE, Settings
 from kb.knowledge_base import KnowledgeBase
 from kb.search.conversation import MAX_HISTORY, retrievals_for
-from kb.text.personal import mask_personal_data
 from kb.stores.index_dir import IndexMissingError
+from kb.text.personal import mask_personal_data
 from server.admission import Admission
 from server.clients import parse_networks
 from server.conversations import Conversations
@@ -28,6 +28,7 @@ from server.jobs import JobRunner
 from server.logwriter import LogWriter
 from server.ratelimit import RateLimiter
 from server.settings import ServerSettings
+
 
 def checked_text(text: object, what: str = "问题") -> str:
     """Text a client sent, refused when it is not text or not valid Unicode (a lone surrogate, say)."""

@@ -12,16 +12,15 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 from kb.answers.answerable import AnswerModel
-from kb.config import AnswerParams
-from kb.search.conversation import read_together
 from kb.answers.evidence import Shortfall, shortfall
 from kb.answers.generate import GenerationFailed, generate_answer
-from kb.config import GeneratorConfig
 from kb.answers.quote import Quote, QuoteChooser, paragraphs, words
-from kb.search.rank import asked_for, term_coverage
 from kb.answers.related import first_line
-from kb.search.retrieve import Retrieval
+from kb.config import AnswerParams, GeneratorConfig
 from kb.schema import Hit
+from kb.search.conversation import read_together
+from kb.search.rank import asked_for, term_coverage
+from kb.search.retrieve import Retrieval
 
 log = logging.getLogger(__name__)
 

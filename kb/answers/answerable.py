@@ -37,11 +37,11 @@ class AnswerModel:
     meta: dict = field(default_factory=dict)
 
     @classmethod
-    def from_params(cls, params: AnswerParams) -> "AnswerModel":
+    def from_params(cls, params: AnswerParams) -> AnswerModel:
         return cls(params.bias, params.w_dense, params.w_cover, params.dense_centre)
 
     @classmethod
-    def for_model(cls, fingerprint: str, directory: Path = ANSWER_MODELS_DIR) -> "AnswerModel | None":
+    def for_model(cls, fingerprint: str, directory: Path = ANSWER_MODELS_DIR) -> AnswerModel | None:
         """The shipped model for this embedding model, or None."""
         raw = read_learnt(directory, fingerprint)
         if raw is None:

@@ -9,8 +9,8 @@ the question speaks of one (kb/answers/safety.py decides which, from the questio
 
 from __future__ import annotations
 
-from kb.config import ContactSettings
 from kb.answers.safety import Danger
+from kb.config import ContactSettings
 
 EXTRACTIVE = "以上内容由系统从知识库原文中自动摘录，仅供参考，以法律法规原文为准。"
 GENERATIVE = "以上回答由人工智能（大语言模型）根据知识库原文生成，可能有误，仅供参考，以所引法律法规原文为准。"

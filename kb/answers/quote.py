@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import re
 
-from kb.text.traits import holds
 from kb.text.tokenize import tokenize
+from kb.text.traits import holds
 
 Span = tuple[int, int]
 #: A quote: one or more pieces of one passage, in reading order.

@@ -51,7 +51,7 @@ class Phrasings:
     ordinary: list[str]
 
     @classmethod
-    def load(cls, path: Path = PHRASINGS) -> "Phrasings":
+    def load(cls, path: Path = PHRASINGS) -> Phrasings:
         raw = json.loads(path.read_text(encoding="utf-8"))
         return cls({Danger(kind): list(texts) for kind, texts in raw["danger"].items()}, list(raw["ordinary"]))
 
@@ -108,7 +108,7 @@ class DangerModel:
     training_scores: np.ndarray  # leave-one-out
 
     @classmethod
-    def fit(cls, vectors: np.ndarray, groups: np.ndarray) -> "DangerModel":
+    def fit(cls, vectors: np.ndarray, groups: np.ndarray) -> DangerModel:
         scores = leave_one_out_scores(vectors, groups)
         threshold = choose_threshold(danger_margin(scores), groups < len(Danger))
         means = np.stack([vectors[groups == g].mean(axis=0) for g in range(len(Danger) + 1)])
@@ -140,7 +140,7 @@ class SafetyCheck:
         self._fitting = threading.Lock()
 
     @classmethod
-    def for_embedder(cls, embedder: Embedder) -> "SafetyCheck":
+    def for_embedder(cls, embedder: Embedder) -> SafetyCheck:
         """The check shared by every knowledge base over `embedder`: the phrasings are embedded once per model."""
         with cls._by_embedder_lock:
             check = cls._by_embedder.get(embedder)

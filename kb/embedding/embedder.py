@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from kb.config import DEFAULT_MODEL_ID, Settings
-from kb.errors import KnowledgeBaseError
 from kb.embedding.model.build import build_default_model, model_fingerprint
+from kb.errors import KnowledgeBaseError
 
 log = logging.getLogger(__name__)
 

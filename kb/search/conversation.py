@@ -34,13 +34,13 @@ from pathlib import Path
 import numpy as np
 
 from kb.config import FollowUpParams
+from kb.schema import Hit
+from kb.search.rank import ASKS, RANKERS_DIR, LinearRanker, question_asks, term_coverage
+from kb.search.retrieve import Retrieval
 from kb.stores.base import Filters
 from kb.text.law_names import LawNames
-from kb.search.rank import ASKS, RANKERS_DIR, LinearRanker, question_asks, term_coverage
-from kb.text.traits import holds
-from kb.search.retrieve import Retrieval
-from kb.schema import Hit
 from kb.text.tokenize import nouns, tokenize
+from kb.text.traits import holds
 
 #: How every channel says that an answer was read with the question before it.
 FOLLOW_UP_NOTE = "接着您上一个问题「{}」回答"

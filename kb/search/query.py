@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from kb.text.numerals import ARTICLE_NUMBER_RE, parse_chinese_number
 from kb.text.law_names import LawNames
+from kb.text.numerals import ARTICLE_NUMBER_RE, parse_chinese_number
 
 ASKS_FOR_LIST_RE = re.compile(r"哪些|哪几|几种|几类|哪种|哪类|有什么(?:权利|义务|职责|原则|条件|材料|情形)")
 #: What may come before a law's name in a question that only asks to see an article: 请问, 查一下, 《.

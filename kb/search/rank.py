@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from kb.search.query import ASKS_FOR_LIST_RE
 from kb.schema import Chunk, Document, Hit
+from kb.search.query import ASKS_FOR_LIST_RE
 from kb.text.tokenize import tokenize
-from kb.text.traits import TRAITS, holds
+from kb.text.traits import TRAITS
 
 RANKERS_DIR = Path(__file__).resolve().parent / "rankers"
 
@@ -133,7 +133,7 @@ class LinearRanker:
 
     @classmethod
     def for_model(cls, name: str, directory: Path = RANKERS_DIR,
-                  features: tuple[str, ...] = FEATURES) -> "LinearRanker | None":
+                  features: tuple[str, ...] = FEATURES) -> LinearRanker | None:
         """The shipped ranker `<name>.json` (a question encoder's fingerprint, or "followup"), or None (another
         model: the first stage's order stands)."""
         raw = read_learnt(directory, name)

@@ -18,14 +18,14 @@ import numpy as np
 from kb.config import RetrievalParams
 from kb.embedding.embedder import Embedder
 from kb.errors import QueryError
+from kb.schema import Hit
 from kb.search.expand import expand_query
 from kb.search.fuse import fuse
-from kb.stores.handles import HandleMatch
 from kb.search.handle_stage import HANDLE_FEATURES, handle_features
-from kb.stores.base import Filters, PassageStore, best_hits
 from kb.search.query import QueryAnalysis, analyse
 from kb.search.rank import Candidates, LinearRanker, candidate_features
-from kb.schema import Hit
+from kb.stores.base import Filters, PassageStore, best_hits
+from kb.stores.handles import HandleMatch
 
 #: How many candidates each retriever contributes before fusion.
 CANDIDATES = 200
@@ -93,7 +93,7 @@ class Retriever:
     def weighs_handles(self, params: RetrievalParams) -> bool:
         return self.reranks(params) and self.handle_ranker is not None and self.store.handles is not None
 
-    def second_stage(self, query: str, stage: "FirstStage") -> np.ndarray:
+    def second_stage(self, query: str, stage: FirstStage) -> np.ndarray:
         """The learned ranking of a first stage's candidates, with their attached questions where there are."""
         assert self.ranker is not None
         scores = self.ranker.score(self.features(query, stage))
@@ -101,7 +101,7 @@ class Retriever:
             return scores
         return self.handle_ranker.score(handle_features(scores, *stage.handles.features(stage.candidates.chunks)))
 
-    def first_stage(self, query: str, filters: Filters, params: RetrievalParams) -> "FirstStage | None":
+    def first_stage(self, query: str, filters: Filters, params: RetrievalParams) -> FirstStage | None:
         """Candidates and their scores before any learned ranking; for "ranked", cut to the ones it re-ranks."""
         store = self.store
         if not store.passage_count():
@@ -145,7 +145,7 @@ class Retriever:
                                 pool.coverage[keep], scores[keep], named[keep], pool.traits[keep])
         return FirstStage(analysis, terms, candidates, max(0.0, float(closest.max())), cited[keep], plain, handles)
 
-    def features(self, query: str, stage: "FirstStage") -> np.ndarray:
+    def features(self, query: str, stage: FirstStage) -> np.ndarray:
         """The second stage's feature matrix for a first stage's candidates (what bench/train_ranker.py learns)."""
         return candidate_features(query, stage.candidates, self.store.documents, stage.terms)
 

@@ -17,10 +17,10 @@ from typing import Protocol
 import numpy as np
 
 from kb.errors import QueryError
+from kb.schema import Chunk, Document, Hit, citation_for
 from kb.stores.handles import QuestionHandles
 from kb.text.law_names import LawNames
 from kb.text.traits import TRAITS
-from kb.schema import Chunk, Document, Hit, citation_for
 
 DOC_KINDS = ("law", "report", "other")
 DATE_RE = re.compile(r"[0-9]{4}(-[0-9]{2}(-[0-9]{2})?)?")  # ASCII digits only: ２０２０ and ٢٠٢٠ are not dates
@@ -62,7 +62,7 @@ class Filters:
     date_to: str | None = None
 
     @classmethod
-    def from_mapping(cls, raw: Mapping | None) -> "Filters":
+    def from_mapping(cls, raw: Mapping | None) -> Filters:
         """Filters from JSON-like input, checked strictly: a wrong type is the caller's error, never a crash."""
         if raw is not None and not isinstance(raw, Mapping):
             raise QueryError("过滤条件必须是对象，例如 {\"doc_kind\": \"law\"}")

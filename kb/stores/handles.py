@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from kb.text.lexical import LexicalIndex, read_json
 from kb.schema import Chunk
+from kb.text.lexical import LexicalIndex, read_json
 
 HANDLES_JSON = "handles.json"
 HANDLES_VECTORS = "handles.npy"
@@ -94,7 +94,7 @@ class QuestionHandles:
         return len(self.handles)
 
     @classmethod
-    def build(cls, handles: list[Handle], vectors: np.ndarray) -> "QuestionHandles":
+    def build(cls, handles: list[Handle], vectors: np.ndarray) -> QuestionHandles:
         return cls(handles, vectors, LexicalIndex.build([h.question for h in handles]))
 
     def save(self, directory: Path) -> None:
@@ -104,7 +104,7 @@ class QuestionHandles:
         self.lexical.save(directory, LEXICAL_PREFIX)
 
     @classmethod
-    def load(cls, directory: Path) -> "QuestionHandles | None":
+    def load(cls, directory: Path) -> QuestionHandles | None:
         """The handles of an index build, or None when it has none."""
         if not (directory / HANDLES_JSON).is_file():
             return None

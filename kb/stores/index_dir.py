@@ -31,9 +31,9 @@ import faiss
 import numpy as np
 
 from kb.errors import KnowledgeBaseError
+from kb.schema import Chunk, DatedEvent, Document
 from kb.stores.handles import HANDLES_VECTORS, QuestionHandles
 from kb.text.lexical import LexicalIndex, check_shape, read_json
-from kb.schema import Chunk, DatedEvent, Document
 
 #: 3: indexes hold the questions attached to passages (kb.stores.handles); older ones are rebuilt so that they do.
 FORMAT_VERSION = 3

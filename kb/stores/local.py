@@ -14,11 +14,11 @@ import faiss
 import numpy as np
 
 from kb.errors import UnknownDocumentError
+from kb.schema import Chunk, Document, Hit
 from kb.stores.base import Filters, Pool, hit_for
+from kb.stores.index_dir import LoadedIndex, stored_vectors
 from kb.text.law_names import LawNames
 from kb.text.traits import chunk_traits
-from kb.schema import Chunk, Document, Hit
-from kb.stores.index_dir import LoadedIndex, stored_vectors
 
 
 def _top(scores: np.ndarray, k: int) -> np.ndarray:

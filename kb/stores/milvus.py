@@ -42,13 +42,13 @@ import numpy as np
 
 from kb.config import Settings
 from kb.errors import StoreUnavailableError, UnknownDocumentError
-from kb.stores.handles import QuestionHandles
-from kb.text.lexical import bm25_idf, coverage_idf
-from kb.stores.base import Filters, Pool, hit_for
-from kb.text.law_names import LawNames
-from kb.text.traits import TRAITS, TRAITS_VERSION
 from kb.schema import Chunk, DatedEvent, Document, Hit
+from kb.stores.base import Filters, Pool, hit_for
+from kb.stores.handles import QuestionHandles
 from kb.stores.index_dir import CHUNKER_VERSION, IndexMismatchError, IndexMissingError, IndexProblem
+from kb.text.law_names import LawNames
+from kb.text.lexical import bm25_idf, coverage_idf
+from kb.text.traits import TRAITS, TRAITS_VERSION
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -139,7 +139,7 @@ class MilvusStore:
     # -- connecting ---------------------------------------------------------------------------------------------
 
     @classmethod
-    def connect(cls, settings: Settings) -> "MilvusStore":
+    def connect(cls, settings: Settings) -> MilvusStore:
         """A connection to KB_MILVUS_URI for KB_NAME; a milvus-lite folder is created when missing."""
         from pymilvus import MilvusClient
 
@@ -191,7 +191,7 @@ class MilvusStore:
             self.read_base()
 
     @classmethod
-    def open(cls, settings: Settings) -> "MilvusStore":
+    def open(cls, settings: Settings) -> MilvusStore:
         """For searching: the knowledge base must have been ingested (`kb ingest --kb NAME`)."""
         store = cls.connect(settings)
         store.refresh(force=True)
@@ -238,7 +238,7 @@ class MilvusStore:
         self.snapshot(force=True)
         return True
 
-    def snapshot(self, force: bool = False) -> "_Snapshot":
+    def snapshot(self, force: bool = False) -> _Snapshot:
         """The current snapshot, re-read when another process has published since (checked at most once a second)."""
         if not force and time.monotonic() - self._checked < REFRESH_SECONDS:
             return self._snapshot

@@ -17,11 +17,11 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from kb.text.lexical import saturated_tf
-from kb.stores.milvus import LAYOUT, MilvusStore, literal, term_id
-from kb.text.traits import TRAITS, chunk_traits
 from kb.schema import Chunk, Document
-from kb.stores.index_dir import CHUNKER_VERSION, IndexMismatchError, IndexProblem
+from kb.stores.index_dir import IndexMismatchError, IndexProblem
+from kb.stores.milvus import LAYOUT, MilvusStore, literal, term_id
+from kb.text.lexical import saturated_tf
+from kb.text.traits import TRAITS, chunk_traits
 
 #: Passages per insert.
 WRITE_BATCH = 256

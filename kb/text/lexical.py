@@ -103,7 +103,7 @@ class LexicalIndex:
         self.n_docs = n_docs
 
     @classmethod
-    def build(cls, texts: Sequence[str]) -> "LexicalIndex":
+    def build(cls, texts: Sequence[str]) -> LexicalIndex:
         counts = [Counter(tokenize(t)) for t in texts]
         lengths = np.array([sum(c.values()) for c in counts], dtype=np.float64)
         avg_length = average_length(lengths)
@@ -136,7 +136,7 @@ class LexicalIndex:
         )
 
     @classmethod
-    def load(cls, directory: Path, prefix: str = "") -> "LexicalIndex":
+    def load(cls, directory: Path, prefix: str = "") -> LexicalIndex:
         meta = read_json(directory / f"{prefix}{_FILES[3]}", _VOCAB_SHAPE)
         vocab = {term: i for i, term in enumerate(meta["terms"])}
         term_ptr = np.load(directory / f"{prefix}{_FILES[0]}", allow_pickle=False)

@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from kb.errors import KnowledgeBaseError
 from kb.embedding.model.q4file import Q4Header, read_q4_model
+from kb.errors import KnowledgeBaseError
 
 log = logging.getLogger(__name__)
 
