@@ -3,7 +3,7 @@
     python -m bench.related [--index DIR]   # prints the margin to put in AnswerParams.related_margin and
                                            # writes bench/results/related.json
 
-Each question is answered as the product answers it (KnowledgeBase.answer_reading, with the extra candidates
+Each question is answered as the product answers it (Asker.answer_reading, with the extra candidates
 KnowledgeBase.ask retrieves); the other candidates are those kb.answers.related.other_passages gives. For a margin m,
 the list is shown when the ranker's first passage scores less than m above its second (kb.answers.related.margin). The
 margin is chosen on training questions only (../shared/eval/stard_local_train.jsonl, bench/data/train_local.jsonl):
@@ -47,7 +47,7 @@ def outcomes(kb: KnowledgeBase, questions: list[GoldQuestion]) -> list[Outcome]:
     out = []
     for question in (q for q in questions if q.answerable):
         found = kb.conversation.read(question.q, (), params.passages + params.related_passages, Filters())
-        result, hits = kb.answer_reading(question.q, found, params.passages)
+        result, hits = kb.asker.answer_reading(question.q, found, params.passages)
         cited = [c.hit for c in result.citations]
         others = other_passages(cited, hits, params.related_passages)
         showable = result.answerable and not found.retrieval.cited_article

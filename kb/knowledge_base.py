@@ -1,25 +1,22 @@
 """The library's front door: open an index, search it, ask it, browse its documents.
 
-A thin facade: the passages live in a store (kb.stores.base: the local index directory of kb.stores.local, or
-Milvus through kb.stores.milvus, chosen by KB_STORE), retrieval is kb.search.retrieve, answers kb.answers.answer. The CLI, the HTTP API, WeChat and any embedding backend only translate to these few methods.
+A thin facade: the passages live in a store (kb/stores: the local index directory, or Milvus, chosen by KB_STORE),
+retrieval is kb/search, and a question's whole way from reading to answer is kb/answers/asker.py. The CLI, the
+HTTP API, WeChat and any embedding backend only translate to these few methods.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from pathlib import Path
 
-from kb.answers.answer import Answer, answer, confidence
+from kb.answers.answer import Answer
 from kb.answers.answerable import AnswerModel
-from kb.answers.notice import notice
-from kb.answers.related import related_passages
+from kb.answers.asker import Asker
 from kb.answers.safety import SafetyCheck
 from kb.config import (
     AnswerParams,
     ContactSettings,
-    FollowUpParams,
     GeneratorConfig,
     RetrievalParams,
     Settings,
@@ -28,7 +25,7 @@ from kb.config import (
 from kb.embedding.embedder import Embedder
 from kb.errors import QueryError, UnknownDocumentError
 from kb.schema import Chunk, Document, Hit, citation_for
-from kb.search.conversation import ConversationReader, InContext, earlier_questions, follow_up_gate, follow_up_ranker
+from kb.search.conversation import ConversationReader
 from kb.search.retrieve import MAX_TOP_K, METHODS, Retrieval, Retriever
 from kb.stores.base import Filters, PassageStore
 from kb.stores.index_dir import check_model, load_index
@@ -53,12 +50,12 @@ class KnowledgeBase:
         self.contacts = contacts or ContactSettings()
         #: Whether a question speaks of danger, for the notice's help lines (kb/answers/safety.py); one per embedder.
         self.safety = SafetyCheck.for_embedder(embedder)
-        # Fitted for the default model (kb/answers/answer_models/); another model weighs closeness and shared words only.
+        # Fitted for the default model (kb/answers/answer_models/); another model weighs closeness and shared
+        # words only.
         self.answer_model = AnswerModel.for_model(embedder.fingerprint) or AnswerModel.from_params(self.answer_params)
         self.retriever = Retriever(store, embedder, params or RetrievalParams())
-        self.conversation = ConversationReader(self.retrieve, FollowUpParams(), follow_up_ranker(), follow_up_gate(),
-                                               store.law_names, self._confidence, store.idf,
-                                               lambda doc_id: store.document(doc_id).text)
+        self.asker = Asker(self.retriever, self.answer_model, self.answer_params, generator, self.contacts,
+                           self.safety)
 
     @classmethod
     def open(cls, index_dir: str | Path | None = None, settings: Settings | None = None,
@@ -112,45 +109,15 @@ class KnowledgeBase:
         """An extractive answer with [n] citations, or a plain "no answer" when the evidence is weak.
 
         `history`: the conversation's earlier questions, oldest first; a follow-up such as 「那要是不满意呢？」
-        is then read with the previous question (kb/search/conversation.py), a new topic on its own. The asker's name,
-        address and numbers, here or in `history`, change neither the passages nor the decision (kb/text/personal.py);
-        the answer's `question` is still the one typed."""
-        started = time.perf_counter()
-        typed = question
-        question = without_personal_details(question) if isinstance(question, str) else question
-        history = [without_personal_details(earlier) for earlier in earlier_questions(history)]
+        is then read with the previous question (kb/search/conversation.py), a new topic on its own. The whole
+        sequence is kb/answers/asker.py's."""
         filters = filters if isinstance(filters, Filters) else Filters.from_mapping(filters)
-        params = self.answer_params
-        found = self.conversation.read(question, history, (passages or params.passages) + params.related_passages,
-                                       filters)
-        result, hits = self.answer_reading(question, found, passages or params.passages)
-        result.question = typed.strip()
-        result.related_passages = related_passages(
-            result.answerable, found.retrieval.cited_article, [c.hit for c in result.citations], hits,
-            result.follow_up_of is not None, params.related_margin, params.related_passages)
-        result.notice = notice(result.mode, self.contacts, self.safety.danger(question))
-        result.took_ms = round((time.perf_counter() - started) * 1000, 1)
-        return result
+        return self.asker.ask(question, filters, passages, history)
 
-    def answer_reading(self, question: str, found: InContext, passages: int) -> tuple[Answer, list[Hit]]:
-        """The answer from the first `passages` hits of a reading (or of the other reading, when only that one
-        can be answered), and all the hits of the reading it came from."""
-        result = self._answer(question, replace(found.retrieval, hits=found.retrieval.hits[:passages]),
-                              found.follow_up_of)
-        if not result.answerable and found.otherwise is not None:  # this reading failed: try the other
-            other, hits = self.answer_reading(question, found.otherwise, passages)
-            if other.answerable:
-                return other, hits
-        return result, found.retrieval.hits
-
-    def _confidence(self, question: str, retrieval: Retrieval) -> float:
-        """As the answer stage would weigh `retrieval`: by the passages it answers from."""
-        answering = replace(retrieval, hits=retrieval.hits[: self.answer_params.passages])
-        return confidence(question, answering, self.store.idf, self.answer_model)
-
-    def _answer(self, question: str, retrieval: Retrieval, follow_up_of: str | None) -> Answer:
-        return answer(question, retrieval, self.store.idf, self.answer_params, self.generator, follow_up_of,
-                      self.store.mentions, self.answer_model)
+    @property
+    def conversation(self) -> ConversationReader:
+        """How questions are read in their conversation (benchmarks learn its ranker and gate from it)."""
+        return self.asker.reader
 
     def query_terms(self, query: str) -> list[str]:
         """The words of `query` the lexical index knows (for highlighting)."""

@@ -4,6 +4,9 @@
 `kb ask` command): it applies the rate limit and the configured question limits, answers, and hands the record
 to the question log's writer thread (server/logwriter.py): an answer never waits for the log, and a log that
 cannot be written (locked, full, read-only, missing) is reported by /readyz while answers go on.
+
+The rate limiter is charged in one place, `ServiceState._charge`: for a question by `admit` (what reading it
+costs), for any other public request (search, documents, contacts, feedback) by `admit_request` (one token).
 """
 
 from __future__ import annotations
@@ -58,7 +61,7 @@ class ServiceState:
         self._kb = kb
         self._reload_lock = threading.Lock()
         self.log = log
-        self.rate_limiter = RateLimiter(config.rate_per_minute, config.rate_burst)
+        self._rate_limiter = RateLimiter(config.rate_per_minute, config.rate_burst)
         self.admission = Admission(config.max_concurrent, config.max_waiting, config.max_wait_s)
         self.proxies = parse_networks(config.trusted_proxies)
         self.jobs = JobRunner()
@@ -95,10 +98,16 @@ class ServiceState:
 
     # -- the one way in ------------------------------------------------------------------------------------
 
-    def check_rate(self, client: str, cost: int = 1) -> None:
-        wait = self.rate_limiter.check(client, cost)
+    def _charge(self, client: str, cost: int) -> None:
+        """The one place the rate limiter is charged: ApiError 429 (with Retry-After) when `client` is over it."""
+        wait = self._rate_limiter.check(client, cost)
         if wait is not None:
             raise ApiError(429, "rate_limited", "请求太频繁，请稍后再试", {"Retry-After": str(int(wait))})
+
+    def admit_request(self, client: str) -> None:
+        """A public request that is not a question (search, documents, contacts, feedback) costs one token of
+        `client`'s rate limit, before any work; ApiError 429 when it is over."""
+        self._charge(client, 1)
 
     def checked_question(self, text: object) -> str:
         question = checked_text(text).strip()
@@ -121,12 +130,12 @@ class ServiceState:
             raise ApiError(400, "question_too_long", f"之前的问题太长了，请控制在{limit}字以内")
         return checked
 
-    def admit(self, question: object, client: str, history: object = None,
+    def admit(self, question: object, client: str, *, history: object = None,
               conversation: str | None = None) -> Admitted:
         """Question limits → rate limit, before any work (a refused request costs no retrieval, no thread, no
         turn among the workers). A follow-up is read with `history` as the client sent it, or else with what
         the server kept for `conversation` (an API conversation_id, a WeChat user). The rate limit charges what
-        the reading costs (retrievals_for: 1 alone, up to 12 with two earlier questions), so a client sending
+        the reading costs (retrievals_for: 1 alone, up to 11 with two earlier questions), so a client sending
         long histories gets 429s, not other clients' CPU. Raises ApiError for what the client must change (too
         fast, empty, too long, invalid text)."""
         checked = self.checked_question(question)
@@ -134,7 +143,7 @@ class ServiceState:
             earlier = self.checked_history(history)
         else:
             earlier = self.conversations.history(conversation) if conversation else ()
-        self.check_rate(client, retrievals_for(earlier))
+        self._charge(client, retrievals_for(earlier))
         return Admitted(checked, earlier, client, conversation)
 
     def answer(self, admitted: Admitted, channel: str, *, top_k: int | None = None,
@@ -160,7 +169,7 @@ class ServiceState:
             filters: Mapping[str, Any] | None = None, history: object = None, conversation: str | None = None,
             kb_name: str | None = None) -> dict:
         """admit, then answer: for channels that answer in the thread they run in (WeChat, `kb ask`)."""
-        admitted = self.admit(question, client, history, conversation)
+        admitted = self.admit(question, client, history=history, conversation=conversation)
         return self.answer(admitted, channel, top_k=top_k, filters=filters, kb_name=kb_name)
 
     # -- index updates ---------------------------------------------------------------------------------------

@@ -13,14 +13,14 @@ Before any of that, a second learnt model, the gate, decides whether the questio
 at all (GATE_FEATURES: does it point back, is it short, does it share words or meaning with the previous
 question, does it find its own passage elsewhere and surely, does the ranker keep its own best passage …;
 `python -m bench.followup_gate` learns it on the fit conversations and on automatic topic switches,
-bench/data/switch_fit.jsonl → kb/search/rankers/followup_gate.json). A question that stands alone — 「父母去世了，遗产怎么分？」
-after a 信访 question, or a weather question — is answered exactly as if asked alone: same passages, same
+bench/data/switch_fit.jsonl → kb/search/rankers/followup_gate.json). A question that stands alone —
+「父母去世了，遗产怎么分？」 after a 信访 question, or a weather question — is answered exactly as if asked alone: same passages, same
 answer/no-answer decision. So is one that names another law, or cites an article.
 
 A question that depends on the previous one is read as a follow-up; when the best candidate is nevertheless its
 own best passage, it is answered on its own unless only the follow-up reading can be answered (「走访的话要去哪里？」
 after 「可以用哪些方式信访？」). A follow-up reading that cannot be answered gives way to the question's own when
-that can (KnowledgeBase.ask).
+that can (kb/answers/asker.py).
 """
 
 from __future__ import annotations
@@ -36,9 +36,9 @@ import numpy as np
 from kb.config import FollowUpParams
 from kb.schema import Hit
 from kb.search.rank import ASKS, RANKERS_DIR, LinearRanker, question_asks, term_coverage
-from kb.search.retrieve import Retrieval
+from kb.search.retrieve import Retrieval, Retriever
 from kb.stores.base import Filters
-from kb.text.law_names import LawNames
+from kb.text.personal import without_personal_details
 from kb.text.tokenize import nouns, tokenize
 from kb.text.traits import holds
 
@@ -50,8 +50,7 @@ MAX_HISTORY = 10
 USED_EARLIER = 2
 EARLIER_CHARS = 200
 
-Retrieve = Callable[[str, int, Filters], Retrieval]
-#: How sure the answer stage is that a retrieval answers a question (kb.answers.answer.confidence).
+#: How sure the answer stage is that a retrieval answers a question (kb.answers.asker.Asker.confidence).
 Confidence = Callable[[str, Retrieval], float]
 #: Words that point back into the conversation: 「那…」「…呢」, 他/她/对方, 这样/这么/这钱 …
 REFERS_BACK_RE = re.compile(r"^\s*(?:那|要是|如果|还有)|他们|她们|他(?!人)|她|它|对方|这[样么个些种钱期]|"
@@ -132,10 +131,10 @@ def earlier_questions(history: Sequence[str]) -> list[str]:
 
 
 def retrievals_for(history: Sequence[str]) -> int:
-    """How many retrievals reading a question with this history takes at most: one alone; READINGS for each
-    earlier question (the previous one is itself read with the one before it, ConversationReader.understood)."""
-    earlier = len(earlier_questions(history))
-    return len(READINGS) * earlier if earlier else 1
+    """How many retrievals reading a question with this history takes at most: one alone, and for each earlier
+    question the READINGS but "alone" (the previous one is itself read with the one before it,
+    ConversationReader.understood; its own retrieval is then the one its reading made, Retrievals)."""
+    return 1 + (len(READINGS) - 1) * len(earlier_questions(history))
 
 
 def previous_question(history: Sequence[str]) -> str:
@@ -148,18 +147,43 @@ def read_together(previous: str, question: str) -> str:
     return f"{previous} {question.strip()}"
 
 
+class Retrievals:
+    """The retrievals of one question's reading, each text searched once: the previous question's search is also
+    what its own reading searched, and a follow-up of a follow-up meets the same texts again. Texts are searched
+    without the asker's personal details (kb/text/personal.py), as every question is."""
+
+    def __init__(self, retriever: Retriever) -> None:
+        self.retriever = retriever
+        self.done: dict[tuple[str, Filters], tuple[int, Retrieval]] = {}
+        self.searches = 0
+
+    def __call__(self, text: str, top_k: int, filters: Filters) -> Retrieval:
+        key = (text, filters)
+        if key in self.done and self.done[key][0] >= top_k:  # more hits are the same ranking, only longer
+            done = self.done[key][1]
+            return replace(done, hits=done.hits[:top_k])
+        self.searches += 1
+        found = self.retriever.retrieve(without_personal_details(text), top_k, filters)
+        self.done[key] = (top_k, found)
+        return found
+
+
 class ConversationReader:
-    """Reads a question in its conversation; holds no per-question state, so threads may share it."""
+    """Reads a question in its conversation; holds no per-question state, so threads may share it. `confidence`
+    is the answer stage's (how surely a retrieval answers a question), which the gate weighs."""
 
-    def __init__(self, retrieve: Retrieve, params: FollowUpParams, ranker: LinearRanker | None,
-                 gate: LinearRanker | None, law_names: LawNames, confidence: Confidence,
-                 idf: Callable[[str], float], document_text: Callable[[str], str]) -> None:
-        self.retrieve, self.params, self.ranker, self.gate = retrieve, params, ranker, gate
-        self.law_names, self.confidence, self.idf, self.document_text = law_names, confidence, idf, document_text
+    def __init__(self, retriever: Retriever, params: FollowUpParams, ranker: LinearRanker | None,
+                 gate: LinearRanker | None, confidence: Confidence) -> None:
+        self.retriever, self.params, self.ranker, self.gate = retriever, params, ranker, gate
+        self.confidence = confidence
+        store = retriever.store
+        self.law_names, self.idf = store.law_names, store.idf
+        self.document_text: Callable[[str], str] = lambda doc_id: store.document(doc_id).text
 
-    def read(self, question: str, history: Sequence[str], top_k: int, filters: Filters) -> InContext:
+    def read(self, question: str, history: Sequence[str], top_k: int, filters: Filters,
+             retrievals: Retrievals | None = None) -> InContext:
         """Retrieval for `question` read as part of its conversation (earlier questions oldest first)."""
-        alone, found = self.candidates(question, history, top_k, filters)
+        alone, found = self.candidates(question, history, top_k, filters, retrievals)
         if found is None or self.ranker is None or self.gate is None:
             return InContext(alone)
         shares = self.ranker_shares(found)  # the answer stage compares passages by these
@@ -191,16 +215,17 @@ class ConversationReader:
         row = self.gate_row(question, alone, found, shares)
         return float(self.gate.score(row[None, :])[0]) >= float(self.gate.meta["threshold"])
 
-    def candidates(self, question: str, history: Sequence[str], top_k: int,
-                   filters: Filters) -> tuple[Retrieval, FollowUpCandidates | None]:
+    def candidates(self, question: str, history: Sequence[str], top_k: int, filters: Filters,
+                   retrievals: Retrievals | None = None) -> tuple[Retrieval, FollowUpCandidates | None]:
         """The question's retrieval on its own (`top_k` hits), and its candidates as a follow-up: None when
         there is nothing to follow (no earlier question, an article cited, another law named)."""
-        everywhere = self.retrieve(question, max(top_k, self.params.candidates), filters)
+        retrievals = retrievals or Retrievals(self.retriever)
+        everywhere = retrievals(question, max(top_k, self.params.candidates), filters)
         alone = replace(everywhere, hits=everywhere.hits[:top_k])
-        previous = self.understood(history, top_k, filters)
+        previous = self.understood(history, top_k, filters, retrievals)
         if not previous or alone.cited_article or not alone.hits:
             return alone, None
-        readings = self.readings(question, previous, everywhere, filters)
+        readings = self.readings(question, previous, everywhere, filters, retrievals)
         named = self.law_names.about(question)
         if readings is None or (named and readings.answer.doc_id not in named):
             return alone, None
@@ -208,29 +233,32 @@ class ConversationReader:
         hits, features = follow_up_features(question, previous, readings, sure_alone, named, self.idf)
         return alone, FollowUpCandidates(previous, readings, hits, features, sure_alone, tuple(named))
 
-    def understood(self, history: Sequence[str], top_k: int, filters: Filters) -> str:
+    def understood(self, history: Sequence[str], top_k: int, filters: Filters,
+                   retrievals: Retrievals | None = None) -> str:
         """The previous question as it was understood: with the one before it when it was itself a follow-up
         (「那外孙呢？」 after 「孙子能继承吗？」 after 「父母去世没留遗嘱，遗产怎么分？」). One step back only."""
         questions = earlier_questions(history)
         if len(questions) < 2:
             return previous_question(questions)
         earlier, last = questions[-2:]
-        read = self.read(last, [earlier], top_k, filters)
+        read = self.read(last, [earlier], top_k, filters, retrievals)
         return read_together(earlier, last) if read.follow_up_of else last
 
-    def readings(self, question: str, previous: str, alone: Retrieval, filters: Filters) -> Readings | None:
+    def readings(self, question: str, previous: str, alone: Retrieval, filters: Filters,
+                 retrievals: Retrievals | None = None) -> Readings | None:
         """The question's READINGS; None when the previous question found nothing to lean on."""
+        retrieve = retrievals or Retrievals(self.retriever)
         k = self.params.candidates
-        earlier = self.retrieve(previous, k, filters)
+        earlier = retrieve(previous, k, filters)
         if not earlier.hits:
             return None
         answer = earlier.hits[0]
         scope = replace(filters, doc_ids=(answer.doc_id,))
         together = read_together(previous, question)
         return Readings(answer, {
-            "alone": alone, "in_document": self.retrieve(question, k, scope),
-            "together": self.retrieve(together, k, scope), "together_anywhere": self.retrieve(together, k, filters),
-            "previous": earlier, "like_answer": self.retrieve(answer.text[: self.params.like_answer_chars], k, scope),
+            "alone": alone, "in_document": retrieve(question, k, scope),
+            "together": retrieve(together, k, scope), "together_anywhere": retrieve(together, k, filters),
+            "previous": earlier, "like_answer": retrieve(answer.text[: self.params.like_answer_chars], k, scope),
         })
 
 
