@@ -1,7 +1,8 @@
 """`make bench` / `python -m bench [stage ...]`: every benchmark in order, then docs/benchmarks.md.
 
-Stages: embedding, ingest, latency, quality, growth, dense, memory, ranking, bank, answers, scale, report. Each writes bench/results/<name>.json;
-the report is generated from whatever results exist. Stages that need ../shared skip cleanly without it.
+Stages: embedding, ingest, latency, quality, growth, dense, ranking, bank, answers, scale, memory, abuse, report. Each
+writes bench/results/<name>.json; the report is generated from whatever results exist. Stages that need ../shared skip
+cleanly without it. The frozen experiments of bench/experiments/ are no stage: nothing here runs or imports them.
 A full run from nothing takes about 1.5 hours on two cores, most of it embedding the 55,956 STARD articles
 once (kept in the vector cache, so later runs take minutes).
 """

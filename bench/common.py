@@ -17,17 +17,21 @@ SHARED = PROJECT_ROOT.parent / "shared"
 #: so every figure the README and docs quote has its source in git).
 WORK = PROJECT_ROOT / "var" / "bench"
 RESULTS = PROJECT_ROOT / "bench" / "results"
+#: The frozen experiments' results (bench/experiments/README.md): kept beside the scripts that wrote them.
+EXPERIMENT_RESULTS = PROJECT_ROOT / "bench" / "experiments" / "results"
 
 
-def write_result(name: str, figures: dict) -> Path:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{name}.json"
+def write_result(name: str, figures: dict, directory: Path | None = None) -> Path:
+    """bench/results/<name>.json (or <directory>/<name>.json), pretty-printed UTF-8."""
+    directory = directory or RESULTS
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{name}.json"
     path.write_text(json.dumps(figures, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     return path
 
 
-def read_result(name: str) -> dict | None:
-    path = RESULTS / f"{name}.json"
+def read_result(name: str, directory: Path | None = None) -> dict | None:
+    path = (directory or RESULTS) / f"{name}.json"
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 

@@ -2,7 +2,10 @@
 
     python -m bench.report
 
-Sections whose results are missing (e.g. STARD without ../shared) say so instead of showing numbers.
+Sections whose results are missing (e.g. STARD without ../shared) say so instead of showing numbers. The last
+section quotes the frozen experiments' results (bench/experiments/results/, bench/experiments/README.md), which
+`make bench` never reruns. Figures measured on ../shared/eval/dev.jsonl are labelled in-sample: the first stage's
+weights were chosen on that set (docs/retrieval.md).
 """
 
 from __future__ import annotations
@@ -12,12 +15,14 @@ import platform
 import sys
 from datetime import date
 
-from bench.common import read_result
+from bench.common import EXPERIMENT_RESULTS, read_result
 from bench.ranking import DEFAULT
 from kb.config import PROJECT_ROOT
 
 DOCS = PROJECT_ROOT / "docs"
 PLOTS = DOCS / "benchmarks"
+#: How a figure measured on ../shared/eval/dev.jsonl is labelled: the team chose the first stage's weights on it.
+IN_SAMPLE = "in-sample: the first stage's weights were tuned on this set"
 TARGETS = {"search_p50_ms": 30, "search_p95_ms": 80, "search_p95_60k_ms": 150, "ingest_s": 60, "rss_mb": 1536}
 
 
@@ -149,7 +154,7 @@ def section_quality(quality: dict | None) -> list[str]:
             rows.append([backend, r["n"], r["hit@1"], r["hit@5"], r["mrr@10"], _share(a, "answerable", "answered"),
                          _share(a, "out_of_scope", "refused"), _share(c, "answerable", "answered"),
                          _share(c, "out_of_scope", "refused")])
-        out += ["### Township dev set (`../shared/eval/dev.jsonl`, default corpus)", "",
+        out += [f"### Township dev set (`../shared/eval/dev.jsonl`, default corpus; {IN_SAMPLE})", "",
                 table(["variant", "answerable", "Hit@1", "Hit@5", "MRR@10", "answerable answered",
                        "out-of-scope refused", "check set: answerable answered", "check set: out-of-scope refused"],
                       rows), ""]
@@ -369,7 +374,7 @@ def section_store_parity(parity: dict | None, scale: dict | None = None) -> list
     if not parity:
         out += ["Not measured (run `python -m bench.store_parity`).", ""]
     else:
-        rows = [[name, store, m["n"], m["hit@1"], m["hit@5"], m["mrr@10"]]
+        rows = [[_labelled(name), store, m["n"], m["hit@1"], m["hit@5"], m["mrr@10"]]
                 for name, by_store in parity["sets"].items() for store, m in by_store.items()
                 if store != "largest_difference"]
         latency = parity["latency_ms"]
@@ -384,6 +389,11 @@ def section_store_parity(parity: dict | None, scale: dict | None = None) -> list
             f"{latency['local']['p95']} ms; Milvus p50 {latency['milvus']['p50']} ms, p95 {latency['milvus']['p95']} "
             "ms (milvus-lite's Python server and pymilvus decoding the candidates' vectors take most of it).", ""]
     return out + (section_store_scale(scale) if scale else [])
+
+
+def _labelled(question_set: str) -> str:
+    """A question set's name, marked when its figures are in-sample (the township dev set)."""
+    return f"{question_set} (in-sample)" if question_set == "dev" else question_set
 
 
 def section_store_scale(scale: dict) -> list[str]:
@@ -401,16 +411,22 @@ def section_store_scale(scale: dict) -> list[str]:
 
 
 def section_ranking_candidates(cost: dict | None, cross: dict | None, tuning: dict | None) -> list[str]:
-    """What was measured beyond the linear ranker (issue 10), on training questions' validation parts only."""
+    """What was measured beyond the linear ranker (issue 10), on training questions' validation parts only.
+
+    These are the frozen experiments of bench/experiments/ (not run by `make bench`); their figures are quoted from
+    bench/experiments/results/ as they were measured."""
     if not (cost or cross or tuning):
         return []
-    out = ["## Ranking: candidates measured beyond the linear ranker", ""]
+    out = ["## Ranking: candidates measured beyond the linear ranker", "",
+           "Frozen experiments (`bench/experiments/`, what each found in `bench/experiments/README.md`): `make bench` "
+           "does not rerun them, and their figures are those of `bench/experiments/results/*.json` as measured.", ""]
     if cost:
         budget = cost["budget"]
         rows = [[r["max_tokens"], r["top_k"], r["mode"], r["p50_ms"], r["max_ms"]] for r in cost["rows"]]
         out += [f"A cross-encoder initialised from our model scores each (question, passage) pair with a full "
                 f"transformer pass. Cost of the int8 ONNX graph (12 layers) over the first stage's top k, "
-                f"{cost['questions']} training questions, {cost['threads']} threads (`{cost['script']}`), ms:", "",
+                f"{cost['questions']} training questions, {cost['threads']} threads "
+                f"({_experiment('rerank_cost')}), ms:", "",
                 table(["max tokens", "top k", "how", "p50", "max"], rows), "",
                 f"The budget is /api/ask p50 ≤ {budget['ask_p50_ms']:.0f} ms, of which the search already takes "
                 f"{budget['search_p50_ms']} ms in-process ({budget['from']}). A model of L layers costs about L/12 "
@@ -421,7 +437,7 @@ def section_ranking_candidates(cost: dict | None, cross: dict | None, tuning: di
         for row in v["by_epoch"]:
             rows += [[f"{mode}, epoch {row['epoch']}", *_hit_mrr(row[mode])] for mode in row if mode != "epoch"]
         out += [f"A {t['layers']}-layer cross-encoder reordering the ranker's top {t['top']} "
-                f"(`{cross['script']}`; {cross['questions']['training']} training and "
+                f"({_experiment('cross_encoder')}; {cross['questions']['training']} training and "
                 f"{cross['questions']['validation']} validation questions, Hit@1 / MRR@10 per source and their mean):",
                 "", table(["variant (validation)", "stard_local Hit@1", "stard_local MRR@10", "team Hit@1",
                            "team MRR@10", "mean Hit@1", "mean MRR@10"], rows), ""]
@@ -430,13 +446,18 @@ def section_ranking_candidates(cost: dict | None, cross: dict | None, tuning: di
         rows = [["model as built", *_hit_mrr(results["model as built"])]]
         for variant in ("questions only", "questions and passages"):
             rows += [[f"{variant}, {epoch}", *_hit_mrr(m)] for epoch, m in results[variant].items()]
-        out += [f"Tuning the passage side of the embedding model too (`{tuning['script']}`; LoRA of the top "
-                f"{tuning['settings']['tuned_layers']} layers, {tuning['questions']['fitting']} fitting and "
+        out += [f"Tuning the passage side of the embedding model too ({_experiment('passage_tuning')}; LoRA of "
+                f"the top {tuning['settings']['tuned_layers']} layers, {tuning['questions']['fitting']} fitting and "
                 f"{tuning['questions']['validation']} validation questions over corpus/'s {tuning['passages']:,} "
                 "passages, dense retrieval only):", "",
                 table(["variant (validation, dense only)", "stard_local Hit@1", "stard_local MRR@10", "team Hit@1",
                        "team MRR@10", "mean Hit@1", "mean MRR@10"], rows), ""]
     return out
+
+
+def _experiment(name: str) -> str:
+    """A frozen experiment's command and its result file (the file's own "script" names the module's old path)."""
+    return f"`python -m bench.experiments.{name}`, `bench/experiments/results/{name}.json`"
 
 
 def _hit_mrr(m: dict) -> list[object]:
@@ -455,9 +476,11 @@ def main() -> int:
         "",
         f"Generated by `make bench` (`python -m bench.report`) on {date.today().isoformat()}, "
         f"{platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}. "
-        "All figures come from `bench/results/*.json`; rerun to refresh. Medians and ratios are from one run "
-        "on a shared, noisy machine. The product's default embedding backend is torch (the float model through "
-        "sentence-transformers); onnx-int8 is the faster option, not the default because the ranker and the "
+        "All figures come from `bench/results/*.json` (the frozen experiments' from "
+        "`bench/experiments/results/*.json`); rerun to refresh. Figures on `../shared/eval/dev.jsonl` are "
+        "in-sample: the first stage's weights were tuned on it (docs/retrieval.md). Medians and ratios are from "
+        "one run on a shared, noisy machine. The product's default embedding backend is torch (the float model "
+        "through sentence-transformers); onnx-int8 is the faster option, not the default because the ranker and the "
         "answer/no-answer model were fitted on the float model's cosines.",
         "",
         *section_targets(latency, read_result("growth"), read_result("ingest")),
@@ -467,8 +490,9 @@ def main() -> int:
         *section_growth(read_result("growth")),
         *section_scale(read_result("vector_scale")),
         *section_store_parity(read_result("store_parity"), read_result("store_scale")),
-        *section_ranking_candidates(read_result("rerank_cost"), read_result("cross_encoder"),
-                                    read_result("passage_tuning")),
+        *section_ranking_candidates(read_result("rerank_cost", EXPERIMENT_RESULTS),
+                                    read_result("cross_encoder", EXPERIMENT_RESULTS),
+                                    read_result("passage_tuning", EXPERIMENT_RESULTS)),
     ]
     DOCS.mkdir(exist_ok=True)
     (DOCS / "benchmarks.md").write_text("\n".join(parts) + "\n", encoding="utf-8")

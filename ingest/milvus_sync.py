@@ -51,7 +51,7 @@ def sync_to_milvus(documents: list[Document], chunks: list[Chunk], settings: Set
         changed = [d for d in documents if rewrite or live.get(d.doc_id, ("", ""))[1] != d.content_hash]
         texts = {d.doc_id: [indexing_text(d, c) for c in by_doc[d.doc_id]] for d in changed}
         words = {doc_id: [Counter(tokenize(t)) for t in doc_texts] for doc_id, doc_texts in texts.items()}
-        if rewrite:  # every document is written again, with a fresh BM25 norm
+        if base is None or rewrite:  # every document is written again, with a fresh BM25 norm (no base: rewrite)
             model = {"model_id": embedder.model_id, "fingerprint": embedder.fingerprint,
                      "dimension": embedder.dimension}
             lengths = [sum(counts.values()) for doc_words in words.values() for counts in doc_words]

@@ -86,7 +86,7 @@ def _dated_event(line: str) -> DatedEvent | None:
 
 def _markdown_blocks(text: str) -> tuple[str, list[Block]]:
     lines = _lines(text)
-    title = next((clean_heading(l) for _, _, l in lines if l.startswith("# ")), "")
+    title = next((clean_heading(line) for _, _, line in lines if line.startswith("# ")), "")
     blocks: list[Block] = []
     in_header = False
     # Without the corpus layout's INFO END marker, only dated lines right after the title are header.
@@ -133,7 +133,7 @@ def _plain_heading(line: str) -> tuple[int, str] | None:
 
 
 def _plain_blocks(text: str, fallback_title: str) -> tuple[str, list[Block]]:
-    lines = [(s, e, l) for s, e, l in _lines(text) if l.strip() and l.strip() != "\u200b"]
+    lines = [(s, e, line) for s, e, line in _lines(text) if line.strip() and line.strip() != "\u200b"]
     title = fallback_title
     blocks: list[Block] = []
     if lines:

@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar, cast
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -33,7 +33,8 @@ def setting(env: str, default: T, help: str, parse: Callable[[str], T] | None = 
 
     `shown` is the default as the README shows it, when the value itself is machine-specific (a path).
     """
-    convert = parse or type(default)
+    # Without a parser, the default's own type (str, int, float) parses the text.
+    convert = parse if parse is not None else cast("Callable[[str], T]", type(default))
 
     def read() -> T:
         raw = os.environ.get(env, "")
@@ -96,7 +97,8 @@ def _threads() -> int:
 class RetrievalParams:
     """How dense and lexical retrieval are combined; defaults chosen by measurement (docs/retrieval.md)."""
 
-    method: str = "ranked"  # "ranked" (weighted, then the learned second stage) | "weighted" | "rrf" | "dense" | "lexical"
+    #: "ranked" (weighted, then the learned second stage) | "weighted" | "rrf" | "dense" | "lexical"
+    method: str = "ranked"
     #: How many of the first stage's best candidates the second stage re-ranks.
     rerank_depth: int = 100
     dense_weight: float = 0.7  # the lexical weight is 1 - dense_weight
@@ -222,8 +224,10 @@ class Settings:
     embedding_backend: str = setting(
         "KB_EMBEDDING_BACKEND", "torch",
         "`torch` (the sentence-transformers model as it is) or `onnx-int8` (an int8 ONNX Runtime copy built locally "
-        "on first use: questions embed ~5× faster, cosine ≥ 0.99 with the float model; docs/benchmarks.md)")
-    #: Questions are embedded with the default model's tuned top layers (kb/embedding/model/tuning.py); passages never are.
+        "on first use: questions embed ~5× faster, cosine ≥ 0.995 for passages and ≥ 0.986 for questions with "
+        "the float model; docs/benchmarks.md)")
+    #: Questions are embedded with the default model's tuned top layers (kb/embedding/model/tuning.py);
+    #: passages never are.
     query_tuning: str = setting(
         "KB_QUERY_TUNING", "on",
         "`on`: embed questions with the default model's shipped tuning (bench/train_encoder.py; passages and "
@@ -264,7 +268,7 @@ class Settings:
             return None
         return Path(self.vector_cache).expanduser() if self.vector_cache else self.cache_dir / "vectors"
 
-    def with_(self, **changes: object) -> Settings:
+    def with_(self, **changes: Any) -> Settings:
         return replace(self, **changes)
 
 

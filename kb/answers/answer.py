@@ -56,7 +56,8 @@ class Answer:
     follow_up_of: str | None = None
     #: Not the answer, but passages close to it, cited as related (e.g. only 2024's figures for a 2023 question).
     related: bool = False
-    #: When the first citation may be wrong, the other candidates (kb/answers/related.py), shown as 「其他可能相关的条文」.
+    #: When the first citation may be wrong, the other candidates (kb/answers/related.py), shown as
+    #: 「其他可能相关的条文」.
     related_passages: list[Hit] = field(default_factory=list)
 
     def to_dict(self) -> dict:

@@ -40,7 +40,7 @@ def sentence_spans(text: str) -> list[Span]:
 
 def paragraphs(text: str) -> list[Span]:
     """The 款 and 项 of a passage, one per line, without the 第N条 label or surrounding whitespace."""
-    spans = []
+    spans: list[Span] = []
     offset = 0
     for line in text.split("\n"):
         start, end = offset, offset + len(line)

@@ -23,7 +23,7 @@ import weakref
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
@@ -130,7 +130,7 @@ class SafetyCheck:
     asks first; the question's vector is usually the one retrieval has just computed (the embedder keeps recent
     questions' vectors), so a question costs a few dot products."""
 
-    _by_embedder: weakref.WeakKeyDictionary[Embedder, SafetyCheck] = weakref.WeakKeyDictionary()
+    _by_embedder: ClassVar[weakref.WeakKeyDictionary[Embedder, SafetyCheck]] = weakref.WeakKeyDictionary()
     _by_embedder_lock = threading.Lock()
 
     def __init__(self, embedder: Embedder, phrasings: Path = PHRASINGS) -> None:

@@ -14,8 +14,8 @@ at all (GATE_FEATURES: does it point back, is it short, does it share words or m
 question, does it find its own passage elsewhere and surely, does the ranker keep its own best passage …;
 `python -m bench.followup_gate` learns it on the fit conversations and on automatic topic switches,
 bench/data/switch_fit.jsonl → kb/search/rankers/followup_gate.json). A question that stands alone —
-「父母去世了，遗产怎么分？」 after a 信访 question, or a weather question — is answered exactly as if asked alone: same passages, same
-answer/no-answer decision. So is one that names another law, or cites an article.
+「父母去世了，遗产怎么分？」 after a 信访 question, or a weather question — is answered exactly as if asked
+alone: same passages, same answer/no-answer decision. So is one that names another law, or cites an article.
 
 A question that depends on the previous one is read as a follow-up; when the best candidate is nevertheless its
 own best passage, it is answered on its own unless only the follow-up reading can be answered (「走访的话要去哪里？」

@@ -10,7 +10,8 @@ from kb.text.numerals import ARTICLE_NUMBER_RE, parse_chinese_number
 
 ASKS_FOR_LIST_RE = re.compile(r"哪些|哪几|几种|几类|哪种|哪类|有什么(?:权利|义务|职责|原则|条件|材料|情形)")
 #: What may come before a law's name in a question that only asks to see an article: 请问, 查一下, 《.
-_ASK_RE = re.compile(r"\s*(?:请问|请|麻烦)?\s*(?:帮我)?\s*(?:查询|查一下|查查|查|看看|看一下|显示|找一下)?\s*[《「“\"]?\s*")
+_ASK_RE = re.compile(r"\s*(?:请问|请|麻烦)?\s*(?:帮我)?\s*(?:查询|查一下|查查|查|看看|看一下|显示|找一下)?"
+                     r"\s*[《「“\"]?\s*")
 #: What may follow the article in such a question: 的内容, 讲的什么, 是什么, 说了什么, 怎么规定的, or nothing.
 _LOOKUP_TAIL_RE = re.compile(
     r"\s*(?:的?(?:内容|原文|全文|条文|规定))?\s*"

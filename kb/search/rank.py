@@ -4,9 +4,10 @@ The first stage finds the right law; it often quotes the wrong article of it. Wh
 apart is mostly what the question asks for and what the article contains: 「多久」 wants a period (日/月/年),
 「罚多少」 an amount, 「找谁」 a body, 「能不能」 a rule (应当/不得/可以), 「什么是」 a definition, 「哪些」 a list;
 and articles that state a law's purpose (为了…制定本法) rarely answer anything. Those signals, the dense scores
-(with the model's own question vector and with the tuned one, kb/embedding/model/tuning.py), the lexical ones, the share
-of the question's words an article holds, and whether the question names its law, are combined by weights learnt
-from training questions only (bench/train_ranker.py, which writes kb/search/rankers/<question encoder's fingerprint>.json).
+(with the model's own question vector and with the tuned one, kb/embedding/model/tuning.py), the lexical ones, the
+share of the question's words an article holds, and whether the question names its law, are combined by weights
+learnt from training questions only (bench/train_ranker.py, which writes
+kb/search/rankers/<question encoder's fingerprint>.json).
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ _ASKS = {
     "period": re.compile(r"多久|多长时间|多长期限|几天|几年|几个月|多少天|多少年|期限|时效|什么时候|多长|时限"),
     "amount": re.compile(r"多少钱|几倍|罚多少|赔多少|多少费用|罚款|收费|金额|赔偿多少|补偿多少|多少补偿|工资"),
     "body": re.compile(r"谁|哪个部门|哪个机关|哪里|找谁|向哪|哪一级|什么部门|什么机关|哪个单位|哪些部门|哪些机关"),
-    "rule": re.compile(r"要不要|能不能|是否|可不可以|可以吗|能否|会不会|行不行|有没有权|该不该|必须|能吗|可以不|合法吗|违法吗"),
+    "rule": re.compile(r"要不要|能不能|是否|可不可以|可以吗|能否|会不会|行不行|有没有权|该不该|必须|能吗|可以不"
+                       r"|合法吗|违法吗"),
     "definition": re.compile(r"什么是|什么叫|是什么意思|指的是|算不算|属不属于|是不是属于|怎么认定|如何认定"),
     "list": ASKS_FOR_LIST_RE,
 }
@@ -40,7 +42,8 @@ ASKS = tuple(_ASKS)
 
 FEATURES = (
     "cosine", "cosine_gap", "tuned_gap", "bm25_share", "bm25_log", "coverage", "title_overlap", "named_law",
-    "first_stage", "first_stage_gap", "first_stage_rank", "dense_rank", "tuned_rank", "lexical_rank", "length_log", "purpose", "report",
+    "first_stage", "first_stage_gap", "first_stage_rank", "dense_rank", "tuned_rank", "lexical_rank", "length_log",
+    "purpose", "report",
     *(f"{a}_asked_and_present" for a in ASKS), *(f"{a}_asked_and_absent" for a in ASKS),
 )
 
@@ -96,7 +99,8 @@ def candidate_features(question: str, candidates: Candidates, documents: Mapping
         unit_scaled(candidates.bm25), np.log1p(candidates.bm25), candidates.coverage, overlap,
         candidates.named_law.astype(np.float64), candidates.first_stage,
         candidates.first_stage - candidates.first_stage.max(), rank_score(candidates.first_stage),
-        rank_score(candidates.cosine), rank_score(candidates.tuned), rank_score(candidates.bm25), np.log1p(lengths), traits[:, TRAITS.index("purpose")], report,
+        rank_score(candidates.cosine), rank_score(candidates.tuned), rank_score(candidates.bm25), np.log1p(lengths),
+        traits[:, TRAITS.index("purpose")], report,
         *(asks[i] & present[:, i] for i in range(len(ASKS))), *(asks[i] & ~present[:, i] for i in range(len(ASKS))),
     ]
     matrix = np.column_stack([np.asarray(c, dtype=np.float64) for c in columns])
@@ -139,8 +143,8 @@ class LinearRanker:
         raw = read_learnt(directory, name)
         if raw is None or raw.get("features") != list(features):
             return None  # learnt over other features: retrain
-        return cls(*(np.array(raw[k], dtype=np.float64) for k in ("weights", "mean", "scale")), raw.get("meta", {}),
-                   features)
+        weights, mean, scale = (np.array(raw[k], dtype=np.float64) for k in ("weights", "mean", "scale"))
+        return cls(weights, mean, scale, raw.get("meta", {}), features)
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -49,9 +49,11 @@ class FirstStage:
 @dataclass
 class Retrieval:
     hits: list[Hit]
-    top_dense: float  # cosine of the best candidate, with the model's own question vector: how close in meaning the best passage is
+    #: Cosine of the best candidate, with the model's own question vector: how close in meaning the best passage is.
+    top_dense: float
     cited_article: bool = False  # the question named a law and an article, and it was found
-    #: The model's own vector of the question: what it is about, which the answer model weighs (kb/answers/answerable.py).
+    #: The model's own vector of the question: what it is about, which the answer model weighs
+    #: (kb/answers/answerable.py).
     question_vector: np.ndarray | None = None
 
 
@@ -130,7 +132,7 @@ class Retriever:
         dense = pool.cosines(tuned) if self.embedder.tuned else closest
         named = pool.in_documents(analysis.law_doc_ids)
         cited = pool.of_articles(cited_articles)
-        bonus = 0.0
+        bonus: float | np.ndarray = 0.0  # per candidate when the method adds bonuses
         if params.method in FUSED:
             bonus = params.named_law_bonus * named + params.list_bonus * (analysis.asks_for_list & pool.enumerates())
         scores = fuse(dense, pool.bm25, params) + bonus

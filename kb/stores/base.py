@@ -30,7 +30,7 @@ def real_date(text: str) -> bool:
     """2020, 2020-06 or 2020-06-01 naming a month and a day that exist (not 2024-13-45)."""
     if not DATE_RE.fullmatch(text):
         return False
-    year, month, day = (text.split("-") + ["01", "01"])[:3]
+    year, month, day = [*text.split("-"), "01", "01"][:3]
     try:
         datetime.date(int(year), int(month), int(day))
     except ValueError:
@@ -139,11 +139,20 @@ class Pool:
 class PassageStore(Protocol):
     """Where the passages live. Implementations are safe to share between threads."""
 
-    #: Every document's metadata by id. `text` may be empty here (Milvus keeps it apart); `document()` has it.
-    documents: Mapping[str, Document]
-    law_names: LawNames
-    #: What built the passages: {"embedding": {model_id, fingerprint, dimension}, "built_at", "chunker_version"}.
-    manifest: dict
+    # Read-only: a store may hold these as attributes (the local index) or compute them (Milvus re-reads them).
+    @property
+    def documents(self) -> Mapping[str, Document]:
+        """Every document's metadata by id. `text` may be empty here (Milvus keeps it apart); `document()` has it."""
+        ...
+
+    @property
+    def law_names(self) -> LawNames: ...
+
+    @property
+    def manifest(self) -> dict:
+        """What built the passages: {"embedding": {model_id, fingerprint, dimension}, "built_at", "chunker_version"}."""
+        ...
+
     #: Questions attached to passages (kb.stores.handles), or None when the documents have none.
     handles: QuestionHandles | None
 

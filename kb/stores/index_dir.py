@@ -108,7 +108,7 @@ class LoadedIndex:
     manifest: dict
     documents: dict[str, Document]
     chunks: list[Chunk]
-    dense: faiss.Index
+    dense: faiss.IndexFlatIP  # load_index refuses any other kind
     lexical: LexicalIndex
     handles: QuestionHandles | None = None
 
@@ -267,9 +267,10 @@ def check_model(manifest: dict, model_id: str, fingerprint: str, dimension: int)
     built = manifest.get("embedding", {})
     if (built.get("model_id"), built.get("fingerprint"), built.get("dimension")) != (model_id, fingerprint, dimension):
         raise IndexMismatchError(
-            f"the index was built with embedding model {built.get('model_id')} (fingerprint {built.get('fingerprint')}, "
-            f"dimension {built.get('dimension')}), but the configured model is {model_id} (fingerprint {fingerprint}, "
-            f"dimension {dimension}): run `kb ingest` to rebuild, or set KB_EMBEDDING_MODEL back"
+            f"the index was built with embedding model {built.get('model_id')} "
+            f"(fingerprint {built.get('fingerprint')}, dimension {built.get('dimension')}), "
+            f"but the configured model is {model_id} (fingerprint {fingerprint}, dimension {dimension}): "
+            "run `kb ingest` to rebuild, or set KB_EMBEDDING_MODEL back"
         )
 
 

@@ -57,7 +57,10 @@ class IndexView:
         params = None
         if allowed is not None:
             bits = np.packbits(allowed, bitorder="little")
-            params = faiss.SearchParameters(sel=faiss.IDSelectorBitmap(len(allowed), faiss.swig_ptr(bits)))
+            # faiss's stubs declare no constructor arguments, but its wrapper takes fields as keywords and keeps
+            # the selector alive with the parameters.
+            params = faiss.SearchParameters(  # type: ignore[call-arg]
+                sel=faiss.IDSelectorBitmap(len(allowed), faiss.swig_ptr(bits)))
         k = min(k, len(self.chunks) if allowed is None else int(allowed.sum()))
         if k == 0:
             return np.zeros(0, dtype=np.int64)
@@ -149,7 +152,7 @@ class IndexView:
     def hit(self, chunk: Chunk, score: float) -> Hit:
         doc = self.documents[chunk.doc_id]
         start, end = chunk.start, chunk.end
-        if chunk.part:
+        if chunk.part and chunk.article_no is not None:  # parts belong to a split 条, which has a number
             parts = [self.chunks[r] for r in self.rows_by_article[(chunk.doc_id, chunk.article_no)]]
             start, end = min(p.start for p in parts), max(p.end for p in parts)
         return hit_for(doc, chunk, start, end, score)

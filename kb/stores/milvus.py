@@ -52,6 +52,8 @@ from kb.text.traits import TRAITS, TRAITS_VERSION
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+#: A MilvusStore or a subclass (MilvusWriter): what `connect` and `open` return is the class they are called on.
+StoreT = TypeVar("StoreT", bound="MilvusStore")
 
 FORMAT_VERSION = 1
 #: What the base row records about how passages were written: rows are stored with their traits as a bitmask
@@ -121,7 +123,8 @@ class _Snapshot:
 
 
 class MilvusStore:
-    """One knowledge base (KB_NAME) of a Milvus deployment, as kb.search.retrieve reads it (kb.stores.milvus_writer writes it)."""
+    """One knowledge base (KB_NAME) of a Milvus deployment, as kb.search.retrieve reads it
+    (kb.stores.milvus_writer writes it)."""
 
     def __init__(self, client: Any, kb_name: str, address: str) -> None:
         self.client = client
@@ -139,7 +142,7 @@ class MilvusStore:
     # -- connecting ---------------------------------------------------------------------------------------------
 
     @classmethod
-    def connect(cls, settings: Settings) -> MilvusStore:
+    def connect(cls: type[StoreT], settings: Settings) -> StoreT:
         """A connection to KB_MILVUS_URI for KB_NAME; a milvus-lite folder is created when missing."""
         from pymilvus import MilvusClient
 
@@ -191,10 +194,10 @@ class MilvusStore:
             self.read_base()
 
     @classmethod
-    def open(cls, settings: Settings) -> MilvusStore:
+    def open(cls: type[StoreT], settings: Settings) -> StoreT:
         """For searching: the knowledge base must have been ingested (`kb ingest --kb NAME`)."""
         store = cls.connect(settings)
-        store.refresh(force=True)
+        store.snapshot(force=True)
         return store
 
     def names(self) -> list[str]:
@@ -253,7 +256,8 @@ class MilvusStore:
 
     def _read_snapshot(self, base: dict, previous: _Snapshot) -> _Snapshot:
         rows = self._query_all(self.records_collection, 'kind == "document"', ["doc_id", "version", "body"])
-        bodies = sorted(((r["doc_id"], r["version"], json.loads(r["body"])) for r in rows), key=lambda r: r[2]["source"])
+        bodies = sorted(((r["doc_id"], r["version"], json.loads(r["body"])) for r in rows),
+                        key=lambda r: r[2]["source"])
         documents, versions, counts = {}, {}, {}
         for doc_id, version, body in bodies:
             documents[doc_id] = Document(doc_id, body["title"], body["kind"], body["source"], body["content_hash"], "",
@@ -406,7 +410,7 @@ class MilvusStore:
         return sorted({r["doc_id"] for r in rows if snapshot.versions.get(r["doc_id"]) == r["version"]
                        and snapshot.documents[r["doc_id"]].kind == "law"}, key=snapshot.order.__getitem__)
 
-    def _passages_of(self, doc_id: str, condition: str = "") -> list[Chunk]:
+    def _passages_of(self, doc_id: str, condition: str = "") -> list[Passage]:
         snapshot = self.snapshot()
         version = snapshot.versions.get(doc_id)
         if version is None:
@@ -416,7 +420,7 @@ class MilvusStore:
         return [_passage(r) for r in sorted(rows, key=lambda r: r["seq"])]
 
     def article_chunks(self, doc_id: str, article_no: int) -> list[Chunk]:
-        return self._passages_of(doc_id, f" and article_no == {int(article_no)}")
+        return list(self._passages_of(doc_id, f" and article_no == {int(article_no)}"))
 
     def document_chunks(self, doc_id: str) -> list[Chunk]:
         return [p.chunk() for p in self._passages_of(self.document(doc_id).doc_id)]

@@ -24,8 +24,8 @@ _VOCAB_SHAPE = {"n_docs": int, "terms": [str]}
 
 #: What a JSON file of an index build must look like, for check_shape: a type (or a tuple of types); {key: shape},
 #: an object with at least these keys; {str: shape}, an object whose every value has that shape; [shape], an
-#: array whose every item has it. It lives here, in the module kb.stores.handles and kb.stores.index_dir both import, so that every
-#: JSON file of an index is checked the same way.
+#: array whose every item has it. It lives here, in the module kb.stores.handles and kb.stores.index_dir both
+#: import, so that every JSON file of an index is checked the same way.
 Shape = type | tuple[type, ...] | dict | list
 _JSON_NAMES = {dict: "an object", list: "an array", str: "a string", int: "an integer", float: "a number",
                bool: "true or false", type(None): "null"}
@@ -34,16 +34,17 @@ _JSON_NAMES = {dict: "an object", list: "an array", str: "a string", int: "an in
 def _shape_problem(value: object, shape: Shape) -> tuple[str, str] | None:
     """Where inside `value` it differs from `shape` (".key", "[3]", "" for itself) and how, or None."""
     if isinstance(shape, (dict, list)):
-        if not isinstance(value, type(shape)):
-            return "", f"should be {_JSON_NAMES[type(shape)]}, not {_JSON_NAMES.get(type(value))}"
-        if isinstance(shape, list):
+        if isinstance(shape, list) and isinstance(value, list):
             children = ((f"[{i}]", item, shape[0]) for i, item in enumerate(value))
-        elif str in shape:
-            children = ((f"[{key!r}]", item, shape[str]) for key, item in value.items())
-        elif missing := [key for key in shape if key not in value]:
-            return f".{missing[0]}", "is missing"
+        elif isinstance(shape, dict) and isinstance(value, dict):
+            if str in shape:
+                children = ((f"[{key!r}]", item, shape[str]) for key, item in value.items())
+            elif missing := [key for key in shape if key not in value]:
+                return f".{missing[0]}", "is missing"
+            else:
+                children = ((f".{key}", value[key], inner) for key, inner in shape.items())
         else:
-            children = ((f".{key}", value[key], inner) for key, inner in shape.items())
+            return "", f"should be {_JSON_NAMES[type(shape)]}, not {_JSON_NAMES.get(type(value))}"
         for where, item, inner in children:
             if type(item) is not inner and (problem := _shape_problem(item, inner)):  # plain match: no call
                 return where + problem[0], problem[1]
@@ -88,7 +89,7 @@ def coverage_idf(n_docs: int, df: int) -> float:
     return math.log((n_docs + 1) / (df + 0.5))
 
 
-def average_length(lengths: Sequence[int]) -> float:
+def average_length(lengths: Sequence[float] | np.ndarray) -> float:
     mean = float(np.mean(lengths)) if len(lengths) else 0.0
     return mean if mean > 0 else 1.0
 

@@ -4,7 +4,8 @@ One grammar finds the numbers (_personal_numbers) for both uses. A number is a r
 separators between two digits; the characters it may be written in are one table (_NUMBER_FORMS):
 
     digits       0-9, full-width ０-９, Chinese numerals 〇零一幺二两三四五六七八九 and capitals 壹贰叁肆伍陆柒捌玖
-    separators   space, ideographic and no-break space, - — – ‐ ‑ − ﹣ －, * ＊, / ／, · ・ ･, 、, _ ＿, and the dot . ．
+    separators   space, ideographic and no-break space, - — – ‐ ‑ − ﹣ －, * ＊, / ／, · ・ ･, 、, _ ＿,
+                 and the dot . ．
     check digit  X x Ｘ ｘ, at the end of an 18-character 身份证号
 
 Its digits are then read by what they can be, the longest reading first, and of one length in this order:
@@ -45,6 +46,7 @@ also a person's name as the dictionary tags it, so 「我是农民工」 and 「
 from __future__ import annotations
 
 import datetime
+import itertools
 import re
 from collections.abc import Iterator
 
@@ -53,7 +55,7 @@ import jieba.posseg
 
 #: Full-width ASCII (U+FF01-U+FF5E), the ideographic space and the no-break space (pasted from web pages) folded to
 #: ASCII for matching only; one character to one, so positions in the folded text are positions in the original.
-_FOLD = {0x3000: " ", 0xA0: " ", **{code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)}}
+_FOLD: dict[int, str | int] = {0x3000: " ", 0xA0: " ", **{code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)}}
 
 #: Chinese numerals as a number is read out (幺 for 1, 两 for 2) and the capitals of cheques and bank forms.
 _NUMERALS = "〇零一幺二两三四五六七八九壹贰叁肆伍陆柒捌玖"
@@ -68,7 +70,7 @@ _NUMBER_FORMS: dict[str, str] = {
     **dict.fromkeys("XxＸｘ", "X"),
 }
 #: Text as the number grammar reads it: one character to one, so positions are those of the original.
-_READ = {**_FOLD, **{ord(char): read for char, read in _NUMBER_FORMS.items()}}
+_READ: dict[int, str | int] = {**_FOLD, **{ord(char): read for char, read in _NUMBER_FORMS.items()}}
 
 #: A run of digits with at most three separators between two, in the text as read (_READ); a bracketed area code
 #: before it, and a check digit after it.
@@ -185,7 +187,7 @@ def _run_numbers(text: str, read: str, run: re.Match[str]) -> Iterator[tuple[int
     each place: a mobile followed by more numerals (一三八零零一三八零零零一直) is a mobile, a card holding an
     old 身份证号's digits (六二一七〇〇五〇〇二一三四九四五三八〇) a card."""
     pieces = _pieces(text, read, run)
-    gaps = [read[end:start] for (_, end), (start, _) in zip(pieces, pieces[1:])]
+    gaps = [read[end:start] for (_, end), (start, _) in itertools.pairwise(pieces)]
     first = 0
     while first < len(pieces):
         best: tuple[int, tuple[int, int, str, str]] | None = None  # the longest reading here

@@ -17,7 +17,8 @@ from kb.schema import Chunk
 
 #: A list: 下列…, or several numbered items （一）（二）.
 ENUMERATION_RE = re.compile(r"下列|[（(]一[）)][\s\S]*[（(]二[）)]")
-_PERIOD = r"[0-9０-９零〇一二两三四五六七八九十百]+\s*(?:个)?(?:日|天|月|年|周|小时|工作日)(?:内|以内|之内|后|以上|以下|起)?"
+_PERIOD = (r"[0-9０-９零〇一二两三四五六七八九十百]+\s*(?:个)?(?:日|天|月|年|周|小时|工作日)"
+           r"(?:内|以内|之内|后|以上|以下|起)?")
 _CONTAINS = {
     "period": re.compile(_PERIOD),
     "amount": re.compile(r"[0-9０-９零〇一二两三四五六七八九十百千万]+\s*(?:元|倍)|罚款|赔偿金|费用|收费|工资|报酬"),

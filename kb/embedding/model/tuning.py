@@ -42,7 +42,8 @@ def read_lora(path: Path) -> tuple[dict[str, np.ndarray], dict]:
     from safetensors import safe_open
 
     with safe_open(str(path), framework="numpy") as handle:
-        tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+        # `in handle.keys()`, not `in handle`: safe_open is no dict, it has keys() but cannot be iterated
+        tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
     names = sorted({key.rsplit(".", 1)[0] for key in tensors})
     # A plain loop order (no BLAS), in float64: the same update on every machine.
     return {name: np.einsum("ik,kj->ij", tensors[f"{name}.lora_b"].astype(np.float64),

@@ -1,6 +1,6 @@
 """Would tuning the passage side of the embedding model too rank better than tuning the question side alone?
 
-    python -m bench.passage_tuning [--index DIR] [--epochs 3]
+    python -m bench.experiments.passage_tuning [--index DIR] [--epochs 3]
 
 An experiment on corpus/'s training questions (../shared/eval/stard_local_train.jsonl and the team's
 bench/data/train_local.jsonl; bench.encoder_pack's fixed 20 % validation part), dense retrieval only, over all
@@ -27,15 +27,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.common import write_result
+from bench.common import EXPERIMENT_RESULTS, write_result
 from bench.encoder_pack import validation
-from bench.train_encoder import ALPHA, BATCH_QUESTIONS, LoraLinear, RANK, SEED, TAU, TEAM_REPEAT, TUNED_LAYERS
+from bench.train_encoder import ALPHA, BATCH_QUESTIONS, RANK, SEED, TAU, TEAM_REPEAT, TUNED_LAYERS, LoraLinear
 from bench.train_ranker import LOCAL_SETS, experiment_parser, local_items, parse_experiment
 from kb.config import load_settings
-from kb.evaluate import load_questions
-from kb.search.expand import expand_query
-from kb.knowledge_base import KnowledgeBase
 from kb.embedding.model.tuning import LORA_TARGETS
+from kb.evaluate import load_questions
+from kb.knowledge_base import KnowledgeBase
+from kb.search.expand import expand_query
 
 LR = 1e-3
 HARD_NEGATIVES = 4
@@ -191,8 +191,8 @@ def main() -> int:
                             "batch_questions": BATCH_QUESTIONS, "team_repeat": TEAM_REPEAT,
                             "hard_negatives": HARD_NEGATIVES, "seed": SEED},
                "validation_dense_only": results, "seconds": round(time.perf_counter() - started),
-               "script": "python -m bench.passage_tuning"}
-    write_result("passage_tuning", figures)
+               "script": "python -m bench.experiments.passage_tuning"}
+    write_result("passage_tuning", figures, EXPERIMENT_RESULTS)
     return 0
 
 

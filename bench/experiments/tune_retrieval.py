@@ -1,6 +1,6 @@
 """Compare retrieval settings on the township dev set and on a STARD train subset (the figures in docs/retrieval.md).
 
-    python -m bench.tune_retrieval --index index --stard-index /tmp/stard-train/index \
+    python -m bench.experiments.tune_retrieval --index index --stard-index /tmp/stard-train/index \
         '{"method": "rrf"}' '{"dense_weight": 0.8}' ...
 
 Each argument is a JSON object of kb.config.RetrievalParams fields that differ from the defaults; `{}` is the
@@ -13,14 +13,14 @@ import argparse
 import json
 import sys
 from dataclasses import replace
-from pathlib import Path
 
+from bench.common import SHARED
 from bench.stard import STARD, evaluate, load_queries
 from kb.config import RetrievalParams
 from kb.evaluate import load_questions, score
 from kb.knowledge_base import KnowledgeBase
 
-DEV = Path(__file__).resolve().parents[1].parent / "shared" / "eval" / "dev.jsonl"
+DEV = SHARED / "eval" / "dev.jsonl"
 
 
 def main() -> int:

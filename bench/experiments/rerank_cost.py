@@ -1,6 +1,6 @@
 """What a cross-encoder reranker would cost per question on this machine, before anyone trains one.
 
-    python -m bench.rerank_cost [--index DIR] [--questions 20]
+    python -m bench.experiments.rerank_cost [--index DIR] [--questions 20]
 
 A cross-encoder reads the question and each candidate passage together, one transformer pass per pair. The
 one we could train is initialised from the model we already build (multilingual-e5-small, 12 layers), so its
@@ -23,12 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import read_result, write_result
+from bench.common import EXPERIMENT_RESULTS, read_result, write_result
 from bench.train_ranker import LOCAL_SETS, experiment_parser, parse_experiment
 from kb.config import load_settings
+from kb.embedding.model.onnx_int8 import ONNX_FILE, build_onnx_int8, onnx_dir_for
 from kb.evaluate import load_questions
 from kb.knowledge_base import KnowledgeBase
-from kb.embedding.model.onnx_int8 import ONNX_FILE, build_onnx_int8, onnx_dir_for
 
 DEPTHS = (5, 10, 20)
 LENGTHS = (128, 256)
@@ -99,9 +99,9 @@ def main() -> int:
         "questions": len(candidates), "threads": settings.torch_threads, "rows": rows,
         "budget": {"ask_p50_ms": ASK_P50_BUDGET_MS, "search_p50_ms": search_p50,
                    "from": f"bench/results/{source_name}.json" if source_name else None},
-        "script": "python -m bench.rerank_cost",
+        "script": "python -m bench.experiments.rerank_cost",
     }
-    write_result("rerank_cost", figures)
+    write_result("rerank_cost", figures, EXPERIMENT_RESULTS)
     print(json.dumps(figures["budget"]))
     return 0
 

@@ -1,6 +1,6 @@
 """Would a small cross-encoder put the answering article first more often than the learned linear ranker?
 
-    python -m bench.cross_encoder [--index DIR] [--layers 4] [--top 5] [--epochs 3]
+    python -m bench.experiments.cross_encoder [--index DIR] [--layers 4] [--top 5] [--epochs 3]
 
 An experiment on training questions only (../shared/eval/stard_local_train.jsonl and bench/data/train_local.jsonl,
 as bench.train_ranker reads them, with its cross-fitted features and its fixed 20 % validation part). The
@@ -8,8 +8,8 @@ baseline is the linear ranker refitted on the training part alone, so the valida
 out-of-sample. The cross-encoder is the bottom LAYERS layers of the model we build (multilingual-e5-small), reading
 「query: question」 and 「passage: article」 together, mean-pooled, with a linear score on top; it is trained on the
 training part (listwise softmax over the gold passage and the ranker's other top candidates), then reorders the
-ranker's top k of each validation question. Few layers because of the latency budget: bench.rerank_cost measures
-what each pair costs.
+ranker's top k of each validation question. Few layers because of the latency budget: bench.experiments.rerank_cost
+measures what each pair costs.
 """
 
 from __future__ import annotations
@@ -22,10 +22,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.common import write_result
+from bench.common import EXPERIMENT_RESULTS, write_result
 from bench.crossfit import cross_fitted, half
-from bench.train_ranker import (LOCAL_SETS, SEED, VALIDATION_SHARE, Example, experiment_parser, fit, local_items,
-                                parse_experiment, ranking_metrics, standardise)
+from bench.train_ranker import (
+    LOCAL_SETS,
+    SEED,
+    VALIDATION_SHARE,
+    Example,
+    experiment_parser,
+    fit,
+    local_items,
+    parse_experiment,
+    ranking_metrics,
+    standardise,
+)
 from kb.config import RetrievalParams, load_settings
 from kb.evaluate import load_questions
 from kb.knowledge_base import KnowledgeBase
@@ -163,8 +173,8 @@ def main() -> int:
                "settings": {"layers": args.layers, "top": args.top, "max_tokens": MAX_TOKENS, "negatives": NEGATIVES,
                             "lr": LR, "seed": SEED, "ranker_l2": L2},
                "validation": {"linear ranker (training part only)": baseline, "by_epoch": history},
-               "seconds": round(time.perf_counter() - started), "script": "python -m bench.cross_encoder"}
-    write_result("cross_encoder", figures)
+               "seconds": round(time.perf_counter() - started), "script": "python -m bench.experiments.cross_encoder"}
+    write_result("cross_encoder", figures, EXPERIMENT_RESULTS)
     return 0
 
 
