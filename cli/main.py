@@ -4,11 +4,12 @@ and prints; nothing else."""
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -90,22 +91,30 @@ def _method(name: str | None) -> str | None:
     return None if name in (None, "fused") else name
 
 
+def _search_lines(kb: KnowledgeBase, lines: Iterable[str], args: argparse.Namespace,
+                  filters: dict[str, str] | None) -> int:
+    """`kb search --jsonl`: one question per line in, one JSON object per line out (an error for a bad one)."""
+    for line in lines:
+        question = line.strip()
+        if not question:
+            continue
+        try:
+            hits = kb.search(question, top_k=args.top_k, filters=filters, method=_method(args.method))
+            record = {"query": question, "hits": [h.to_dict() for h in hits]}
+        except ValueError as exc:
+            record = {"query": question, "error": str(exc)}
+        print(json.dumps(record, ensure_ascii=False), flush=True)
+    return 0
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     kb = _open(args)
     filters = {"doc_kind": args.kind} if args.kind else None
     if args.jsonl:
-        source = sys.stdin if args.query == "-" else open(args.query, encoding="utf-8")
-        for line in source:
-            question = line.strip()
-            if not question:
-                continue
-            try:
-                hits = kb.search(question, top_k=args.top_k, filters=filters, method=_method(args.method))
-                record = {"query": question, "hits": [h.to_dict() for h in hits]}
-            except ValueError as exc:
-                record = {"query": question, "error": str(exc)}
-            print(json.dumps(record, ensure_ascii=False), flush=True)
-        return 0
+        if args.query == "-":
+            return _search_lines(kb, sys.stdin, args, filters)
+        with open(args.query, encoding="utf-8") as source:
+            return _search_lines(kb, source, args, filters)
     hits = kb.search(args.query, top_k=args.top_k, filters=filters, method=_method(args.method))
     if args.json:
         return _print_json({"query": args.query, "hits": [h.to_dict() for h in hits]})
@@ -161,7 +170,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         for mistake in result["mistakes"]:
             print(f"  wrong: {mistake['id']} {mistake['q']}")
         return 0
-    results = {m: score(questions, lambda q, m=m: kb.search(q, top_k=10, method=_method(m))) for m in args.methods}
+    results = {m: score(questions, functools.partial(kb.search, top_k=10, method=_method(m))) for m in args.methods}
     if args.json:
         return _print_json({m: r["metrics"] for m, r in results.items()})
     out_of_scope = sum(1 for q in questions if not q.answerable)
@@ -298,7 +307,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("query", help="the question; with --jsonl a file of questions, one per line, or - for stdin")
     p.add_argument("-k", "--top-k", type=int, default=5, help="number of hits (default 5)")
     p.add_argument("--kind", choices=["law", "report", "other"], help="only documents of this kind")
-    p.add_argument("--method", choices=["fused", "ranked", "rrf", "weighted", "dense", "lexical"], help=argparse.SUPPRESS)
+    p.add_argument("--method", choices=["fused", "ranked", "rrf", "weighted", "dense", "lexical"],
+                   help=argparse.SUPPRESS)
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help='print {"query": ..., "hits": [...]}')
     out.add_argument("--jsonl", action="store_true", help="one question per input line, one JSON object per line")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal, TypeVar
+from typing import Annotated, Literal, TypeVar
 
 from anyio import from_thread
 from fastapi import APIRouter, Depends, Query, Request
@@ -22,8 +22,12 @@ MAX_ANSWER_PASSAGES = 10
 
 
 #: Which knowledge base of a Milvus store (one deployment serving many townships); this service's own if absent.
-KB_FIELD = dict(default=None, min_length=1, max_length=64, pattern=f"^{KB_NAME_RE.pattern}$",
-                description="知识库名称（KB_STORE=milvus 时一个部署可服务多个乡镇；不传则为本服务的 KB_NAME）")
+KB_PATTERN = f"^{KB_NAME_RE.pattern}$"
+KB_DESCRIPTION = "知识库名称（KB_STORE=milvus 时一个部署可服务多个乡镇；不传则为本服务的 KB_NAME）"
+#: The knowledge base named in a request body (default None: `kb: KbName = None`).
+KbName = Annotated[str | None, Field(min_length=1, max_length=64, pattern=KB_PATTERN, description=KB_DESCRIPTION)]
+#: The same, named in a query string (`?kb=`).
+KbQuery = Annotated[str | None, Query(min_length=1, max_length=64, pattern=KB_PATTERN, description=KB_DESCRIPTION)]
 
 
 class StrictModel(BaseModel):
@@ -55,7 +59,7 @@ class AskRequest(StrictModel):
         None, min_length=1, max_length=64, pattern=r"^[0-9A-Za-z_-]+$",
         description="上一次回答返回的对话编号：服务器保留该对话最近的问题几分钟（不传 history 时使用）；"
                     "只有得到它的客户端可以使用，其他编号会开始新的对话")
-    kb: str | None = Field(**KB_FIELD)
+    kb: KbName = None
 
 
 class FeedbackRequest(StrictModel):
@@ -86,7 +90,8 @@ async def admitted(request: Request, work: Callable[[], T]) -> T:
 
 
 def rate_limited(request: Request, service: ServiceState = Depends(state)) -> None:
-    service.check_rate(client_key(request))
+    """A request that is not a question (search, documents, contacts, feedback) pays its one token."""
+    service.admit_request(client_key(request))
 
 
 def document_summary(kb: KnowledgeBase, doc_id: str) -> dict:
@@ -123,14 +128,15 @@ def create_api_router() -> APIRouter:
         question, or send `history`, so that a follow-up is understood)"""
         filters = body.filters.model_dump(exclude_none=True) if body.filters else None
         conversation = service.conversations.claim(body.conversation_id, client_key(request))
-        question = service.admit(body.question, client_key(request), body.history, conversation)
+        question = service.admit(body.question, client_key(request), history=body.history, conversation=conversation)
         answer = await admitted(request, lambda: service.answer(question, "api", top_k=body.top_k, filters=filters,
                                                                 kb_name=body.kb))
         return {**answer, "conversation_id": conversation}
 
     @router.get("/api/search", tags=["questions"], dependencies=[Depends(rate_limited)])
-    async def search(request: Request, q: str = Query(..., description="问题"), top_k: int = Query(5, ge=1, le=MAX_TOP_K),
-                     kb: str | None = Query(**KB_FIELD), service: ServiceState = Depends(state)) -> dict:
+    async def search(request: Request, q: str = Query(..., description="问题"),
+                     top_k: int = Query(5, ge=1, le=MAX_TOP_K), kb: KbQuery = None,
+                     service: ServiceState = Depends(state)) -> dict:
         """`{"query": ..., "hits": [...]}`: the best passages, without composing an answer."""
         if "\ufffd" in q:  # what the framework makes of bytes that are not UTF-8: refused, not searched
             raise ApiError(400, "invalid_text", "问题中含有无效的字符（请使用 UTF-8 编码）")
@@ -140,31 +146,32 @@ def create_api_router() -> APIRouter:
         return {"query": question, "hits": [h.to_dict() for h in hits]}
 
     @router.get("/api/contacts", tags=["service"], dependencies=[Depends(rate_limited)])
-    def contacts(kb: str | None = Query(**KB_FIELD), service: ServiceState = Depends(state)) -> dict:
+    def contacts(kb: KbQuery = None, service: ServiceState = Depends(state)) -> dict:
         """where a person helps: the township and its legal service station (KB_TOWNSHIP, KB_HELP_*); 12348"""
         station = service.knowledge_base(kb).contacts
         return {"township": station.township, "name": station_name(station), "phone": station.service_phone,
                 "address": station.service_address, "hours": station.service_hours, "hotline": "12348"}
 
     @router.get("/api/documents", tags=["documents"], dependencies=[Depends(rate_limited)])
-    def documents(kb: str | None = Query(**KB_FIELD), service: ServiceState = Depends(state)) -> dict:
+    def documents(kb: KbQuery = None, service: ServiceState = Depends(state)) -> dict:
         """title, kind, date and number of articles of every document"""
-        kb = service.knowledge_base(kb)
-        return {"documents": [document_summary(kb, doc_id) for doc_id in kb.documents]}
+        knowledge_base = service.knowledge_base(kb)
+        return {"documents": [document_summary(knowledge_base, doc_id) for doc_id in knowledge_base.documents]}
 
     @router.get("/api/documents/{doc_id}", tags=["documents"], dependencies=[Depends(rate_limited)])
-    def document(doc_id: str, kb: str | None = Query(**KB_FIELD), service: ServiceState = Depends(state)) -> dict:
+    def document(doc_id: str, kb: KbQuery = None, service: ServiceState = Depends(state)) -> dict:
         """full text with an index of article positions"""
-        kb = service.knowledge_base(kb)
-        doc = kb.document(doc_id)
+        knowledge_base = service.knowledge_base(kb)
+        doc = knowledge_base.document(doc_id)
         anchors = [{"article": c.article, "article_no": c.article_no, "section": c.section, "part": c.part,
-                    "start": c.start, "end": c.end} for c in kb.document_chunks(doc_id) if c.article_no is not None]
-        return {**document_summary(kb, doc_id), "dates": [d.__dict__ for d in doc.dates], "text": doc.text,
+                    "start": c.start, "end": c.end}
+                   for c in knowledge_base.document_chunks(doc_id) if c.article_no is not None]
+        return {**document_summary(knowledge_base, doc_id), "dates": [d.__dict__ for d in doc.dates], "text": doc.text,
                 "articles_index": anchors}
 
     @router.get("/api/documents/{doc_id}/articles/{article_no}", tags=["documents"],
                 dependencies=[Depends(rate_limited)])
-    def article(doc_id: str, article_no: int, kb: str | None = Query(**KB_FIELD),
+    def article(doc_id: str, article_no: int, kb: KbQuery = None,
                 service: ServiceState = Depends(state)) -> dict:
         """one article as a hit"""
         return service.knowledge_base(kb).article(doc_id, article_no).to_dict()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -22,6 +23,9 @@ from server.reply import reply_text
 from server.service import ServiceState, open_service
 from server.settings import ServerSettings
 from server.web import mount_web
+
+if TYPE_CHECKING:
+    import uvicorn
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +102,7 @@ def create_app(service: ServiceState) -> FastAPI:
     return app
 
 
-def uvicorn_config(app: FastAPI, host: str, port: int, log_level: str = "info"):
+def uvicorn_config(app: FastAPI, host: str, port: int, log_level: str = "info") -> uvicorn.Config:
     """How the service runs, in production and in the tests alike: the client address is the TCP peer (trusted
     proxies are our decision, server/clients.py, not uvicorn's), and the access log never shows a query string."""
     import uvicorn
@@ -118,5 +122,6 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000) -> None
     ensure_index(settings, progress=True)
     service = open_service(settings, config)
     kb = service.kb
-    log.warning("知识库已就绪: %d 个文档, %d 个片段; http://%s:%d/ (API: /openapi.json)", len(kb.documents), kb.passage_count(), host, port)
+    log.warning("知识库已就绪: %d 个文档, %d 个片段; http://%s:%d/ (API: /openapi.json)", len(kb.documents),
+                kb.passage_count(), host, port)
     uvicorn.Server(uvicorn_config(create_app(service), host, port)).run()

@@ -102,7 +102,7 @@ class LogWriter:
     def health(self, details: bool = False) -> dict:
         """What /readyz shows: to anyone whether the log works; with `details` (the admin key) why not."""
         with self._changed:
-            figures = {"ok": self.ok, "pending": len(self._queue) + self._in_flight}
+            figures: dict[str, object] = {"ok": self.ok, "pending": len(self._queue) + self._in_flight}
             if details:
                 figures |= {"written": self.written, "failed_writes": self.failures, "dropped": self.dropped,
                             "last_error": self.last_error, "path": str(self.path)}
@@ -180,7 +180,7 @@ class LogWriter:
                 self._in_flight = len(batch)
             try:
                 self._write(batch)
-            except Exception as exc:  # whatever the failure, the records wait and the service goes on
+            except Exception as exc:  # noqa: BLE001 - whatever the failure, the records wait and the service goes on
                 with self._changed:
                     self._queue.extendleft(reversed(batch))
                     while len(self._queue) > self._capacity:

@@ -90,7 +90,7 @@ def create_openai_router() -> APIRouter:
         limit = service.config.max_question_chars
         history = [t for t in (_text_of(m) for m in user_messages[:-1]) if len(t.strip()) <= limit][-MAX_HISTORY:]
         kb_name = _knowledge_base(body.model)
-        question = service.admit(_text_of(user_messages[-1]), client_key(request), history)
+        question = service.admit(_text_of(user_messages[-1]), client_key(request), history=history)
         answer = await admitted(request, lambda: service.answer(question, "openai", kb_name=kb_name))
         model = f"{MODEL_ID}/{kb_name}" if kb_name else MODEL_ID
         text = reply_text(answer)

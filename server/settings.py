@@ -50,7 +50,8 @@ class ServerSettings:
     query_log: Path = setting("KB_QUERY_LOG", PROJECT_ROOT / "var" / "querylog.sqlite",
                               "the question log for staff review", lambda raw: Path(raw).expanduser(),
                               shown="`var/querylog.sqlite`")
-    wechat_token: str = setting("KB_WECHAT_TOKEN", "", "WeChat message push: the 服务器配置 Token (push is off without it)")
+    wechat_token: str = setting("KB_WECHAT_TOKEN", "",
+                                "WeChat message push: the 服务器配置 Token (push is off without it)")
     wechat_app_id: str = setting("KB_WECHAT_APP_ID", "", "WeChat safe mode: the AppID")
     wechat_aes_key: str = setting("KB_WECHAT_AES_KEY", "", "WeChat safe mode: the 43-character EncodingAESKey")
 

@@ -187,77 +187,128 @@ class _Incoming:
     retry_key: str | None  # the same for every delivery of a message (None: events, which have no MsgId)
 
 
-def create_wechat_router(config: WeChatConfig, answer_text: Callable[[str, str], str],
-                         start_over: Callable[[str], None] | None = None) -> APIRouter:
-    """GET /wechat (WeChat's URL check) and POST /wechat (user messages, answered by a passive text reply).
+class _Respond(Exception):
+    """Raised by a step of WeChatEndpoint that has decided the response (a refusal, or "success" with nothing
+    done): the request goes no further, and `response` is sent."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__(response.status_code)
+        self.response = response
+
+
+class WeChatEndpoint:
+    """What /wechat does, one method a step: verify (signed, fresh, never replayed), decrypt (safe mode), parse,
+    answer (one answer per user at a time, retries from the cache, the holding message at the deadline) and
+    reply (the XML). `verify_url` and `receive` are the routes; create_wechat_router wires them.
 
     answer_text(question, user) gets the sender's OpenID as `user`: the question-length and per-user rate
     limits are the service's, which words its own refusals. A user who sends 「新问题」 is not asking:
     start_over(user) forgets what the service keeps of their conversation (None: it keeps nothing).
     """
-    crypto = WeChatCrypto(config.token, config.encoding_aes_key, config.app_id) if config.encoding_aes_key else None
-    replies = _ReplyCache()
-    seen_requests = _SeenRequests(config.max_remembered_requests)
-    answering = _Answering()
-    router = APIRouter()
 
-    def refusal(signature: str, timestamp: str, nonce: str) -> str | None:
-        """Why a request must be refused (403): WeChat did not sign it, or not recently; None if it is fine."""
-        if not _signed(config.token, signature, timestamp, nonce):
-            return "invalid signature"
-        if not _fresh(timestamp, config.max_clock_skew_s):
-            return "stale timestamp"
-        return None
+    def __init__(self, config: WeChatConfig, answer_text: Callable[[str, str], str],
+                 start_over: Callable[[str], None] | None = None) -> None:
+        self.config = config
+        self._answer_text = answer_text
+        self._start_over = start_over
+        self._crypto = (WeChatCrypto(config.token, config.encoding_aes_key, config.app_id)
+                        if config.encoding_aes_key else None)
+        self._replies = _ReplyCache()
+        self._seen_requests = _SeenRequests(config.max_remembered_requests)
+        self._answering = _Answering()
 
-    def admission(signature: str, timestamp: str, nonce: str) -> Response | None:
-        """The response refusing a POST that is unsigned, stale or replayed, or that cannot be remembered; None
-        to go on. Checked before the body is read: in plaintext mode the signature does not cover the body."""
-        if reason := refusal(signature, timestamp, nonce):
-            return _plain(reason, 403)
-        seen = seen_requests.admit(f"{timestamp}:{signature}:{nonce}", int(timestamp) + config.max_clock_skew_s)
+    # -- the routes ----------------------------------------------------------------------------------------------
+
+    def verify_url(self, signature: str = "", timestamp: str = "", nonce: str = "", echostr: str = "") -> Response:
+        """WeChat's check of the server URL (signed)"""
+        try:
+            self.verify(signature, timestamp, nonce)
+        except _Respond as decided:
+            return decided.response
+        return _plain(echostr)
+
+    async def receive(self, request: Request, signature: str = "", timestamp: str = "", nonce: str = "",
+                      encrypt_type: str = "", msg_signature: str = "") -> Response:
+        """WeChat message push: a user's message in, the answer as the reply (signed, fresh, never replayed)"""
+        # WeChat's 5 s started when the request arrived, which may be a while before this handler runs.
+        deadline = request.scope.get(ARRIVED, time.monotonic()) + self.config.reply_timeout_s
+        try:
+            # Checked before the body is read: in plaintext mode the signature does not cover the body.
+            self.verify_once(signature, timestamp, nonce)
+            cipher = self.cipher(encrypt_type)
+            xml = self.decrypt(await request.body(), cipher, msg_signature, timestamp, nonce)
+            incoming = self.parse(xml)
+        except _Respond as decided:
+            return decided.response
+        return self.reply(incoming, await self.answer(incoming, deadline), cipher, nonce, timestamp)
+
+    # -- verify --------------------------------------------------------------------------------------------------
+
+    def verify(self, signature: str, timestamp: str, nonce: str) -> None:
+        """Refuses (403) a request that WeChat did not sign, or not recently."""
+        if not _signed(self.config.token, signature, timestamp, nonce):
+            raise _Respond(_plain("invalid signature", 403))
+        if not _fresh(timestamp, self.config.max_clock_skew_s):
+            raise _Respond(_plain("stale timestamp", 403))
+
+    def verify_once(self, signature: str, timestamp: str, nonce: str) -> None:
+        """verify, and refuse a replayed request too; one that cannot be remembered is not answered."""
+        self.verify(signature, timestamp, nonce)
+        seen = self._seen_requests.admit(f"{timestamp}:{signature}:{nonce}",
+                                         int(timestamp) + self.config.max_clock_skew_s)
         if seen is _Seen.REPLAYED:
-            return _plain("replayed", 403)
+            raise _Respond(_plain("replayed", 403))
         if seen is _Seen.FULL:
             # "success" rather than 503: WeChat retries a failed delivery (three times), which would only add
             # to the flood that filled the memory, and the retries would be refused as well.
             log.warning("WeChat request not answered: the replay memory is full (%d requests still fresh)",
-                        config.max_remembered_requests)
-            return _plain(SUCCESS)
-        return None
+                        self.config.max_remembered_requests)
+            raise _Respond(_plain(SUCCESS))
 
-    def answer_safely(question: str, user: str) -> str:
-        """answer_text's reply; its exceptions are logged, never shown to the user."""
+    # -- decrypt -------------------------------------------------------------------------------------------------
+
+    def cipher(self, encrypt_type: str) -> WeChatCrypto | None:
+        """The safe-mode cipher for an encrypted request (refused, 400, when none is configured); None for a
+        plaintext one."""
+        if encrypt_type != "aes":
+            return None
+        if self._crypto is None:
+            log.error("WeChat sent an encrypted message but no EncodingAESKey is configured")
+            raise _Respond(_plain("safe mode is not configured", 400))
+        return self._crypto
+
+    @staticmethod
+    def decrypt(body: bytes, cipher: WeChatCrypto | None, msg_signature: str, timestamp: str,
+                nonce: str) -> bytes | str:
+        """The message's XML: `body` itself in plaintext mode, else decrypted (a wrong msg_signature is a 403)."""
+        if cipher is None:
+            return body
         try:
-            return answer_text(question, user)
-        except Exception:
-            log.exception("answering a WeChat question failed")
-            return APOLOGY
+            return cipher.decrypt_message(body, msg_signature, timestamp, nonce)
+        except InvalidSignatureException:
+            raise _Respond(_plain("invalid msg_signature", 403)) from None
+        except Exception as exc:  # noqa: BLE001 - whatever wechatpy raised, see parse
+            raise _malformed(exc) from None
 
-    async def answer_once(question: str, user: str, retry_key: str | None, deadline: float) -> str | None:
-        """The answer; the holding message if it is not ready by `deadline` (monotonic); BUSY, without waiting,
-        while the user's previous answer is still being computed; or None (→ "success") for a retry still
-        being answered.
+    # -- parse ---------------------------------------------------------------------------------------------------
 
-        The answer keeps being computed after the deadline, so that a later retry gets it from the cache.
-        """
-        if retry_key is not None and not replies.claim(retry_key):
-            return replies.get(retry_key)
-        if not answering.begin(user):
-            if retry_key is not None:
-                replies.put(retry_key, BUSY)
-            return BUSY
-        future = asyncio.get_running_loop().run_in_executor(None, answer_safely, question, user)
-        future.add_done_callback(lambda done: answered(user, retry_key, done))
-        finished, _ = await asyncio.wait({future}, timeout=max(deadline - time.monotonic(), 0.0))
-        return future.result() if finished else config.holding_message
+    @staticmethod
+    def parse(xml: bytes | str) -> _Incoming:
+        """The message in `xml` (a 400 when it is not one). wechatpy reports bad input with whatever its parsing
+        hit (ExpatError, KeyError, TypeError, binascii.Error, …), and its fields convert lazily, so everything
+        used later is read here."""
+        try:
+            message = parse_message(xml)
+            if not all(isinstance(name, str) and name for name in (message.source, message.target)):
+                raise ValueError("FromUserName and ToUserName must be text")
+            question = (message.content or "").strip() if isinstance(message, TextMessage) else None
+            return _Incoming(message, question, f"{message.source}:{message.id}" if message.id else None)
+        except Exception as exc:  # noqa: BLE001 - whatever wechatpy raised, see above
+            raise _malformed(exc) from None
 
-    def answered(user: str, retry_key: str | None, done: asyncio.Future[str]) -> None:
-        """Frees the user for their next message (first, whatever happened), and keeps the reply for retries."""
-        answering.end(user)
-        if retry_key is not None:
-            replies.put(retry_key, done.result())
+    # -- answer --------------------------------------------------------------------------------------------------
 
-    async def reply_to(incoming: _Incoming, deadline: float) -> str | None:
+    async def answer(self, incoming: _Incoming, deadline: float) -> str | None:
         """The text to send back, or None when there is nothing to say (events other than subscribing)."""
         message, question = incoming.message, incoming.question
         if isinstance(message, (SubscribeEvent, SubscribeScanEvent)):
@@ -269,39 +320,49 @@ def create_wechat_router(config: WeChatConfig, answer_text: Callable[[str, str],
         if not question:
             return ASK_FOR_QUESTION
         if START_OVER.fullmatch(question):
-            if start_over is not None:
-                start_over(message.source)
+            if self._start_over is not None:
+                self._start_over(message.source)
             return STARTED_OVER
-        return await answer_once(question, message.source, incoming.retry_key, deadline)
+        return await self._answer_once(question, message.source, incoming.retry_key, deadline)
 
-    @router.get("/wechat")
-    def verify_url(signature: str = "", timestamp: str = "", nonce: str = "", echostr: str = "") -> Response:
-        """WeChat's check of the server URL (signed)"""
-        if reason := refusal(signature, timestamp, nonce):
-            return _plain(reason, 403)
-        return _plain(echostr)
+    async def _answer_once(self, question: str, user: str, retry_key: str | None, deadline: float) -> str | None:
+        """The answer; the holding message if it is not ready by `deadline` (monotonic); BUSY, without waiting,
+        while the user's previous answer is still being computed; or None (→ "success") for a retry still
+        being answered.
 
-    @router.post("/wechat")
-    async def receive(request: Request, signature: str = "", timestamp: str = "", nonce: str = "",
-                      encrypt_type: str = "", msg_signature: str = "") -> Response:
-        """WeChat message push: a user's message in, the answer as the reply (signed, fresh, never replayed)"""
-        # WeChat's 5 s started when the request arrived, which may be a while before this handler runs.
-        deadline = request.scope.get(ARRIVED, time.monotonic()) + config.reply_timeout_s
-        if refused := admission(signature, timestamp, nonce):
-            return refused
-        if encrypt_type == "aes" and crypto is None:
-            log.error("WeChat sent an encrypted message but no EncodingAESKey is configured")
-            return _plain("safe mode is not configured", 400)
-        cipher = crypto if encrypt_type == "aes" else None
-        body = await request.body()
+        The answer keeps being computed after the deadline, so that a later retry gets it from the cache.
+        """
+        if retry_key is not None and not self._replies.claim(retry_key):
+            return self._replies.get(retry_key)
+        if not self._answering.begin(user):
+            if retry_key is not None:
+                self._replies.put(retry_key, BUSY)
+            return BUSY
+        future = asyncio.get_running_loop().run_in_executor(None, self._answer_safely, question, user)
+        future.add_done_callback(lambda done: self._answered(user, retry_key, done))
+        finished, _ = await asyncio.wait({future}, timeout=max(deadline - time.monotonic(), 0.0))
+        return future.result() if finished else self.config.holding_message
+
+    def _answer_safely(self, question: str, user: str) -> str:
+        """answer_text's reply; its exceptions are logged, never shown to the user."""
         try:
-            incoming = _read(body, cipher, msg_signature, timestamp, nonce)
-        except InvalidSignatureException:
-            return _plain("invalid msg_signature", 403)
-        except Exception as exc:  # noqa: BLE001 - whatever wechatpy raised, see _read
-            log.warning("malformed WeChat message (%s)", type(exc).__name__)
-            return _plain("malformed message", 400)
-        text = await reply_to(incoming, deadline)
+            return self._answer_text(question, user)
+        except Exception:
+            log.exception("answering a WeChat question failed")
+            return APOLOGY
+
+    def _answered(self, user: str, retry_key: str | None, done: asyncio.Future[str]) -> None:
+        """Frees the user for their next message (first, whatever happened), and keeps the reply for retries."""
+        self._answering.end(user)
+        if retry_key is not None:
+            self._replies.put(retry_key, done.result())
+
+    # -- reply ---------------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def reply(incoming: _Incoming, text: str | None, cipher: WeChatCrypto | None, nonce: str,
+              timestamp: str) -> Response:
+        """`text` as the passive reply to the message (encrypted in safe mode); "success" when there is none."""
         if text is None:
             return _plain(SUCCESS)
         reply = _text_reply(incoming.message, text)
@@ -309,7 +370,22 @@ def create_wechat_router(config: WeChatConfig, answer_text: Callable[[str, str],
             reply = cipher.encrypt_message(reply, nonce, timestamp)
         return Response(reply, media_type="text/xml", headers=_HEADERS)
 
+
+def create_wechat_router(config: WeChatConfig, answer_text: Callable[[str, str], str],
+                         start_over: Callable[[str], None] | None = None) -> APIRouter:
+    """GET /wechat (WeChat's URL check) and POST /wechat (user messages, answered by a passive text reply), both
+    WeChatEndpoint's (which says what answer_text and start_over are)."""
+    endpoint = WeChatEndpoint(config, answer_text, start_over)
+    router = APIRouter()
+    router.add_api_route("/wechat", endpoint.verify_url, methods=["GET"])
+    router.add_api_route("/wechat", endpoint.receive, methods=["POST"])
     return router
+
+
+def _malformed(exc: Exception) -> _Respond:
+    """The 400 for a message that cannot be read, logged by the kind of failure only (not the user's text)."""
+    log.warning("malformed WeChat message (%s)", type(exc).__name__)
+    return _Respond(_plain("malformed message", 400))
 
 
 def _plain(text: str, status_code: int = 200) -> Response:
@@ -328,18 +404,6 @@ def _signed(token: str, signature: str, timestamp: str, nonce: str) -> bool:
 def _fresh(timestamp: str, max_skew_s: float) -> bool:
     """Whether the request was signed recently: a signed request from long ago may be a captured one."""
     return _TIMESTAMP.fullmatch(timestamp) is not None and abs(time.time() - int(timestamp)) <= max_skew_s
-
-
-def _read(body: bytes, cipher: WeChatCrypto | None, msg_signature: str, timestamp: str, nonce: str) -> _Incoming:
-    """The message in `body`, decrypted if `cipher`. wechatpy reports bad input with whatever its parsing hit
-    (ExpatError, KeyError, TypeError, binascii.Error, …), and its fields convert lazily, so everything used
-    later is read here, where the caller catches it."""
-    xml = cipher.decrypt_message(body, msg_signature, timestamp, nonce) if cipher else body
-    message = parse_message(xml)
-    if not all(isinstance(name, str) and name for name in (message.source, message.target)):
-        raise ValueError("FromUserName and ToUserName must be text")
-    question = (message.content or "").strip() if isinstance(message, TextMessage) else None
-    return _Incoming(message, question, f"{message.source}:{message.id}" if message.id else None)
 
 
 def _text_reply(message: BaseMessage, text: str) -> str:

@@ -6,8 +6,11 @@ session. The real corpus is ingested at most once per session, into a session te
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -15,8 +18,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import hypothesis
 import pytest
 from fastapi import FastAPI
+from hypothesis.configuration import set_hypothesis_home_dir
 
 from ingest.build import find_files, ingest
 from kb.config import PROJECT_ROOT, Settings, load_settings
@@ -44,6 +49,25 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if MODEL_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+
+
+# --- Hypothesis (test_masking, and schemathesis in test_api_fuzz): nothing written into the checkout ----------
+
+#: Hypothesis keeps its example database and its caches (constants found in the code under test, Unicode tables)
+#: in ./.hypothesis by default, i.e. in the checkout. Tests run with a fixed seed (derandomize) and replay
+#: nothing, so the database is off, and the caches go to a temp folder of this session, removed at its end
+#: (unless HYPOTHESIS_STORAGE_DIRECTORY names a place for them).
+_HYPOTHESIS_HOME: str | None = None
+if not os.getenv("HYPOTHESIS_STORAGE_DIRECTORY"):
+    _HYPOTHESIS_HOME = tempfile.mkdtemp(prefix="zhengwu-kb-hypothesis-")
+    set_hypothesis_home_dir(_HYPOTHESIS_HOME)
+hypothesis.settings.register_profile("zhengwu-kb", database=None)
+hypothesis.settings.load_profile("zhengwu-kb")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _HYPOTHESIS_HOME is not None:
+        shutil.rmtree(_HYPOTHESIS_HOME, ignore_errors=True)
 
 
 # --- SOURCES.md: the corpus's own documentation, used as gold facts -------------------------------------------

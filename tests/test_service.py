@@ -430,16 +430,19 @@ def test_a_question_waits_for_one_batch_of_a_reingest_not_for_all_of_it(small) -
     embedder = small[1].embedder
     real, real_tuned = embedder._encode_batch, embedder._encode_query_batch
     order: list[str] = []
-    question_queued = threading.Event()
+    first_batch, question_queued = threading.Event(), threading.Event()
 
     def recording(texts, batch_size, encoder):
         kind = "query" if texts[0].startswith("query: ") else "passages"
         order.append(kind)
+        first_batch.set()
         if kind == "passages" and len(order) == 1:  # the first batch lasts until the question is in the queue
-            deadline = time.monotonic() + 10
+            # FairLock tells no one when a caller takes a ticket, so its queue is looked at until the question is in it.
+            deadline = time.monotonic() + 60
             while embedder._lock.waiting() < 2 and time.monotonic() < deadline:
                 time.sleep(0.01)
-            question_queued.set()
+            if embedder._lock.waiting() >= 2:
+                question_queued.set()  # else the assertion below says the question never queued
         return (real_tuned if encoder == "tuned" else real)(texts, batch_size)
 
     embedder._encode_batch = lambda texts, size: recording(texts, size, "plain")
@@ -448,8 +451,7 @@ def test_a_question_waits_for_one_batch_of_a_reingest_not_for_all_of_it(small) -
         passages = [f"第{i}条 村民委员会每届任期五年。" for i in range(embedder.batch_size * 6)]
         ingesting = threading.Thread(target=embedder.encode_passages, args=(passages,))
         ingesting.start()
-        while not order:
-            time.sleep(0.005)
+        assert first_batch.wait(timeout=120), "the re-ingest never began embedding its first batch"
         embedder.encode_question("村委会几年选一次？")  # both of its vectors, one turn of the lock
         ingesting.join()
     finally:
