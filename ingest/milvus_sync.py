@@ -6,6 +6,20 @@ document no longer among the files is unpublished. Vectors come from the vector 
 versions, and what an interrupted ingest left, are deleted at the end, after readers have had time to move to
 the new ones. One ingest per knowledge base at a time: two writing the same document at once may leave it
 without passages, so each ingest first claims its knowledge base (MilvusWriter.acquire_writer) and another waits.
+
+BM25 built in steps is BM25 built in one go. A passage's BM25 weight depends on the knowledge base's average
+passage length (the length norm), which every added, changed or removed document moves. Each ingest therefore
+computes the norm over all the documents it is given, exactly as a one-go build does (unchanged documents' lengths
+come from their rows), writes new documents with it, and when it moved, reweights every other document: its
+passages' sparse vectors are recomputed from their terms (tokenized again here; the tokenizer depends on nothing
+but the text) and upserted in place, same version, dense vectors untouched, no embedding. Each document row
+records the norm its passages carry, so an ingest killed midway leaves documents the next ingest finds and
+reweights. The alternative, storing raw term frequencies and applying the norm at query time, cannot be done by
+Milvus' inner-product search over sparse vectors (the norm enters each term's weight non-linearly, per passage):
+candidates would be chosen by other scores and rescored afterwards, slower and still not exact. So queries cost
+what they cost before; what moved the norm costs an ingest a read and an upsert of the knowledge base's passages
+(about as long as writing them, without embedding) and tokenizing them; an ingest that changes nothing writes
+nothing.
 """
 
 from __future__ import annotations
@@ -25,7 +39,7 @@ from kb.embedding.embedder import Embedder
 from kb.schema import Chunk, Document
 from kb.stores.index_dir import IndexMismatchError, check_model
 from kb.stores.milvus import REFRESH_SECONDS, same_layout
-from kb.stores.milvus_writer import MilvusWriter, version_stamp
+from kb.stores.milvus_writer import LiveDocument, MilvusWriter, version_stamp
 from kb.text.lexical import average_length
 from kb.text.tokenize import tokenize
 
@@ -48,33 +62,80 @@ def sync_to_milvus(documents: list[Document], chunks: list[Chunk], settings: Set
         live = store.live_documents() if base is not None else {}
         # first ingest, another model, or rows written another way (format, chunker, trait patterns)
         rewrite = base is None or not _same_model(base, embedder) or not same_layout(base)
-        changed = [d for d in documents if rewrite or live.get(d.doc_id, ("", ""))[1] != d.content_hash]
-        texts = {d.doc_id: [indexing_text(d, c) for c in by_doc[d.doc_id]] for d in changed}
-        words = {doc_id: [Counter(tokenize(t)) for t in doc_texts] for doc_id, doc_texts in texts.items()}
-        if base is None or rewrite:  # every document is written again, with a fresh BM25 norm (no base: rewrite)
+        changed = [d for d in documents if rewrite or d.doc_id not in live
+                   or live[d.doc_id].content_hash != d.content_hash]
+        fresh = {d.doc_id for d in changed}
+        words = _Words(by_doc)
+        norm = _length_norm(documents, by_doc, {d: live[d] for d in live if d not in fresh}, words)
+        if base is None or rewrite:  # every document is written again (no base: rewrite)
             model = {"model_id": embedder.model_id, "fingerprint": embedder.fingerprint,
                      "dimension": embedder.dimension}
-            lengths = [sum(counts.values()) for doc_words in words.values() for counts in doc_words]
-            base = {"embedding": model, "avg_length": average_length(lengths)}
+            base = {"embedding": model, "avg_length": norm}
             store.write_base(base)
         removed = [doc_id for doc_id in live if doc_id not in {d.doc_id for d in documents}]
-        reused = _write(store, changed, by_doc, texts, words, float(base["avg_length"]), settings, embedder,
-                        progress, lambda: store.renew_writer(writer))
+        stale = [d for d in documents if d.doc_id not in fresh and live[d.doc_id].norm != norm]
+        reweighted = 0
+        for document in stale:  # the average passage length moved: the others' BM25 weights follow it
+            if store.reweight_document(document.doc_id, live[document.doc_id], by_doc[document.doc_id],
+                                       words(document), norm):
+                reweighted += 1
+            else:
+                log.warning("Milvus %s: the stored passages of %s are not its chunks: writing it again",
+                            settings.kb_name, document.source)
+                changed.append(document)
+            store.renew_writer(writer)
+        texts = {d.doc_id: [indexing_text(d, c) for c in by_doc[d.doc_id]] for d in changed}
+        reused = _write(store, changed, by_doc, texts, words, norm, settings, embedder, progress,
+                        lambda: store.renew_writer(writer))
         for doc_id in removed:
             store.remove_document(doc_id)
+        if base.get("avg_length") != norm:
+            store.write_base({**base, "avg_length": norm})
         if changed or removed:
             time.sleep(2 * REFRESH_SECONDS)  # readers move to the new versions before the old ones go
-        published = {doc_id: version for doc_id, (version, _) in store.live_documents().items()}
+        published = {doc_id: document.version for doc_id, document in store.live_documents().items()}
         store.drop_unpublished(sorted(set(published) | set(removed) | {d.doc_id for d in documents}), published,
                                before=started)
         store.flush()
-        log.info("Milvus %s: %d documents written, %d removed, %d unchanged", settings.kb_name, len(changed),
-                 len(removed), len(documents) - len(changed))
+        log.info("Milvus %s: %d documents written, %d reweighted, %d removed, %d unchanged", settings.kb_name,
+                 len(changed), reweighted, len(removed), len(documents) - len(changed) - reweighted)
         return reused + sum(len(by_doc[d.doc_id]) for d in documents if d.doc_id not in texts)
     finally:
         if writer is not None:
             store.release_writer(writer)
         store.close()
+
+
+class _Words:
+    """Each document's passages as BM25 counts its terms (what the embedding model sees, tokenized), each
+    document tokenized once, when first asked for."""
+
+    def __init__(self, by_doc: dict[str, list[Chunk]]) -> None:
+        self.by_doc = by_doc
+        self.counted: dict[str, list[Counter]] = {}
+
+    def __call__(self, document: Document) -> list[Counter]:
+        if document.doc_id not in self.counted:
+            self.counted[document.doc_id] = [Counter(tokenize(indexing_text(document, c)))
+                                             for c in self.by_doc[document.doc_id]]
+        return self.counted[document.doc_id]
+
+
+def _length_norm(documents: list[Document], by_doc: dict[str, list[Chunk]], unchanged: dict[str, LiveDocument],
+                 words: _Words) -> float:
+    """BM25's length norm for the knowledge base these documents make: the average passage length over all of
+    them, as a one-go build computes it (kb.text.lexical.average_length). An unchanged document's length comes
+    from its row; others are tokenized. Lengths are whole numbers, so their sum over their count is the very float
+    the mean of their list is, in any order and however the documents came in."""
+    total = count = 0
+    for document in documents:
+        stored = unchanged.get(document.doc_id)
+        if stored is not None and stored.length is not None and stored.passages == len(by_doc[document.doc_id]):
+            total += stored.length
+        else:
+            total += sum(sum(counts.values()) for counts in words(document))
+        count += len(by_doc[document.doc_id])
+    return average_length([total / count]) if count else average_length([])
 
 
 def _same_model(base: dict, embedder: Embedder) -> bool:
@@ -86,7 +147,7 @@ def _same_model(base: dict, embedder: Embedder) -> bool:
 
 
 def _write(store: MilvusWriter, changed: list[Document], by_doc: dict[str, list[Chunk]],
-           texts: dict[str, list[str]], words: dict[str, list[Counter]], avg_length: float, settings: Settings,
+           texts: dict[str, list[str]], words: _Words, norm: float, settings: Settings,
            embedder: Embedder, progress: bool, still_writing: Callable[[], None]) -> int:
     """Embed (cache first) and publish each changed document, one at a time, so each is whole when it goes live."""
     cache = open_vector_cache(settings, embedder)
@@ -97,8 +158,8 @@ def _write(store: MilvusWriter, changed: list[Document], by_doc: dict[str, list[
             for document in changed:
                 vectors, hits = embed_with_reuse(texts[document.doc_id], embedder, {}, cache)
                 reused += hits
-                store.publish_document(document, by_doc[document.doc_id], np.asarray(vectors),
-                                       words[document.doc_id], avg_length, bar.update)
+                store.publish_document(document, by_doc[document.doc_id], np.asarray(vectors), words(document),
+                                       norm, bar.update)
                 still_writing()  # renew the claim: a long ingest keeps it
     finally:
         if cache is not None:

@@ -12,7 +12,9 @@ county runs one cluster for all its townships and every read names its own knowl
 Lexical search is BM25 as sparse vectors made by our own tokenizer (kb.text.tokenize), so both stores score words
 alike and the learned ranker sees the same features: a passage holds each term's saturated frequency
 (kb.text.lexical.saturated_tf), a question each term's idf, and their inner product is BM25. Terms are hashed to
-32-bit ids; document frequencies are summed from each document's own statistics.
+32-bit ids; document frequencies are summed from each document's own statistics. The saturation's length norm is
+the average passage length of the whole knowledge base as it stands, kept so by every ingest (ingest/milvus_sync.py
+says how), so a knowledge base built in several ingests scores as one built in one.
 
 Consistency: a document is written as a new version (passages, text, statistics), then published by one upsert
 of its "document" row; readers keep only passages of the published version, so they see the old document or the
@@ -31,11 +33,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
@@ -67,7 +71,11 @@ REFRESH_SECONDS = 1.0
 #: Documents whose text is kept in memory for hits and document views.
 TEXT_CACHE = 32
 
-_QUERY_LIMIT = 16384
+#: Rows per page of a query whose result may be large (a knowledge base's documents, a document's passages, the
+#: knowledge bases, what an ingest deletes): Milvus answers at most 16,384 rows a query (offset + limit), so such
+#: a read asks for one page, and when that comes back full reads every row with pymilvus' query iterator, page
+#: by page (`MilvusStore._query_every`). Only the first page is asked for when it is enough, as it nearly always is.
+QUERY_PAGE = 4096
 _PASSAGE_FIELDS = ["doc_id", "version", "chunk_id", "seq", "section", "article", "article_no", "part", "start",
                    "stop", "span_start", "span_end", "text", "traits"]
 
@@ -147,13 +155,32 @@ class MilvusStore:
         from pymilvus import MilvusClient
 
         address = settings.milvus_address
-        if "://" not in address:
-            from pathlib import Path
-
+        local = "://" not in address  # a milvus-lite folder, opened by this process
+        if local:
             Path(address).parent.mkdir(parents=True, exist_ok=True)
+            _quiet_lite_lock_errors()
         try:
-            client = MilvusClient(uri=address, token=settings.milvus_token)
+            try:
+                client = MilvusClient(uri=address, token=settings.milvus_token)
+            except Exception as exc:
+                if local or not _unreachable(exc):
+                    raise
+                # pymilvus shares one connection per address among its clients, and checks one that sat idle
+                # before handing it out; when the server had dropped it (a milvus-lite server answers pymilvus'
+                # keepalive pings with GOAWAY "too many pings"), re-establishing it can fail once, as the old
+                # connection is torn down: a second try makes a fresh one (a Milvus that is down fails it too).
+                log.info("connecting to Milvus at %s again after: %s", _public(address), _detail(exc, address))
+                time.sleep(0.5)
+                client = MilvusClient(uri=address, token=settings.milvus_token)
         except Exception as exc:  # pymilvus raises its own and grpc's errors
+            if local and (holder := _lite_holder(address)) is not None:
+                raise IndexProblem(
+                    f"the milvus-lite database {address} is in use by another process{holder} — a running `kb serve` "
+                    f"or `kb ingest`? milvus-lite lets one process at a time open a database folder: stop that "
+                    f"process and try again, or let several processes share the folder through a milvus-lite "
+                    f"server (`python -m milvus_lite server --data-dir {address} --host 127.0.0.1 --port 19530`, "
+                    f"started while no other process has the folder open, then KB_MILVUS_URI=http://127.0.0.1:19530 "
+                    f"for every process)") from exc
             if _unreachable(exc):
                 raise StoreUnavailableError(_public(address), _detail(exc, address)) from exc
             raise IndexProblem(f"cannot connect to Milvus at {_public(address)} ({exc}): check KB_MILVUS_URI") from exc
@@ -204,8 +231,7 @@ class MilvusStore:
         """The names of every knowledge base in this Milvus (one per township), sorted."""
         if not self._collections_exist():
             return []
-        rows = self._read(self.client.query, self.records_collection, filter='kind == "base"',
-                          output_fields=["kb"], limit=_QUERY_LIMIT)
+        rows = self._query_every(self.records_collection, 'kind == "base"', ["kb"])
         return sorted({r["kb"] for r in rows})
 
     def close(self) -> None:
@@ -296,18 +322,24 @@ class MilvusStore:
             raise IndexMissingError(f"Milvus holds no {kind} for document version(s) {sorted(lost)}")
         return {key: "".join(body for _, body in sorted(found)) for key, found in parts.items()}
 
-    def _query_all(self, collection: str, condition: str, fields: list[str]) -> list[dict]:
-        """Every row of this knowledge base matching `condition`: one query, or an iterator past Milvus' window
-        (milvus-lite has no iterator, and never holds that many metadata rows)."""
-        expression = f"kb == {literal(self.kb_name)} and ({condition})"
-        rows = self._read(self.client.query, collection, filter=expression, output_fields=fields, limit=_QUERY_LIMIT)
-        if len(rows) < _QUERY_LIMIT:
+    def _query_all(self, collection: str, condition: str, fields: list[str], **options: Any) -> list[dict]:
+        """Every row of this knowledge base matching `condition` (paged: _query_every)."""
+        return self._query_every(collection, f"kb == {literal(self.kb_name)} and ({condition})", fields, **options)
+
+    def _query_every(self, collection: str, expression: str, fields: list[str], **options: Any) -> list[dict]:
+        """Every row matching `expression`, however many: one query of QUERY_PAGE rows, and when that comes back
+        full, pymilvus' query iterator (pages in primary-key order) for all of them. `options` go to both
+        (consistency_level="Strong" for reads that must see every write acknowledged before them)."""
+        page = QUERY_PAGE
+        rows = self._read(self.client.query, collection, filter=expression, output_fields=fields, limit=page,
+                          **options)
+        if len(rows) < page:
             return rows
 
         def every_row() -> list[dict]:
-            rows = []
-            iterator = self.client.query_iterator(collection, batch_size=1000, filter=expression,
-                                                  output_fields=fields)
+            rows: list[dict] = []
+            iterator = self.client.query_iterator(collection, batch_size=page, filter=expression,
+                                                  output_fields=fields, **options)
             try:
                 while batch := iterator.next():
                     rows += batch
@@ -374,9 +406,7 @@ class MilvusStore:
         wanted = [f"doc_id in [{', '.join(map(literal, whole_documents))}]"] if whole_documents else []
         wanted += [f"(doc_id == {literal(d)} and article_no == {int(n)})" for d, n in articles]
         if wanted and allowed:
-            for row in self._read(self.client.query, self.passages_collection,
-                                  filter=f"{scope} and ({' or '.join(wanted)})", output_fields=fields,
-                                  limit=_QUERY_LIMIT):
+            for row in self._query_every(self.passages_collection, f"{scope} and ({' or '.join(wanted)})", fields):
                 found.setdefault(row["key"], row)
         rows = sorted((r for r in found.values() if snapshot.versions.get(r["doc_id"]) == r["version"]),
                       key=lambda r: (snapshot.order[r["doc_id"]], r["seq"]))
@@ -453,9 +483,15 @@ class MilvusStore:
         pattern = name.replace("%", "").replace("_", "")
         if not pattern:
             return False
+        if not snapshot.versions:
+            return False
+        # Published versions only, inside the query: one matching row is enough, and rows of other versions
+        # (old ones not yet deleted, a killed ingest's) must not fill a page and hide it.
+        published = ", ".join(literal(v) for v in snapshot.versions.values())
         rows = self._read(self.client.query, self.passages_collection, filter=f"kb == {literal(self.kb_name)} and "
-                          f"text like {literal('%' + pattern + '%')}", output_fields=["doc_id", "version"], limit=100)
-        return any(snapshot.versions.get(r["doc_id"]) == r["version"] for r in rows)
+                          f"version in [{published}] and text like {literal('%' + pattern + '%')}",
+                          output_fields=["doc_id"], limit=1)
+        return bool(rows)
 
     def hit(self, chunk: Chunk, score: float) -> Hit:
         start, end = chunk.start, chunk.end
@@ -521,6 +557,57 @@ def _detail(exc: BaseException, address: str) -> str:
     text = str(exc.message) if isinstance(exc, MilvusException) else str(exc)
     text = text.replace(address, _public(address)).splitlines()[0] if text else type(exc).__name__
     return text[:200]
+
+
+#: The file milvus-lite keeps an advisory lock (flock) on while a process has its folder open (milvus_lite.db).
+_LITE_LOCK_FILE = "LOCK"
+
+
+def _lite_holder(folder: str) -> str | None:
+    """When another process has this milvus-lite folder open: " (process PID)", or "" when its pid cannot be told
+    (from /proc/locks); None when no process holds it (or it is no milvus-lite folder)."""
+    import fcntl
+
+    lock = Path(folder) / _LITE_LOCK_FILE
+    try:
+        fd = os.open(lock, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        pass  # held: by whom, below
+    except OSError:
+        return None
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+    try:  # "1: FLOCK  ADVISORY  WRITE 4242 fd:01:1234567 0 EOF": the holder's pid, then device:inode
+        inode = os.stat(lock).st_ino
+        for line in Path("/proc/locks").read_text().splitlines():
+            parts = line.split()
+            if len(parts) > 5 and parts[1] == "FLOCK" and parts[5].rsplit(":", 1)[-1] == str(inode):
+                return f" (process {parts[4]})"
+    except (OSError, ValueError):
+        pass
+    return ""
+
+
+class _LiteLockFilter(logging.Filter):
+    """milvus-lite logs the traceback of a folder another process holds before pymilvus reports a bare "Open local
+    milvus failed"; connect says what happened instead, so that traceback is left out."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return type(error).__name__ != "DataDirLockedError"
+
+
+def _quiet_lite_lock_errors() -> None:
+    logger = logging.getLogger("milvus_lite.server_manager")
+    if not any(isinstance(f, _LiteLockFilter) for f in logger.filters):
+        logger.addFilter(_LiteLockFilter())
 
 
 def _public(address: str) -> str:

@@ -5,21 +5,30 @@ text and term statistics) and published by one upsert of its "document" row; the
 tells readers to look. What is not published (old versions, what a killed ingest wrote) is deleted by
 drop_unpublished. Ingests of one knowledge base take turns through a claim kept in Milvus (acquire_writer).
 Used by ingest/milvus_sync.py.
+
+BM25's length norm (the average passage length) is the knowledge base's own, as a one-go build computes it from
+all its passages: each document row records the norm its passages' sparse vectors were weighted with ("norm")
+and its passages' total length ("length"), and when an ingest changes the average, reweight_document rewrites
+the sparse vectors of every other document in place (ingest/milvus_sync.py says why this design).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import random
 import socket
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from kb.schema import Chunk, Document
 from kb.stores.index_dir import IndexMismatchError, IndexProblem
-from kb.stores.milvus import LAYOUT, MilvusStore, literal, term_id
+from kb.stores.milvus import _PASSAGE_FIELDS, LAYOUT, MilvusStore, literal, term_id
 from kb.text.lexical import saturated_tf
 from kb.text.traits import TRAITS, chunk_traits
 
@@ -28,10 +37,17 @@ WRITE_BATCH = 256
 HNSW_BUILD = {"M": 16, "efConstruction": 200}
 #: Characters per stored piece of a document's text or statistics (VARCHAR holds at most 65,535 bytes).
 PIECE_CHARS = 8000
-#: How long an ingest's claim on its knowledge base lasts unless renewed (a killed ingest's claim runs out), and
-#: how long another ingest waits for it.
-WRITER_LEASE_SECONDS = 600
-WRITER_WAIT_SECONDS = 600
+#: How long an ingest's claim on its knowledge base lasts unless renewed. A running ingest renews it every quarter
+#: of that (a thread, so long embeddings keep it too), so a claim whose process died on another machine blocks
+#: others for at most this long; one whose process is gone on this machine is taken over at once. The machines'
+#: clocks must agree to well within it.
+WRITER_LEASE_SECONDS = 60.0
+#: How long an ingest waits for another's claim (a running ingest's) before giving up.
+WRITER_WAIT_SECONDS = 600.0
+#: Keys per delete request (drop_unpublished).
+DELETE_BATCH = 1000
+
+log = logging.getLogger(__name__)
 
 
 def version_stamp() -> str:
@@ -43,8 +59,45 @@ def _pieces(text: str) -> list[str]:
     return [text[i:i + PIECE_CHARS] for i in range(0, len(text), PIECE_CHARS)] or [""]
 
 
+def sparse_vector(counts: Mapping[str, int], norm: float) -> dict[int, float]:
+    """A passage's BM25 sparse vector: each term's saturated frequency under the length norm `norm`."""
+    length = sum(counts.values())
+    return {term_id(t): float(saturated_tf(tf, length, norm)) for t, tf in counts.items()}
+
+
+@dataclass(frozen=True)
+class LiveDocument:
+    """A published document as its "document" row records it."""
+
+    version: str
+    body: dict
+
+    @property
+    def content_hash(self) -> str:
+        return str(self.body["content_hash"])
+
+    @property
+    def passages(self) -> int:
+        return int(self.body["passages"])
+
+    @property
+    def length(self) -> int | None:
+        """Its passages' total length in terms (None: written before lengths were recorded)."""
+        return self.body.get("length")
+
+    @property
+    def norm(self) -> float | None:
+        """The length norm its passages' sparse vectors were weighted with (None: not recorded)."""
+        return self.body.get("norm")
+
+
 class MilvusWriter(MilvusStore):
     """A connection that writes one knowledge base (and can read it like any store)."""
+
+    def __init__(self, client: object, kb_name: str, address: str) -> None:
+        super().__init__(client, kb_name, address)
+        self._claim: _Claim | None = None
+        self._claim_lock = threading.Lock()
 
     def create_collections(self, dimension: int) -> None:
         """The two collections, when this deployment has none yet (created loaded; connect loads existing ones);
@@ -96,35 +149,108 @@ class MilvusWriter(MilvusStore):
                 "generation": f"{time.time_ns()}", "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         self.client.upsert(self.records_collection, [self._record("base", self._key("base"), json.dumps(base))])
 
+    # -- the writer's claim ------------------------------------------------------------------------------------------
+
     def acquire_writer(self) -> str:
-        """Claim the knowledge base for one ingest (API replicas and `kb ingest` may start one at once); waits
-        up to WRITER_WAIT_SECONDS for another's claim to be released or to run out. Returns the claim."""
+        """Claim the knowledge base for one ingest (API replicas and `kb ingest` may start one at once); waits up
+        to WRITER_WAIT_SECONDS for another's claim to be released or abandoned (_abandoned). Returns the claim,
+        which a thread renews until release_writer.
+
+        Each claimant writes its own row (kind "writer", keyed by its owner), then reads every claim row with
+        Strong consistency: it holds the knowledge base when no other live claim is there; otherwise it deletes
+        its row and tries again after a random pause. Two claimants cannot both win: each wrote before it read,
+        so the later of the two reads sees the other's row. Rows of abandoned claims are deleted on the way."""
+        if self._claim is not None:
+            raise RuntimeError("this connection already holds the writer's claim")
         owner = f"{socket.gethostname()}:{os.getpid()}:{time.time_ns()}"
         deadline = time.monotonic() + WRITER_WAIT_SECONDS
         while True:
-            holder = self._read_writer()
-            if holder is None or _abandoned(holder):
-                self.renew_writer(owner)
-                time.sleep(0.3)  # two claims written at once: the later one stands, the other waits
-                if (self._read_writer() or {}).get("owner") == owner:
+            others = self._live_claims(owner)
+            if not others:
+                expires = self._write_claim(owner)
+                others = self._live_claims(owner)
+                if not others:
+                    claim = _Claim(owner, expires)
+                    self._claim = claim
+                    claim.heartbeat = threading.Thread(target=self._keep_claim, args=(claim,), daemon=True,
+                                                       name=f"writer-claim-{self.kb_name}")
+                    claim.heartbeat.start()
                     return owner
+                self._delete_claim(owner)  # claimed at the same moment as another: both step back
             if time.monotonic() > deadline:
                 raise IndexProblem(f"another ingest of knowledge base {self.kb_name!r} is running "
-                                   f"({(holder or {}).get('owner')}); try again when it has finished")
-            time.sleep(1.0)
-
-    def _read_writer(self) -> dict | None:
-        rows = self.client.query(self.records_collection, filter=f'key == {literal(self._key("writer"))}',
-                                 output_fields=["body"])
-        return json.loads(rows[0]["body"]) if rows else None
+                                   f"({others[0]['owner']}); try again when it has finished")
+            time.sleep(random.uniform(0.3, 1.0))
 
     def renew_writer(self, owner: str) -> None:
-        body = json.dumps({"owner": owner, "expires": time.time() + WRITER_LEASE_SECONDS})
-        self.client.upsert(self.records_collection, [self._record("writer", self._key("writer"), body)])
+        """Keep the claim (called between documents; a thread renews it as well). Raises IndexProblem when the
+        claim was lost: it ran out before it was renewed (this process stalled) and another ingest took over."""
+        with self._claim_lock:
+            claim = self._claim
+            if claim is None or claim.owner != owner:
+                raise IndexProblem(f"this ingest holds no claim on knowledge base {self.kb_name!r}")
+            if claim.lost:
+                raise IndexProblem(claim.lost)
+            now = time.time()
+            if now - claim.renewed < WRITER_LEASE_SECONDS / 4:
+                return  # renewed lately
+            if now > claim.expires:
+                claim.lost = (f"this ingest's claim on knowledge base {self.kb_name!r} ran out before it was renewed "
+                              f"(the process stalled for over {WRITER_LEASE_SECONDS:g} s); another ingest may have "
+                              f"taken over: run the ingest again")
+            elif not any(c["owner"] == owner for c in self._claims()):
+                claim.lost = (f"this ingest's claim on knowledge base {self.kb_name!r} was taken over by another "
+                              f"ingest: run the ingest again")
+            if claim.lost:
+                raise IndexProblem(claim.lost)
+            claim.expires, claim.renewed = self._write_claim(owner), now
 
     def release_writer(self, owner: str) -> None:
-        if (self._read_writer() or {}).get("owner") == owner:
-            self.client.delete(self.records_collection, filter=f'key == {literal(self._key("writer"))}')
+        """Give the claim up (its row is deleted, so another ingest may start at once)."""
+        claim = self._claim
+        if claim is None or claim.owner != owner:
+            return
+        claim.stop.set()
+        if claim.heartbeat is not None:
+            claim.heartbeat.join(timeout=30)
+        with self._claim_lock:
+            self._claim = None
+        self._delete_claim(owner)
+
+    def _keep_claim(self, claim: _Claim) -> None:
+        """The renewing thread: every quarter lease, until released or lost."""
+        while not claim.stop.wait(WRITER_LEASE_SECONDS / 4):
+            try:
+                self.renew_writer(claim.owner)
+            except IndexProblem:
+                return  # lost: the ingest finds out at its next renew_writer
+            except Exception as exc:  # noqa: BLE001 - Milvus unreachable for a moment: try again at the next turn
+                log.warning("could not renew the claim on knowledge base %r: %s", self.kb_name, exc)
+
+    def _claims(self) -> list[dict]:
+        """Every claim on this knowledge base, as it stands (Strong: every write acknowledged before is seen)."""
+        rows = self._query_all(self.records_collection, 'kind == "writer"', ["body"], consistency_level="Strong")
+        return [{**json.loads(r["body"]), "key": r["key"]} for r in rows]
+
+    def _live_claims(self, owner: str) -> list[dict]:
+        """Other claimants' claims; abandoned ones are deleted."""
+        others = [c for c in self._claims() if c["owner"] != owner]
+        gone = [c["key"] for c in others if _abandoned(c)]
+        if gone:
+            log.info("taking over abandoned claims on knowledge base %r: %s", self.kb_name, gone)
+            self.client.delete(self.records_collection, ids=gone)
+        return [c for c in others if c["key"] not in gone]
+
+    def _write_claim(self, owner: str) -> float:
+        expires = time.time() + WRITER_LEASE_SECONDS
+        body = json.dumps({"owner": owner, "expires": expires})
+        self.client.upsert(self.records_collection, [self._record("writer", self._key("writer", owner), body)])
+        return expires
+
+    def _delete_claim(self, owner: str) -> None:
+        self.client.delete(self.records_collection, ids=[self._key("writer", owner)])
+
+    # -- documents ---------------------------------------------------------------------------------------------------
 
     def touch(self) -> None:
         """A new generation: readers re-read the documents within REFRESH_SECONDS."""
@@ -132,15 +258,17 @@ class MilvusWriter(MilvusStore):
         if base is not None:
             self.write_base(base)
 
-    def live_documents(self) -> dict[str, tuple[str, str]]:
-        """{doc_id: (published version, content hash)} as stored now."""
-        rows = self._query_all(self.records_collection, 'kind == "document"', ["doc_id", "version", "body"])
-        return {r["doc_id"]: (r["version"], json.loads(r["body"])["content_hash"]) for r in rows}
+    def live_documents(self) -> dict[str, LiveDocument]:
+        """The published documents as stored now (Strong: this ingest decides from them what to write)."""
+        rows = self._query_all(self.records_collection, 'kind == "document"', ["doc_id", "version", "body"],
+                               consistency_level="Strong")
+        return {r["doc_id"]: LiveDocument(r["version"], json.loads(r["body"])) for r in rows}
 
     def publish_document(self, document: Document, chunks: Sequence[Chunk], vectors: np.ndarray,
-                         term_counts: Sequence[dict[str, int]], avg_length: float,
+                         term_counts: Sequence[Mapping[str, int]], norm: float,
                          progress: Callable[[int], None] = lambda n: None) -> str:
-        """Write a new version of `document`, then make it the live one. Returns the version."""
+        """Write a new version of `document`, its passages' BM25 weighted with the length norm `norm`, then make
+        it the live one. Returns the version."""
         version = f"{version_stamp()}-{document.content_hash[:12]}"
         spans: dict[int, tuple[int, int]] = {}
         for c in chunks:
@@ -150,7 +278,6 @@ class MilvusWriter(MilvusStore):
         traits = chunk_traits(list(chunks)) @ (1 << np.arange(len(TRAITS)))
         rows = []
         for n, (chunk, vector, counts) in enumerate(zip(chunks, vectors, term_counts)):
-            length = sum(counts.values())
             span = spans[chunk.article_no] if chunk.article_no is not None else (chunk.start, chunk.end)
             rows.append({
                 "key": self._key(document.doc_id, version, chunk.seq), "kb": self.kb_name, "doc_id": document.doc_id,
@@ -159,7 +286,7 @@ class MilvusWriter(MilvusStore):
                 "part": chunk.part, "start": chunk.start, "stop": chunk.end, "span_start": span[0],
                 "span_end": span[1], "text": chunk.text, "traits": int(traits[n]),
                 "dense": np.asarray(vector, dtype=np.float32).tolist(),
-                "sparse": {term_id(t): float(saturated_tf(tf, length, avg_length)) for t, tf in counts.items()},
+                "sparse": sparse_vector(counts, norm),
             })
         for start in range(0, len(rows), WRITE_BATCH):
             self.client.insert(self.passages_collection, rows[start:start + WRITE_BATCH])
@@ -178,7 +305,8 @@ class MilvusWriter(MilvusStore):
             self.client.insert(self.records_collection, records[start:start + 64])
         body = {"title": document.title, "kind": document.kind, "source": document.source,
                 "content_hash": document.content_hash, "doc_date": document.doc_date,
-                "dates": [e.__dict__ for e in document.dates], "passages": len(chunks)}
+                "dates": [e.__dict__ for e in document.dates], "passages": len(chunks),
+                "length": sum(sum(counts.values()) for counts in term_counts), "norm": norm}
         # The publishing step: one row, written at once; readers switch to this version when they see it.
         self.client.upsert(self.records_collection, [self._record(
             "document", self._key("document", document.doc_id), json.dumps(body, ensure_ascii=False),
@@ -191,19 +319,45 @@ class MilvusWriter(MilvusStore):
         self.client.delete(self.records_collection, filter=f'key == {literal(self._key("document", doc_id))}')
         self.touch()
 
+    def reweight_document(self, doc_id: str, live: LiveDocument, chunks: Sequence[Chunk],
+                          term_counts: Sequence[Mapping[str, int]], norm: float) -> bool:
+        """Give the published version of a document the BM25 weights of another length norm: its passages are
+        read back and upserted in place with new sparse vectors (same keys, same version, vectors untouched),
+        then its document row records the norm. False, and nothing written, when the stored passages are not
+        these chunks (then the document must be written anew)."""
+        rows = self._query_all(self.passages_collection, f"doc_id == {literal(doc_id)} and version == "
+                               f"{literal(live.version)}", [*_PASSAGE_FIELDS, "kb", "dense"],
+                               consistency_level="Strong")
+        counts = {c.seq: (c.chunk_id, n) for c, n in zip(chunks, term_counts)}
+        if len(rows) != len(chunks) or any(counts.get(int(r["seq"]), ("",))[0] != r["chunk_id"] for r in rows):
+            return False
+        for row in rows:
+            row["dense"] = np.asarray(row["dense"], dtype=np.float32).tolist()
+            row["sparse"] = sparse_vector(counts[int(row["seq"])][1], norm)
+        for start in range(0, len(rows), WRITE_BATCH):
+            self.client.upsert(self.passages_collection, rows[start:start + WRITE_BATCH])
+        body = {**live.body, "length": sum(sum(n.values()) for n in term_counts), "norm": norm}
+        self.client.upsert(self.records_collection, [self._record(
+            "document", self._key("document", doc_id), json.dumps(body, ensure_ascii=False), doc_id, live.version)])
+        return True
+
     def drop_unpublished(self, doc_ids: Sequence[str], live: dict[str, str], before: str) -> None:
         """Delete the passages, texts and statistics of these documents that were written before `before` (a
         version_stamp) and are not their live version: old versions, and whatever an interrupted ingest wrote.
-        A version another ingest is writing now is newer, and left alone."""
+        A version another ingest is writing now is newer, and left alone. The rows are found page by page and
+        deleted by key, so none is left however many there are."""
         for start in range(0, len(doc_ids), 100):
             batch = doc_ids[start:start + 100]
-            condition = (f"kb == {literal(self.kb_name)} and doc_id in [{', '.join(map(literal, batch))}] "
-                         f"and version < {literal(before)}")
+            condition = f"doc_id in [{', '.join(map(literal, batch))}] and version < {literal(before)}"
             keep = [live[d] for d in batch if d in live]
             if keep:
                 condition += f" and version not in [{', '.join(map(literal, keep))}]"
-            self.client.delete(self.passages_collection, filter=condition)
-            self.client.delete(self.records_collection, filter=f'{condition} and kind != "document"')
+            for collection, only in ((self.passages_collection, ""), (self.records_collection,
+                                                                      ' and kind != "document"')):
+                keys = [r["key"] for r in self._query_all(collection, condition + only, ["key"],
+                                                          consistency_level="Strong")]
+                for first in range(0, len(keys), DELETE_BATCH):
+                    self.client.delete(collection, ids=keys[first:first + DELETE_BATCH])
 
     def flush(self) -> None:
         """Seal what was written, so searches read indexed segments rather than scanning growing ones."""
@@ -211,18 +365,33 @@ class MilvusWriter(MilvusStore):
             self.client.flush(collection)
 
 
+@dataclass
+class _Claim:
+    """The writer's claim this connection holds."""
+
+    owner: str
+    expires: float  # as written in its row (time.time())
+    renewed: float = 0.0
+    lost: str = ""  # why, once lost
+    stop: threading.Event = field(default_factory=threading.Event)
+    heartbeat: threading.Thread | None = None
+
+    def __post_init__(self) -> None:
+        self.renewed = self.renewed or time.time()
+
+
 def _abandoned(claim: dict) -> bool:
     """A writer's claim that has run out, or whose process on this machine has ended (killed, crashed)."""
-    if claim["expires"] < time.time():
+    if float(claim["expires"]) < time.time():
         return True
-    host, pid, _ = claim["owner"].rsplit(":", 2)
-    if host != socket.gethostname():
+    parts = str(claim["owner"]).rsplit(":", 2)
+    if len(parts) != 3 or parts[0] != socket.gethostname():
         return False
     try:
-        os.kill(int(pid), 0)
+        os.kill(int(parts[1]), 0)
     except ProcessLookupError:
         return True
-    except (PermissionError, ValueError):
+    except (PermissionError, ValueError, OverflowError):
         return False
     return False
 
