@@ -39,11 +39,11 @@ from scipy.optimize import minimize
 
 from bench.common import SHARED, WORK, write_result
 from bench.crossfit import cross_fitted, half
-from kb.search.rank import term_coverage
 from kb.answers.answerable import ANSWER_MODELS_DIR, AnswerModel
 from kb.config import PROJECT_ROOT, AnswerParams, load_settings
 from kb.evaluate import load_questions
 from kb.knowledge_base import KnowledgeBase
+from kb.search.rank import term_coverage
 
 DATA = PROJECT_ROOT / "bench" / "data"
 SETS = (SHARED / "eval" / "stard_local_train.jsonl", DATA / "train_local.jsonl", DATA / "abstention_calibration.jsonl")

@@ -19,7 +19,7 @@ import sys
 import numpy as np
 
 from bench.common import SHARED, timed, timed_ms, write_result
-from ingest.build import find_files, parse_files, IngestReport
+from ingest.build import IngestReport, find_files, parse_files
 from ingest.chunk import indexing_text
 from kb.config import load_settings
 from kb.embedding.embedder import Embedder

@@ -26,15 +26,15 @@ from pathlib import Path
 import numpy as np
 
 from bench.common import SHARED, WORK
-from bench.stard import load_queries
 from bench.crossfit import half
+from bench.stard import load_queries
 from bench.train_ranker import LOCAL_SETS, local_items
 from kb.config import load_settings
-from kb.evaluate import load_questions
-from kb.search.expand import expand_query
-from kb.knowledge_base import KnowledgeBase
 from kb.embedding.model.build import WEIGHTS, extract_member, fetch_artefact
 from kb.embedding.model.q4file import BLOCK, DTYPE_Q4_0, read_q4_raw
+from kb.evaluate import load_questions
+from kb.knowledge_base import KnowledgeBase
+from kb.search.expand import expand_query
 
 PACK = WORK / "encoder_pack"
 VALIDATION_SHARE = 0.2

@@ -32,14 +32,15 @@ from pathlib import Path
 import numpy as np
 
 from bench.common import timed, write_result
-from bench.train_ranker import Example, fit as fit_weights, scaling, standardise
+from bench.train_ranker import Example, scaling, standardise
+from bench.train_ranker import fit as fit_weights
 from kb.config import PROJECT_ROOT, load_settings
-from kb.search.conversation import FOLLOW_UP_FEATURES, FollowUpCandidates
 from kb.embedding.embedder import BACKENDS
 from kb.evaluate import GoldQuestion, load_questions
 from kb.knowledge_base import KnowledgeBase
-from kb.stores.base import Filters
+from kb.search.conversation import FOLLOW_UP_FEATURES, FollowUpCandidates
 from kb.search.rank import RANKERS_DIR, LinearRanker
+from kb.stores.base import Filters
 
 DATA = PROJECT_ROOT / "bench" / "data"
 L2_GRID = (0.0001, 0.001, 0.01, 0.1, 1.0)

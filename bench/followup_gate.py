@@ -25,11 +25,11 @@ from scipy.optimize import minimize
 from bench.common import write_result
 from bench.followup import DATA, FOLDS, SHUFFLES
 from kb.config import load_settings
-from kb.search.conversation import GATE_FEATURES
 from kb.evaluate import GoldQuestion, load_questions
 from kb.knowledge_base import KnowledgeBase
-from kb.stores.base import Filters
+from kb.search.conversation import GATE_FEATURES
 from kb.search.rank import RANKERS_DIR, LinearRanker
+from kb.stores.base import Filters
 
 L2_GRID = (0.001, 0.01, 0.1, 1.0, 10.0)
 MAX_SWITCHES_READ = 0.015

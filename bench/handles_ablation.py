@@ -20,9 +20,9 @@ from pathlib import Path
 from bench.common import SHARED, write_result
 from bench.train_handles import held_out_bank
 from bench.train_ranker import experiment_parser, parse_experiment
+from kb.config import load_settings
 from kb.evaluate import GoldQuestion, first_match_rank, load_questions
 from kb.knowledge_base import KnowledgeBase
-from kb.config import load_settings
 
 SETS = {"stard_local_dev": SHARED / "eval" / "stard_local_dev.jsonl", "dev": SHARED / "eval" / "dev.jsonl"}
 #: Every third question of the bank's held-out articles (about 630 of 1,900): enough to compare the variants.

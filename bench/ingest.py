@@ -29,8 +29,8 @@ from ingest.build import IngestReport, find_files, parse_files
 from ingest.chunk import indexing_text
 from kb.config import PROJECT_ROOT, load_settings
 from kb.embedding.embedder import Embedder
-from kb.text.lexical import LexicalIndex
 from kb.stores.index_dir import remove_index
+from kb.text.lexical import LexicalIndex
 
 KB = [sys.executable, "-m", "cli.main"]
 REPORT_LINE = re.compile(r"(\d+) 个文档, (\d+) 个片段（(\d+) 个沿用已有向量）.*用时 ([\d.]+) 秒")

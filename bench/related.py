@@ -22,11 +22,11 @@ import numpy as np
 
 from bench.common import SHARED, write_result
 from bench.followup import DATA
+from kb.answers.related import margin, other_passages
 from kb.config import load_settings
 from kb.evaluate import GoldQuestion, load_questions
 from kb.knowledge_base import KnowledgeBase
 from kb.stores.base import Filters
-from kb.answers.related import margin, other_passages
 
 TOLERANCE = 0.01
 TRAINING = (SHARED / "eval" / "stard_local_train.jsonl", DATA / "train_local.jsonl")

@@ -28,10 +28,10 @@ from pathlib import Path
 import numpy as np
 
 from bench.common import percentiles, timed, timed_ms, write_result
-from kb.config import PROJECT_ROOT, load_settings
-from kb.knowledge_base import KnowledgeBase
 from kb.answers.notice import DANGER_NOW, danger_lines
 from kb.answers.safety import Danger, DangerModel, Phrasings
+from kb.config import PROJECT_ROOT, load_settings
+from kb.knowledge_base import KnowledgeBase
 
 CHECK = PROJECT_ROOT / "bench" / "data" / "safety_check.jsonl"
 ORDINARY = "none"

@@ -25,8 +25,8 @@ from bench.common import SHARED, peak_rss_mb, write_result
 from ingest.build import build_index
 from kb.config import load_settings
 from kb.knowledge_base import KnowledgeBase
-from kb.text.numerals import ARTICLE_RE, parse_chinese_number
 from kb.schema import Chunk, Document
+from kb.text.numerals import ARTICLE_RE, parse_chinese_number
 
 STARD = SHARED / "bench" / "stard"
 

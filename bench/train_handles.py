@@ -33,15 +33,28 @@ import numpy as np
 from bench.common import write_result
 from bench.crossfit import half
 from bench.question_bank import HELDOUT_FILE
-from bench.train_ranker import (LOCAL_SETS, L2_GRID, SEED, VALIDATION_SHARE, Example, Item, experiment_parser,
-                                fit, local_items, parse_experiment, ranking_metrics, scaling, standardise)
+from bench.train_ranker import (
+    L2_GRID,
+    LOCAL_SETS,
+    SEED,
+    VALIDATION_SHARE,
+    Example,
+    Item,
+    experiment_parser,
+    fit,
+    local_items,
+    parse_experiment,
+    ranking_metrics,
+    scaling,
+    standardise,
+)
 from kb.config import RetrievalParams, load_settings
 from kb.evaluate import GoldQuestion, load_questions
-from kb.search.handle_stage import HANDLE_FEATURES, handle_features
 from kb.knowledge_base import KnowledgeBase
-from kb.stores.base import Filters
+from kb.search.handle_stage import HANDLE_FEATURES, handle_features
 from kb.search.rank import RANKERS_DIR, LinearRanker
 from kb.search.retrieve import Retriever
+from kb.stores.base import Filters
 
 
 def handle_retriever(kb: KnowledgeBase) -> Retriever:

@@ -34,10 +34,10 @@ from bench.common import SHARED, WORK, write_result
 from bench.crossfit import TUNINGS, cross_fitted, half
 from kb.config import PROJECT_ROOT, RetrievalParams, load_settings
 from kb.evaluate import GoldQuestion, load_questions
-from kb.stores.base import Filters
 from kb.knowledge_base import KnowledgeBase
-from kb.search.rank import FEATURES, RANKERS_DIR, LinearRanker
 from kb.schema import Chunk
+from kb.search.rank import FEATURES, RANKERS_DIR, LinearRanker
+from kb.stores.base import Filters
 
 LOCAL_SETS = (SHARED / "eval" / "stard_local_train.jsonl", PROJECT_ROOT / "bench" / "data" / "train_local.jsonl")
 SEED = 20261127

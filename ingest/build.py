@@ -23,19 +23,10 @@ from ingest.read import SUPPORTED_SUFFIXES, UnreadableFileError, read_source
 from ingest.vector_cache import text_key
 from kb.config import Settings
 from kb.embedding.embedder import Embedder
-from kb.errors import KnowledgeBaseError
+from kb.errors import IndexMismatchError, IndexMissingError, IndexProblem, KnowledgeBaseError
 from kb.schema import Chunk, Document
 from kb.stores.handles import Handle, QuestionHandles, passage_key
-from kb.stores.index_dir import (
-    IndexContents,
-    IndexMismatchError,
-    IndexMissingError,
-    IndexProblem,
-    check_model,
-    load_index,
-    read_manifest,
-    write_index,
-)
+from kb.stores.index_dir import IndexContents, check_model, load_index, read_manifest, write_index
 from kb.text.lexical import LexicalIndex
 
 log = logging.getLogger(__name__)

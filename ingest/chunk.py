@@ -6,7 +6,7 @@ time, never across a heading nor across a 一是/二是 item. Chunk spans are ex
 document text, in order and never overlapping, and together they hold every paragraph character.
 
 Changing where chunks start or end, or what text of them is indexed, changes every index built before: bump
-kb.stores.index_dir.CHUNKER_VERSION with it, so old indexes are rebuilt instead of served.
+kb.schema.CHUNKER_VERSION with it, so old indexes are rebuilt instead of served.
 """
 
 from __future__ import annotations

@@ -36,8 +36,9 @@ from ingest.chunk import indexing_text
 from ingest.embed import embed_with_reuse, open_vector_cache
 from kb.config import Settings
 from kb.embedding.embedder import Embedder
+from kb.errors import IndexMismatchError
 from kb.schema import Chunk, Document
-from kb.stores.index_dir import IndexMismatchError, check_model
+from kb.stores.index_dir import check_model
 from kb.stores.milvus import REFRESH_SECONDS, same_layout
 from kb.stores.milvus_writer import LiveDocument, MilvusWriter, version_stamp
 from kb.text.lexical import average_length

@@ -23,3 +23,20 @@ class StoreUnavailableError(KnowledgeBaseError):
         super().__init__(f"知识库存储暂时无法连接：Milvus {address} 没有响应（可能正在重启或已停止）。"
                          f"Milvus at {address} cannot be reached{cause}: check that it is running and that "
                          f"KB_MILVUS_URI points to it; requests succeed again once it is back")
+
+
+class IndexProblem(KnowledgeBaseError):
+    """A store's index cannot be used (missing, damaged, or written by another program or model); the message
+    says what to run. Both stores raise these, so callers need not know which store they have."""
+
+
+class IndexMissingError(IndexProblem):
+    pass
+
+
+class IndexCorruptError(IndexProblem):
+    pass
+
+
+class IndexMismatchError(IndexProblem):
+    pass

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+#: The chunker (ingest/chunk.py) this program's indexes must have been cut by. Bump it when chunk boundaries or
+#: indexing texts change: an index cut by another chunker is refused at load, and rebuilt by `kb ingest` (or on
+#: the first start of `kb serve` for the default index).
+CHUNKER_VERSION = 1
+
 
 @dataclass(frozen=True)
 class DatedEvent:

@@ -6,8 +6,8 @@ import re
 from pathlib import Path
 
 import pytest
-
 from conftest import DEV_SET
+
 from kb.answers.answer import NO_ANSWER
 from kb.answers.quote import is_item, paragraphs, sentence_spans
 from kb.config import PROJECT_ROOT

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import docx
 import pytest
-
 from conftest import CORPUS_DIR, CORPUS_FILES, corpus_sources
+
 from ingest.chunk import SECTION_SEPARATOR, chunk_document
 from ingest.parse import ParsedDocument, parse_document
 from ingest.read import read_source

@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import CORPUS_DOCUMENTS, corpus_sources
+
 from kb.config import Settings
 from kb.knowledge_base import KnowledgeBase
 

@@ -5,11 +5,21 @@ from __future__ import annotations
 
 import numpy as np
 
-from kb.search.conversation import (FOLLOW_UP_FEATURES, GATE_FEATURES, READINGS, REFERS_BACK_RE, FollowUpCandidates,
-                             Readings, follow_up_features, follow_up_gate, follow_up_ranker, gate_features,
-                             previous_question)
-from kb.search.retrieve import Retrieval
 from kb.schema import Hit
+from kb.search.conversation import (
+    FOLLOW_UP_FEATURES,
+    GATE_FEATURES,
+    READINGS,
+    REFERS_BACK_RE,
+    FollowUpCandidates,
+    Readings,
+    follow_up_features,
+    follow_up_gate,
+    follow_up_ranker,
+    gate_features,
+    previous_question,
+)
+from kb.search.retrieve import Retrieval
 
 
 def hit(article_no: int | None, doc_id: str = "law", text: str = "") -> Hit:

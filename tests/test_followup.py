@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from test_api import assert_error, make_client
+from test_service import WECHAT_TOKEN, wechat
 
 from kb.config import Settings
 from kb.knowledge_base import KnowledgeBase
 from kb.stores.base import Filters
-from test_api import assert_error, make_client
-from test_service import WECHAT_TOKEN, wechat
 
 pytestmark = pytest.mark.slow
 

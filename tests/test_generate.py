@@ -16,7 +16,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from kb.answers.generate import GenerationFailed, build_messages, generate_answer
-
 from kb.config import GeneratorConfig
 from kb.schema import Hit, citation_for
 

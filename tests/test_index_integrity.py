@@ -18,11 +18,11 @@ import faiss
 import numpy as np
 import pytest
 
+from kb.errors import IndexCorruptError, IndexMismatchError
+from kb.schema import CHUNKER_VERSION, Chunk, DatedEvent, Document
 from kb.stores.handles import Handle, QuestionHandles
+from kb.stores.index_dir import FORMAT_VERSION, IndexContents, load_index, stored_vectors, write_index
 from kb.text.lexical import LexicalIndex
-from kb.schema import Chunk, DatedEvent, Document
-from kb.stores.index_dir import (CHUNKER_VERSION, FORMAT_VERSION, IndexContents, IndexCorruptError, IndexMismatchError,
-                      load_index, stored_vectors, write_index)
 
 DIMENSION = 8
 TEXTS = ["村民委员会负责本村道路的日常巡查。", "发现路面塌陷应当设置警示标志。", "摊位费每个摊位每天不超过十元。"]

@@ -16,18 +16,19 @@ from pathlib import Path
 import faiss
 import numpy as np
 import pytest
-
 from conftest import make_small_corpus
+
 from ingest.build import IngestError, ensure_index, ingest
 from ingest.chunk import chunk_document, indexing_text
 from ingest.parse import parse_document
 from ingest.read import read_source
 from kb.config import Settings
 from kb.embedding.embedder import Embedder
-from kb.stores.local import IndexView
+from kb.errors import IndexCorruptError, IndexMismatchError, IndexMissingError, IndexProblem
 from kb.knowledge_base import KnowledgeBase
-from kb.stores.index_dir import (CHUNKER_VERSION, FORMAT_VERSION, IndexCorruptError, IndexMismatchError, IndexMissingError,
-                      IndexProblem, load_index, remove_index, stored_vectors)
+from kb.schema import CHUNKER_VERSION
+from kb.stores.index_dir import FORMAT_VERSION, load_index, remove_index, stored_vectors
+from kb.stores.local import IndexView
 
 INDEX_FILES = {"manifest.json", "dense.faiss", "meta.sqlite", "lexical_term_ptr.npy", "lexical_docs.npy",
                "lexical_weights.npy", "lexical_vocab.json"}

@@ -14,18 +14,18 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from conftest import CORPUS_DIR, DEV_SET, ROAD_LAW, free_port, make_small_corpus
+from test_api import assert_error, make_client
+
 from ingest.build import ingest
 from kb.config import Settings
 from kb.embedding.embedder import Embedder
+from kb.errors import IndexProblem
 from kb.knowledge_base import KnowledgeBase
-from kb.stores.base import Filters
 from kb.stores import milvus_writer
+from kb.stores.base import Filters
 from kb.stores.milvus import MilvusStore, literal
 from kb.stores.milvus_writer import MilvusWriter
-from kb.stores.index_dir import IndexProblem
-from test_api import assert_error, make_client
 
 pytestmark = pytest.mark.slow
 

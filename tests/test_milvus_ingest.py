@@ -23,10 +23,10 @@ from test_milvus import QUESTIONS, hit_keys, in_milvus, passage_versions
 from ingest.build import ingest
 from kb.config import Settings
 from kb.embedding.embedder import Embedder
+from kb.errors import IndexProblem
 from kb.knowledge_base import KnowledgeBase
 from kb.stores import milvus, milvus_writer
 from kb.stores.base import Filters
-from kb.stores.index_dir import IndexProblem
 from kb.stores.milvus import MilvusStore, literal
 from kb.stores.milvus_writer import MilvusWriter
 

@@ -18,11 +18,13 @@ from pathlib import Path
 import grpc
 import httpx
 import pytest
+from conftest import free_port, make_small_corpus, serve_in_thread
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pymilvus.exceptions import MilvusException
+from test_api import assert_error, make_client
+from test_milvus import in_milvus
 
-from conftest import free_port, make_small_corpus, serve_in_thread
 from ingest.build import ingest
 from kb.config import Settings
 from kb.embedding.embedder import Embedder
@@ -30,8 +32,6 @@ from kb.errors import KnowledgeBaseError, StoreUnavailableError
 from kb.knowledge_base import KnowledgeBase
 from kb.stores.milvus import MilvusStore
 from server.errors import install_error_handlers
-from test_api import assert_error, make_client
-from test_milvus import in_milvus
 
 QUESTION = "路面塌陷多久设置警示标志"
 #: How long milvus-lite may take to open its port, and a restarted one to answer reads again.

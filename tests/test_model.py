@@ -17,8 +17,17 @@ import pytest
 
 from kb.config import DEFAULT_MODEL_ID, Settings
 from kb.embedding.embedder import Embedder, ensure_model
-from kb.embedding.model.build import (TOKENIZER, WEIGHTS, Artefact, ModelBuildError, bert_state_dict, extract_member,
-                            fetch_artefact, model_fingerprint, sha256_file)
+from kb.embedding.model.build import (
+    TOKENIZER,
+    WEIGHTS,
+    Artefact,
+    ModelBuildError,
+    bert_state_dict,
+    extract_member,
+    fetch_artefact,
+    model_fingerprint,
+    sha256_file,
+)
 from kb.embedding.model.q4file import BLOCK, DTYPE_F32, DTYPE_Q4_0, MAGIC, Q4FormatError, dequantize_q4_0, read_q4_model
 
 # --- the built model folder -----------------------------------------------------------------------------------

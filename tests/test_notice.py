@@ -7,14 +7,23 @@ from __future__ import annotations
 from fnmatch import fnmatch
 
 import pytest
-
 from conftest import make_small_corpus
+
 from ingest.build import ingest
+from kb.answers.notice import (
+    DANGER_NOW,
+    EXTRACTIVE,
+    GENERATIVE,
+    HELP_LINES,
+    NOT_A_CHANNEL,
+    danger_lines,
+    help_line,
+    notice,
+)
+from kb.answers.safety import PHRASINGS, Danger, SafetyCheck
 from kb.config import PROJECT_ROOT, ContactSettings, Settings
 from kb.embedding.embedder import Embedder
 from kb.knowledge_base import KnowledgeBase
-from kb.answers.notice import DANGER_NOW, EXTRACTIVE, GENERATIVE, HELP_LINES, NOT_A_CHANNEL, danger_lines, help_line, notice
-from kb.answers.safety import PHRASINGS, Danger, SafetyCheck
 from server.reply import reply_text
 
 TOWNSHIP = ContactSettings()

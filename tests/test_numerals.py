@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from conftest import CORPUS_DIR
+
 from kb.text.numerals import ARTICLE_NUMBER_RE, ARTICLE_RE, article_label, parse_chinese_number, to_chinese_number
 
 

@@ -6,16 +6,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import make_small_corpus
+
 from ingest.build import ingest
 from kb.config import Settings
 from kb.embedding.embedder import Embedder
-from kb.errors import KnowledgeBaseError
-from kb.knowledge_base import KnowledgeBase
 from kb.embedding.model.onnx_int8 import ONNX_FILE, TABLE_FILE, OnnxInt8Encoder, onnx_dir_for
 from kb.embedding.model.tuning import QUERY_LORA, build_query_model
-from kb.stores.index_dir import IndexMismatchError
+from kb.errors import IndexMismatchError, KnowledgeBaseError
+from kb.knowledge_base import KnowledgeBase
 
 PASSAGES = [
     "信访工作条例 第三十四条 信访事项应当自受理之日起60日内办结；情况复杂的，经批准可以适当延长办理期限，但延长期限不得超过30日。",

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from conftest import free_port
+
 from kb.config import PROJECT_ROOT
 
 pytestmark = pytest.mark.slow

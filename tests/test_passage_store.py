@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from kb.errors import QueryError
+from kb.schema import Chunk, Document
 from kb.stores.base import Filters, Pool
 from kb.text.traits import TRAITS
-from kb.schema import Chunk, Document
 
 
 def document(doc_id: str, kind: str, title: str, date: str | None) -> Document:

@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
-
 from conftest import CORPUS_DIR, DEV_SET
+
 from kb.config import PROJECT_ROOT
 from kb.knowledge_base import KnowledgeBase
 from kb.text.personal import mask_personal_data, without_personal_details

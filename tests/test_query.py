@@ -6,12 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from kb.search.query import analyse
-
-from kb.text.law_names import LawNames, title_aliases, title_subject
-
-from kb.text.traits import enumerates
 from kb.schema import Document
+from kb.search.query import analyse
+from kb.text.law_names import LawNames, title_aliases, title_subject
+from kb.text.traits import enumerates
 
 
 def document(doc_id: str, title: str, kind: str = "law") -> Document:

@@ -9,15 +9,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import PROJECT_ROOT
+
 from kb.config import Settings
 from kb.evaluate import load_questions, score
-from kb.search.handle_stage import HANDLE_FEATURES
 from kb.knowledge_base import KnowledgeBase
-from kb.search.rank import ASKS, FEATURES, Candidates, LinearRanker, RANKERS_DIR, candidate_features, question_asks
-from kb.text.traits import TRAITS, chunk_traits
 from kb.schema import Chunk, Document
+from kb.search.handle_stage import HANDLE_FEATURES
+from kb.search.rank import ASKS, FEATURES, RANKERS_DIR, Candidates, LinearRanker, candidate_features, question_asks
+from kb.text.traits import TRAITS, chunk_traits
 
 SHARED_EVAL = PROJECT_ROOT.parent / "shared" / "eval"
 

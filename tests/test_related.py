@@ -6,12 +6,12 @@ import math
 from pathlib import Path
 
 import pytest
+from test_api import make_client
 
+from kb.answers.related import FIRST_LINE_CHARS, first_line, margin, other_passages, related_passages
 from kb.config import AnswerParams, Settings
 from kb.knowledge_base import KnowledgeBase
-from kb.answers.related import FIRST_LINE_CHARS, first_line, margin, other_passages, related_passages
 from kb.schema import Hit
-from test_api import make_client
 
 
 def hit(article_no: int, score: float, text: str = "") -> Hit:

@@ -6,8 +6,8 @@ import json
 from dataclasses import fields
 
 import pytest
-
 from conftest import DEV_SET, corpus_sources
+
 from kb.evaluate import load_questions, score
 from kb.knowledge_base import KnowledgeBase, QueryError
 from kb.schema import Hit

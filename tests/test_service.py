@@ -22,11 +22,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from conftest import logged_entries, make_small_corpus, serve_in_thread
 from fastapi.testclient import TestClient
 from starlette.requests import Request
-
-from conftest import logged_entries, make_small_corpus, serve_in_thread
 from test_hardening import holding
+
 from ingest.build import ingest
 from kb.config import Settings
 from kb.embedding.embedder import Embedder

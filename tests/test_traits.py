@@ -9,8 +9,8 @@ import re
 
 import pytest
 
+from kb.errors import IndexMismatchError
 from kb.schema import Chunk
-from kb.stores.index_dir import IndexMismatchError
 from kb.stores.milvus import LAYOUT, MilvusStore, same_layout
 from kb.text import traits
 from kb.text.traits import TRAITS, TRAITS_VERSION, chunk_traits, traits_version

@@ -12,9 +12,16 @@ from safetensors.numpy import load_file, save_file
 
 from kb.config import Settings
 from kb.embedding.embedder import Embedder
+from kb.embedding.model.tuning import (
+    QUERY_LORA,
+    build_query_model,
+    lora_name,
+    read_lora,
+    tuned_fingerprint,
+    tuned_layers,
+    tuning_id,
+)
 from kb.errors import KnowledgeBaseError
-from kb.embedding.model.tuning import (QUERY_LORA, build_query_model, lora_name, read_lora, tuned_fingerprint, tuned_layers,
-                             tuning_id)
 
 
 def write_lora(path: Path, updates: dict[str, tuple[np.ndarray, np.ndarray]], meta: dict) -> None:

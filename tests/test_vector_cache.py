@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import make_small_corpus
+
 from ingest.build import ingest
 from ingest.vector_cache import VectorCache, text_key
 from kb.config import Settings

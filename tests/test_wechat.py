@@ -25,13 +25,13 @@ from types import SimpleNamespace
 
 import httpx
 import pytest
+from conftest import logged_entries
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from starlette.types import ASGIApp, Receive, Scope, Send
 from wechatpy.crypto import WeChatCrypto
 
 import server.wechat
-from conftest import logged_entries
 from kb.config import Settings
 from kb.knowledge_base import KnowledgeBase
 from server.app import create_app
@@ -40,8 +40,19 @@ from server.middleware import ARRIVED
 from server.reply import reply_text
 from server.service import open_service
 from server.settings import ServerSettings
-from server.wechat import (APOLOGY, ASK_FOR_QUESTION, BUSY, STARTED_OVER, SUCCESS, TEXT_ONLY, WELCOME,
-                           WeChatConfig, WeChatConfigError, _ReplyCache, create_wechat_router)
+from server.wechat import (
+    APOLOGY,
+    ASK_FOR_QUESTION,
+    BUSY,
+    STARTED_OVER,
+    SUCCESS,
+    TEXT_ONLY,
+    WELCOME,
+    WeChatConfig,
+    WeChatConfigError,
+    _ReplyCache,
+    create_wechat_router,
+)
 
 TOKEN = "test-token"
 APP_ID = "wx0123456789abcdef"

@@ -30,17 +30,13 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from kb.errors import KnowledgeBaseError
-from kb.schema import Chunk, DatedEvent, Document
+from kb.errors import IndexCorruptError, IndexMismatchError, IndexMissingError, IndexProblem
+from kb.schema import CHUNKER_VERSION, Chunk, DatedEvent, Document
 from kb.stores.handles import HANDLES_VECTORS, QuestionHandles
 from kb.text.lexical import LexicalIndex, check_shape, read_json
 
 #: 3: indexes hold the questions attached to passages (kb.stores.handles); older ones are rebuilt so that they do.
 FORMAT_VERSION = 3
-#: The chunker (ingest/chunk.py) this program's indexes must have been cut by. Bump it when chunk boundaries or
-#: indexing texts change: an index cut by another chunker is refused at load, and rebuilt by `kb ingest` (or on
-#: the first start of `kb serve` for the default index).
-CHUNKER_VERSION = 1
 MANIFEST = "manifest.json"
 DENSE = "dense.faiss"
 META = "meta.sqlite"
@@ -57,22 +53,6 @@ _DATES_SHAPE = [{"date": str, "event": str}]
 #: Stored vectors are the model's L2-normalised outputs. One further than this from unit length was altered or
 #: miscomputed: scaled up, it would outscore every real passage and be served with full confidence.
 NORM_TOLERANCE = 1e-2
-
-
-class IndexProblem(KnowledgeBaseError):
-    """Base for index problems; messages say what to run."""
-
-
-class IndexMissingError(IndexProblem):
-    pass
-
-
-class IndexCorruptError(IndexProblem):
-    pass
-
-
-class IndexMismatchError(IndexProblem):
-    pass
 
 
 _SCHEMA = """

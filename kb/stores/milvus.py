@@ -45,11 +45,10 @@ from typing import Any, TypeVar
 import numpy as np
 
 from kb.config import Settings
-from kb.errors import StoreUnavailableError, UnknownDocumentError
-from kb.schema import Chunk, DatedEvent, Document, Hit
+from kb.errors import IndexMismatchError, IndexMissingError, IndexProblem, StoreUnavailableError, UnknownDocumentError
+from kb.schema import CHUNKER_VERSION, Chunk, DatedEvent, Document, Hit
 from kb.stores.base import Filters, Pool, hit_for
 from kb.stores.handles import QuestionHandles
-from kb.stores.index_dir import CHUNKER_VERSION, IndexMismatchError, IndexMissingError, IndexProblem
 from kb.text.law_names import LawNames
 from kb.text.lexical import bm25_idf, coverage_idf
 from kb.text.traits import TRAITS, TRAITS_VERSION

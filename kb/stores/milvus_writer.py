@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from kb.errors import IndexMismatchError, IndexProblem
 from kb.schema import Chunk, Document
-from kb.stores.index_dir import IndexMismatchError, IndexProblem
 from kb.stores.milvus import _PASSAGE_FIELDS, LAYOUT, MilvusStore, literal, term_id
 from kb.text.lexical import saturated_tf
 from kb.text.traits import TRAITS, chunk_traits
