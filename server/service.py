@@ -19,9 +19,9 @@ from typing import Any
 
 from ingest.build import ingest
 from kb.config import KB_NAME_RE, Settings
+from kb.errors import IndexMissingError
 from kb.knowledge_base import KnowledgeBase
 from kb.search.conversation import MAX_HISTORY, retrievals_for
-from kb.stores.index_dir import IndexMissingError
 from kb.text.personal import mask_personal_data
 from server.admission import Admission
 from server.clients import parse_networks
