@@ -10,9 +10,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from conftest import CORPUS_DOCUMENTS, logged_entries, serve_in_thread
 from fastapi.testclient import TestClient
 
-from conftest import CORPUS_DOCUMENTS, logged_entries, serve_in_thread
 from kb.config import Settings
 from kb.knowledge_base import KnowledgeBase
 from server.app import create_app
@@ -147,6 +147,32 @@ def test_documents_and_articles(client: TestClient) -> None:
     assert full["text"][anchor["start"] : anchor["end"]].startswith("第三十四条")
     article = client.get(f"/api/documents/{xinfang['doc_id']}/articles/34").json()
     assert article["citation"] == "《信访工作条例》第三十四条" and "60日内办结" in article["text"]
+
+
+def test_documents_state_their_labelled_dates(client: TestClient) -> None:
+    """Each document's dates as it states them (the corpus files' headers, and the 「本法自……起施行」 of their
+    last article): `published`, the line `date` comes from, with its own word, and `effective`, its 施行."""
+    documents = {d["title"]: d for d in client.get("/api/documents").json()["documents"]}
+    labelled = {title: tuple(None if d[key] is None else (d[key]["label"], d[key]["date"])
+                             for key in ("published", "effective")) for title, d in documents.items()}
+    # 2022年2月25日 中共中央、国务院发布; 第五十条 本条例自2022年5月1日起施行.
+    assert labelled["信访工作条例"] == (("发布", "2022-02-25"), ("施行", "2022-05-01"))
+    assert documents["信访工作条例"]["published"]["event"] == "中共中央、国务院发布"
+    assert documents["信访工作条例"]["effective"]["event"] == "本条例自2022年5月1日起施行"
+    # 2020年5月28日 第十三届全国人民代表大会第三次会议通过; 2021年1月1日 施行 (once per part: shown once).
+    assert labelled["中华人民共和国民法典"] == (("通过", "2020-05-28"), ("施行", "2021-01-01"))
+    # The latest amendment; its 「1982年12月4日 公布施行」 is older than that, so no 施行 is claimed.
+    assert labelled["中华人民共和国宪法"] == (("修正", "2018-03-11"), None)
+    # Revised in 2019, its text still says 「本法自1999年1月1日起施行」: the first version's date, not shown.
+    assert labelled["中华人民共和国土地管理法"] == (("修正", "2019-08-26"), None)
+    assert labelled["中华人民共和国政府信息公开条例"] == (("修订", "2019-04-03"), ("施行", "2019-05-15"))
+    report = next(d for d in documents.values() if d["kind"] == "report")
+    assert (report["date"], report["published"], report["effective"]) == ("2024", None, None)
+    for title, doc in documents.items():  # `date` stays what it was: the published date (a report: its year)
+        assert doc["published"] is None or doc["published"]["date"] == doc["date"], title
+    full = client.get(f"/api/documents/{documents['信访工作条例']['doc_id']}").json()
+    assert (full["published"], full["effective"]) == (documents["信访工作条例"]["published"],
+                                                     documents["信访工作条例"]["effective"])
 
 
 @pytest.mark.parametrize("path", ["/api/documents/unknown", "/api/documents/..%2F..%2Fetc%2Fpasswd",

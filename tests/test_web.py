@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 import struct
 from collections.abc import Iterator
 from dataclasses import replace
@@ -16,8 +17,8 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
+from conftest import CORPUS_DIR, CORPUS_DOCUMENTS, logged_entries, serve_in_thread
 
-from conftest import CORPUS_DOCUMENTS, logged_entries, serve_in_thread
 from kb.config import PROJECT_ROOT, ContactSettings, Settings
 from kb.knowledge_base import KnowledgeBase
 from server.app import create_app
@@ -581,6 +582,74 @@ def test_the_newest_answer_is_scrolled_into_view_above_the_input(browser: object
         page.context.close()
 
 
+FORM_HEIGHT = "() => document.getElementById('ask-form').getBoundingClientRect().height"
+
+
+def test_the_pinned_area_folds_to_its_input_row_while_reading_back(browser: object,
+                                                                    live: tuple[str, ServiceState]) -> None:
+    """On a phone, reading back up the conversation leaves the pinned area its input row only (the note's row
+    folds away); focusing or tapping the box, or scrolling back to the bottom, brings the whole of it back."""
+    page, _ = _open(browser, live[0], 360, 740)
+    form, note = page.locator("#ask-form"), page.locator("#ask-hint")
+    try:
+        for question in (QUESTION, "法律援助向哪里申请？", "镇里建了几条法治文化长廊？"):
+            answer = ask(page, question)
+            top = answer.evaluate("b => b.getBoundingClientRect().top")
+            form_top = form.evaluate("f => f.getBoundingClientRect().top")
+            assert 0 <= top < form_top, (question, top, form_top)  # its beginning is on screen, not behind it
+        full = page.evaluate(FORM_HEIGHT)
+        assert full <= 0.2 * 740, full
+        sync_api.expect(note).to_be_visible()
+        row = page.locator("#question").evaluate("t => t.getBoundingClientRect().height")
+
+        def read_back() -> None:  # from the bottom, up through the answers
+            page.evaluate("window.scrollTo(0, document.documentElement.scrollHeight)")
+            page.wait_for_function("() => innerHeight + scrollY >= document.documentElement.scrollHeight - 2")
+            page.mouse.move(180, 200)
+            page.mouse.wheel(0, -400)
+            page.wait_for_function(f"h => ({FORM_HEIGHT})() < h - 20", arg=full)
+            sync_api.expect(note).to_be_hidden()
+            folded = page.evaluate(FORM_HEIGHT)
+            assert folded <= row + 16, (folded, row)  # the input row and the area's padding, nothing more
+            for control in ("#question", "#send"):
+                sync_api.expect(page.locator(control)).to_be_in_viewport()
+
+        def whole_again() -> None:
+            page.wait_for_function(f"h => Math.abs(({FORM_HEIGHT})() - h) <= 1", arg=full)
+            sync_api.expect(note).to_be_visible()
+
+        page.locator("#question").blur()
+        read_back()
+        page.locator("#question").focus()
+        whole_again()
+        read_back()  # the box keeps the focus meanwhile: a tap on it opens the area
+        page.locator("#question").click()
+        whole_again()
+        read_back()
+        page.evaluate("window.scrollTo(0, document.documentElement.scrollHeight)")
+        whole_again()
+    finally:
+        page.context.close()
+
+
+def test_each_knowledge_base_keeps_its_own_conversation_in_the_tab(page: object) -> None:
+    """sessionStorage holds the conversation under the name in the page's address (?kb=; 「default」 without):
+    another township's page opened in the same tab does not show this one's."""
+    base = page.url.split("#")[0].split("?")[0]
+    page.evaluate("sessionStorage.setItem('zwkb.conversation.v1', '[{\"type\": \"user\", \"text\": \"旧版\"}]')")
+    page.goto(base + "?kb=default")
+    sync_api.expect(page.locator("#log .welcome")).to_be_visible()  # what older versions kept for every name: gone
+    ask(page, QUESTION)
+    keys = page.evaluate("Object.keys(sessionStorage).filter(k => k.startsWith('zwkb.conversation'))")
+    assert keys == ["zwkb.conversation.v2.default"], keys
+    page.goto(base + "?kb=tanggula")  # the same tab, another township's page
+    sync_api.expect(page.locator("#log .welcome")).to_be_visible()
+    sync_api.expect(page.locator("#log .bubble")).to_have_count(0)
+    page.goto(base)  # no ?kb=: this service's own, 「default」
+    sync_api.expect(page.locator("#log .bubble.answer button.citation", has_text=CITATION)).to_be_visible()
+    sync_api.expect(page.locator("#log .bubble.user")).to_have_count(1)
+
+
 def documents(page: object) -> list[dict]:
     return page.request.get(page.url.split("#")[0] + "api/documents").json()["documents"]
 
@@ -745,6 +814,10 @@ def test_reduced_motion_is_respected(browser: object, live: tuple[str, ServiceSt
         page.goto(live[0] + "/")
         durations = page.locator("#send").evaluate("b => getComputedStyle(b).transitionDuration")
         assert set(durations.replace(" ", "").split(",")) == {duration}, durations
+        # The pinned area folding away while the user reads back: animated only for those who did not say no.
+        folding = page.locator("#ask-form").evaluate(
+            "f => { f.classList.add('collapsed'); return getComputedStyle(f).transitionDuration; }")
+        assert set(folding.replace(" ", "").split(",")) == {duration}, folding
     finally:
         context.close()
 
@@ -773,6 +846,61 @@ def test_the_document_library_is_grouped_sorted_and_searchable(page: object) -> 
     page.fill("#docs-filter", "没有这个文件")
     sync_api.expect(page.locator("#docs-list li")).to_have_count(0)
     sync_api.expect(page.locator("#docs-status")).to_contain_text("没有标题含")
+
+
+def stated_dates(name: str) -> tuple[list[tuple[str, str]], str | None]:
+    """A corpus file's dates as it states them: its header's (yyyy-mm-dd, what happened) lines, above the first
+    <!-- INFO END -->, and the 「本法自……起施行」 of its last articles."""
+    text = (CORPUS_DIR / name).read_text(encoding="utf-8")
+
+    def iso(y: str, m: str, d: str) -> str:
+        return f"{int(y):04d}-{int(m):02d}-{int(d):02d}"
+
+    header = [(iso(y, m, d), event.strip()) for y, m, d, event in
+              re.findall(r"^(\d{4})年(\d{1,2})月(\d{1,2})日\s*(.*)$", text.split("<!-- INFO END -->")[0], re.M)]
+    in_force = re.findall(r"本(?:法|条例)自(\d{4})年(\d{1,2})月(\d{1,2})日起施行", text)
+    return header, iso(*in_force[-1]) if in_force else None
+
+
+def test_the_library_shows_the_dates_each_document_states_with_screenshots(
+        browser: object, live: tuple[str, ServiceState], screenshots: Path) -> None:
+    """Each entry: its kind, then its dates labelled with what happened on them (公布/发布/通过/修正/修订, 施行) as
+    its text states them; the report its year."""
+    xinfang, xinfang_in_force = stated_dates("信访工作条例.md")  # 2022年2月25日 中共中央、国务院发布
+    published = next(date for date, event in xinfang if event.endswith("发布"))
+    assert xinfang_in_force  # 第五十条 本条例自2022年5月1日起施行 (its header has no 施行 line)
+    civil, _ = stated_dates("民法典.md")  # 2020年5月28日 ……通过 / 2021年1月1日 施行
+    passed = next(date for date, event in civil if event.endswith("通过"))
+    in_force = next(date for date, event in civil if event == "施行")
+    constitution, _ = stated_dates("宪法.md")  # the latest: 2018年3月11日 ……通过的《中华人民共和国宪法修正案》
+    amended = max(date for date, event in constitution if "修正案" in event)
+    expected = {
+        "信访工作条例": f"行政法规 · 发布 {published} · 施行 {xinfang_in_force}",
+        "中华人民共和国民法典": f"法律 · 通过 {passed} · 施行 {in_force}",
+        # Its 「1982年12月4日 公布施行」 is older than the amendments: no 施行 is claimed for the text as it stands.
+        "中华人民共和国宪法": f"宪法 · 修正 {amended}",
+        "雁石坪镇2024年法治政府建设情况报告": "报告 · 2024年度",
+    }
+    page, _ = _open(browser, live[0], 360, 740)
+    try:
+        page.goto(page.url.split("#")[0] + "#/docs")
+        sync_api.expect(page.locator("#docs-list li")).to_have_count(CORPUS_DOCUMENTS)
+        for title, meta in expected.items():
+            entry = page.locator("#docs-list li").filter(has=page.get_by_role("link", name=title, exact=True))
+            sync_api.expect(entry.locator(".meta")).to_have_text(meta)
+        first_law = page.get_by_role("list", name="法律").locator("li").first
+        sync_api.expect(first_law.locator(".doc-kind")).to_have_text("宪法")
+        assert page.locator("#docs-list .meta", has_text="日期").count() == 0, "every law states what its date is"
+        assert page.evaluate("document.documentElement.scrollWidth") <= 360
+        assert_tap_targets(page, "document library")
+        page.screenshot(path=str(screenshots / "phone-library.png"))
+        # The document itself lists the same 施行, taken from its text.
+        page.get_by_role("link", name="信访工作条例", exact=True).click()
+        sync_api.expect(page.locator("#doc-dates")).to_contain_text(f"施行 {xinfang_in_force}")
+        sync_api.expect(page.locator("#doc-dates")).to_contain_text(f"发布 {published}")
+    finally:
+        page.context.close()
+    assert png_size(screenshots / "phone-library.png") == (360, 740)
 
 
 def clipboard_page(browser: object, base: str) -> object:

@@ -2,7 +2,8 @@
 // Every text coming from the API or from the user is inserted with textContent / createTextNode, never as HTML.
 "use strict";
 
-const STORE_KEY = "zwkb.conversation.v1";
+/** Where conversations were kept for every knowledge base alike (two townships' questions mixed in one tab). */
+const OLD_STORE_KEY = "zwkb.conversation.v1";
 const MAX_CHARS = 500;  // the server's default question limit (KB_MAX_QUESTION_CHARS)
 const KIND_LABELS = { law: "法律", regulation: "法规", report: "报告", rule: "规章", notice: "通知" };
 
@@ -48,6 +49,9 @@ class ApiFailure extends Error {
 
 // One deployment may serve several townships (KB_STORE=milvus): ?kb=<name> in the page's address picks one.
 const KB_NAME = new URLSearchParams(location.search).get("kb");
+/** The conversation is kept under the knowledge base's name (「default」 without ?kb=): another township's page
+ * in the same tab starts its own. */
+const STORE_KEY = `zwkb.conversation.v2.${KB_NAME || "default"}`;
 
 function forKnowledgeBase(path, body) {
   if (!KB_NAME) return [path, body];
@@ -97,7 +101,8 @@ let conversation = [];  // [{type: "user", text} | {type: "answer", data, feedba
 
 // The conversation is kept for this browser tab only: a 便民服务中心 PC is shared, the next person must not see it.
 function loadConversation() {
-  try { localStorage.removeItem(STORE_KEY); } catch (_) { /* what older versions kept for good */ }
+  try { localStorage.removeItem(OLD_STORE_KEY); } catch (_) { /* what older versions kept for good */ }
+  try { sessionStorage.removeItem(OLD_STORE_KEY); } catch (_) { /* one key for every knowledge base */ }
   try {
     const saved = JSON.parse(sessionStorage.getItem(STORE_KEY) || "[]");
     conversation = Array.isArray(saved) ? saved : [];
@@ -113,12 +118,36 @@ function saveConversation() {
 /** Bring the newest bubble into view above the pinned input area (which would otherwise hide its end); one too
  * tall for the room above it shows its beginning, where reading starts. */
 function scrollLog() {
+  setAskCollapsed(false);  // measured and kept clear at its full size: it stays so until the user scrolls up
   const last = $("log").lastElementChild;
   const formHeight = $("ask-form").offsetHeight;
   document.documentElement.style.setProperty("--ask-height", `${formHeight}px`);
   if (!last) return;
   const room = window.innerHeight - formHeight - 8;
   last.scrollIntoView({ block: last.getBoundingClientRect().height > room ? "start" : "nearest" });
+  pageScrollY = window.scrollY;
+}
+
+// While the user reads back (scrolls up through the conversation) the pinned area is its input row only: the note
+// and the count give their lines to the conversation. It is whole again when the user taps, focuses or types in
+// it, or scrolls back to the bottom; and whenever the page scrolls to an answer (scrollLog).
+let lastScrollY = 0;
+let pageScrollY = null;  // where scrollLog put the page: that scroll is the page's, not the user reading back
+
+function setAskCollapsed(on) {
+  $("ask-form").classList.toggle("collapsed", on);
+}
+
+function onScroll() {
+  const y = window.scrollY;
+  const previous = lastScrollY;
+  lastScrollY = y;
+  if ($("chat-view").hidden) return;
+  const fromBottom = document.documentElement.scrollHeight - window.innerHeight - y;
+  if (fromBottom <= 2) { setAskCollapsed(false); return; }
+  if (y === pageScrollY) { pageScrollY = null; return; }
+  // Not in the last lines: what collapsing saves would bring the page to the bottom, and open it again.
+  if (y < previous - 2 && fromBottom > $("ask-hint").offsetHeight + 40) setAskCollapsed(true);
 }
 
 function userBubble(text) {
@@ -584,6 +613,14 @@ async function showDocs() {
   $("docs-title").focus();
 }
 
+/** A document's dates as it states them (GET /api/documents: `published`, `effective`), each with its word:
+ * 「公布 2019-04-20」「施行 2019-09-01」; a report its year; a document that states neither its `date`. */
+function libraryDates(d) {
+  if (d.kind === "report") return d.date ? [`${d.date}年度`] : [];
+  const stated = [d.published, d.effective].filter(Boolean).map((x) => `${x.label} ${x.date}`);
+  return stated.length ? stated : d.date ? [`日期 ${d.date}`] : [];
+}
+
 /** The library grouped by kind, each group sorted (宪法 first, then by title), narrowed by the title search. */
 function filterDocs() {
   const query = $("docs-filter").value.trim();
@@ -603,8 +640,10 @@ function filterDocs() {
       const item = el("li");
       const link = el("a", null, d.title);
       link.href = articleHash(d.doc_id);
-      const date = d.date ? (d.kind === "report" ? `${d.date}年度` : `日期 ${d.date}`) : "";
-      item.append(link, el("span", "meta", [kindLabel(d.kind, d.title), date].filter(Boolean).join(" · ")));
+      const meta = el("span", "meta");
+      meta.append(el("span", "doc-kind", kindLabel(d.kind, d.title)));
+      for (const date of libraryDates(d)) meta.append(" · ", el("span", "doc-date", date));
+      item.append(link, meta);
       items.append(item);
     }
     list.append(heading, items);
@@ -707,7 +746,7 @@ function fillBlock(block, ranges) {
 
 /** Dates with what happened on them: 公布, 施行, 通过, 修正 … as the document states them. */
 function dateLabel(event) {
-  for (const word of ["施行", "公布", "修正", "修订", "通过"]) if (String(event).includes(word)) return word;
+  for (const word of ["施行", "公布", "发布", "修正", "修订", "通过"]) if (String(event).includes(word)) return word;
   return "日期";
 }
 
@@ -735,6 +774,12 @@ async function showDoc(docId, target) {
         seen.add(`${d.date} ${d.event}`);
         const item = el("li");
         item.append(el("span", "date-label", dateLabel(d.event)), document.createTextNode(` ${d.date} ${d.event}`));
+        $("doc-dates").append(item);
+      }
+      if (doc.effective && !seen.has(`${doc.effective.date} ${doc.effective.event}`)) {  // stated in its text
+        const item = el("li");
+        item.append(el("span", "date-label", doc.effective.label),
+          document.createTextNode(` ${doc.effective.date}（${doc.effective.event}）`));
         $("doc-dates").append(item);
       }
       if (!(doc.dates || []).length && doc.date && doc.kind !== "report") {
@@ -902,7 +947,10 @@ function init() {
   for (const button of document.querySelectorAll(".example")) {
     button.addEventListener("click", () => useExample(button.textContent));
   }
-  input.addEventListener("input", () => { countChars(); fitInput(); });
+  input.addEventListener("input", () => { setAskCollapsed(false); countChars(); fitInput(); });
+  for (const type of ["focusin", "pointerdown"]) $("ask-form").addEventListener(type, () => setAskCollapsed(false));
+  lastScrollY = window.scrollY;
+  window.addEventListener("scroll", onScroll, { passive: true });
   countChars();
   $("elder-toggle").addEventListener("click", () => setElder(!document.documentElement.classList.contains("elder")));
   setElder(sessionStorage.getItem(ELDER_KEY) === "1");
