@@ -61,9 +61,9 @@ def test_rebuild_after_the_index_is_deleted_embeds_nothing(tmp_path: Path, setti
 
 def test_interrupted_ingest_resumes_from_what_was_committed(tmp_path: Path, settings: Settings,
                                                              embedder: Embedder, monkeypatch: pytest.MonkeyPatch) -> None:
-    import ingest.embed
+    import ingest.embed as embedding
 
-    monkeypatch.setattr(ingest.embed, "EMBED_BLOCK", 2)
+    monkeypatch.setattr(embedding, "EMBED_BLOCK", 2)
     corpus = make_small_corpus(tmp_path)
     own = settings.with_(index_dir=tmp_path / "index", vector_cache=str(tmp_path / "vectors"))
 
