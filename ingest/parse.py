@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kb.schema import DatedEvent, Document
+from kb.text.dates import enacting_lines
 from kb.text.numerals import CHINESE_NUMERAL_CHARS
 
 INFO_END = "<!-- INFO END -->"
@@ -165,7 +166,7 @@ def _kind(title: str, text: str, blocks: list[Block]) -> str:
 
 def _doc_date(title: str, dates: list[DatedEvent]) -> str | None:
     """Latest promulgation or revision date; 施行 (entry into force) only when nothing else is given."""
-    enacted = [d.date for d in dates if "施行" not in d.event or any(w in d.event for w in ("公布", "发布"))]
+    enacted = [d.date for d in enacting_lines(dates)]
     if enacted or dates:
         return max(enacted or [d.date for d in dates])
     year = re.search(r"(\d{4})\s*年", title)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Annotated, Literal, TypeVar
 
@@ -14,8 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from kb.answers.notice import station_name
 from kb.config import KB_NAME_RE
 from kb.knowledge_base import MAX_TOP_K, KnowledgeBase
-from kb.schema import Document
 from kb.search.conversation import MAX_HISTORY
+from kb.text.dates import effective_date, published_date
 from server.clients import client_address, holds_key
 from server.errors import ApiError
 from server.service import ServiceState, checked_text
@@ -94,48 +93,6 @@ async def admitted(request: Request, work: Callable[[], T]) -> T:
 def rate_limited(request: Request, service: ServiceState = Depends(state)) -> None:
     """A request that is not a question (search, documents, contacts, feedback) pays its one token."""
     service.admit_request(client_key(request))
-
-
-#: What a dated line of a law's header says was done, as the line's label: the first of these words in it
-#: (「第一次修正」 → 修正, 「通过的《宪法修正案》」 → 修正, 「主席令第七十三号公布」 → 公布,
-#: 「《关于修改……的决定》」 → 修正).
-ENACTING_WORDS = {"修订": "修订", "修正": "修正", "修改": "修正", "公布": "公布", "发布": "发布", "通过": "通过"}
-#: The sentence of a law's last articles that says when it enters into force: 「本条例自2022年5月1日起施行」.
-IN_FORCE_RE = re.compile(r"本(?:法|条例|规定|办法|细则|决定)自\s*(\d{4})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*日起施行")
-
-
-def labelled(date: str, event: str, label: str) -> dict:
-    return {"date": date, "event": event, "label": label}
-
-
-def enacting_label(event: str) -> str:
-    return next((label for word, label in ENACTING_WORDS.items() if word in event), "日期")
-
-
-def published_date(doc: Document) -> dict | None:
-    """The latest dated line of the header that enacts the text as it stands (the one `date` is taken from: every
-    line but one that only says 施行), labelled by its own word: 公布, 发布, 通过, 修正 or 修订."""
-    enacting = [d for d in doc.dates if "施行" not in d.event or any(w in d.event for w in ("公布", "发布"))]
-    if not enacting:
-        return None
-    # The latest date; on one day (通过, then 公布 by 主席令), the word first in ENACTING_WORDS.
-    order = [*ENACTING_WORDS.values(), "日期"]
-    latest = max(enacting, key=lambda d: (d.date, -order.index(enacting_label(d.event))))
-    return labelled(latest.date, latest.event, enacting_label(latest.event))
-
-
-def effective_date(doc: Document, published: dict | None) -> dict | None:
-    """When the text as it stands entered into force: a 施行 line of the header, or else the text's own
-    「本法自……起施行」. Only a date on or after `published`: a revised law that still says 「本法自1999年1月1日起施行」
-    (its first version's date) or 宪法's 「1982年12月4日 公布施行」 before its amendments gets none."""
-    stated = [labelled(d.date, d.event, "施行") for d in doc.dates if "施行" in d.event]
-    if not stated:
-        found = list(IN_FORCE_RE.finditer(doc.text))
-        if found:
-            year, month, day = (int(g) for g in found[-1].groups())
-            stated = [labelled(f"{year:04d}-{month:02d}-{day:02d}", found[-1].group(0), "施行")]
-    current = [d for d in stated if published is None or d["date"] >= published["date"]]
-    return max(current, key=lambda d: d["date"]) if current else None
 
 
 def document_summary(kb: KnowledgeBase, doc_id: str) -> dict:
