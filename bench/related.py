@@ -22,6 +22,7 @@ import numpy as np
 
 from bench.common import SHARED, write_result
 from bench.followup import DATA
+from kb.answers.notice import no_answer
 from kb.answers.related import margin, other_passages
 from kb.config import load_settings
 from kb.evaluate import GoldQuestion, load_questions
@@ -44,10 +45,11 @@ class Outcome:
 
 def outcomes(kb: KnowledgeBase, questions: list[GoldQuestion]) -> list[Outcome]:
     params = kb.answer_params
+    refusal = no_answer(kb.identity)
     out = []
     for question in (q for q in questions if q.answerable):
         found = kb.conversation.read(question.q, (), params.passages + params.related_passages, Filters())
-        result, hits = kb.asker.answer_reading(question.q, found, params.passages)
+        result, hits = kb.asker.answer_reading(question.q, found, params.passages, refusal)
         cited = [c.hit for c in result.citations]
         others = other_passages(cited, hits, params.related_passages)
         showable = result.answerable and not found.retrieval.cited_article

@@ -4,6 +4,7 @@ and prints; nothing else."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import json
 import logging
@@ -13,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kb.config import KB_NAME_RE, SettingError, Settings, load_settings
+from kb.config import IDENTITY_KEYS, KB_NAME_RE, Identity, SettingError, Settings, load_settings
 from kb.errors import KnowledgeBaseError
 from server.settings import ServerSettings
 
@@ -21,6 +22,9 @@ if TYPE_CHECKING:  # the heavy modules are imported by the commands that need th
     from kb.knowledge_base import KnowledgeBase
 
 EXIT_ERROR = 1
+#: How `kb info` names the parts of a knowledge base's identity.
+IDENTITY_LABELS = {"township": "乡镇", "help_name": "服务站", "help_phone": "电话", "help_address": "地址",
+                   "help_hours": "时间", "collection": "收录"}
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -54,7 +58,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     paths = [Path(p) for p in args.paths] or [settings.corpus_dir]
-    report = ingest(paths, settings, progress=not args.quiet)
+    given = {key: getattr(args, key) for key in IDENTITY_KEYS if getattr(args, key) is not None}
+    report = ingest(paths, settings, progress=not args.quiet, identity=given)
     for skipped in report.skipped:
         print(f"跳过 {skipped.path}: {skipped.reason}", file=sys.stderr)
     for problem in report.question_errors:
@@ -195,6 +200,10 @@ def cmd_info(args: argparse.Namespace) -> int:
     where = info["index_dir"] if info["store"] == "local" else f"Milvus {info['milvus_uri']}  知识库 {info['kb_name']}"
     print(f"索引: {where}  (更新于 {info['built_at']})")
     print(f"模型: {emb['model_id']}  指纹 {emb['fingerprint']}  维度 {emb['dimension']}")
+    own = set(info["identity_own"])
+    for f in dataclasses.fields(Identity):
+        value = info["identity"][f.name] or "（空）"
+        print(f"{IDENTITY_LABELS[f.name]}: {value}  ({'本知识库' if f.name in own else '默认 ' + f.metadata['env']})")
     print(f"文档 {len(info['documents'])} 个, 片段 {info['chunks']} 个, 关联问题 {info['questions']} 个")
     for d in info["documents"]:
         print(f"  {d['title']}  [{d['kind']}] {d['date'] or ''}  {d['chunks']} 片段  {d['questions']} 问题"
@@ -254,8 +263,8 @@ def _draft_questions(args: argparse.Namespace) -> int:
 def cmd_report_unanswered(args: argparse.Namespace) -> int:
     from server.querylog import QueryLog
 
-    path = ServerSettings().query_log
-    if not path.is_file():
+    path = ServerSettings().query_log  # a file, or a PostgreSQL URL (replicas)
+    if isinstance(path, Path) and not path.is_file():
         print(f"还没有问题记录（{path}）")
         return 0
     with QueryLog.open(path) as query_log:
@@ -301,6 +310,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = with_index(sub.add_parser("ingest", help="build the index from documents (.md .txt .docx .pdf)"))
     p.add_argument("paths", nargs="*", help="files or folders (default: corpus/)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    for f in dataclasses.fields(Identity):  # the knowledge base's identity: kept until given anew (ingest/identity.py)
+        p.add_argument(f"--{f.name.replace('_', '-')}", metavar="TEXT",
+                       help=f"this knowledge base's own {f.metadata['env']} (over kb.toml's; kept until set "
+                            "anew; \"\" removes it)")
     p.set_defaults(func=cmd_ingest)
 
     p = with_index(sub.add_parser("search", help="search the knowledge base"))

@@ -2,13 +2,15 @@
 
 A file that cannot be read is reported by name with the reason and skipped; the rest still builds. So is a bad
 line of a document's question sidecar (ingest/questions.py): its file and line are reported, the rest is indexed.
+The knowledge base's identity (its township, help station …) is kept, or changed by a kb.toml or the ingest's
+options (ingest/identity.py); a kb.toml that is wrong stops the ingest before anything is read.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from tqdm import tqdm
 
 from ingest.chunk import chunk_document, indexing_text
 from ingest.embed import embed_with_reuse, open_vector_cache, question_key
+from ingest.identity import identity_change
 from ingest.parse import parse_document
 from ingest.questions import attach, is_sidecar, read_sidecar, sidecar_path
 from ingest.read import SUPPORTED_SUFFIXES, UnreadableFileError, read_source
@@ -26,7 +29,14 @@ from kb.embedding.embedder import Embedder
 from kb.errors import IndexMismatchError, IndexMissingError, IndexProblem, KnowledgeBaseError
 from kb.schema import Chunk, Document
 from kb.stores.handles import Handle, QuestionHandles, passage_key
-from kb.stores.index_dir import IndexContents, check_model, load_index, read_manifest, write_index
+from kb.stores.index_dir import (
+    IndexContents,
+    check_model,
+    load_index,
+    read_manifest,
+    stored_identity,
+    write_index,
+)
 from kb.text.lexical import LexicalIndex
 
 log = logging.getLogger(__name__)
@@ -139,9 +149,11 @@ def reusable_vectors(index_dir: Path, embedder: Embedder) -> dict[str, np.ndarra
 
 
 def build_index(documents: list[Document], chunks: list[Chunk], settings: Settings,
-                embedder: Embedder | None = None, progress: bool = False, handles: Sequence[Handle] = ()) -> int:
+                embedder: Embedder | None = None, progress: bool = False, handles: Sequence[Handle] = (),
+                identity: Mapping[str, str] | None = None) -> int:
     """Parsed documents → embeddings (reused where possible) + lexical index (+ question handles) → a published
-    index. Returns how many chunks reused a vector. Every corpus goes through here, the benchmark's too."""
+    index, with the knowledge base's own `identity` values. Returns how many chunks reused a vector. Every corpus
+    goes through here, the benchmark's too."""
     embedder = embedder or Embedder(settings)
     by_id = {d.doc_id: d for d in documents}
     texts = [indexing_text(by_id[c.doc_id], c) for c in chunks]
@@ -159,14 +171,15 @@ def build_index(documents: list[Document], chunks: list[Chunk], settings: Settin
             cache.close()
     lexical = LexicalIndex.build(texts)
     write_index(IndexContents(documents, chunks, vectors, lexical, embedder.model_id, embedder.fingerprint,
-                              question_handles), settings.index_dir)
+                              question_handles, dict(identity or {})), settings.index_dir)
     return reused
 
 
 def ingest(paths: Sequence[Path], settings: Settings, embedder: Embedder | None = None,
-           progress: bool = False) -> IngestReport:
+           progress: bool = False, identity: Mapping[str, str] | None = None) -> IngestReport:
     """Make the knowledge base hold exactly the documents under `paths`: a new index in settings.index_dir (the
-    old one stays in use until it is complete), or with KB_STORE=milvus the changed documents of KB_NAME."""
+    old one stays in use until it is complete), or with KB_STORE=milvus the changed documents of KB_NAME. Its
+    identity: as stored, or as the folders' kb.toml says, with `identity` (the ingest's options) on top."""
     started = time.perf_counter()
     milvus = settings.store == "milvus"
     report = IngestReport(settings.index_dir, f"Milvus {settings.milvus_address} ({settings.kb_name})" if milvus
@@ -174,6 +187,7 @@ def ingest(paths: Sequence[Path], settings: Settings, embedder: Embedder | None 
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         raise IngestError(f"no such file or folder: {', '.join(missing)}")
+    change = identity_change(paths, identity)
     documents, chunks, handles = parse_files(find_files(paths), settings, report, progress)
     if not documents:
         reasons = "; ".join(f"{s.path}: {s.reason}" for s in report.skipped) or "no supported files found"
@@ -181,12 +195,14 @@ def ingest(paths: Sequence[Path], settings: Settings, embedder: Embedder | None 
     if milvus:
         from ingest.milvus_sync import sync_to_milvus  # pymilvus is only imported by those who use it
 
-        report.reused = sync_to_milvus(documents, chunks, settings, embedder or Embedder(settings), progress)
+        report.reused = sync_to_milvus(documents, chunks, settings, embedder or Embedder(settings), progress,
+                                       change)
         if handles:
             log.warning("Milvus does not hold questions attached to passages yet: %d questions not indexed",
                         len(handles))
     else:
-        report.reused = build_index(documents, chunks, settings, embedder, progress, handles)
+        report.reused = build_index(documents, chunks, settings, embedder, progress, handles,
+                                    change.applied_to(stored_identity(settings.index_dir)))
         report.questions = len(handles)
     report.documents, report.chunks = len(documents), len(chunks)
     report.seconds = time.perf_counter() - started

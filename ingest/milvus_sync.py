@@ -34,6 +34,7 @@ from tqdm import tqdm
 
 from ingest.chunk import indexing_text
 from ingest.embed import embed_with_reuse, open_vector_cache
+from ingest.identity import IdentityChange
 from kb.config import Settings
 from kb.embedding.embedder import Embedder
 from kb.errors import IndexMismatchError
@@ -48,8 +49,9 @@ log = logging.getLogger(__name__)
 
 
 def sync_to_milvus(documents: list[Document], chunks: list[Chunk], settings: Settings, embedder: Embedder,
-                   progress: bool = False) -> int:
-    """Write what changed; returns how many passages kept a vector (unchanged documents, and the vector cache's)."""
+                   progress: bool = False, identity: IdentityChange | None = None) -> int:
+    """Write what changed, the identity too (kept in the base row; without `identity`, as it was); returns how
+    many passages kept a vector (unchanged documents, and the vector cache's)."""
     started = version_stamp()
     store = MilvusWriter.connect(settings)
     writer = None
@@ -68,10 +70,11 @@ def sync_to_milvus(documents: list[Document], chunks: list[Chunk], settings: Set
         fresh = {d.doc_id for d in changed}
         words = _Words(by_doc)
         norm = _length_norm(documents, by_doc, {d: live[d] for d in live if d not in fresh}, words)
+        own = (identity or IdentityChange()).applied_to(base.get("identity", {}) if base is not None else {})
         if base is None or rewrite:  # every document is written again (no base: rewrite)
             model = {"model_id": embedder.model_id, "fingerprint": embedder.fingerprint,
                      "dimension": embedder.dimension}
-            base = {"embedding": model, "avg_length": norm}
+            base = {"embedding": model, "avg_length": norm, "identity": own}
             store.write_base(base)
         removed = [doc_id for doc_id in live if doc_id not in {d.doc_id for d in documents}]
         stale = [d for d in documents if d.doc_id not in fresh and live[d.doc_id].norm != norm]
@@ -90,8 +93,8 @@ def sync_to_milvus(documents: list[Document], chunks: list[Chunk], settings: Set
                         lambda: store.renew_writer(writer))
         for doc_id in removed:
             store.remove_document(doc_id)
-        if base.get("avg_length") != norm:
-            store.write_base({**base, "avg_length": norm})
+        if (base.get("avg_length"), base.get("identity", {})) != (norm, own):
+            store.write_base({**base, "avg_length": norm, "identity": own})
         if changed or removed:
             time.sleep(2 * REFRESH_SECONDS)  # readers move to the new versions before the old ones go
         published = {doc_id: document.version for doc_id, document in store.live_documents().items()}

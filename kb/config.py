@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -180,14 +180,47 @@ class LlmSettings:
 
 
 @dataclass(frozen=True)
-class ContactSettings:
-    """Where a citizen can reach a person: shown with every answer (kb/answers/notice.py), set once by the township."""
+class Identity:
+    """Whom a knowledge base speaks for and where a person helps: the chat page's title and heading, the notice with
+    every answer (kb/answers/notice.py) and the no-answer message. Every township of a county deployment has its
+    own, stored with its knowledge base at ingest (`kb ingest --township …`, or a kb.toml beside its documents:
+    ingest/identity.py); these settings are the deployment's, shown for whatever a knowledge base does not set."""
 
-    township: str = setting("KB_TOWNSHIP", "雁石坪镇", "the township's name, as the notice shows it")
-    service_name: str = setting("KB_HELP_NAME", "镇公共法律服务站", "the local public legal service (notice)")
-    service_phone: str = setting("KB_HELP_PHONE", "", "its telephone number (notice; 12348 is always shown)")
-    service_address: str = setting("KB_HELP_ADDRESS", "", "its address (notice)")
-    service_hours: str = setting("KB_HELP_HOURS", "", "its opening hours (notice), e.g. `工作日 9:00–17:00`")
+    township: str = setting("KB_TOWNSHIP", "雁石坪镇", "the township's name: the page's title and heading, the notice, "
+                            "the no-answer message")
+    help_name: str = setting("KB_HELP_NAME", "镇公共法律服务站", "the local public legal service (notice)")
+    help_phone: str = setting("KB_HELP_PHONE", "", "its telephone number (notice; 12348 is always shown)")
+    help_address: str = setting("KB_HELP_ADDRESS", "", "its address (notice)")
+    help_hours: str = setting("KB_HELP_HOURS", "", "its opening hours (notice), e.g. `工作日 9:00–17:00`")
+    collection: str = setting("KB_COLLECTION", "信访工作条例、常用法律法规和本镇法治政府建设报告",
+                              "what the knowledge base holds, as the no-answer message says it")
+
+    def with_own(self, own: Mapping[str, str]) -> Identity:
+        """These (the deployment's) with a knowledge base's own values in their place (`own_identity` checked them)."""
+        return replace(self, **own)
+
+
+#: What a knowledge base may set of its identity: the keys of a kb.toml and of its stored identity, and the names
+#: of `kb ingest`'s options (--help-phone).
+IDENTITY_KEYS = tuple(f.name for f in dataclasses.fields(Identity))
+#: Longer is no name, phone or address but a mistake (a pasted document), and would swamp the notice.
+MAX_IDENTITY_CHARS = 200
+
+
+def own_identity(raw: object, where: str) -> dict[str, str]:
+    """A knowledge base's own identity values (a kb.toml's, an ingest's options, or as stored with its index),
+    checked: only the identity's keys, each a line of text; ValueError naming `where` otherwise."""
+    if not isinstance(raw, dict):
+        raise ValueError(f"{where}: the identity should be a table of {', '.join(IDENTITY_KEYS)}")
+    for key, value in raw.items():
+        if key not in IDENTITY_KEYS:
+            raise ValueError(f"{where}: unknown key {key!r} (known: {', '.join(IDENTITY_KEYS)})")
+        if not isinstance(value, str):
+            raise ValueError(f"{where}: {key} should be text in quotes, not {type(value).__name__} {value!r}")
+        if len(value) > MAX_IDENTITY_CHARS or not value.isprintable():
+            raise ValueError(f"{where}: {key} should be one line of at most {MAX_IDENTITY_CHARS} characters, "
+                             "without tabs or control characters")
+    return {key: value.strip() for key, value in raw.items()}
 
 
 @dataclass(frozen=True)
@@ -245,7 +278,8 @@ class Settings:
     answer: AnswerParams = field(default_factory=AnswerParams)
     #: Off unless a chat model is configured; then answers are written by it, cited, checked.
     llm: LlmSettings = field(default_factory=LlmSettings)
-    contacts: ContactSettings = field(default_factory=ContactSettings)
+    #: The deployment's identity; a knowledge base's own comes first (KnowledgeBase.identity).
+    identity: Identity = field(default_factory=Identity)
     #: A 条 longer than this (characters) is split at 款 boundaries.
     max_chunk_chars: int = 600
     #: Target size of a report chunk (characters); chunks never cross a heading.
@@ -273,7 +307,7 @@ class Settings:
 
 
 _NESTED: dict[str, type] = {"RetrievalParams": RetrievalParams, "AnswerParams": AnswerParams,
-                            "ContactSettings": ContactSettings,
+                            "Identity": Identity,
                             "LlmSettings": LlmSettings}
 
 

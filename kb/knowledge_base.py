@@ -8,6 +8,7 @@ HTTP API, WeChat and any embedding backend only translate to these few methods.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from pathlib import Path
 
 from kb.answers.answer import Answer
@@ -16,8 +17,8 @@ from kb.answers.asker import Asker
 from kb.answers.safety import SafetyCheck
 from kb.config import (
     AnswerParams,
-    ContactSettings,
     GeneratorConfig,
+    Identity,
     RetrievalParams,
     Settings,
     load_settings,
@@ -41,21 +42,20 @@ class KnowledgeBase:
 
     def __init__(self, store: PassageStore, embedder: Embedder, params: RetrievalParams | None = None,
                  answer_params: AnswerParams | None = None, generator: GeneratorConfig | None = None,
-                 contacts: ContactSettings | None = None) -> None:
+                 default_identity: Identity | None = None) -> None:
         check_model(store.manifest, embedder.model_id, embedder.fingerprint, embedder.dimension)
         self.store = store
         self.embedder = embedder
         self.answer_params = answer_params or AnswerParams()
         self.generator = generator
-        self.contacts = contacts or ContactSettings()
         #: Whether a question speaks of danger, for the notice's help lines (kb/answers/safety.py); one per embedder.
         self.safety = SafetyCheck.for_embedder(embedder)
         # Fitted for the default model (kb/answers/answer_models/); another model weighs closeness and shared
         # words only.
         self.answer_model = AnswerModel.for_model(embedder.fingerprint) or AnswerModel.from_params(self.answer_params)
         self.retriever = Retriever(store, embedder, params or RetrievalParams())
-        self.asker = Asker(self.retriever, self.answer_model, self.answer_params, generator, self.contacts,
-                           self.safety)
+        self.asker = Asker(self.retriever, self.answer_model, self.answer_params, generator,
+                           default_identity or Identity(), self.safety)
 
     @classmethod
     def open(cls, index_dir: str | Path | None = None, settings: Settings | None = None,
@@ -73,7 +73,7 @@ class KnowledgeBase:
         else:
             store = IndexView(load_index(Path(index_dir) if index_dir else settings.index_dir))
         return cls(store, embedder or Embedder(settings), settings.retrieval, settings.answer, settings.llm.generator(),
-                   settings.contacts)
+                   settings.identity)
 
     @property
     def params(self) -> RetrievalParams:
@@ -81,7 +81,14 @@ class KnowledgeBase:
 
     def with_params(self, params: RetrievalParams) -> KnowledgeBase:
         """The same loaded index and model, searched with other retrieval parameters (benchmarks, tuning)."""
-        return KnowledgeBase(self.store, self.embedder, params, self.answer_params, self.generator, self.contacts)
+        return KnowledgeBase(self.store, self.embedder, params, self.answer_params, self.generator,
+                             self.asker.default_identity)
+
+    @property
+    def identity(self) -> Identity:
+        """Whom this knowledge base speaks for and where a person helps (the page, the notice, the no-answer
+        message): its own, set at ingest, and the deployment's (KB_TOWNSHIP, KB_HELP_*) for what it does not set."""
+        return self.asker.identity
 
     @property
     def documents(self) -> Mapping[str, Document]:
@@ -150,6 +157,9 @@ class KnowledgeBase:
             # Questions may be embedded with a tuned encoder (kb/embedding/model/tuning.py); this names it.
             "question_encoder": self.embedder.query_fingerprint,
             "chunker_version": manifest.get("chunker_version"),
+            "identity": asdict(self.identity),
+            # Which of them the knowledge base sets itself; the others are the deployment's settings.
+            "identity_own": sorted(manifest.get("identity", {})),
             "documents": [
                 {"doc_id": d.doc_id, "title": d.title, "kind": d.kind, "date": d.doc_date, "source": d.source,
                  "chunks": counts.get(doc_id, 0), "questions": questions.get(doc_id, 0)}

@@ -16,6 +16,7 @@ from kb.knowledge_base import MAX_TOP_K, KnowledgeBase
 from kb.search.conversation import MAX_HISTORY
 from kb.text.dates import effective_date, published_date
 from server.clients import client_address, holds_key
+from server.conversations import MAX_TOKEN_CHARS
 from server.errors import ApiError
 from server.service import ServiceState, checked_text
 
@@ -57,9 +58,9 @@ class AskRequest(StrictModel):
         None, max_length=MAX_HISTORY,
         description="同一对话中之前的问题（从早到晚），用于理解追问，如「那要是不满意呢？」")
     conversation_id: str | None = Field(
-        None, min_length=1, max_length=64, pattern=r"^[0-9A-Za-z_-]+$",
-        description="上一次回答返回的对话编号：服务器保留该对话最近的问题几分钟（不传 history 时使用）；"
-                    "只有得到它的客户端可以使用，其他编号会开始新的对话")
+        None, min_length=1, max_length=MAX_TOKEN_CHARS, pattern=r"^[0-9A-Za-z_-]+$",
+        description="上一次回答返回的对话编号：带有该对话最近的问题（已隐去个人信息），几分钟内有效"
+                    "（不传 history 时使用）；只有得到它的客户端可以使用，其他编号会开始新的对话")
     kb: KbName = None
 
 
@@ -130,11 +131,10 @@ def create_api_router() -> APIRouter:
         """the answer object + `question_id` (for feedback) + `conversation_id` (send it back with the next
         question, or send `history`, so that a follow-up is understood)"""
         filters = body.filters.model_dump(exclude_none=True) if body.filters else None
-        conversation = service.conversations.claim(body.conversation_id, client_key(request))
-        question = service.admit(body.question, client_key(request), history=body.history, conversation=conversation)
+        question = service.admit(body.question, client_key(request), history=body.history, token=body.conversation_id)
         answer = await admitted(request, lambda: service.answer(question, "api", top_k=body.top_k, filters=filters,
                                                                 kb_name=body.kb))
-        return {**answer, "conversation_id": conversation}
+        return {**answer, "conversation_id": service.conversation_token(question)}
 
     @router.get("/api/search", tags=["questions"], dependencies=[Depends(rate_limited)])
     async def search(request: Request, q: str = Query(..., description="问题"),
@@ -150,10 +150,11 @@ def create_api_router() -> APIRouter:
 
     @router.get("/api/contacts", tags=["service"], dependencies=[Depends(rate_limited)])
     def contacts(kb: KbQuery = None, service: ServiceState = Depends(state)) -> dict:
-        """where a person helps: the township and its legal service station (KB_TOWNSHIP, KB_HELP_*); 12348"""
-        station = service.knowledge_base(kb).contacts
-        return {"township": station.township, "name": station_name(station), "phone": station.service_phone,
-                "address": station.service_address, "hours": station.service_hours, "hotline": "12348"}
+        """the knowledge base's township (the page's title) and where a person helps: its legal service station
+        (set at ingest, else KB_TOWNSHIP, KB_HELP_*); 12348"""
+        identity = service.knowledge_base(kb).identity
+        return {"township": identity.township, "name": station_name(identity), "phone": identity.help_phone,
+                "address": identity.help_address, "hours": identity.help_hours, "hotline": "12348"}
 
     @router.get("/api/documents", tags=["documents"], dependencies=[Depends(rate_limited)])
     def documents(kb: KbQuery = None, service: ServiceState = Depends(state)) -> dict:

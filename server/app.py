@@ -22,6 +22,7 @@ from server.openai_compat import create_openai_router
 from server.reply import reply_text
 from server.service import ServiceState, open_service
 from server.settings import ServerSettings
+from server.shared import SharedDatabase
 from server.web import mount_web
 
 if TYPE_CHECKING:
@@ -54,8 +55,10 @@ def wechat_answerer(service: ServiceState) -> WeChatAnswerer:
 
 
 def build_app(config: ServerSettings, answer_wechat: WeChatAnswerer | None = None,
-              start_over_wechat: Callable[[str], None] | None = None) -> FastAPI:
-    """The application's routes and middleware for these settings; `create_app` attaches a service to it.
+              start_over_wechat: Callable[[str], None] | None = None,
+              shared: SharedDatabase | None = None) -> FastAPI:
+    """The application's routes and middleware for these settings; `create_app` attaches a service to it (and
+    the database its replicas share, if any).
 
     Separate so that the OpenAPI description (and the README's HTTP table) can be produced without loading a
     model or an index."""
@@ -81,7 +84,7 @@ def build_app(config: ServerSettings, answer_wechat: WeChatAnswerer | None = Non
 
         wechat = WeChatConfig(config.wechat_token, config.wechat_app_id, config.wechat_aes_key)
         app.include_router(create_wechat_router(wechat, answer_wechat or (lambda question, user: ""),
-                                                start_over_wechat))
+                                                start_over_wechat, shared))
     if config.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(config.cors_origins), allow_methods=["GET", "POST"],
                            allow_headers=["Content-Type", "Authorization"])
@@ -97,7 +100,7 @@ def build_app(config: ServerSettings, answer_wechat: WeChatAnswerer | None = Non
 def create_app(service: ServiceState) -> FastAPI:
     """The service's application: routes, middleware, and the ServiceState every request uses (closed on exit)."""
     app = build_app(service.config, wechat_answerer(service),
-                    lambda user: service.conversations.forget(wechat_conversation(user)))
+                    lambda user: service.conversations.forget(wechat_conversation(user)), service.shared)
     app.state.service = service
     return app
 

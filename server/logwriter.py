@@ -1,29 +1,29 @@
 """The question log off the answer path: answers hand their records to one writer thread and go on.
 
 SQLite writes one transaction at a time, and a file locked by another process (a staff tool reading it) makes a
-writer wait its busy timeout. Written on the answer path, one locked file stalled every answer for 10 s and queued
-them behind each other; here only this thread waits. The same holds for a log that is full, read-only or cannot
-be created: the service starts and answers anyway, the writer retries (backing off up to MAX_RETRY_S), and
-/readyz and the counters say what is wrong. Records wait in a bounded queue meanwhile; beyond CAPACITY the oldest
-is dropped and counted, so a log that stays down costs bounded memory.
+writer wait its busy timeout; a PostgreSQL server may be down or restarting. Written on the answer path, one
+locked file stalled every answer for 10 s and queued them behind each other; here only this thread waits. The
+same holds for a log that is full, read-only or cannot be created or reached: the service starts and answers
+anyway, the writer retries (backing off up to MAX_RETRY_S, opening a lost connection again), and /readyz and
+the counters say what is wrong. Records wait in a bounded queue meanwhile; beyond CAPACITY the oldest is
+dropped and counted, so a log that stays down costs bounded memory.
 
 Feedback goes through the same queue. Whether a question_id exists is known without the file for the questions
-this process answered (the last KNOWN_IDS of them); for older ones a short read decides.
+this process answered (the last KNOWN_IDS of them); for older ones, and with PostgreSQL for those another
+replica answered, a short read decides.
 """
 
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
-from server.querylog import QueryLog, QueryLogError
+from server.querylog import LogTarget, QueryLog, QueryLogError, question_exists, shown
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ class _Record:
 class LogWriter:
     """Thread-safe; `open_log` is called by the writer thread until it succeeds (again after the file broke)."""
 
-    def __init__(self, path: Path, open_log: Callable[[Path], QueryLog] = QueryLog.open,
+    def __init__(self, path: LogTarget, open_log: Callable[[LogTarget], QueryLog] = QueryLog.open,
                  capacity: int = CAPACITY) -> None:
         self.path = path
         self._open_log = open_log
@@ -89,7 +89,7 @@ class LogWriter:
         written now (the caller says so)."""
         with self._changed:
             known = question_id in self._known
-        if not known and self._exists(question_id) is False:
+        if not known and question_exists(self.path, question_id, LOOKUP_TIMEOUT_S) is False:
             return "unknown"
         self._put(_Record("feedback", {"question_id": question_id, "helpful": helpful, "comment": comment}))
         return "queued" if self.ok else "log_down"
@@ -105,7 +105,7 @@ class LogWriter:
             figures: dict[str, object] = {"ok": self.ok, "pending": len(self._queue) + self._in_flight}
             if details:
                 figures |= {"written": self.written, "failed_writes": self.failures, "dropped": self.dropped,
-                            "last_error": self.last_error, "path": str(self.path)}
+                            "last_error": self.last_error, "path": shown(self.path)}
         return figures
 
     def _put(self, record: _Record) -> None:
@@ -119,28 +119,13 @@ class LogWriter:
             self._queue.append(record)
             self._changed.notify_all()
 
-    def _exists(self, question_id: str) -> bool | None:
-        """Whether the file holds the question; None when it cannot be read now. A separate short-lived
-        read-only connection, so that a write waiting on a lock does not make this request wait too."""
-        try:
-            db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=LOOKUP_TIMEOUT_S)
-        except sqlite3.Error:
-            return None
-        try:
-            row = db.execute("SELECT 1 FROM questions WHERE question_id = ?", (question_id,)).fetchone()
-            return row is not None
-        except sqlite3.Error:
-            return None
-        finally:
-            db.close()
-
     # -- staff tools and tests -------------------------------------------------------------------------------
 
     def reader(self) -> QueryLog:
         """The open log, for reading (staff review); QueryLogError while it cannot be opened."""
         current = self._log
         if current is None:
-            raise QueryLogError(f"the question log {self.path} is not open ({self.last_error or 'opening'})")
+            raise QueryLogError(f"the question log {shown(self.path)} is not open ({self.last_error or 'opening'})")
         return current
 
     def flush(self, timeout_s: float = 10.0) -> bool:
@@ -181,6 +166,7 @@ class LogWriter:
             try:
                 self._write(batch)
             except Exception as exc:  # noqa: BLE001 - whatever the failure, the records wait and the service goes on
+                self._drop_if_broken()
                 with self._changed:
                     self._queue.extendleft(reversed(batch))
                     while len(self._queue) > self._capacity:
@@ -201,6 +187,13 @@ class LogWriter:
                 self.written += len(batch)
                 self.last_error = None
                 self._changed.notify_all()
+
+    def _drop_if_broken(self) -> None:
+        """Close a log whose connection is lost, so that the next attempt opens a new one."""
+        broken = self._log
+        if broken is not None and broken.broken:
+            self._log = None
+            broken.close()
 
     def _write(self, batch: list[_Record]) -> None:
         if self._log is None:

@@ -25,12 +25,14 @@ from kb.search.conversation import MAX_HISTORY, retrievals_for
 from kb.text.personal import mask_personal_data
 from server.admission import Admission
 from server.clients import parse_networks
-from server.conversations import Conversations
+from server.conversations import Conversations, ConversationTokens
 from server.errors import ApiError
 from server.jobs import JobRunner
 from server.logwriter import LogWriter
+from server.querylog import is_postgresql
 from server.ratelimit import RateLimiter
 from server.settings import ServerSettings
+from server.shared import SharedConversations, SharedDatabase
 
 
 def checked_text(text: object, what: str = "问题") -> str:
@@ -65,7 +67,12 @@ class ServiceState:
         self.admission = Admission(config.max_concurrent, config.max_waiting, config.max_wait_s)
         self.proxies = parse_networks(config.trusted_proxies)
         self.jobs = JobRunner()
-        self.conversations = Conversations(config.conversation_ttl_s, secret=config.conversation_secret)
+        # Replicas share the PostgreSQL log, and through it each WeChat user's conversation; an API conversation
+        # travels with the client as its conversation_id.
+        self.shared = SharedDatabase(config.query_log) if is_postgresql(config.query_log) else None
+        memory = Conversations(config.conversation_ttl_s)
+        self.conversations = memory if self.shared is None else SharedConversations(self.shared, memory)
+        self.tokens = ConversationTokens(config.conversation_secret, config.conversation_ttl_s)
         self._others: dict[str, KnowledgeBase] = {}  # other knowledge bases of the Milvus store, opened on use
         self._others_lock = threading.Lock()
 
@@ -130,21 +137,26 @@ class ServiceState:
             raise ApiError(400, "question_too_long", f"之前的问题太长了，请控制在{limit}字以内")
         return checked
 
-    def admit(self, question: object, client: str, *, history: object = None,
-              conversation: str | None = None) -> Admitted:
+    def admit(self, question: object, client: str, *, history: object = None, conversation: str | None = None,
+              token: str | None = None) -> Admitted:
         """Question limits → rate limit, before any work (a refused request costs no retrieval, no thread, no
         turn among the workers). A follow-up is read with `history` as the client sent it, or else with what
-        the server kept for `conversation` (an API conversation_id, a WeChat user). The rate limit charges what
-        the reading costs (retrievals_for: 1 alone, up to 11 with two earlier questions), so a client sending
-        long histories gets 429s, not other clients' CPU. Raises ApiError for what the client must change (too
+        the server kept for `conversation` (a WeChat user), or else with what `token` (an API conversation_id
+        issued to this client) carries. The rate limit charges what the reading costs (retrievals_for: 1 alone,
+        up to 11 with two earlier questions), so a client sending long histories gets 429s, not other clients'
+        CPU. Raises ApiError for what the client must change (too
         fast, empty, too long, invalid text)."""
         checked = self.checked_question(question)
         if history is not None:
             earlier = self.checked_history(history)
         else:
-            earlier = self.conversations.history(conversation) if conversation else ()
+            earlier = self.conversations.history(conversation) if conversation else self.tokens.read(token, client)
         self._charge(client, retrievals_for(earlier))
         return Admitted(checked, earlier, client, conversation)
+
+    def conversation_token(self, admitted: Admitted) -> str:
+        """The conversation_id that carries the question with the ones it was read with, for the next one."""
+        return self.tokens.issue((*admitted.earlier, admitted.question), admitted.client)
 
     def answer(self, admitted: Admitted, channel: str, *, top_k: int | None = None,
                filters: Mapping[str, Any] | None = None, kb_name: str | None = None) -> dict:
@@ -194,6 +206,8 @@ class ServiceState:
         """Stop the job runner (a running job finishes), write what the log still has queued, close it."""
         self.jobs.close()
         self.log.close()
+        if self.shared is not None:
+            self.shared.close()
 
 
 def open_service(settings: Settings, config: ServerSettings | None = None,

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 from kb.config import PROJECT_ROOT, SettingError, setting
 from server.clients import parse_networks
+from server.querylog import LogTarget, log_target
+
+_DEFAULT_QUERY_LOG: LogTarget = PROJECT_ROOT / "var" / "querylog.sqlite"
 
 
 def _names(raw: str) -> tuple[str, ...]:
@@ -29,12 +31,13 @@ class ServerSettings:
     max_question_chars: int = setting("KB_MAX_QUESTION_CHARS", 500, "longest question accepted, on every channel")
     conversation_ttl_s: float = setting(
         "KB_CONVERSATION_TTL", 600.0,
-        "seconds the server keeps a conversation's recent questions (API `conversation_id`, WeChat user) for "
-        "follow-up questions; in memory only")
+        "seconds a conversation's recent questions are kept for follow-up questions: how long an API "
+        "`conversation_id` stays valid, and a WeChat user's (in memory, or in KB_QUERY_LOG's PostgreSQL)")
     conversation_secret: str = setting(
         "KB_CONVERSATION_SECRET", "",
-        "secret that signs `conversation_id`s to the client they were issued to; set the same on every replica "
-        "(random per process without one)", shown="random")
+        "secret that signs `conversation_id`s (which carry the conversation's masked recent questions) to the "
+        "client they were issued to; set the same on every replica (random per process without one)",
+        shown="random")
     max_concurrent: int = setting(
         "KB_MAX_CONCURRENT", os.cpu_count() or 2,
         "questions worked on at once (more only share the CPU); default: the number of CPU cores", shown="cores")
@@ -47,9 +50,11 @@ class ServerSettings:
     rate_per_minute: float = setting("KB_RATE_PER_MINUTE", 60.0,
                                      "per-client (or per-WeChat-user) rate limit of the questions, per minute")
     rate_burst: int = setting("KB_RATE_BURST", 20, "requests a client may make at once before the rate applies")
-    query_log: Path = setting("KB_QUERY_LOG", PROJECT_ROOT / "var" / "querylog.sqlite",
-                              "the question log for staff review", lambda raw: Path(raw).expanduser(),
-                              shown="`var/querylog.sqlite`")
+    query_log: LogTarget = setting(
+        "KB_QUERY_LOG", _DEFAULT_QUERY_LOG,
+        "the question log for staff review: a SQLite file, or `postgresql://user:password@host:port/db` for one "
+        "log shared by replicas (which then also share WeChat users' conversations and retries)", log_target,
+        shown="`var/querylog.sqlite`")
     wechat_token: str = setting("KB_WECHAT_TOKEN", "",
                                 "WeChat message push: the 服务器配置 Token (push is off without it)")
     wechat_app_id: str = setting("KB_WECHAT_APP_ID", "", "WeChat safe mode: the AppID")

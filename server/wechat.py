@@ -6,8 +6,9 @@ one at a time: one sent while the user's previous answer is still being computed
 flood from one user neither queues past the 5 s nor takes every worker thread. A signed request is accepted
 only while its timestamp is fresh and only once, so a captured one cannot be replayed. A user who sends
 「新问题」 (or 「重新开始」) starts a new conversation, so that the next question is not read as a follow-up of
-the earlier ones. Signature checks, parsing and AES "safe mode" are wechatpy's; the reply XML is built here, so
-that every field in it is escaped.
+the earlier ones. Replicas sharing a PostgreSQL log share the replies by message too (server/shared.py), so
+a retry reaching the other replica is not answered twice. Signature checks, parsing and AES "safe mode" are
+wechatpy's; the reply XML is built here, so that every field in it is escaped.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from wechatpy.utils import check_signature
 
 from kb.errors import KnowledgeBaseError
 from server.middleware import ARRIVED
+from server.shared import SharedDatabase, SharedReplies
 
 log = logging.getLogger(__name__)
 
@@ -203,17 +205,19 @@ class WeChatEndpoint:
 
     answer_text(question, user) gets the sender's OpenID as `user`: the question-length and per-user rate
     limits are the service's, which words its own refusals. A user who sends 「新问题」 is not asking:
-    start_over(user) forgets what the service keeps of their conversation (None: it keeps nothing).
+    start_over(user) forgets what the service keeps of their conversation (None: it keeps nothing). With a
+    `shared` database the replies by message are kept there for every replica, and in memory too.
     """
 
     def __init__(self, config: WeChatConfig, answer_text: Callable[[str, str], str],
-                 start_over: Callable[[str], None] | None = None) -> None:
+                 start_over: Callable[[str], None] | None = None, shared: SharedDatabase | None = None) -> None:
         self.config = config
         self._answer_text = answer_text
         self._start_over = start_over
         self._crypto = (WeChatCrypto(config.token, config.encoding_aes_key, config.app_id)
                         if config.encoding_aes_key else None)
-        self._replies = _ReplyCache()
+        memory = _ReplyCache()
+        self._replies = memory if shared is None else SharedReplies(shared, memory, RETRY_CACHE_TTL_S)
         self._seen_requests = _SeenRequests(config.max_remembered_requests)
         self._answering = _Answering()
 
@@ -372,10 +376,11 @@ class WeChatEndpoint:
 
 
 def create_wechat_router(config: WeChatConfig, answer_text: Callable[[str, str], str],
-                         start_over: Callable[[str], None] | None = None) -> APIRouter:
+                         start_over: Callable[[str], None] | None = None,
+                         shared: SharedDatabase | None = None) -> APIRouter:
     """GET /wechat (WeChat's URL check) and POST /wechat (user messages, answered by a passive text reply), both
-    WeChatEndpoint's (which says what answer_text and start_over are)."""
-    endpoint = WeChatEndpoint(config, answer_text, start_over)
+    WeChatEndpoint's (which says what answer_text, start_over and shared are)."""
+    endpoint = WeChatEndpoint(config, answer_text, start_over, shared)
     router = APIRouter()
     router.add_api_route("/wechat", endpoint.verify_url, methods=["GET"])
     router.add_api_route("/wechat", endpoint.receive, methods=["POST"])

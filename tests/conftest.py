@@ -13,6 +13,7 @@ import socket
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -275,6 +276,51 @@ def milvus_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         server.terminate()
         server.wait(timeout=30)
         log.close()
+
+
+# --- PostgreSQL (Debian's postgresql package), for the question log replicas share --------------------------------
+
+
+@pytest.fixture(scope="session")
+def postgresql_server() -> Iterator[str]:
+    """A throwaway PostgreSQL server on 127.0.0.1 (its socket in a temp folder), run from the binaries of
+    Debian's `postgresql` package; yields the URL of its `postgres` database. initdb refuses root, so as root
+    the server runs as `nobody`. Skipped when the package is not installed."""
+    import subprocess
+
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]))
+    if not found:
+        pytest.skip("PostgreSQL is not installed (apt-get install postgresql; .ci/run installs it)")
+    bindir = found[-1].parent
+    root = Path(tempfile.mkdtemp(prefix="kb-postgresql-"))  # not under pytest's folders, which nobody cannot enter
+    as_user: list[str] = []
+    if os.geteuid() == 0:
+        shutil.chown(root, "nobody")
+        as_user = ["runuser", "-u", "nobody", "--"]
+    data, port = root / "data", free_port()
+    try:
+        subprocess.run([*as_user, str(bindir / "initdb"), "-D", str(data), "-U", "kb", "--auth=trust", "-E", "UTF8",
+                        "--locale=C"], check=True, capture_output=True)
+        subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-l", str(root / "server.log"), "-w",
+                        "-o", f"-c listen_addresses=127.0.0.1 -p {port} -k {root} -c fsync=off", "start"],
+                       check=True, capture_output=True)
+        yield f"postgresql://kb@127.0.0.1:{port}/postgres"
+    finally:
+        if (data / "postmaster.pid").exists():
+            subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+                           capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def postgresql_url(postgresql_server: str) -> str:
+    """A new, empty database on the session's PostgreSQL server, for one test."""
+    import psycopg
+
+    name = f"kb_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgresql_server, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    return postgresql_server.rsplit("/", 1)[0] + f"/{name}"
 
 
 def logged_entries(service: ServiceState, limit: int) -> list[dict]:

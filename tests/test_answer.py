@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import DEV_SET
 
-from kb.answers.answer import NO_ANSWER
+from kb.answers.notice import no_answer
 from kb.answers.quote import is_item, paragraphs, sentence_spans
 from kb.config import PROJECT_ROOT
 from kb.evaluate import load_questions, score_answerability
@@ -93,7 +93,7 @@ def test_every_answer_quotes_whole_provisions_verbatim(corpus_kb: KnowledgeBase,
         if answer.answerable:
             _check_answer_is_quoted_faithfully(answer)
         else:
-            assert answer.answer == NO_ANSWER and answer.citations == []
+            assert answer.answer == no_answer(corpus_kb.identity) and answer.citations == []
 
 
 @pytest.mark.parametrize("path", [DEV_SET, CHECK_SET], ids=["dev", "check"])

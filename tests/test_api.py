@@ -391,6 +391,6 @@ def test_every_response_says_nosniff_and_no_page_loads_a_cdn(client: TestClient)
 
 def test_contacts_say_where_a_person_helps(client: TestClient, corpus_kb: KnowledgeBase) -> None:
     contacts = client.get("/api/contacts").json()
-    station = corpus_kb.contacts
-    assert contacts == {"township": station.township, "name": "雁石坪镇公共法律服务站", "phone": station.service_phone,
-                        "address": station.service_address, "hours": station.service_hours, "hotline": "12348"}
+    station = corpus_kb.identity
+    assert contacts == {"township": station.township, "name": "雁石坪镇公共法律服务站", "phone": station.help_phone,
+                        "address": station.help_address, "hours": station.help_hours, "hotline": "12348"}

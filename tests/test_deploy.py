@@ -30,8 +30,10 @@ def test_every_api_replica_has_a_readiness_check_and_the_shared_settings() -> No
         service = services[name]
         assert "/readyz" in " ".join(service["healthcheck"]["test"])
         environment = service["environment"]
-        for variable in ("KB_CONVERSATION_SECRET", "KB_MODEL_ARTEFACTS", "KB_TRUSTED_PROXIES"):
+        for variable in ("KB_CONVERSATION_SECRET", "KB_MODEL_ARTEFACTS", "KB_TRUSTED_PROXIES", "KB_QUERY_LOG"):
             assert variable in environment, f"{name} lacks {variable}"
+        assert environment["KB_QUERY_LOG"].startswith("postgresql://"), "one question log for the replicas"
+        assert service["depends_on"]["postgres"]["condition"] == "service_healthy"
     nginx = services["nginx"]
     assert all(nginx["depends_on"][name]["condition"] == "service_healthy" for name in replicas)
     address = nginx["networks"]["kb"]["ipv4_address"]

@@ -1,5 +1,5 @@
 """Follow-up questions, read with the question before them: in the library, the JSON API (history or a
-conversation_id the server keeps), the OpenAI-compatible endpoint and WeChat (per OpenID)."""
+conversation_id that carries the conversation), the OpenAI-compatible endpoint and WeChat (per OpenID)."""
 
 from __future__ import annotations
 
@@ -122,7 +122,7 @@ def test_api_keeps_a_conversation_by_its_id(client: TestClient) -> None:
     first = client.post("/api/ask", json={"question": FIRST}).json()
     conversation = first["conversation_id"]
     second = client.post("/api/ask", json={"question": FOLLOW_UP, "conversation_id": conversation}).json()
-    assert first_citation(second) == ANSWERING and second["conversation_id"] == conversation
+    assert first_citation(second) == ANSWERING and second["follow_up_of"] == FIRST
     chosen = client.post("/api/ask", json={"question": FOLLOW_UP, "conversation_id": "someone-else"}).json()
     assert chosen["follow_up_of"] is None, "another conversation's questions are never used"
     assert chosen["conversation_id"] != "someone-else", "ids are issued by the server, never chosen by a client"
@@ -130,8 +130,19 @@ def test_api_keeps_a_conversation_by_its_id(client: TestClient) -> None:
     stolen = elsewhere.post("/api/ask", json={"question": FOLLOW_UP, "conversation_id": conversation}).json()
     assert stolen["follow_up_of"] is None and FIRST not in json.dumps(stolen, ensure_ascii=False)
     assert stolen["conversation_id"] != conversation, "a conversation belongs to the client it was issued to"
-    kept = client.app.state.service.conversations.history(conversation)
-    assert kept == (FIRST, FOLLOW_UP), "the other client added nothing to it"
+    kept = client.app.state.service.tokens.read(second["conversation_id"], "testclient")
+    assert kept == (FIRST, FOLLOW_UP), "each answer returns the conversation_id of the conversation so far"
+
+
+def test_a_follow_up_reaching_another_replica_is_read_with_its_conversation(
+        corpus_index: Path, corpus_kb: KnowledgeBase, settings: Settings, tmp_path: Path) -> None:
+    """The conversation_id carries the conversation: any replica with the same secret reads it."""
+    replica_a, replica_b = (make_client(settings, corpus_kb, tmp_path / name, corpus_index,
+                                        conversation_secret="the-deployment's-secret") for name in "ab")
+    first = replica_a.post("/api/ask", json={"question": FIRST}).json()
+    second = replica_b.post("/api/ask", json={"question": FOLLOW_UP,
+                                              "conversation_id": first["conversation_id"]}).json()
+    assert first_citation(second) == ANSWERING and second["follow_up_of"] == FIRST
 
 
 @pytest.mark.parametrize("history, code", [

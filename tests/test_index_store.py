@@ -339,7 +339,7 @@ def test_non_finite_vectors_never_break_an_answer(small_index: Path, settings: S
     dense = faiss.IndexFlatIP(vectors.shape[1])
     dense.add(vectors)
     damaged = KnowledgeBase(IndexView(replace(loaded, dense=dense)), embedder, settings.retrieval, settings.answer,
-                            settings.llm.generator(), settings.contacts)
+                            settings.llm.generator(), settings.identity)
     for question in QUESTIONS:
         answer = damaged.ask(question)
         assert np.isfinite(answer.confidence) and all(np.isfinite(c.hit.score) for c in answer.citations)

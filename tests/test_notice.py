@@ -21,12 +21,12 @@ from kb.answers.notice import (
     notice,
 )
 from kb.answers.safety import PHRASINGS, Danger, SafetyCheck
-from kb.config import PROJECT_ROOT, ContactSettings, Settings
+from kb.config import PROJECT_ROOT, Identity, Settings
 from kb.embedding.embedder import Embedder
 from kb.knowledge_base import KnowledgeBase
 from server.reply import reply_text
 
-TOWNSHIP = ContactSettings()
+TOWNSHIP = Identity()
 #: The numbers each kind of danger must show (110 for every one).
 NUMBERS = {Danger.VIOLENCE: ("110",), Danger.DOMESTIC: ("110", "12338"), Danger.CHILD: ("110", "12355"),
            Danger.SELF_HARM: ("110", "12356", "120"), Danger.ELDER: ("110", "12345", "村委会")}
@@ -49,7 +49,7 @@ def test_the_township_configures_its_contacts_in_one_place(monkeypatch: pytest.M
     monkeypatch.setenv("KB_HELP_PHONE", "0999-1234567")
     monkeypatch.setenv("KB_HELP_ADDRESS", "青山镇政府一楼")
     monkeypatch.setenv("KB_HELP_HOURS", "工作日 9:00–17:00")
-    text = notice("extractive", ContactSettings())
+    text = notice("extractive", Identity())
     assert "青山镇公共法律服务站（电话 0999-1234567，地址 青山镇政府一楼，工作日 9:00–17:00）" in text
     assert "雁石坪" not in text
 
@@ -136,7 +136,7 @@ def test_an_answer_to_a_citizen_in_danger_starts_with_the_help_lines(
     in_danger = kb.ask("我被老公打了怎么办").notice
     assert in_danger.startswith(danger_lines(Danger.DOMESTIC) + EXTRACTIVE)
     assert NOT_A_CHANNEL in in_danger and "12348 公共法律服务热线" in in_danger
-    assert kb.ask("集市摊位费每天多少钱").notice == notice("extractive", kb.contacts)
+    assert kb.ask("集市摊位费每天多少钱").notice == notice("extractive", kb.identity)
 
 
 def test_the_phrasings_ship_with_the_package() -> None:

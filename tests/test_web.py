@@ -7,7 +7,6 @@ committed ones.
 
 from __future__ import annotations
 
-import copy
 import os
 import re
 import struct
@@ -19,7 +18,7 @@ from urllib.parse import urlparse
 import pytest
 from conftest import CORPUS_DIR, CORPUS_DOCUMENTS, logged_entries, serve_in_thread
 
-from kb.config import PROJECT_ROOT, ContactSettings, Settings
+from kb.config import PROJECT_ROOT, Identity, Settings
 from kb.knowledge_base import KnowledgeBase
 from server.app import create_app
 from server.service import ServiceState, open_service
@@ -934,12 +933,12 @@ def test_an_answer_is_copied_with_its_citations(browser: object, live: tuple[str
 def live_with_contacts(corpus_kb: KnowledgeBase, settings: Settings, corpus_index: Path,
                        tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The service as a township configures it: KB_HELP_PHONE, KB_HELP_ADDRESS and KB_HELP_HOURS set."""
-    kb = copy.copy(corpus_kb)
-    kb.contacts = ContactSettings(service_phone="0891-5551234", service_address="雁石坪镇人民政府一楼",
-                                  service_hours="工作日 9:00–17:00")
+    identity = Identity(help_phone="0891-5551234", help_address="雁石坪镇人民政府一楼", help_hours="工作日 9:00–17:00")
+    kb = KnowledgeBase(corpus_kb.store, corpus_kb.embedder, corpus_kb.params, corpus_kb.answer_params,
+                       default_identity=identity)
     server_settings = replace(ServerSettings(), query_log=tmp_path_factory.mktemp("web-help") / "q.sqlite",
                               admin_key="", cors_origins=(), rate_per_minute=6000, rate_burst=1000, wechat_token="")
-    app = create_app(open_service(replace(settings, index_dir=corpus_index, contacts=kb.contacts), server_settings, kb))
+    app = create_app(open_service(replace(settings, index_dir=corpus_index, identity=identity), server_settings, kb))
     mount_web(app)
     with serve_in_thread(app) as base:
         yield base

@@ -25,10 +25,6 @@ from kb.search.retrieve import Retrieval
 log = logging.getLogger(__name__)
 
 RELATED_LEAD = "以下内容与您的问题相关，但不是对它的直接回答，仅供参考："
-NO_ANSWER = (
-    "抱歉，知识库中没有找到能回答这个问题的内容。本知识库收录信访工作条例、常用法律法规和本镇法治政府建设报告；"
-    "其他问题请咨询镇公共法律服务站、拨打12348公共法律服务热线，或向镇政府有关部门咨询。"
-)
 
 
 @dataclass
@@ -103,16 +99,16 @@ def whole_article(hits: list[Hit]) -> list[tuple[int, Quote]]:
     return [(0, tuple(pieces))] if pieces else []
 
 
-def compose(question: str, hits: list[Hit], conf: float, answerable: bool, params: AnswerParams,
+def compose(question: str, hits: list[Hit], conf: float, answerable: bool, params: AnswerParams, refusal: str,
             checked: Callable[[str, Hit], Shortfall | None] | None = None, cited_article: bool = False) -> Answer:
     """「根据《A》第N条：……[1]」, then 「另据《B》第M条：……[2]」 for each further passage; the cited passages
-    with the quoted ranges highlighted (a cited article: all of it, nothing else). When `checked(quoted text,
-    first hit)` finds that the passages do not hold what was asked (kb/answers/evidence.py), they are shown as related,
-    not as the answer."""
+    with the quoted ranges highlighted (a cited article: all of it, nothing else); `refusal` when nothing is quoted.
+    When `checked(quoted text, first hit)` finds that the passages do not hold what was asked
+    (kb/answers/evidence.py), they are shown as related, not as the answer."""
     choose = whole_article(hits) if cited_article else select_quotes(question, hits, params)
     quotes = choose if answerable else []
     if not quotes:
-        return Answer(question, False, NO_ANSWER, round(conf, 3), [])
+        return Answer(question, False, refusal, round(conf, 3), [])
     citations = []
     parts = []
     for n, (hit_index, quote) in enumerate(quotes, start=1):
@@ -133,12 +129,13 @@ def quoted_text(text: str, quote: Quote) -> str:
     return "\n".join(text[start:end] for start, end in quote)
 
 
-def answer(question: str, retrieval: Retrieval, idf: Callable[[str], float], params: AnswerParams,
+def answer(question: str, retrieval: Retrieval, idf: Callable[[str], float], params: AnswerParams, refusal: str,
            generator: GeneratorConfig | None = None, follow_up_of: str | None = None,
            mentioned: Callable[[str], bool] | None = None, model: AnswerModel | None = None) -> Answer:
     """An extractive answer with [n] citations; the passages as related when they do not hold what was asked
-    (a year, a place, a phone number … that `mentioned` and kb/answers/evidence.py check); a plain "no answer" when
-    `model` (kb/answers/answerable.py) finds the knowledge base cannot answer it. With a chat model configured, its
+    (a year, a place, a phone number … that `mentioned` and kb/answers/evidence.py check); `refusal` (the
+    township's no-answer message, kb/answers/notice.py) when `model` (kb/answers/answerable.py) finds the
+    knowledge base cannot answer it. With a chat model configured, its
     answer instead when it cites the passages properly. A follow-up is weighed and quoted as it was understood
     (with the previous question)."""
     read_as = read_together(follow_up_of, question) if follow_up_of else question
@@ -146,8 +143,8 @@ def answer(question: str, retrieval: Retrieval, idf: Callable[[str], float], par
     checked = None
     if mentioned is not None and not retrieval.cited_article:
         checked = lambda quoted, hit: shortfall(question, quoted, hit, mentioned)  # noqa: E731
-    extractive = compose(read_as.strip(), retrieval.hits, conf, conf >= params.threshold, params, checked,
-                         retrieval.cited_article)
+    extractive = compose(read_as.strip(), retrieval.hits, conf, conf >= params.threshold, params, refusal,
+                         checked, retrieval.cited_article)
     extractive.question, extractive.follow_up_of = question.strip(), follow_up_of
     if not extractive.answerable or generator is None:
         return extractive

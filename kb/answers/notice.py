@@ -3,14 +3,17 @@
 A citizen reading an answer on a phone must know that it was selected automatically (or, in the optional
 generative mode, written by a language model) from the knowledge base, that the original text prevails, that
 the service does not accept 信访 or complaints, and whom to call: 12348 always, the township's own public legal
-service as configured (kb.config.ContactSettings), and, first, 110 and the help line for the kind of danger when
-the question speaks of one (kb/answers/safety.py decides which, from the question's meaning).
+service (its knowledge base's identity, kb.config.Identity), and, first, 110 and the help line for the kind of
+danger when the question speaks of one (kb/answers/safety.py decides which, from the question's meaning).
+
+A question the knowledge base cannot answer gets `no_answer`, in the same township's words: what its knowledge
+base holds, and where else to ask.
 """
 
 from __future__ import annotations
 
 from kb.answers.safety import Danger
-from kb.config import ContactSettings
+from kb.config import Identity
 
 EXTRACTIVE = "以上内容由系统从知识库原文中自动摘录，仅供参考，以法律法规原文为准。"
 GENERATIVE = "以上回答由人工智能（大语言模型）根据知识库原文生成，可能有误，仅供参考，以所引法律法规原文为准。"
@@ -34,22 +37,28 @@ def danger_lines(danger: Danger | None) -> str:
     return DANGER_NOW + HELP_LINES.get(danger, "")
 
 
-def help_line(contacts: ContactSettings) -> str:
+def help_line(identity: Identity) -> str:
     """「如需帮助：12348 公共法律服务热线 / 镇公共法律服务站（电话…，地址…，时间…）」"""
     details = "，".join(part for part in (
-        f"电话 {contacts.service_phone}" if contacts.service_phone else "",
-        f"地址 {contacts.service_address}" if contacts.service_address else "",
-        contacts.service_hours) if part)
-    return f"如需帮助：12348 公共法律服务热线 / {station_name(contacts)}" + (f"（{details}）" if details else "") + "。"
+        f"电话 {identity.help_phone}" if identity.help_phone else "",
+        f"地址 {identity.help_address}" if identity.help_address else "",
+        identity.help_hours) if part)
+    return f"如需帮助：12348 公共法律服务热线 / {station_name(identity)}" + (f"（{details}）" if details else "") + "。"
 
 
-def station_name(contacts: ContactSettings) -> str:
+def station_name(identity: Identity) -> str:
     """The station's name with its township: 「镇公共法律服务站」 → 「雁石坪镇公共法律服务站」."""
-    name = contacts.service_name.removeprefix("镇")
-    return name if name.startswith(contacts.township) else contacts.township + name
+    name = identity.help_name.removeprefix("镇")
+    return name if name.startswith(identity.township) else identity.township + name
 
 
-def notice(mode: str, contacts: ContactSettings, danger: Danger | None = None) -> str:
+def notice(mode: str, identity: Identity, danger: Danger | None = None) -> str:
     """The notice shown with an answer on every channel; where to call first when the question speaks of danger."""
     source = GENERATIVE if mode == "generative" else EXTRACTIVE
-    return danger_lines(danger) + source + NOT_A_CHANNEL + help_line(contacts)
+    return danger_lines(danger) + source + NOT_A_CHANNEL + help_line(identity)
+
+
+def no_answer(identity: Identity) -> str:
+    """The refusal: what this township's knowledge base holds, and where else its citizens can ask."""
+    return (f"抱歉，知识库中没有找到能回答这个问题的内容。本知识库收录{identity.collection}；其他问题请咨询"
+            f"{station_name(identity)}、拨打12348公共法律服务热线，或向{identity.township}有关部门咨询。")

@@ -3,6 +3,7 @@
     index/                  a symlink, swapped atomically to the newest complete build
     .index.builds/<stamp>/  one complete build:
         manifest.json       format version, model id/fingerprint/dimension, chunker version, documents, time,
+                            the knowledge base's own identity (kb.config.Identity: township, help station …),
                             and the SHA-256 of every other file (a damaged file is refused, not served)
         dense.faiss         FAISS inner-product index over normalised chunk vectors (row = chunk row)
         lexical_*           BM25 posting lists (kb.text.lexical)
@@ -24,12 +25,13 @@ import os
 import shutil
 import sqlite3
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import faiss
 import numpy as np
 
+from kb.config import own_identity
 from kb.errors import IndexCorruptError, IndexMismatchError, IndexMissingError, IndexProblem
 from kb.schema import CHUNKER_VERSION, Chunk, DatedEvent, Document
 from kb.stores.handles import HANDLES_VECTORS, QuestionHandles
@@ -80,6 +82,8 @@ class IndexContents:
     model_id: str
     model_fingerprint: str
     handles: QuestionHandles | None = None
+    #: The knowledge base's own identity values (kb.config.own_identity's), kept in the manifest.
+    identity: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -159,6 +163,7 @@ def _write_build(contents: IndexContents, target: Path) -> None:
                    "questions": len(contents.handles) if contents.handles is not None else 0},
         "documents": {d.source: d.content_hash for d in contents.documents},
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "identity": contents.identity,
     }
     manifest["checksums"] = {f.name: _sha256(f) for f in sorted(target.iterdir()) if f.name != MANIFEST}
     (target / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
@@ -220,9 +225,21 @@ def read_manifest(index_dir: Path) -> dict:
         manifest = read_json(path, dict)
         _check_versions(index_dir, manifest)  # first: another format may hold other fields
         check_shape(manifest, _MANIFEST_SHAPE, MANIFEST)
+        own_identity(manifest.get("identity", {}), MANIFEST)  # optional: indexes written before it have none
     except ValueError as exc:
         raise IndexCorruptError(f"index at {index_dir} is damaged ({exc}): rebuild it with `kb ingest`") from exc
     return manifest
+
+
+def stored_identity(index_dir: Path) -> dict[str, str]:
+    """The identity stored with the index at `index_dir`, for the next build to keep: read from any manifest that
+    holds a valid one, even of another format or chunker (an upgrade's rebuild keeps the township's words);
+    {} when there is no index or no valid identity."""
+    try:
+        manifest = json.loads((index_dir / MANIFEST).read_text(encoding="utf-8"))
+        return own_identity(manifest.get("identity", {}), MANIFEST) if isinstance(manifest, dict) else {}
+    except (OSError, ValueError):
+        return {}
 
 
 def _check_versions(index_dir: Path, manifest: dict) -> None:

@@ -5,9 +5,10 @@ county runs one cluster for all its townships and every read names its own knowl
 
     <prefix>_passages  one row per passage: its chunk fields, the span of its whole 条, what it contains (traits),
                        its dense vector (HNSW, inner product) and its BM25 sparse vector (inverted index, IP)
-    <prefix>_records   per knowledge base: a "base" row (model, chunker, BM25 length norm, generation); per live
-                       document a "document" row naming the version its passages carry; and each document
-                       version's full text and term statistics, in pieces (Milvus bounds VARCHAR fields)
+    <prefix>_records   per knowledge base: a "base" row (model, chunker, BM25 length norm, its own identity
+                       as kb.config.Identity says, generation); per live document a "document" row naming the
+                       version its passages carry; and each document version's full text and term statistics,
+                       in pieces (Milvus bounds VARCHAR fields)
 
 Lexical search is BM25 as sparse vectors made by our own tokenizer (kb.text.tokenize), so both stores score words
 alike and the learned ranker sees the same features: a passage holds each term's saturated frequency
@@ -361,7 +362,7 @@ class MilvusStore:
     @property
     def manifest(self) -> dict:
         base = self.snapshot().base
-        return {k: base.get(k) for k in (*LAYOUT, "embedding", "built_at")}
+        return {**{k: base.get(k) for k in (*LAYOUT, "embedding", "built_at")}, "identity": base.get("identity", {})}
 
     def passage_count(self) -> int:
         return self.snapshot().passages

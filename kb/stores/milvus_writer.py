@@ -144,7 +144,8 @@ class MilvusWriter(MilvusStore):
                 "body": body, "unused": [0.0, 0.0]}
 
     def write_base(self, base: dict) -> None:
-        """Record the knowledge base's model and BM25 norm, with a new generation that tells readers to look."""
+        """Record the knowledge base's model, BM25 norm and identity, with a new generation that tells readers to
+        look."""
         base = {**base, **LAYOUT,
                 "generation": f"{time.time_ns()}", "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         self.client.upsert(self.records_collection, [self._record("base", self._key("base"), json.dumps(base))])

@@ -1,4 +1,4 @@
-// 雁石坪镇政务知识库 — the question page. Plain JavaScript, no build step.
+// 政务知识库 — the question page. Plain JavaScript, no build step.
 // Every text coming from the API or from the user is inserted with textContent / createTextNode, never as HTML.
 "use strict";
 
@@ -213,11 +213,24 @@ function answerNote(data) {
   return frag;
 }
 
-/** Where a person helps (GET /api/contacts: KB_TOWNSHIP, KB_HELP_*), shown in the 联系人工 card. */
+/** The page's name, with its knowledge base's township once GET /api/contacts has said it. */
+let siteName = "政务知识库";
+
+/** The township (the title and heading: each township's page, ?kb=, shows its own name) and where a person helps,
+ * shown in the 联系人工 card (GET /api/contacts: set at ingest per knowledge base, else KB_TOWNSHIP, KB_HELP_*). */
 async function loadContacts() {
   try {
-    fillHelpCard(await api("/api/contacts"));
-  } catch (_) { /* unreachable: the card keeps 12348 */ }
+    const contacts = await api("/api/contacts");
+    showTownship(contacts && contacts.township);
+    fillHelpCard(contacts);
+  } catch (_) { /* unreachable: the card keeps 12348, the page its plain name */ }
+}
+
+function showTownship(township) {
+  if (!township) return;
+  siteName = `${township}政务知识库`;
+  document.title = siteName;
+  $("site-name").textContent = siteName;
 }
 
 /** The 联系人工 card: 12348 as text (copyable at a desk, a 拨打 link on a phone) and the township's station. */
@@ -291,7 +304,7 @@ function answerAsText(data) {
     lines.push("", "出处：");
     for (const c of citations) lines.push(`[${c.n}] ${citationLabel(c)}${c.doc_date ? `（${c.doc_date}）` : ""}`);
   }
-  lines.push("", "（雁石坪镇政务知识库自动摘录，仅供参考，以原文为准 · 人工帮助 12348）");
+  lines.push("", `（${siteName}自动摘录，仅供参考，以原文为准 · 人工帮助 12348）`);
   return lines.join("\n");
 }
 
