@@ -24,7 +24,7 @@ STAGES: dict[str, list[list[str]]] = {
     "ranking": [["bench.ranking"]],
     "bank": [["bench.question_bank", "check"], ["bench.handles_ablation"]],
     "answers": [["bench.abstention"], ["bench.followup"], ["bench.related"], ["bench.safety"]],
-    "scale": [["bench.vector_scale"], ["bench.store_parity"], ["bench.store_scale"]],
+    "scale": [["bench.vector_scale"], ["bench.store_parity"], ["bench.store_scale"], ["bench.replicas"]],
     "memory": [["bench.memory", "--concurrency", "8"], ["bench.memory", "--concurrency", "32", "--requests", "640"]],
     "abuse": [["bench.abuse"]],
     "report": [["bench.report"]],

@@ -14,9 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,7 +22,8 @@ from pathlib import Path
 import httpx
 
 from bench.common import SHARED, WORK, percentiles, timed_ms, write_result
-from kb.config import PROJECT_ROOT, load_settings
+from bench.services import kb_serve
+from kb.config import load_settings
 from kb.knowledge_base import KnowledgeBase
 
 FALLBACK_QUESTIONS = ["信访事项多长时间内办结？", "邻居家的树挡住了我家采光怎么办", "申请行政复议的期限是多少天",
@@ -55,21 +53,16 @@ def in_process(kb: KnowledgeBase, items: list[str], rounds: int = 3) -> dict:
     }
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def memory_mb(pid: int) -> dict:
     status = Path(f"/proc/{pid}/status").read_text()
     fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
     return {"rss_mb": round(int(fields["VmRSS"].split()[0]) / 1024), "peak_rss_mb": round(int(fields["VmHWM"].split()[0]) / 1024)}
 
 
-async def load(base: str, endpoint: str, items: list[str], concurrency: int) -> dict:
+async def load(bases: list[str], endpoint: str, items: list[str], concurrency: int) -> dict:
     """`concurrency` clients, each sending its next request when the last one is answered, until the level's
-    request budget or time cap is spent."""
+    request budget or time cap is spent; request n goes to bases[n % len(bases)] (replicas, as a proxy would
+    spread them)."""
     total, deadline = REQUESTS.get(concurrency, 10 * concurrency), time.perf_counter() + LEVEL_SECONDS
     latencies: list[float] = []
     errors = 0
@@ -80,7 +73,7 @@ async def load(base: str, endpoint: str, items: list[str], concurrency: int) -> 
         for n in counter:
             if time.perf_counter() > deadline:
                 return
-            q = items[n % len(items)]
+            q, base = items[n % len(items)], bases[n % len(bases)]
             started = time.perf_counter()
             if endpoint == "/api/search":
                 response = await http.get(base + endpoint, params={"q": q, "top_k": 5})
@@ -99,40 +92,18 @@ async def load(base: str, endpoint: str, items: list[str], concurrency: int) -> 
 
 
 def over_http(index: Path, backend: str, items: list[str], levels: list[int]) -> dict:
-    port = free_port()
     with tempfile.TemporaryDirectory(prefix="kb-latency-") as tmp:
-        env = {**os.environ, "KB_EMBEDDING_BACKEND": backend, "KB_RATE_PER_MINUTE": "1000000",
-               "KB_RATE_BURST": "1000000", "KB_QUERY_LOG": str(Path(tmp) / "log.sqlite")}
-        started = time.perf_counter()
-        server = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", "--index", str(index), "--port", str(port)],
-                                  env=env, cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        base = f"http://127.0.0.1:{port}"
-        try:
-            ready_s = wait_ready(base, server, started)
-            idle = memory_mb(server.pid)
-            results = {"ready_s": round(ready_s, 1), "idle_memory": idle, "levels": {}}
+        env = {"KB_EMBEDDING_BACKEND": backend, "KB_RATE_PER_MINUTE": "1000000", "KB_RATE_BURST": "1000000",
+               "KB_QUERY_LOG": str(Path(tmp) / "log.sqlite")}
+        with kb_serve(env, ("--index", str(index))) as server:
+            results: dict = {"ready_s": round(server.ready_s, 1), "idle_memory": memory_mb(server.process.pid),
+                       "levels": {}}
             for endpoint in ("/api/search", "/api/ask"):
-                asyncio.run(load(base, endpoint, items, 1))  # warm-up, not recorded
-                results["levels"][endpoint] = [asyncio.run(load(base, endpoint, items, c)) for c in levels]
+                asyncio.run(load([server.base], endpoint, items, 1))  # warm-up, not recorded
+                results["levels"][endpoint] = [asyncio.run(load([server.base], endpoint, items, c)) for c in levels]
                 print(endpoint, results["levels"][endpoint], flush=True)
-            results["memory_after_load"] = memory_mb(server.pid)
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
+            results["memory_after_load"] = memory_mb(server.process.pid)
     return results
-
-
-def wait_ready(base: str, server: subprocess.Popen, started: float, limit: float = 600) -> float:
-    while time.perf_counter() - started < limit:
-        if server.poll() is not None:
-            raise RuntimeError("kb serve exited before it was ready")
-        try:
-            if httpx.get(base + "/readyz", timeout=2).status_code == 200:
-                return time.perf_counter() - started
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError("kb serve was not ready in time")
 
 
 def index_size_mb(index: Path) -> dict:

@@ -391,6 +391,19 @@ def section_store_parity(parity: dict | None, scale: dict | None = None) -> list
     return out + (section_store_scale(scale) if scale else [])
 
 
+def section_replicas(replicas: dict | None) -> list[str]:
+    if not replicas:
+        return []
+    rows = [[setup, level["concurrency"], level["requests"], level["errors"], level["rps"], level["p50"], level["p95"]]
+            for setup, levels in replicas["levels"].items() for level in levels]
+    return [
+        f"Replicas (`python -m bench.replicas`): `kb serve` processes on one milvus-lite server and one PostgreSQL "
+        f"log (KB_QUERY_LOG=postgresql://), corpus/ ({replicas['passages']:,} passages), /api/ask over "
+        f"{replicas['questions']} questions, request n to replica n mod 2. All on this machine's cores: a second "
+        "replica here measures what shared state costs, not what a second machine adds.", "",
+        table(["replicas", "clients", "requests", "errors", "req/s", "p50 ms", "p95 ms"], rows), ""]
+
+
 def _labelled(question_set: str) -> str:
     """A question set's name, marked when its figures are in-sample (the township dev set)."""
     return f"{question_set} (in-sample)" if question_set == "dev" else question_set
@@ -490,6 +503,7 @@ def main() -> int:
         *section_growth(read_result("growth")),
         *section_scale(read_result("vector_scale")),
         *section_store_parity(read_result("store_parity"), read_result("store_scale")),
+        *section_replicas(read_result("replicas")),
         *section_ranking_candidates(read_result("rerank_cost", EXPERIMENT_RESULTS),
                                     read_result("cross_encoder", EXPERIMENT_RESULTS),
                                     read_result("passage_tuning", EXPERIMENT_RESULTS)),

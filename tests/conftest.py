@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import tempfile
 import threading
 import time
@@ -24,6 +23,7 @@ import pytest
 from fastapi import FastAPI
 from hypothesis.configuration import set_hypothesis_home_dir
 
+from bench.services import free_port, milvus_lite, postgresql, postgresql_bindir
 from ingest.build import find_files, ingest
 from kb.config import PROJECT_ROOT, Settings, load_settings
 from kb.embedding.embedder import Embedder
@@ -217,11 +217,6 @@ def corpus_kb(corpus_index: Path, settings: Settings, embedder: Embedder) -> Kno
 # --- a real HTTP server --------------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 @contextmanager
 def serve_in_thread(app: FastAPI, log_level: str = "warning") -> Iterator[str]:
@@ -254,28 +249,8 @@ def serve_in_thread(app: FastAPI, log_level: str = "warning") -> Iterator[str]:
 def milvus_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A milvus-lite server on 127.0.0.1 in its own process, so several processes (API replicas, a killed
     ingest) share one store; yields its URI for KB_MILVUS_URI."""
-    import subprocess
-    import sys
-
-    port = free_port()
-    data = tmp_path_factory.mktemp("milvus")
-    log = (data / "server.log").open("w")
-    server = subprocess.Popen([sys.executable, "-m", "milvus_lite", "server", "--data-dir", str(data / "data"),
-                               "--host", "127.0.0.1", "--port", str(port)], stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert server.poll() is None, (data / "server.log").read_text()
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            assert time.monotonic() < deadline, "milvus-lite did not start"
-            time.sleep(0.2)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        log.close()
+    with milvus_lite(tmp_path_factory.mktemp("milvus")) as server:
+        yield server.uri
 
 
 # --- PostgreSQL (Debian's postgresql package), for the question log replicas share --------------------------------
@@ -283,33 +258,12 @@ def milvus_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def postgresql_server() -> Iterator[str]:
-    """A throwaway PostgreSQL server on 127.0.0.1 (its socket in a temp folder), run from the binaries of
-    Debian's `postgresql` package; yields the URL of its `postgres` database. initdb refuses root, so as root
-    the server runs as `nobody`. Skipped when the package is not installed."""
-    import subprocess
-
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]))
-    if not found:
+    """A throwaway PostgreSQL server on 127.0.0.1 from Debian's `postgresql` package (bench/services.py); yields
+    the URL of its `postgres` database. Skipped when the package is not installed."""
+    if postgresql_bindir() is None:
         pytest.skip("PostgreSQL is not installed (apt-get install postgresql; .ci/run installs it)")
-    bindir = found[-1].parent
-    root = Path(tempfile.mkdtemp(prefix="kb-postgresql-"))  # not under pytest's folders, which nobody cannot enter
-    as_user: list[str] = []
-    if os.geteuid() == 0:
-        shutil.chown(root, "nobody")
-        as_user = ["runuser", "-u", "nobody", "--"]
-    data, port = root / "data", free_port()
-    try:
-        subprocess.run([*as_user, str(bindir / "initdb"), "-D", str(data), "-U", "kb", "--auth=trust", "-E", "UTF8",
-                        "--locale=C"], check=True, capture_output=True)
-        subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-l", str(root / "server.log"), "-w",
-                        "-o", f"-c listen_addresses=127.0.0.1 -p {port} -k {root} -c fsync=off", "start"],
-                       check=True, capture_output=True)
-        yield f"postgresql://kb@127.0.0.1:{port}/postgres"
-    finally:
-        if (data / "postmaster.pid").exists():
-            subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-                           capture_output=True)
-        shutil.rmtree(root, ignore_errors=True)
+    with postgresql() as url:
+        yield url
 
 
 @pytest.fixture

@@ -7,24 +7,20 @@ a running app; the fast tests check the store's read wrapper and the HTTP mappin
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import grpc
 import httpx
 import pytest
-from conftest import free_port, make_small_corpus, serve_in_thread
+from conftest import make_small_corpus, serve_in_thread
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pymilvus.exceptions import MilvusException
 from test_api import assert_error, make_client
 from test_milvus import in_milvus
 
+from bench.services import milvus_lite
 from ingest.build import ingest
 from kb.config import Settings
 from kb.embedding.embedder import Embedder
@@ -34,8 +30,7 @@ from kb.stores.milvus import MilvusStore
 from server.errors import install_error_handlers
 
 QUESTION = "路面塌陷多久设置警示标志"
-#: How long milvus-lite may take to open its port, and a restarted one to answer reads again.
-START_SECONDS = 60
+#: How long a restarted milvus-lite may take to answer reads again.
 RECOVER_SECONDS = 120
 
 
@@ -125,52 +120,6 @@ def test_store_unavailable_is_503_with_retry_after() -> None:
 
 
 # --- a real restart under a running app (slow: the model and a milvus-lite server) ------------------------------
-
-
-class MilvusLite:
-    """A milvus-lite server in its own process on a fixed port and data folder, which can be stopped and started
-    again on both (as conftest's `milvus_uri` starts one)."""
-
-    def __init__(self, root: Path) -> None:
-        root.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
-        self.data = root / "data"
-        self.log_path = root / "server.log"
-        self.process: subprocess.Popen | None = None
-
-    @property
-    def uri(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        with self.log_path.open("a") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "milvus_lite", "server", "--data-dir", str(self.data), "--host", "127.0.0.1",
-                 "--port", str(self.port)], stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + START_SECONDS
-        while True:
-            assert self.process.poll() is None, self.log_path.read_text()
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
-            assert time.monotonic() < deadline, "milvus-lite did not start"
-            time.sleep(0.2)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=30)
-        self.process = None
-
-
-@contextmanager
-def milvus_lite(root: Path) -> Iterator[MilvusLite]:
-    server = MilvusLite(root)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def citations(response: httpx.Response) -> list[tuple]:
