@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # the heavy modules are imported by the commands that need th
 EXIT_ERROR = 1
 #: How `kb info` names the parts of a knowledge base's identity.
 IDENTITY_LABELS = {"township": "乡镇", "help_name": "服务站", "help_phone": "电话", "help_address": "地址",
-                   "help_hours": "时间", "collection": "收录"}
+                   "help_hours": "时间", "collection": "收录", "examples": "示例问题"}
 
 
 def _settings(args: argparse.Namespace) -> Settings:

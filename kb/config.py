@@ -194,12 +194,21 @@ class Identity:
     help_hours: str = setting("KB_HELP_HOURS", "", "its opening hours (notice), e.g. `工作日 9:00–17:00`")
     collection: str = setting("KB_COLLECTION", "信访工作条例、常用法律法规和本镇法治政府建设报告",
                               "what the knowledge base holds, as the no-answer message says it")
+    examples: str = setting("KB_EXAMPLES", "信访事项多久办结？|法律援助向哪里申请？|镇里建了几条法治文化长廊？|"
+                            "行政复议的申请期限是多长？", "the example questions the chat page offers, separated by "
+                            "`|` (in a kb.toml also a list); each should be one its own documents answer")
+
+    @property
+    def example_questions(self) -> list[str]:
+        return [question.strip() for question in self.examples.split(EXAMPLE_SEPARATOR) if question.strip()]
 
     def with_own(self, own: Mapping[str, str]) -> Identity:
         """These (the deployment's) with a knowledge base's own values in their place (`own_identity` checked them)."""
         return replace(self, **own)
 
 
+#: Between the example questions of `Identity.examples` (a line, as every identity value is).
+EXAMPLE_SEPARATOR = "|"
 #: What a knowledge base may set of its identity: the keys of a kb.toml and of its stored identity, and the names
 #: of `kb ingest`'s options (--help-phone).
 IDENTITY_KEYS = tuple(f.name for f in dataclasses.fields(Identity))
@@ -212,7 +221,9 @@ def own_identity(raw: object, where: str) -> dict[str, str]:
     checked: only the identity's keys, each a line of text; ValueError naming `where` otherwise."""
     if not isinstance(raw, dict):
         raise ValueError(f"{where}: the identity should be a table of {', '.join(IDENTITY_KEYS)}")
+    checked: dict[str, str] = {}
     for key, value in raw.items():
+        value = _joined(value) if key == "examples" else value
         if key not in IDENTITY_KEYS:
             raise ValueError(f"{where}: unknown key {key!r} (known: {', '.join(IDENTITY_KEYS)})")
         if not isinstance(value, str):
@@ -220,7 +231,15 @@ def own_identity(raw: object, where: str) -> dict[str, str]:
         if len(value) > MAX_IDENTITY_CHARS or not value.isprintable():
             raise ValueError(f"{where}: {key} should be one line of at most {MAX_IDENTITY_CHARS} characters, "
                              "without tabs or control characters")
-    return {key: value.strip() for key, value in raw.items()}
+        checked[key] = value.strip()
+    return checked
+
+
+def _joined(examples: object) -> object:
+    """A kb.toml's list of example questions as the one line they are stored as; anything else as it is."""
+    if isinstance(examples, list) and all(isinstance(q, str) and EXAMPLE_SEPARATOR not in q for q in examples):
+        return EXAMPLE_SEPARATOR.join(q.strip() for q in examples)
+    return examples
 
 
 @dataclass(frozen=True)

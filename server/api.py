@@ -150,11 +150,12 @@ def create_api_router() -> APIRouter:
 
     @router.get("/api/contacts", tags=["service"], dependencies=[Depends(rate_limited)])
     def contacts(kb: KbQuery = None, service: ServiceState = Depends(state)) -> dict:
-        """the knowledge base's township (the page's title) and where a person helps: its legal service station
-        (set at ingest, else KB_TOWNSHIP, KB_HELP_*); 12348"""
+        """the knowledge base's township (the page's title), where a person helps: its legal service station
+        (set at ingest, else KB_TOWNSHIP, KB_HELP_*); 12348; and the page's example questions (KB_EXAMPLES)"""
         identity = service.knowledge_base(kb).identity
         return {"township": identity.township, "name": station_name(identity), "phone": identity.help_phone,
-                "address": identity.help_address, "hours": identity.help_hours, "hotline": "12348"}
+                "address": identity.help_address, "hours": identity.help_hours, "hotline": "12348",
+                "examples": identity.example_questions}
 
     @router.get("/api/documents", tags=["documents"], dependencies=[Depends(rate_limited)])
     def documents(kb: KbQuery = None, service: ServiceState = Depends(state)) -> dict:

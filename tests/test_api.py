@@ -393,4 +393,8 @@ def test_contacts_say_where_a_person_helps(client: TestClient, corpus_kb: Knowle
     contacts = client.get("/api/contacts").json()
     station = corpus_kb.identity
     assert contacts == {"township": station.township, "name": "雁石坪镇公共法律服务站", "phone": station.help_phone,
-                        "address": station.help_address, "hours": station.help_hours, "hotline": "12348"}
+                        "address": station.help_address, "hours": station.help_hours, "hotline": "12348",
+                        "examples": ["信访事项多久办结？", "法律援助向哪里申请？", "镇里建了几条法治文化长廊？",
+                                     "行政复议的申请期限是多长？"]}
+    for example in contacts["examples"]:  # the page offers only questions its knowledge base answers
+        assert client.post("/api/ask", json={"question": example}).json()["answerable"], example

@@ -27,6 +27,8 @@ from kb.stores.index_dir import MANIFEST, load_index, read_manifest, stored_iden
 from server.web import mount_web
 
 QINGSHAN = {"township": "青山镇", "help_phone": "0891-5550000"}
+#: Questions the small corpus answers, for 青山镇's page.
+QINGSHAN_EXAMPLES = "集市摊位费每天多少钱？|路面塌陷多久设置警示标志？"
 OUT_OF_SCOPE = "今年世界杯冠军是谁？"
 
 
@@ -50,13 +52,22 @@ def test_a_kb_toml_beside_the_documents_says_the_identity(tmp_path: Path) -> Non
     assert identity_change([tmp_path]) == IdentityChange(None, {})  # no kb.toml in the folder itself: none
 
 
+def test_a_kb_toml_lists_the_pages_example_questions(tmp_path: Path) -> None:
+    write_toml(tmp_path, 'examples = [" 集市摊位费每天多少钱？", "摆摊要办什么手续？"]\n')
+    own = read_kb_toml(tmp_path / KB_TOML)
+    assert own == {"examples": "集市摊位费每天多少钱？|摆摊要办什么手续？"}
+    assert Identity().with_own(own).example_questions == ["集市摊位费每天多少钱？", "摆摊要办什么手续？"]
+    assert "镇里建了几条法治文化长廊？" in Identity().example_questions  # the deployment's (KB_EXAMPLES)
+
+
 @pytest.mark.parametrize("text, says", [
     ('township = "青山镇"\nmayor = "张三"\n', "unknown key 'mayor'"),
     ("help_phone = 5550000\n", "help_phone should be text in quotes, not int 5550000"),
     ('[identity]\ntownship = "青山镇"\n', "unknown key 'identity'"),
     ('township = "青山镇\n', "line 1"),
     ('township = "青山镇"\nhelp_address = """一楼\n二楼"""\n', "help_address should be one line"),
-], ids=["unknown key", "number", "table", "not TOML", "two lines"])
+    ('examples = ["问一", 2]\n', "examples should be text in quotes"),
+], ids=["unknown key", "number", "table", "not TOML", "two lines", "not a question"])
 def test_a_wrong_kb_toml_is_refused_in_one_line_naming_the_file(tmp_path: Path, text: str, says: str) -> None:
     path = write_toml(tmp_path, text)
     with pytest.raises(IdentityError) as error:
@@ -180,7 +191,8 @@ def townships(milvus_uri: str, tmp_path_factory: pytest.TempPathFactory, setting
     settings (the service's own knowledge base)."""
     root = tmp_path_factory.mktemp("identity-milvus")
     corpus = make_small_corpus(root)
-    ingest([corpus], in_milvus(settings, milvus_uri, "id-qingshan"), embedder=embedder, identity=QINGSHAN)
+    ingest([corpus], in_milvus(settings, milvus_uri, "id-qingshan"), embedder=embedder,
+           identity={**QINGSHAN, "examples": QINGSHAN_EXAMPLES})
     plain = in_milvus(settings, milvus_uri, "id-plain")
     ingest([corpus], plain, embedder=embedder)
     return plain
@@ -201,14 +213,14 @@ def test_each_township_of_a_milvus_deployment_speaks_for_itself(townships: Setti
     qingshan = in_milvus(settings, townships.milvus_uri, "id-qingshan")  # the same documents, one value more:
     ingest([make_small_corpus(tmp_path / "again")], qingshan, embedder=embedder, identity={"help_hours": "全天"})
     stored = KnowledgeBase.open(settings=qingshan, embedder=embedder)
-    assert stored.info()["identity_own"] == ["help_hours", "help_phone", "township"]
+    assert stored.info()["identity_own"] == ["examples", "help_hours", "help_phone", "township"]
     served = client.app.state.service.knowledge_base("id-qingshan")
     served.store.refresh()  # a replica sees it within a second; here at once
     assert client.get("/api/contacts", params={"kb": "id-qingshan"}).json()["hours"] == "全天"
 
 
 @pytest.mark.slow
-def test_each_townships_page_shows_its_own_name(townships: Settings, embedder: Embedder, tmp_path: Path) -> None:
+def test_each_townships_page_shows_its_own_name_and_questions(townships: Settings, embedder: Embedder, tmp_path: Path) -> None:
     chromium = Path("/usr/bin/chromium")
     if not chromium.exists():
         pytest.skip("Debian's chromium is not installed at /usr/bin/chromium")
@@ -220,9 +232,14 @@ def test_each_townships_page_shows_its_own_name(townships: Settings, embedder: E
                                              args=["--no-sandbox", "--disable-gpu"])
         try:
             page = browser.new_page()
-            for address, name in ((f"{base}/?kb=id-qingshan", "青山镇政务知识库"), (f"{base}/", "雁石坪镇政务知识库")):
+            for address, name, examples in ((f"{base}/?kb=id-qingshan", "青山镇政务知识库", QINGSHAN_EXAMPLES),
+                                            (f"{base}/", "雁石坪镇政务知识库", Identity().examples)):
                 page.goto(address)
                 sync_api.expect(page.locator("#site-name")).to_have_text(name)
                 sync_api.expect(page).to_have_title(name)
+                sync_api.expect(page.locator(".example")).to_have_text(examples.split("|"))  # its own questions
+            page.goto(f"{base}/?kb=id-qingshan")
+            page.locator(".example", has_text="集市摊位费").click()  # asked in its own knowledge base
+            sync_api.expect(page.locator("#log .bubble.answer:not(.pending)")).to_contain_text("十元")
         finally:
             browser.close()

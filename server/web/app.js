@@ -223,6 +223,7 @@ async function loadContacts() {
     const contacts = await api("/api/contacts");
     showTownship(contacts && contacts.township);
     fillHelpCard(contacts);
+    showExamples(contacts && contacts.examples);
   } catch (_) { /* unreachable: the card keeps 12348, the page its plain name */ }
 }
 
@@ -231,6 +232,21 @@ function showTownship(township) {
   siteName = `${township}政务知识库`;
   document.title = siteName;
   $("site-name").textContent = siteName;
+}
+
+/** The knowledge base's own example questions (KB_EXAMPLES, or set at ingest): another township's page never
+ * offers questions about ours. The page's own stay until the API has said them. */
+function showExamples(examples) {
+  if (!Array.isArray(examples)) return;
+  const group = document.querySelector(".examples");
+  group.replaceChildren(...examples.map((example) => {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "example";
+    button.textContent = example;
+    return button;
+  }));
+  group.hidden = !examples.length;
 }
 
 /** The 联系人工 card: 12348 as text (copyable at a desk, a 拨打 link on a phone) and the township's station. */
@@ -957,9 +973,10 @@ function init() {
       ask();
     }
   });
-  for (const button of document.querySelectorAll(".example")) {
-    button.addEventListener("click", () => useExample(button.textContent));
-  }
+  document.querySelector(".examples").addEventListener("click", (event) => {
+    const button = event.target.closest(".example");
+    if (button) useExample(button.textContent);
+  });
   input.addEventListener("input", () => { setAskCollapsed(false); countChars(); fitInput(); });
   for (const type of ["focusin", "pointerdown"]) $("ask-form").addEventListener(type, () => setAskCollapsed(false));
   lastScrollY = window.scrollY;
