@@ -420,7 +420,10 @@ def section_store_scale(scale: dict) -> list[str]:
         f"process (`python -m bench.store_scale`; Milvus: {scale['settings']['milvus']}, ingested in "
         f"{ingest['seconds']} s with the vectors cached).", "",
         table(["store", "R@10", "MRR@10", "R@100", "open s", "p50 ms", "p95 ms", "peak RSS MB"], rows), "",
-        f"Largest difference in quality: {scale['largest_difference']}.", ""]
+        f"Largest difference in quality: {scale['largest_difference']}."
+        + (f" The milvus-lite server's own memory (its process, not in the table): "
+           f"{scale['milvus']['server_memory']['peak_rss_mb']:,} MB at its peak." if "server_memory" in scale["milvus"]
+           else ""), ""]
 
 
 def section_ranking_candidates(cost: dict | None, cross: dict | None, tuning: dict | None) -> list[str]:

@@ -1,6 +1,6 @@
 """The two stores at STARD's scale (55,956 articles): quality, search latency and memory, local index vs Milvus.
 
-    python -m bench.store_scale [--milvus-uri URI] [--questions N]
+    python -m bench.store_scale [--milvus-uri URI] [--questions N]   # default: a milvus-lite server it starts
 
 The STARD index that `python -m bench.stard build --cap 0 --index var/bench/stard/index` wrote is the local store;
 the same laws are ingested into Milvus (a milvus-lite folder under var/bench by default) with the product's
@@ -16,8 +16,11 @@ import json
 import shutil
 import subprocess
 import sys
+from contextlib import ExitStack
 
 from bench.common import WORK, peak_rss_mb, percentiles, timed, write_result
+from bench.latency import memory_mb
+from bench.services import milvus_lite
 from bench.stard import STARD, evaluate, load_articles, load_queries, to_documents
 from kb.config import load_settings
 
@@ -71,7 +74,8 @@ def step(arguments: list[str], milvus_uri: str) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--milvus-uri", default=str(WORK / "store_scale" / "milvus.db"))
+    parser.add_argument("--milvus-uri", help="a running Milvus (default: a milvus-lite server started here, in its "
+                        "own process, as a county reaches a Milvus standalone; a folder: milvus-lite in-process)")
     parser.add_argument("--questions", type=int, default=0, help="STARD dev questions (default: all)")
     parser.add_argument("--measure", choices=["local", "milvus"], help=argparse.SUPPRESS)
     parser.add_argument("--ingest", action="store_true", help=argparse.SUPPRESS)
@@ -85,16 +89,20 @@ def main() -> int:
     if not STARD.is_dir() or not (LOCAL_INDEX / "manifest.json").is_file():
         print(f"skipped: needs {STARD} and {LOCAL_INDEX} (python -m bench.stard build --cap 0 --index {LOCAL_INDEX})")
         return 0
-    if "://" not in args.milvus_uri:
-        shutil.rmtree(WORK / "store_scale", ignore_errors=True)
-    # Each step in its own process: milvus-lite's folder is held by the process that opened it.
-    results = {"script": "python -m bench.store_scale",
-               "milvus_ingest": step(["--ingest"], args.milvus_uri),
-               "settings": {"milvus": "milvus-lite" if "://" not in args.milvus_uri else "server",
-                            "search": "product defaults, top 100"}}
-    for store in ("local", "milvus"):
-        results[store] = step(["--measure", store, "--questions", str(args.questions)], args.milvus_uri)
-        print(store, results[store], flush=True)
+    shutil.rmtree(WORK / "store_scale", ignore_errors=True)
+    with ExitStack() as stack:
+        server = None if args.milvus_uri else stack.enter_context(milvus_lite(WORK / "store_scale"))
+        uri = args.milvus_uri or server.uri  # type: ignore[union-attr]
+        kind = ("milvus-lite server (its own process)" if not args.milvus_uri else
+                "server" if "://" in args.milvus_uri else "milvus-lite in the process")
+        # Each step in its own process: milvus-lite's folder is held by the process that opened it.
+        results = {"script": "python -m bench.store_scale", "milvus_ingest": step(["--ingest"], uri),
+                   "settings": {"milvus": kind, "search": "product defaults, top 100"}}
+        for store in ("local", "milvus"):
+            results[store] = step(["--measure", store, "--questions", str(args.questions)], uri)
+            print(store, results[store], flush=True)
+        if server is not None and server.process is not None:  # the server's memory is not the client's
+            results["milvus"]["server_memory"] = memory_mb(server.process.pid)
     results["largest_difference"] = round(max(abs(results["milvus"][k] - results["local"][k])
                                                for k in ("R@10", "MRR@10", "R@100")), 4)
     write_result("store_scale", results)
