@@ -6,7 +6,10 @@ The question encoder is trained on training questions only, each with the passag
 every other passage of its pool (the passages' vectors are the indexes' own and stay as they are):
 * STARD's train split over the full STARD corpus (pool "stard", source "stard");
 * ../shared/eval/stard_local_train.jsonl over corpus/ (pool "local", source "stard_local") and
-  bench/data/train_local.jsonl, the team's 信访 and report questions (pool "local", source "team").
+  bench/data/train_local.jsonl, the team's 信访 and report questions (pool "local", source "team");
+* with --bank, the question bank's shipped questions (corpus/*.questions.jsonl, as the index's handles: pool
+  "local", source "bank"), always fitted; and the bank's held-out articles' questions (source "bank_heldout"),
+  never fitted and never chosen on — measured beside the real questions (bench/train_encoder.py chooses on those).
 Never the measurement sets (dev.jsonl, stard_local_dev.jsonl, STARD dev).
 
 Questions are tokenised here exactly as the product embeds them (prompt, legal-term expansion, 512 tokens). The
@@ -27,6 +30,7 @@ import numpy as np
 
 from bench.common import SHARED, WORK
 from bench.crossfit import half
+from bench.question_bank import held_out_bank
 from bench.stard import load_queries
 from bench.train_ranker import LOCAL_SETS, local_items
 from kb.config import load_settings
@@ -35,6 +39,7 @@ from kb.embedding.model.q4file import BLOCK, DTYPE_Q4_0, read_q4_raw
 from kb.evaluate import load_questions
 from kb.knowledge_base import KnowledgeBase
 from kb.search.expand import expand_query
+from kb.stores.handles import PassageKey, passage_key
 
 PACK = WORK / "encoder_pack"
 VALIDATION_SHARE = 0.2
@@ -47,7 +52,19 @@ def validation(question: str) -> bool:
     return int.from_bytes(digest[:4], "little") / 2**32 < VALIDATION_SHARE
 
 
-def training_questions(stard: KnowledgeBase, local: KnowledgeBase) -> list[dict]:
+def bank_questions(local: KnowledgeBase) -> list[dict]:
+    """The handles of the local index (the bank's shipped questions) with the rows of their passages."""
+    handles = local.store.handles
+    if handles is None:
+        raise SystemExit("--bank: the local index has no questions (ingest corpus/ with its sidecars)")
+    rows: dict[PassageKey, list[int]] = {}
+    for r, chunk in enumerate(local.store.chunks):
+        rows.setdefault(passage_key(chunk), []).append(r)
+    return [{"text": h.question, "pool": "local", "source": "bank", "gold": rows[h.key]}
+            for h in handles.handles if h.key in rows]
+
+
+def training_questions(stard: KnowledgeBase, local: KnowledgeBase, bank: bool = False) -> list[dict]:
     """Every training question with its pool, source and answering rows."""
     questions: list[dict] = []
     row_of = {c.chunk_id: i for i, c in enumerate(stard.store.chunks)}
@@ -63,8 +80,17 @@ def training_questions(stard: KnowledgeBase, local: KnowledgeBase) -> list[dict]
             gold = [r for r, chunk in enumerate(local.store.chunks) if answers(chunk)]
             if gold:
                 questions.append({"text": text, "pool": "local", "source": source, "gold": gold})
+    real = {q["text"] for q in questions}
+    if bank:
+        questions += [q for q in bank_questions(local) if q["text"] not in real]
     for q in questions:
-        q["validation"] = validation(q["text"])
+        q["validation"] = q["source"] != "bank" and validation(q["text"])
+    if bank:
+        for text, answers in local_items(local, held_out_bank()):
+            gold = [r for r, chunk in enumerate(local.store.chunks) if answers(chunk)]
+            if gold:
+                questions.append({"text": text, "pool": "local", "source": "bank_heldout", "gold": gold,
+                                  "validation": True})
         # Cross-fitting for bench.train_ranker: which half of its questions this one is (-1: not one of them).
         q["ranker_half"] = half(q["text"]) if q["text"] in ranker_questions else -1
     return questions
@@ -95,6 +121,7 @@ def main() -> int:
     parser.add_argument("--stard-index", default=str(WORK / "stard" / "index"))
     parser.add_argument("--index", default=str(WORK / "indexes" / "default-torch"), help="index of corpus/")
     parser.add_argument("--out", default=str(PACK))
+    parser.add_argument("--bank", action="store_true", help="add the question bank's shipped questions (fitted only)")
     args = parser.parse_args()
     if not (SHARED / "bench" / "stard").is_dir() or not all(p.is_file() for p in LOCAL_SETS):
         print("skipped: ../shared (STARD, stard_local_train) missing")
@@ -109,7 +136,7 @@ def main() -> int:
     stard = KnowledgeBase.open(settings=load_settings(index_dir=Path(args.stard_index), embedding_backend="torch"),
                                embedder=local.embedder)
     pools = {"stard": stard, "local": local}
-    questions = training_questions(stard, local)
+    questions = training_questions(stard, local, args.bank)
 
     model_dir = settings.model_dir
     tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
@@ -131,7 +158,8 @@ def main() -> int:
             "pools": {name: len(kb.store.chunks) for name, kb in pools.items()},
             "base_fingerprint": local.embedder.fingerprint, "built_by": "python -m bench.encoder_pack"}
     (out / "meta.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
-    counts = {s: sum(q["source"] == s for q in questions) for s in ("stard", "stard_local", "team")}
+    counts = {s: sum(q["source"] == s for q in questions)
+              for s in ("stard", "stard_local", "team", "bank", "bank_heldout")}
     size = sum(p.stat().st_size for p in out.iterdir()) / 2**20
     print(f"pack in {out}: {len(questions)} questions {counts}, vocabulary {len(used)}, {size:.1f} MiB")
     return 0

@@ -18,7 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from bench.common import SHARED, write_result
-from bench.train_handles import held_out_bank
+from bench.question_bank import held_out_bank
 from bench.train_ranker import experiment_parser, parse_experiment
 from kb.config import load_settings
 from kb.evaluate import GoldQuestion, first_match_rank, load_questions

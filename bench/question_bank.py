@@ -30,6 +30,7 @@ from ingest.chunk import chunk_document
 from ingest.parse import parse_document
 from ingest.questions import SIDECAR_SUFFIX, AttachedQuestion, SidecarError, attach, parse_question, read_sidecar
 from kb.config import PROJECT_ROOT
+from kb.evaluate import GoldQuestion
 from kb.schema import Chunk
 
 CORPUS = PROJECT_ROOT / "corpus"
@@ -48,6 +49,17 @@ ASKED_CIVIL_CODE_RANGES = ((205, 462), (463, 988), (1040, 1118), (1119, 1163), (
 _NAME_RE = re.compile(r"[\u4e00-\u9fff]{0,4}(?:合同|委员会|人民法院|人民检察院|人民政府|公安机关|协会|联合会|法律援助机构"
                       r"|信访工作机构)|[\u4e00-\u9fff]{2,12}(?:法|条例)")
 _KEEP_RE = re.compile(r"[^\u4e00-\u9fff0-9A-Za-z]")
+
+
+def held_out_bank() -> list[GoldQuestion]:
+    """The bank's held-out articles' questions, as gold questions (document stem → title match)."""
+    if not HELDOUT_FILE.is_file():
+        return []
+    rows = [json.loads(line) for line in HELDOUT_FILE.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [GoldQuestion(id=f"bank{i}", q=r["q"], tag="bank_heldout", answerable=True, doc=r["doc"],
+                         articles=tuple(r.get("articles", ())),
+                         contains=(r["contains"],) if r.get("contains") else ())
+            for i, r in enumerate(rows)]
 
 
 @dataclass

@@ -44,7 +44,13 @@ ALPHA = 32
 BATCH_QUESTIONS = 64
 #: The team's 信访 and report questions are a tenth of the others but as important: each is seen this often per epoch.
 TEAM_REPEAT = 3
+#: Bank questions per epoch (a pack built with --bank), as a share of the real ones: each epoch draws its own
+#: sample, so real questions are not drowned (bench/experiments/bank_tuning.py measured shares).
+BANK_SHARE = 1.0
 LR_GRID = (3e-4, 1e-3)
+#: Sources of real questions, over which the validation mean is taken (the choice is made on them alone; the
+#: bank's held-out articles are measured beside them, never chosen on).
+REAL_SOURCES = ("stard", "stard_local", "team")
 MAX_EPOCHS = 5
 
 
@@ -131,7 +137,8 @@ def encode(model: torch.nn.Module, sequences: list[np.ndarray], grad: bool = Fal
 
 
 def metrics(model: torch.nn.Module, pack: Pack, questions: list[dict]) -> dict:
-    """Dense retrieval over each whole pool: Hit@1, R@10 and MRR@10 per source, and their mean over sources."""
+    """Dense retrieval over each whole pool: Hit@1, R@10 and MRR@10 per source, and their mean over the sources of
+    real questions."""
     vectors = encode(model, [pack.sequences[q["index"]] for q in questions])
     by_source: dict[str, list[tuple[float, float, float]]] = {}
     for q, vector in zip(questions, vectors):
@@ -143,22 +150,28 @@ def metrics(model: torch.nn.Module, pack: Pack, questions: list[dict]) -> dict:
     out = {s: {"n": len(v), "hit@1": round(float(np.mean([x[0] for x in v])), 4),
                "R@10": round(float(np.mean([x[1] for x in v])), 4),
                "mrr@10": round(float(np.mean([x[2] for x in v])), 4)} for s, v in sorted(by_source.items())}
-    out["mean"] = {k: round(float(np.mean([m[k] for m in out.values()])), 4) for k in ("hit@1", "R@10", "mrr@10")}
+    real = [m for s, m in out.items() if s in REAL_SOURCES]
+    out["mean"] = {k: round(float(np.mean([m[k] for m in real])), 4) for k in ("hit@1", "R@10", "mrr@10")}
     return out
 
 
-def train(pack: Pack, questions: list[dict], lr: float, epochs: int,
-          evaluate_on: list[dict] | None = None) -> tuple[list[tuple[str, LoraLinear]], list[dict]]:
-    """Fit LoRA matrices on `questions`; with `evaluate_on`, the validation figures after every epoch."""
+def train(pack: Pack, questions: list[dict], lr: float, epochs: int, evaluate_on: list[dict] | None = None,
+          bank_share: float | None = BANK_SHARE) -> tuple[list[tuple[str, LoraLinear]], list[dict]]:
+    """Fit LoRA matrices on `questions`; with `evaluate_on`, the validation figures after every epoch. Bank
+    questions are sampled each epoch, `bank_share` of the real questions' number (None: all of them, every epoch)."""
     torch.manual_seed(SEED)
     rng = random.Random(SEED)
     model = pack.base_model()
     lora = add_lora(model)
     optimiser = torch.optim.AdamW([p for _, m in lora for p in (m.lora_a, m.lora_b)], lr=lr, weight_decay=0.0)
-    schedule = [q for q in questions for _ in range(TEAM_REPEAT if q["source"] == "team" else 1)]
-    history = []
+    sampled = [q for q in questions if q["source"] == "bank"] if bank_share is not None else []  # None: all, always
+    every_epoch = [q for q in questions if q["source"] != "bank" or bank_share is None
+                   for _ in range(TEAM_REPEAT if q["source"] == "team" else 1)]
+    schedule, history = list(every_epoch), []
     for epoch in range(1, epochs + 1):
         model.train()
+        if sampled and bank_share is not None:  # the bank is ten times the real questions: a fresh sample each epoch
+            schedule = every_epoch + rng.sample(sampled, min(len(sampled), round(bank_share * len(every_epoch))))
         rng.shuffle(schedule)
         for start in range(0, len(schedule), BATCH_QUESTIONS):
             batch = schedule[start:start + BATCH_QUESTIONS]

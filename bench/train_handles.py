@@ -32,7 +32,7 @@ import numpy as np
 
 from bench.common import write_result
 from bench.crossfit import half
-from bench.question_bank import HELDOUT_FILE
+from bench.question_bank import held_out_bank
 from bench.train_ranker import (
     L2_GRID,
     LOCAL_SETS,
@@ -49,7 +49,7 @@ from bench.train_ranker import (
     standardise,
 )
 from kb.config import RetrievalParams, load_settings
-from kb.evaluate import GoldQuestion, load_questions
+from kb.evaluate import load_questions
 from kb.knowledge_base import KnowledgeBase
 from kb.search.handle_stage import HANDLE_FEATURES, handle_features
 from kb.search.rank import RANKERS_DIR, LinearRanker
@@ -115,17 +115,6 @@ def shipped_examples(observed: list[Observed], shipped: LinearRanker) -> list[Ex
         ranked = shipped.score(o.ranker_features)
         out.append(Example(o.source, handle_features(ranked, *o.handles), o.gold, ranked))
     return out
-
-
-def held_out_bank() -> list[GoldQuestion]:
-    """The bank's held-out articles' questions, as gold questions (document stem → title match)."""
-    if not HELDOUT_FILE.is_file():
-        return []
-    rows = [json.loads(line) for line in HELDOUT_FILE.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return [GoldQuestion(id=f"bank{i}", q=r["q"], tag="bank_heldout", answerable=True, doc=r["doc"],
-                         articles=tuple(r.get("articles", ())),
-                         contains=(r["contains"],) if r.get("contains") else ())
-            for i, r in enumerate(rows)]
 
 
 def main() -> int:
