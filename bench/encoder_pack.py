@@ -83,14 +83,13 @@ def training_questions(stard: KnowledgeBase, local: KnowledgeBase, bank: bool = 
     real = {q["text"] for q in questions}
     if bank:
         questions += [q for q in bank_questions(local) if q["text"] not in real]
-    for q in questions:
-        q["validation"] = q["source"] != "bank" and validation(q["text"])
     if bank:
         for text, answers in local_items(local, held_out_bank()):
             gold = [r for r, chunk in enumerate(local.store.chunks) if answers(chunk)]
             if gold:
-                questions.append({"text": text, "pool": "local", "source": "bank_heldout", "gold": gold,
-                                  "validation": True})
+                questions.append({"text": text, "pool": "local", "source": "bank_heldout", "gold": gold})
+    for q in questions:
+        q["validation"] = q["source"] == "bank_heldout" or (q["source"] != "bank" and validation(q["text"]))
         # Cross-fitting for bench.train_ranker: which half of its questions this one is (-1: not one of them).
         q["ranker_half"] = half(q["text"]) if q["text"] in ranker_questions else -1
     return questions

@@ -210,6 +210,9 @@ def main() -> int:
                         help="where the cross-fitted halves go (bench.train_ranker reads them)")
     parser.add_argument("--write", action="store_true", help="ship the refitted tuning in kb/embedding/model/tuned/")
     parser.add_argument("--smoke", action="store_true", help="a few local questions, one epoch: checks the plumbing")
+    parser.add_argument("--fit", nargs=2, metavar=("LR", "EPOCHS"),
+                        help="skip the grid and fit with these (chosen elsewhere, e.g. by bench.experiments."
+                             "bank_tuning); writes no result file")
     args = parser.parse_args()
     if not (Path(args.pack) / "meta.json").is_file():
         print(f"skipped: no training pack in {args.pack} (python -m bench.encoder_pack writes it)")
@@ -225,26 +228,32 @@ def main() -> int:
         questions, lr_grid, max_epochs = [q for q in questions if q["pool"] == "local"][::20], LR_GRID[:1], 1
     fitting = [q for q in questions if not q["validation"]]
     held = [q for q in questions if q["validation"]]
-    grid = {"base": metrics(pack.base_model(), pack, held)}
-    print("base", grid["base"]["mean"], flush=True)
-    for lr in lr_grid:
-        for row in train(pack, fitting, lr, max_epochs, evaluate_on=held)[1]:
-            grid[f"lr{lr}_epochs{row['epoch']}"] = row
-    best = max((k for k in grid if k != "base"), key=lambda k: (grid[k]["mean"]["mrr@10"], grid[k]["mean"]["R@10"]))
-    lr, epochs = grid[best]["lr"], grid[best]["epoch"]
+    grid: dict = {}
+    if args.fit:
+        lr, epochs = float(args.fit[0]), int(args.fit[1])
+    else:
+        grid["base"] = metrics(pack.base_model(), pack, held)
+        print("base", grid["base"]["mean"], flush=True)
+        for lr in lr_grid:
+            for row in train(pack, fitting, lr, max_epochs, evaluate_on=held)[1]:
+                grid[f"lr{lr}_epochs{row['epoch']}"] = row
+        best = max((k for k in grid if k != "base"),
+                   key=lambda k: (grid[k]["mean"]["mrr@10"], grid[k]["mean"]["R@10"]))
+        lr, epochs = grid[best]["lr"], grid[best]["epoch"]
     print(f"chosen: lr {lr}, {epochs} epochs", flush=True)
     settings = {"tau": TAU, "tuned_layers": TUNED_LAYERS, "rank": RANK, "alpha": ALPHA,
                 "batch_questions": BATCH_QUESTIONS, "team_repeat": TEAM_REPEAT, "seed": SEED, "lr": lr,
                 "epochs": epochs, "base_fingerprint": pack.meta["base_fingerprint"]}
     for variant in ("half0", "half1", "full"):
-        kept = questions if variant == "full" else [q for q in questions if q["ranker_half"] != int(variant[-1])]
+        kept = [q for q in questions if q["source"] != "bank_heldout"  # measured, never fitted
+                and (variant == "full" or q["ranker_half"] != int(variant[-1]))]
         lora = train(pack, kept, lr, epochs)[0]
         meta = {**settings, "variant": variant, "questions": len(kept), "built_by": "python -m bench.train_encoder"}
         save_file(lora_tensors(lora), str(out / f"{variant}.safetensors"), metadata={"kb": json.dumps(meta)})
     figures = {"questions": len(questions), "fit": len(fitting), "validation": len(held), "settings": settings,
                "grid_on_validation_dense_only": grid, "seconds": round(time.perf_counter() - started, 1),
                "script": "python -m bench.encoder_pack && python -m bench.train_encoder --write"}
-    if not args.smoke:
+    if not args.smoke and not args.fit:
         write_result("encoder_training", figures)
     if args.write and not args.smoke:
         QUERY_LORA.parent.mkdir(parents=True, exist_ok=True)
