@@ -196,14 +196,11 @@ def ingest(paths: Sequence[Path], settings: Settings, embedder: Embedder | None 
         from ingest.milvus_sync import sync_to_milvus  # pymilvus is only imported by those who use it
 
         report.reused = sync_to_milvus(documents, chunks, settings, embedder or Embedder(settings), progress,
-                                       change)
-        if handles:
-            log.warning("Milvus does not hold questions attached to passages yet: %d questions not indexed",
-                        len(handles))
+                                       change, handles)
     else:
         report.reused = build_index(documents, chunks, settings, embedder, progress, handles,
                                     change.applied_to(stored_identity(settings.index_dir)))
-        report.questions = len(handles)
+    report.questions = len(handles)
     report.documents, report.chunks = len(documents), len(chunks)
     report.seconds = time.perf_counter() - started
     return report

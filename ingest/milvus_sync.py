@@ -2,10 +2,12 @@
 
 Only what changed is written: a document whose content hash is the one stored is left alone, a new or changed
 one is written as a new version and published (kb/stores/milvus.py says how readers never see half of it), a
-document no longer among the files is unpublished. Vectors come from the vector cache where it has them. Old
-versions, and what an interrupted ingest left, are deleted at the end, after readers have had time to move to
-the new ones. One ingest per knowledge base at a time: two writing the same document at once may leave it
-without passages, so each ingest first claims its knowledge base (MilvusWriter.acquire_writer) and another waits.
+document no longer among the files is unpublished. A document's attached questions (its sidecar) go with it; when
+only they changed, or were never stored (written before Milvus held them), they alone are written and published.
+Vectors come from the vector cache where it has them. Old versions, and what an interrupted ingest left, are
+deleted at the end, after readers have had time to move to the new ones. One ingest per knowledge base at a time:
+two writing the same document at once may leave it without passages, so each ingest first claims its knowledge
+base (MilvusWriter.acquire_writer) and another waits.
 
 BM25 built in steps is BM25 built in one go. A passage's BM25 weight depends on the knowledge base's average
 passage length (the length norm), which every added, changed or removed document moves. Each ingest therefore
@@ -27,7 +29,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from tqdm import tqdm
@@ -35,13 +37,15 @@ from tqdm import tqdm
 from ingest.chunk import indexing_text
 from ingest.embed import embed_with_reuse, open_vector_cache
 from ingest.identity import IdentityChange
+from ingest.vector_cache import VectorCache
 from kb.config import Settings
 from kb.embedding.embedder import Embedder
 from kb.errors import IndexMismatchError
 from kb.schema import Chunk, Document
+from kb.stores.handles import Handle
 from kb.stores.index_dir import check_model
 from kb.stores.milvus import REFRESH_SECONDS, same_layout
-from kb.stores.milvus_writer import LiveDocument, MilvusWriter, version_stamp
+from kb.stores.milvus_writer import LiveDocument, MilvusWriter, questions_digest, version_stamp
 from kb.text.lexical import average_length
 from kb.text.tokenize import tokenize
 
@@ -49,9 +53,10 @@ log = logging.getLogger(__name__)
 
 
 def sync_to_milvus(documents: list[Document], chunks: list[Chunk], settings: Settings, embedder: Embedder,
-                   progress: bool = False, identity: IdentityChange | None = None) -> int:
-    """Write what changed, the identity too (kept in the base row; without `identity`, as it was); returns how
-    many passages kept a vector (unchanged documents, and the vector cache's)."""
+                   progress: bool = False, identity: IdentityChange | None = None,
+                   handles: Sequence[Handle] = ()) -> int:
+    """Write what changed, the attached questions (`handles`) and the identity too (kept in the base row; without
+    `identity`, as it was); returns how many passages kept a vector (unchanged documents, and the vector cache's)."""
     started = version_stamp()
     store = MilvusWriter.connect(settings)
     writer = None
@@ -61,6 +66,9 @@ def sync_to_milvus(documents: list[Document], chunks: list[Chunk], settings: Set
         by_doc: dict[str, list[Chunk]] = {}
         for chunk in chunks:
             by_doc.setdefault(chunk.doc_id, []).append(chunk)
+        questions: dict[str, list[Handle]] = {d.doc_id: [] for d in documents}
+        for handle in handles:
+            questions[handle.doc_id].append(handle)
         base = store.read_base()
         live = store.live_documents() if base is not None else {}
         # first ingest, another model, or rows written another way (format, chunker, trait patterns)
@@ -80,30 +88,35 @@ def sync_to_milvus(documents: list[Document], chunks: list[Chunk], settings: Set
         stale = [d for d in documents if d.doc_id not in fresh and live[d.doc_id].norm != norm]
         reweighted = 0
         for document in stale:  # the average passage length moved: the others' BM25 weights follow it
-            if store.reweight_document(document.doc_id, live[document.doc_id], by_doc[document.doc_id],
-                                       words(document), norm):
+            reweighted_row = store.reweight_document(document.doc_id, live[document.doc_id], by_doc[document.doc_id],
+                                                     words(document), norm)
+            if reweighted_row is not None:
+                live[document.doc_id] = reweighted_row
                 reweighted += 1
             else:
                 log.warning("Milvus %s: the stored passages of %s are not its chunks: writing it again",
                             settings.kb_name, document.source)
                 changed.append(document)
             store.renew_writer(writer)
-        texts = {d.doc_id: [indexing_text(d, c) for c in by_doc[d.doc_id]] for d in changed}
-        reused = _write(store, changed, by_doc, texts, words, norm, settings, embedder, progress,
-                        lambda: store.renew_writer(writer))
+        written = {d.doc_id for d in changed}
+        requestioned = [d for d in documents if d.doc_id not in written
+                        and _recorded_digest(live[d.doc_id]) != questions_digest(questions[d.doc_id])]
+        reused = _write(store, changed, requestioned, live, by_doc, questions, words, norm, settings, embedder,
+                        progress, lambda: store.renew_writer(writer))
         for doc_id in removed:
             store.remove_document(doc_id)
         if (base.get("avg_length"), base.get("identity", {})) != (norm, own):
             store.write_base({**base, "avg_length": norm, "identity": own})
-        if changed or removed:
+        if changed or removed or requestioned:
             time.sleep(2 * REFRESH_SECONDS)  # readers move to the new versions before the old ones go
-        published = {doc_id: document.version for doc_id, document in store.live_documents().items()}
+        published = store.live_documents()
         store.drop_unpublished(sorted(set(published) | set(removed) | {d.doc_id for d in documents}), published,
                                before=started)
         store.flush()
-        log.info("Milvus %s: %d documents written, %d reweighted, %d removed, %d unchanged", settings.kb_name,
-                 len(changed), reweighted, len(removed), len(documents) - len(changed) - reweighted)
-        return reused + sum(len(by_doc[d.doc_id]) for d in documents if d.doc_id not in texts)
+        log.info("Milvus %s: %d documents written, %d reweighted, %d removed, %d unchanged; attached questions "
+                 "of %d others written", settings.kb_name, len(changed), reweighted, len(removed),
+                 len(documents) - len(changed) - reweighted, len(requestioned))
+        return reused + sum(len(by_doc[d.doc_id]) for d in documents if d.doc_id not in written)
     finally:
         if writer is not None:
             store.release_writer(writer)
@@ -142,6 +155,17 @@ def _length_norm(documents: list[Document], by_doc: dict[str, list[Chunk]], unch
     return average_length([total / count]) if count else average_length([])
 
 
+def _recorded_digest(document: LiveDocument) -> str | None:
+    """The digest of the attached questions its row records (None: written before Milvus held them)."""
+    recorded = document.questions
+    return recorded.digest if recorded is not None else None
+
+
+def _question_vectors(questions: list[Handle], embedder: Embedder, cache: VectorCache | None) -> np.ndarray:
+    """Attached questions embedded as a local build embeds them (ingest/build.py), the vector cache first."""
+    return embed_with_reuse([h.question for h in questions], embedder, {}, cache, as_questions=True)[0]
+
+
 def _same_model(base: dict, embedder: Embedder) -> bool:
     try:
         check_model(base, embedder.model_id, embedder.fingerprint, embedder.dimension)
@@ -150,21 +174,31 @@ def _same_model(base: dict, embedder: Embedder) -> bool:
         return False
 
 
-def _write(store: MilvusWriter, changed: list[Document], by_doc: dict[str, list[Chunk]],
-           texts: dict[str, list[str]], words: _Words, norm: float, settings: Settings,
-           embedder: Embedder, progress: bool, still_writing: Callable[[], None]) -> int:
-    """Embed (cache first) and publish each changed document, one at a time, so each is whole when it goes live."""
+def _write(store: MilvusWriter, changed: list[Document], requestioned: list[Document],
+           live: dict[str, LiveDocument], by_doc: dict[str, list[Chunk]], questions: dict[str, list[Handle]],
+           words: _Words, norm: float, settings: Settings, embedder: Embedder, progress: bool,
+           still_writing: Callable[[], None]) -> int:
+    """Embed (cache first) and publish each changed document with its attached questions, then the attached
+    questions of the `requestioned` ones (their text as stored), one document at a time, so each is whole when
+    it goes live. Returns how many passages reused a vector."""
     cache = open_vector_cache(settings, embedder)
     reused = 0
     try:
         with tqdm(total=sum(len(by_doc[d.doc_id]) for d in changed), desc="写入 Milvus", unit="chunk",
                   disable=not progress) as bar:
             for document in changed:
-                vectors, hits = embed_with_reuse(texts[document.doc_id], embedder, {}, cache)
+                texts = [indexing_text(document, c) for c in by_doc[document.doc_id]]
+                vectors, hits = embed_with_reuse(texts, embedder, {}, cache)
                 reused += hits
+                attached = questions[document.doc_id]
                 store.publish_document(document, by_doc[document.doc_id], np.asarray(vectors), words(document),
-                                       norm, bar.update)
+                                       norm, attached, _question_vectors(attached, embedder, cache), bar.update)
                 still_writing()  # renew the claim: a long ingest keeps it
+        for document in requestioned:
+            attached = questions[document.doc_id]
+            store.publish_questions(document.doc_id, live[document.doc_id], attached,
+                                    _question_vectors(attached, embedder, cache))
+            still_writing()
     finally:
         if cache is not None:
             cache.close()

@@ -1,6 +1,7 @@
 """The Milvus store (KB_STORE=milvus), over milvus-lite's own server in another process: the same hits and answers
-as the local index, filters, article lookup and documents, knowledge bases kept apart, documents added and
-removed, an ingest killed midway, and two `kb serve` processes sharing one knowledge base."""
+as the local index (the questions attached to passages included), filters, article lookup and documents, knowledge
+bases kept apart, documents and their attached questions added, changed and removed, an ingest killed midway, and
+two `kb serve` processes sharing one knowledge base."""
 
 from __future__ import annotations
 
@@ -13,11 +14,13 @@ import time
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 from conftest import CORPUS_DIR, DEV_SET, ROAD_LAW, free_port, make_small_corpus
 from test_api import assert_error, make_client
 
 from ingest.build import ingest
+from ingest.questions import sidecar_path
 from kb.config import Settings
 from kb.embedding.embedder import Embedder
 from kb.errors import IndexProblem
@@ -46,67 +49,68 @@ def questions() -> list[str]:
 
 @pytest.fixture(scope="module")
 def milvus_kb(milvus_uri: str, settings: Settings, embedder: Embedder, corpus_kb: KnowledgeBase) -> KnowledgeBase:
-    """corpus/ in Milvus, knowledge base `default`. The local corpus index was built first with the same vector
-    cache, so nothing is embedded twice."""
+    """corpus/ in Milvus, knowledge base `default`, its attached questions too. The local corpus index was built
+    first with the same vector cache, so nothing is embedded twice."""
     report = ingest([CORPUS_DIR], in_milvus(settings, milvus_uri, "default"), embedder=embedder)
-    assert (report.documents, report.chunks, report.reused) == (len(corpus_kb.documents), corpus_kb.passage_count(),
-                                                                 corpus_kb.passage_count())
+    assert corpus_kb.store.handles is not None
+    assert (report.documents, report.chunks, report.reused, report.questions) == (
+        len(corpus_kb.documents), corpus_kb.passage_count(), corpus_kb.passage_count(), len(corpus_kb.store.handles))
     return KnowledgeBase.open(settings=in_milvus(settings, milvus_uri, "default"), embedder=embedder)
-
-
-@pytest.fixture(scope="module")
-def local_kb(corpus_kb: KnowledgeBase) -> KnowledgeBase:
-    """The local index searched as Milvus searches it: without the questions attached to passages, which a
-    Milvus store does not hold yet (kb/stores/handles.py)."""
-    kb = corpus_kb.with_params(corpus_kb.params)
-    kb.retriever.handle_ranker = None
-    return kb
 
 
 def hit_keys(hits) -> list[tuple]:
     return [(h.doc_id, h.article_no, h.chunk_id, h.citation, h.text, h.start, h.end) for h in hits]
 
 
-def test_milvus_finds_what_the_local_index_finds(milvus_kb: KnowledgeBase, local_kb: KnowledgeBase) -> None:
+def same_handles(milvus: KnowledgeBase, local: KnowledgeBase) -> None:
+    """Both stores hold the same attached questions, in the same order, with the same vectors."""
+    ours, theirs = milvus.store.handles, local.store.handles
+    assert ours is not None and theirs is not None
+    assert ours.handles == theirs.handles and np.array_equal(ours.vectors, theirs.vectors)
+
+
+def test_milvus_finds_what_the_local_index_finds(milvus_kb: KnowledgeBase, corpus_kb: KnowledgeBase) -> None:
+    """With the handle stage: the attached questions come from Milvus as they come from the local index."""
+    same_handles(milvus_kb, corpus_kb)
+    assert milvus_kb.retriever.weighs_handles(milvus_kb.params)
     for question in questions():
-        local, remote = local_kb.search(question, top_k=5), milvus_kb.search(question, top_k=5)
+        local, remote = corpus_kb.search(question, top_k=5), milvus_kb.search(question, top_k=5)
         assert hit_keys(remote) == hit_keys(local), question
         assert [h.score for h in remote] == pytest.approx([h.score for h in local], rel=1e-3), question
 
 
-def test_milvus_answers_as_the_local_index_does(milvus_kb: KnowledgeBase, local_kb: KnowledgeBase) -> None:
+def test_milvus_answers_as_the_local_index_does(milvus_kb: KnowledgeBase, corpus_kb: KnowledgeBase) -> None:
     for question in QUESTIONS:
-        local, remote = local_kb.ask(question), milvus_kb.ask(question)
+        local, remote = corpus_kb.ask(question), milvus_kb.ask(question)
         assert (remote.answer, remote.answerable, remote.related) == (local.answer, local.answerable, local.related)
         assert remote.confidence == pytest.approx(local.confidence, abs=1e-3)
     follow_up = milvus_kb.ask("那要是不满意呢？", history=["信访事项多久办结？"])
-    assert follow_up.answer == local_kb.ask("那要是不满意呢？", history=["信访事项多久办结？"]).answer
+    assert follow_up.answer == corpus_kb.ask("那要是不满意呢？", history=["信访事项多久办结？"]).answer
 
 
-def test_filters_behave_the_same(milvus_kb: KnowledgeBase, local_kb: KnowledgeBase) -> None:
-    petition = next(d for d in local_kb.documents.values() if d.title == "信访工作条例")
+def test_filters_behave_the_same(milvus_kb: KnowledgeBase, corpus_kb: KnowledgeBase) -> None:
+    petition = next(d for d in corpus_kb.documents.values() if d.title == "信访工作条例")
     for filters in ({"doc_kind": "report"}, {"title_contains": "信访"}, {"doc_id": petition.doc_id},
                     {"doc_kind": "other"}, {"date_from": "2020", "doc_kind": "law"}):
-        local = local_kb.search("办理期限是多久", top_k=8, filters=filters)
+        local = corpus_kb.search("办理期限是多久", top_k=8, filters=filters)
         assert hit_keys(milvus_kb.search("办理期限是多久", top_k=8, filters=filters)) == hit_keys(local), filters
     reports = milvus_kb.search("普法", top_k=10, filters={"doc_kind": "report"})
     assert reports and all(h.doc_kind == "report" for h in reports)
 
 
-def test_articles_documents_and_info_read_the_same(milvus_kb: KnowledgeBase, local_kb: KnowledgeBase) -> None:
-    petition = next(d for d in local_kb.documents.values() if d.title == "信访工作条例")
+def test_articles_documents_and_info_read_the_same(milvus_kb: KnowledgeBase, corpus_kb: KnowledgeBase) -> None:
+    petition = next(d for d in corpus_kb.documents.values() if d.title == "信访工作条例")
     assert milvus_kb.search("信访工作条例第三十四条", top_k=1)[0].article_no == 34
-    assert milvus_kb.article(petition.doc_id, 34) == local_kb.article(petition.doc_id, 34)
-    split = next(c for c in local_kb.store.chunks if c.part > 1)  # a long 条 cut in parts: one hit for all of it
-    assert milvus_kb.article(split.doc_id, split.article_no) == local_kb.article(split.doc_id, split.article_no)
-    assert milvus_kb.document(petition.doc_id) == local_kb.document(petition.doc_id)
-    assert milvus_kb.document_chunks(petition.doc_id) == local_kb.document_chunks(petition.doc_id)
-    local_info, remote_info = local_kb.info(), milvus_kb.info()
-    def without_questions(documents: list[dict]) -> list[dict]:
-        return [{k: v for k, v in d.items() if k != "questions"} for d in documents]
-
-    assert without_questions(remote_info["documents"]) == without_questions(local_info["documents"])
-    assert remote_info["chunks"] == local_info["chunks"] and remote_info["questions"] == 0
+    assert milvus_kb.article(petition.doc_id, 34) == corpus_kb.article(petition.doc_id, 34)
+    split = next(c for c in corpus_kb.store.chunks if c.part > 1)  # a long 条 cut in parts: one hit for all of it
+    assert milvus_kb.article(split.doc_id, split.article_no) == corpus_kb.article(split.doc_id, split.article_no)
+    assert milvus_kb.document(petition.doc_id) == corpus_kb.document(petition.doc_id)
+    assert milvus_kb.document_chunks(petition.doc_id) == corpus_kb.document_chunks(petition.doc_id)
+    local_info, remote_info = corpus_kb.info(), milvus_kb.info()
+    assert remote_info["documents"] == local_info["documents"]
+    assert remote_info["chunks"] == local_info["chunks"]
+    assert remote_info["questions"] == local_info["questions"] > 0
+    assert milvus_kb.attached_questions(petition.doc_id) == corpus_kb.attached_questions(petition.doc_id)
     assert (remote_info["store"], remote_info["kb_name"]) == ("milvus", "default")
     with pytest.raises(Exception, match="没有这个文档"):
         milvus_kb.document("no-such-document")
@@ -150,10 +154,11 @@ def test_one_service_answers_for_every_township(milvus_uri: str, milvus_kb: Know
     assert_error(local.get("/api/search", params={"q": question, "kb": "town-f"}), 400, "unknown_kb")
 
 
-def passage_versions(uri: str, name: str, doc_id: str, settings: Settings) -> set[str]:
+def passage_versions(uri: str, name: str, doc_id: str, settings: Settings, of: str = "passages") -> set[str]:
+    """The versions a document's rows carry in Milvus: its passages', or (`of="handles"`) its attached questions'."""
     store = MilvusStore.connect(in_milvus(settings, uri, name))
     try:
-        rows = store.client.query(store.passages_collection, filter=f"kb == {literal(name)} and doc_id == "
+        rows = store.client.query(getattr(store, f"{of}_collection"), filter=f"kb == {literal(name)} and doc_id == "
                                   f"{literal(doc_id)}", output_fields=["version"], limit=10000)
         return {r["version"] for r in rows}
     finally:
@@ -184,6 +189,105 @@ def test_adding_and_removing_a_document_touches_only_that_document(milvus_uri: s
     assert road not in kb.documents and set(kb.documents) == set(after) - {road}
     assert all(h.doc_id != road for h in kb.search("路面塌陷多久设置警示标志", top_k=10))
     assert passage_versions(milvus_uri, "town-c", road, settings) == set()
+
+
+ROAD = "乡村道路养护条例"
+SNOW = "昨晚下了一尺厚的雪，村里大路堵死了，乡里几天内要派人来铲？"
+FIREWOOD = "通组路上天天有人堆柴火挡道，谁来管？"
+
+
+def write_sidecar(document: Path, *rows: dict) -> None:
+    sidecar_path(document).write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows),
+                                      encoding="utf-8")
+
+
+def questions_of(kb: KnowledgeBase, doc_id: str) -> list[tuple]:
+    handles = kb.store.handles
+    return [(h.question, h.target, h.form) for h in handles.handles if h.doc_id == doc_id] if handles else []
+
+
+def pooled_first(kb: KnowledgeBase, question: str) -> tuple:
+    """The passage of the handle nearest the question, as the handle stage finds it in the store."""
+    assert kb.store.handles is not None
+    return kb.store.handles.match(kb.embedder.encode_question(question)[0], question).pooled[0]
+
+
+def test_attached_questions_live_and_die_with_their_documents(milvus_uri: str, tmp_path: Path, settings: Settings,
+                                                              embedder: Embedder) -> None:
+    town = in_milvus(settings, milvus_uri, "town-h")
+    corpus = make_small_corpus(tmp_path)
+    write_sidecar(corpus / f"{ROAD}.md", {"q": SNOW, "articles": [4], "form": "story"},
+                  {"q": "我们村那条通组路上天天有人晒苞谷，能管吗", "articles": [5]})
+    write_sidecar(corpus / "集市摊位管理办法.md", {"q": "我腿脚不方便，在集上摆摊也要交钱吗", "articles": [3]})
+    write_sidecar(corpus / "某镇2023年工作报告.txt", {"q": "镇上去年建了几个垃圾点", "contains": "新建垃圾收集点"})
+    assert ingest([corpus], town, embedder=embedder).questions == 4
+    kb = KnowledgeBase.open(settings=town, embedder=embedder)
+    local = settings.with_(index_dir=tmp_path / "index")
+    ingest([corpus], local, embedder=embedder)
+    same_handles(kb, KnowledgeBase.open(settings=local, embedder=embedder))
+    by_title = {doc.title: d for d, doc in kb.documents.items()}
+    road, market = by_title[ROAD], by_title["集市摊位管理办法"]
+    report = next(d for d, doc in kb.documents.items() if doc.kind == "report")
+    assert [type(target) for _, target, _ in questions_of(kb, report)] == [str]  # a chunk of text without articles
+
+    # Found end to end: the attached question, asked as written, brings its article first.
+    assert pooled_first(kb, SNOW) == (road, 4)
+    assert kb.search(SNOW, top_k=1)[0].citation == f"《{ROAD}》第四条"
+
+    # Only the sidecar changed: its questions are replaced, the passages left as they were.
+    versions = dict(kb.store.snapshot().versions)
+    old = passage_versions(milvus_uri, "town-h", road, settings, "handles")
+    write_sidecar(corpus / f"{ROAD}.md", {"q": FIREWOOD, "articles": [5], "form": "short"})
+    assert ingest([corpus], town, embedder=embedder).questions == 3
+    assert kb.store.snapshot(force=True).versions == versions
+    assert questions_of(kb, road) == [(FIREWOOD, 5, "short")]
+    assert pooled_first(kb, FIREWOOD) == (road, 5)
+    stored = passage_versions(milvus_uri, "town-h", road, settings, "handles")
+    assert len(stored) == 1 and stored != old  # the old questions' rows are deleted
+
+    # The document changed too: a new version, its questions with it.
+    (corpus / f"{ROAD}.md").write_text(ROAD_LAW.replace("二十四小时", "十二小时"), encoding="utf-8")
+    write_sidecar(corpus / f"{ROAD}.md", {"q": SNOW, "articles": [4]})
+    ingest([corpus], town, embedder=embedder)
+    version = kb.store.snapshot(force=True).versions[road]
+    assert version != versions[road] and questions_of(kb, road) == [(SNOW, 4, "")]
+    assert passage_versions(milvus_uri, "town-h", road, settings, "handles") == {version}
+    assert pooled_first(kb, SNOW) == (road, 4)
+
+    # A deleted document's questions go with it.
+    (corpus / "集市摊位管理办法.md").unlink()
+    sidecar_path(corpus / "集市摊位管理办法.md").unlink()
+    ingest([corpus], town, embedder=embedder)
+    kb.store.snapshot(force=True)
+    assert market not in kb.documents and questions_of(kb, market) == []
+    assert passage_versions(milvus_uri, "town-h", market, settings, "handles") == set()
+    assert kb.info()["questions"] == 2
+
+
+def test_a_knowledge_base_written_before_milvus_held_questions_gets_them_at_the_next_ingest(
+        milvus_uri: str, tmp_path: Path, settings: Settings, embedder: Embedder) -> None:
+    town = in_milvus(settings, milvus_uri, "town-i")
+    corpus = make_small_corpus(tmp_path)
+    write_sidecar(corpus / f"{ROAD}.md", {"q": SNOW, "articles": [4]})
+    ingest([corpus], town, embedder=embedder)
+    writer = MilvusWriter.connect(town)
+    try:  # the document rows as an older version wrote them: no attached questions recorded
+        for doc_id, live in writer.live_documents().items():
+            body = {k: v for k, v in live.body.items() if k != "questions"}
+            writer.client.upsert(writer.records_collection, [writer._record(
+                "document", writer._key("document", doc_id), json.dumps(body, ensure_ascii=False), doc_id,
+                live.version)])
+        writer.touch()
+    finally:
+        writer.close()
+    kb = KnowledgeBase.open(settings=town, embedder=embedder)
+    versions = dict(kb.store.snapshot().versions)
+    assert kb.store.handles is None and kb.search(SNOW, top_k=1)  # read as none, and searched without them
+
+    ingest([corpus], town, embedder=embedder)
+    assert kb.store.snapshot(force=True).versions == versions  # only the questions were written
+    road = next(d for d, doc in kb.documents.items() if doc.title == ROAD)
+    assert questions_of(kb, road) == [(SNOW, 4, "")] and pooled_first(kb, SNOW) == (road, 4)
 
 
 HANG_AFTER_FIRST_BATCH = """

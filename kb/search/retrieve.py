@@ -118,10 +118,11 @@ class Retriever:
         cited_articles = self.cited_articles(analysis)
         both = self.reranks(params) and self.embedder.tuned  # the second stage weighs both cosines
         handles, handled = None, []
-        if self.weighs_handles(params) and store.handles is not None:
+        attached = store.handles if self.weighs_handles(params) else None  # read once: Milvus may swap them
+        if attached is not None:
             admitted = None if filters == Filters() else {d for d, doc in store.documents.items()
                                                           if filters.admits(doc)}
-            handles = store.handles.match(plain, query, admitted)
+            handles = attached.match(plain, query, admitted)
             handled = [(doc_id, target) for doc_id, target in handles.pooled if isinstance(target, int)]
         # A named law is searched in full; the cited article and the articles of the nearest handles take part.
         pool = store.gather([tuned, plain] if both else [tuned], lexical_query, CANDIDATES, filters,

@@ -153,8 +153,10 @@ class PassageStore(Protocol):
         """What built the passages: {"embedding": {model_id, fingerprint, dimension}, "built_at", "chunker_version"}."""
         ...
 
-    #: Questions attached to passages (kb.stores.handles), or None when the documents have none.
-    handles: QuestionHandles | None
+    @property
+    def handles(self) -> QuestionHandles | None:
+        """Questions attached to passages (kb.stores.handles), or None when the documents have none."""
+        ...
 
     def passage_count(self) -> int: ...
 

@@ -1,6 +1,6 @@
 """The Milvus store (KB_STORE=milvus): many knowledge bases in one Milvus server or cluster, or in milvus-lite.
 
-Two collections, created on first ingest; `kb` (the knowledge base's name, KB_NAME) is their partition key, so a
+Three collections, created on first ingest; `kb` (the knowledge base's name, KB_NAME) is their partition key, so a
 county runs one cluster for all its townships and every read names its own knowledge base:
 
     <prefix>_passages  one row per passage: its chunk fields, the span of its whole 条, what it contains (traits),
@@ -9,6 +9,9 @@ county runs one cluster for all its townships and every read names its own knowl
                        as kb.config.Identity says, generation); per live document a "document" row naming the
                        version its passages carry; and each document version's full text and term statistics,
                        in pieces (Milvus bounds VARCHAR fields)
+    <prefix>_handles   one row per question attached to a passage (kb.stores.handles): its words, its passage (an
+                       article number, or a chunk_id for text without articles), its form and its vector; read
+                       whole into memory, where the handle stage searches them as it does a local index's
 
 Lexical search is BM25 as sparse vectors made by our own tokenizer (kb.text.tokenize), so both stores score words
 alike and the learned ranker sees the same features: a passage holds each term's saturated frequency
@@ -20,8 +23,10 @@ says how), so a knowledge base built in several ingests scores as one built in o
 Consistency: a document is written as a new version (passages, text, statistics), then published by one upsert
 of its "document" row; readers keep only passages of the published version, so they see the old document or the
 new one, never half. Old versions are deleted afterwards; what a killed ingest left is never published, and the
-next ingest deletes it. Readers notice changes by the base row's generation, checked at most once a second, so
-API replicas share one knowledge base without restarts.
+next ingest deletes it. A document's attached questions carry its version, or a version of their own when only its
+sidecar changed since (the document row names it, QuestionSet), and are published and deleted the same way.
+Readers notice changes by the base row's generation, checked at most once a second, so API replicas share one
+knowledge base without restarts.
 
 Availability: every read goes through MilvusStore._read. A restarted Milvus holds the collections released until
 someone loads them, so on that error the reader loads them again and tries once more; a Milvus that cannot be
@@ -49,7 +54,7 @@ from kb.config import Settings
 from kb.errors import IndexMismatchError, IndexMissingError, IndexProblem, StoreUnavailableError, UnknownDocumentError
 from kb.schema import CHUNKER_VERSION, Chunk, DatedEvent, Document, Hit
 from kb.stores.base import Filters, Pool, hit_for
-from kb.stores.handles import QuestionHandles
+from kb.stores.handles import Handle, QuestionHandles
 from kb.text.law_names import LawNames
 from kb.text.lexical import bm25_idf, coverage_idf
 from kb.text.traits import TRAITS, TRAITS_VERSION
@@ -62,6 +67,8 @@ StoreT = TypeVar("StoreT", bound="MilvusStore")
 FORMAT_VERSION = 1
 #: What the base row records about how passages were written: rows are stored with their traits as a bitmask
 #: (kb/text/traits.py), so a knowledge base written under other trait patterns must be rewritten, not read.
+#: Attached questions came later without a new format, as they change no passage: a document row that records none
+#: (QuestionSet.of is None) was written before, is read as having none, and the next ingest adds them.
 LAYOUT = {"format_version": FORMAT_VERSION, "chunker_version": CHUNKER_VERSION, "traits_version": TRAITS_VERSION}
 PREFIX = "zhengwu_kb"
 #: HNSW search breadth; at least the number of candidates asked for.
@@ -78,6 +85,7 @@ TEXT_CACHE = 32
 QUERY_PAGE = 4096
 _PASSAGE_FIELDS = ["doc_id", "version", "chunk_id", "seq", "section", "article", "article_no", "part", "start",
                    "stop", "span_start", "span_end", "text", "traits"]
+_HANDLE_FIELDS = ["doc_id", "version", "seq", "question", "article_no", "chunk_id", "form", "vector"]
 
 
 def same_layout(base: dict) -> bool:
@@ -106,6 +114,26 @@ class Passage(Chunk):
         return Chunk(**{f.name: getattr(self, f.name) for f in fields(Chunk)})
 
 
+@dataclass(frozen=True)
+class QuestionSet:
+    """A document's attached questions as its "document" row records them: the version their rows carry, how many
+    there are, and a digest of them by which an ingest tells that its sidecar changed."""
+
+    version: str
+    count: int
+    digest: str
+
+    @classmethod
+    def of(cls, body: dict) -> QuestionSet | None:
+        """None: the row was written before Milvus held attached questions."""
+        recorded = body.get("questions")
+        return cls(**recorded) if recorded is not None else None
+
+
+#: A document version's attached questions, in sidecar order, and their vectors.
+Questions = tuple[list[Handle], np.ndarray]
+
+
 @dataclass
 class DocumentStats:
     """What a document adds to its knowledge base's BM25 statistics."""
@@ -128,6 +156,8 @@ class _Snapshot:
     passages: int = 0
     law_names: LawNames = field(default_factory=lambda: LawNames([]))
     order: dict[str, int] = field(default_factory=dict)
+    questions: dict[tuple[str, str], Questions] = field(default_factory=dict)  # (doc_id, version), document order
+    handles: QuestionHandles | None = None
 
 
 class MilvusStore:
@@ -140,8 +170,8 @@ class MilvusStore:
         self.address = address
         self.passages_collection = f"{PREFIX}_passages"
         self.records_collection = f"{PREFIX}_records"
+        self.handles_collection = f"{PREFIX}_handles"
         self._snapshot = _Snapshot()
-        self.handles: QuestionHandles | None = None  # attached questions are searched in local indexes only, so far
         self._checked = -float("inf")
         self._lock = threading.Lock()
         self._load_lock = threading.Lock()
@@ -189,9 +219,9 @@ class MilvusStore:
         return store
 
     def _load_collections(self) -> None:
-        """Load both collections (idempotent): a restarted Milvus holds them released, and refuses to read them."""
+        """Load the collections (idempotent): a restarted Milvus holds them released, and refuses to read them."""
         with self._load_lock:  # one reader reloads; the others wait for it rather than ask again
-            for collection in (self.passages_collection, self.records_collection):
+            for collection in (self.passages_collection, self.records_collection, self.handles_collection):
                 if self.client.has_collection(collection):
                     self.client.load_collection(collection)
 
@@ -285,10 +315,18 @@ class MilvusStore:
         bodies = sorted(((r["doc_id"], r["version"], json.loads(r["body"])) for r in rows),
                         key=lambda r: r[2]["source"])
         documents, versions, counts = {}, {}, {}
+        question_sets: dict[str, QuestionSet] = {}
         for doc_id, version, body in bodies:
             documents[doc_id] = Document(doc_id, body["title"], body["kind"], body["source"], body["content_hash"], "",
                                          [DatedEvent(**e) for e in body["dates"]], body["doc_date"])
             versions[doc_id], counts[doc_id] = version, body["passages"]
+            if (recorded := QuestionSet.of(body)) is not None:
+                question_sets[doc_id] = recorded
+        if len(question_sets) < len(documents):
+            log.warning("knowledge base %r in Milvus: %d documents were written before Milvus held attached questions "
+                        "and are searched without theirs: `kb ingest --kb %s` adds them", self.kb_name,
+                        len(documents) - len(question_sets), self.kb_name)
+        questions = self._read_questions(question_sets, previous)
         stats = {key: previous.stats[key] for key in versions.items() if key in previous.stats}
         missing = [key for key in versions.items() if key not in stats]
         pieces = self._pieces_of("terms", missing)
@@ -301,8 +339,27 @@ class MilvusStore:
             freqs = np.concatenate([s.doc_freqs for s in stats.values()])
             unique, inverse = np.unique(ids, return_inverse=True)
             doc_freq = dict(zip(unique.tolist(), np.bincount(inverse, weights=freqs).astype(np.int64).tolist()))
+        handles = previous.handles if list(questions) == list(previous.questions) else _question_handles(questions)
         return _Snapshot(base["generation"], base, documents, versions, counts, stats, doc_freq, sum(counts.values()),
-                         LawNames(list(documents.values())), {d: i for i, d in enumerate(documents)})
+                         LawNames(list(documents.values())), {d: i for i, d in enumerate(documents)}, questions,
+                         handles)
+
+    def _read_questions(self, recorded: dict[str, QuestionSet], previous: _Snapshot) -> dict[tuple[str, str],
+                                                                                                  Questions]:
+        """The published attached questions of these documents, in their order; those read before are kept."""
+        wanted = {(doc_id, s.version): s.count for doc_id, s in recorded.items() if s.count}
+        missing = {key: count for key, count in wanted.items() if key not in previous.questions}
+        rows: dict[tuple[str, str], list[dict]] = {}
+        if missing:
+            versions = ", ".join(literal(v) for v in sorted({v for _, v in missing}))
+            for row in self._query_all(self.handles_collection, f"version in [{versions}]", _HANDLE_FIELDS):
+                if (row["doc_id"], row["version"]) in missing:
+                    rows.setdefault((row["doc_id"], row["version"]), []).append(row)
+        lost = sorted(key for key, count in missing.items() if len(rows.get(key, ())) != count)
+        if lost:
+            raise IndexMissingError(f"Milvus holds not all attached questions of document version(s) {lost}")
+        read = {key: _questions(sorted(found, key=lambda r: r["seq"])) for key, found in rows.items()}
+        return {key: previous.questions[key] if key in previous.questions else read[key] for key in wanted}
 
     def _pieces_of(self, kind: str, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
         """The stored text or statistics of these (doc_id, version)s, in one query when there are many."""
@@ -354,6 +411,10 @@ class MilvusStore:
     @property
     def documents(self) -> dict[str, Document]:
         return self.snapshot().documents
+
+    @property
+    def handles(self) -> QuestionHandles | None:
+        return self.snapshot().handles
 
     @property
     def law_names(self) -> LawNames:
@@ -507,6 +568,21 @@ class MilvusStore:
 
     def _key(self, *parts: object) -> str:
         return "/".join([self.kb_name, *map(str, parts)])
+
+
+def _questions(rows: list[dict]) -> Questions:
+    """Handle rows, in order, as handles and their vectors."""
+    handles = [Handle(r["question"], r["doc_id"], r["chunk_id"] or int(r["article_no"]), r["form"]) for r in rows]
+    return handles, np.array([r["vector"] for r in rows], dtype=np.float32)
+
+
+def _question_handles(questions: dict[tuple[str, str], Questions]) -> QuestionHandles | None:
+    """The documents' questions as the handle stage searches them (their BM25 built here), or None when none."""
+    if not questions:
+        return None
+    return QuestionHandles.build([h for handles, _ in questions.values() for h in handles],
+                                 np.concatenate([vectors for _, vectors in questions.values()]))
+
 
 def _passage(row: dict) -> Passage:
     article_no = int(row["article_no"])

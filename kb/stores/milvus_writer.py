@@ -1,10 +1,11 @@
 """Writing a knowledge base into Milvus (kb.stores.milvus says what is stored and how readers use it).
 
 The collections are created on first use. A document is written as a new version (passages in batches, then its
-text and term statistics) and published by one upsert of its "document" row; the base row's new generation then
-tells readers to look. What is not published (old versions, what a killed ingest wrote) is deleted by
-drop_unpublished. Ingests of one knowledge base take turns through a claim kept in Milvus (acquire_writer).
-Used by ingest/milvus_sync.py.
+attached questions, text and term statistics) and published by one upsert of its "document" row; the base row's
+new generation then tells readers to look. When only its attached questions changed (its sidecar), they alone are
+written, under a version of their own, and published the same way (publish_questions). What is not published
+(old versions, what a killed ingest wrote) is deleted by drop_unpublished. Ingests of one knowledge base take
+turns through a claim kept in Milvus (acquire_writer). Used by ingest/milvus_sync.py.
 
 BM25's length norm (the average passage length) is the knowledge base's own, as a one-go build computes it from
 all its passages: each document row records the norm its passages' sparse vectors were weighted with ("norm")
@@ -14,6 +15,7 @@ the sparse vectors of every other document in place (ingest/milvus_sync.py says 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -22,17 +24,18 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 from kb.errors import IndexMismatchError, IndexProblem
 from kb.schema import Chunk, Document
-from kb.stores.milvus import _PASSAGE_FIELDS, LAYOUT, MilvusStore, literal, term_id
+from kb.stores.handles import Handle
+from kb.stores.milvus import _PASSAGE_FIELDS, LAYOUT, MilvusStore, QuestionSet, literal, term_id
 from kb.text.lexical import saturated_tf
 from kb.text.traits import TRAITS, chunk_traits
 
-#: Passages per insert.
+#: Passages (or attached questions) per insert.
 WRITE_BATCH = 256
 HNSW_BUILD = {"M": 16, "efConstruction": 200}
 #: Characters per stored piece of a document's text or statistics (VARCHAR holds at most 65,535 bytes).
@@ -57,6 +60,13 @@ def version_stamp() -> str:
 
 def _pieces(text: str) -> list[str]:
     return [text[i:i + PIECE_CHARS] for i in range(0, len(text), PIECE_CHARS)] or [""]
+
+
+def questions_digest(questions: Sequence[Handle]) -> str:
+    """What a document's attached questions are (words, passages, forms, order), in short: an ingest compares it
+    with the one its row records to tell whether they changed."""
+    rows = [[h.question, h.target, h.form] for h in questions]
+    return hashlib.blake2b(json.dumps(rows, ensure_ascii=False).encode("utf-8"), digest_size=16).hexdigest()
 
 
 def sparse_vector(counts: Mapping[str, int], norm: float) -> dict[int, float]:
@@ -90,6 +100,11 @@ class LiveDocument:
         """The length norm its passages' sparse vectors were weighted with (None: not recorded)."""
         return self.body.get("norm")
 
+    @property
+    def questions(self) -> QuestionSet | None:
+        """Its attached questions (None: written before Milvus held them)."""
+        return QuestionSet.of(self.body)
+
 
 class MilvusWriter(MilvusStore):
     """A connection that writes one knowledge base (and can read it like any store)."""
@@ -100,8 +115,8 @@ class MilvusWriter(MilvusStore):
         self._claim_lock = threading.Lock()
 
     def create_collections(self, dimension: int) -> None:
-        """The two collections, when this deployment has none yet (created loaded; connect loads existing ones);
-        refuses another vector dimension."""
+        """The collections this deployment lacks (created loaded; connect loads existing ones); refuses another
+        vector dimension than its passages'."""
         from pymilvus import DataType
 
         client = self.client
@@ -138,6 +153,19 @@ class MilvusWriter(MilvusStore):
             index = client.prepare_index_params()
             index.add_index("unused", index_type="FLAT", metric_type="L2")
             client.create_collection(self.records_collection, schema=schema, index_params=index)
+        if not client.has_collection(self.handles_collection):
+            schema = client.create_schema(auto_id=False)
+            schema.add_field("key", DataType.VARCHAR, max_length=512, is_primary=True)
+            schema.add_field("kb", DataType.VARCHAR, max_length=64, is_partition_key=True)
+            for name, length in (("doc_id", 64), ("version", 64), ("question", 4096), ("chunk_id", 128),
+                                 ("form", 32)):
+                schema.add_field(name, DataType.VARCHAR, max_length=length)
+            for name in ("seq", "article_no"):
+                schema.add_field(name, DataType.INT64)
+            schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dimension)
+            index = client.prepare_index_params()  # read whole, never searched in Milvus: the plainest index
+            index.add_index("vector", index_type="FLAT", metric_type="IP")
+            client.create_collection(self.handles_collection, schema=schema, index_params=index)
 
     def _record(self, kind: str, key: str, body: str, doc_id: str = "", version: str = "", piece: int = 0) -> dict:
         return {"key": key, "kb": self.kb_name, "kind": kind, "doc_id": doc_id, "version": version, "piece": piece,
@@ -266,10 +294,10 @@ class MilvusWriter(MilvusStore):
         return {r["doc_id"]: LiveDocument(r["version"], json.loads(r["body"])) for r in rows}
 
     def publish_document(self, document: Document, chunks: Sequence[Chunk], vectors: np.ndarray,
-                         term_counts: Sequence[Mapping[str, int]], norm: float,
-                         progress: Callable[[int], None] = lambda n: None) -> str:
-        """Write a new version of `document`, its passages' BM25 weighted with the length norm `norm`, then make
-        it the live one. Returns the version."""
+                         term_counts: Sequence[Mapping[str, int]], norm: float, questions: Sequence[Handle],
+                         question_vectors: np.ndarray, progress: Callable[[int], None] = lambda n: None) -> str:
+        """Write a new version of `document`, its passages' BM25 weighted with the length norm `norm`, and its
+        attached questions, then make it the live one. Returns the version."""
         version = f"{version_stamp()}-{document.content_hash[:12]}"
         spans: dict[int, tuple[int, int]] = {}
         for c in chunks:
@@ -292,6 +320,7 @@ class MilvusWriter(MilvusStore):
         for start in range(0, len(rows), WRITE_BATCH):
             self.client.insert(self.passages_collection, rows[start:start + WRITE_BATCH])
             progress(len(rows[start:start + WRITE_BATCH]))
+        attached = self._write_questions(document.doc_id, version, questions, question_vectors)
         doc_freq: dict[int, int] = {}
         for counts in term_counts:
             for term in counts:
@@ -307,13 +336,38 @@ class MilvusWriter(MilvusStore):
         body = {"title": document.title, "kind": document.kind, "source": document.source,
                 "content_hash": document.content_hash, "doc_date": document.doc_date,
                 "dates": [e.__dict__ for e in document.dates], "passages": len(chunks),
-                "length": sum(sum(counts.values()) for counts in term_counts), "norm": norm}
-        # The publishing step: one row, written at once; readers switch to this version when they see it.
-        self.client.upsert(self.records_collection, [self._record(
-            "document", self._key("document", document.doc_id), json.dumps(body, ensure_ascii=False),
-            document.doc_id, version)])
+                "length": sum(sum(counts.values()) for counts in term_counts), "norm": norm, "questions": attached}
+        self._publish(document.doc_id, version, body)
         self.touch()
         return version
+
+    def publish_questions(self, doc_id: str, live: LiveDocument, questions: Sequence[Handle],
+                          vectors: np.ndarray) -> LiveDocument:
+        """Give a published document other attached questions (its sidecar changed, its text did not): they are
+        written under a version of their own and published by its row, its passages left as they are."""
+        version = f"{version_stamp()}-{questions_digest(questions)[:12]}"
+        published = self._publish(doc_id, live.version, {
+            **live.body, "questions": self._write_questions(doc_id, version, questions, vectors)})
+        self.touch()
+        return published
+
+    def _write_questions(self, doc_id: str, version: str, questions: Sequence[Handle], vectors: np.ndarray) -> dict:
+        """Write a document's attached questions under `version`, in order; returns what its row records of them."""
+        rows = [{"key": self._key(doc_id, version, seq), "kb": self.kb_name, "doc_id": doc_id, "version": version,
+                 "seq": seq, "question": handle.question, "form": handle.form,
+                 "article_no": handle.target if isinstance(handle.target, int) else -1,
+                 "chunk_id": handle.target if isinstance(handle.target, str) else "",
+                 "vector": np.asarray(vector, dtype=np.float32).tolist()}
+                for seq, (handle, vector) in enumerate(zip(questions, vectors, strict=True))]
+        for start in range(0, len(rows), WRITE_BATCH):
+            self.client.insert(self.handles_collection, rows[start:start + WRITE_BATCH])
+        return asdict(QuestionSet(version, len(rows), questions_digest(questions)))
+
+    def _publish(self, doc_id: str, version: str, body: dict) -> LiveDocument:
+        """The publishing step: the document's row, one upsert; readers switch to what it names when they see it."""
+        self.client.upsert(self.records_collection, [self._record(
+            "document", self._key("document", doc_id), json.dumps(body, ensure_ascii=False), doc_id, version)])
+        return LiveDocument(version, body)
 
     def remove_document(self, doc_id: str) -> None:
         """Unpublish: readers stop seeing it at their next refresh; drop_unpublished deletes its rows."""
@@ -321,48 +375,49 @@ class MilvusWriter(MilvusStore):
         self.touch()
 
     def reweight_document(self, doc_id: str, live: LiveDocument, chunks: Sequence[Chunk],
-                          term_counts: Sequence[Mapping[str, int]], norm: float) -> bool:
+                          term_counts: Sequence[Mapping[str, int]], norm: float) -> LiveDocument | None:
         """Give the published version of a document the BM25 weights of another length norm: its passages are
         read back and upserted in place with new sparse vectors (same keys, same version, vectors untouched),
-        then its document row records the norm. False, and nothing written, when the stored passages are not
-        these chunks (then the document must be written anew)."""
+        then its document row records the norm; returns it as it is now. None, and nothing written, when the
+        stored passages are not these chunks (then the document must be written anew)."""
         rows = self._query_all(self.passages_collection, f"doc_id == {literal(doc_id)} and version == "
                                f"{literal(live.version)}", [*_PASSAGE_FIELDS, "kb", "dense"],
                                consistency_level="Strong")
         counts = {c.seq: (c.chunk_id, n) for c, n in zip(chunks, term_counts)}
         if len(rows) != len(chunks) or any(counts.get(int(r["seq"]), ("",))[0] != r["chunk_id"] for r in rows):
-            return False
+            return None
         for row in rows:
             row["dense"] = np.asarray(row["dense"], dtype=np.float32).tolist()
             row["sparse"] = sparse_vector(counts[int(row["seq"])][1], norm)
         for start in range(0, len(rows), WRITE_BATCH):
             self.client.upsert(self.passages_collection, rows[start:start + WRITE_BATCH])
-        body = {**live.body, "length": sum(sum(n.values()) for n in term_counts), "norm": norm}
-        self.client.upsert(self.records_collection, [self._record(
-            "document", self._key("document", doc_id), json.dumps(body, ensure_ascii=False), doc_id, live.version)])
-        return True
+        return self._publish(doc_id, live.version,
+                             {**live.body, "length": sum(sum(n.values()) for n in term_counts), "norm": norm})
 
-    def drop_unpublished(self, doc_ids: Sequence[str], live: dict[str, str], before: str) -> None:
-        """Delete the passages, texts and statistics of these documents that were written before `before` (a
-        version_stamp) and are not their live version: old versions, and whatever an interrupted ingest wrote.
-        A version another ingest is writing now is newer, and left alone. The rows are found page by page and
-        deleted by key, so none is left however many there are."""
+    def drop_unpublished(self, doc_ids: Sequence[str], live: Mapping[str, LiveDocument], before: str) -> None:
+        """Delete the passages, attached questions, texts and statistics of these documents that were written
+        before `before` (a version_stamp) and are not their live version (the attached questions': the version
+        the row records for them): old versions, and whatever an interrupted ingest wrote. A version another
+        ingest is writing now is newer, and left alone. The rows are found page by page and deleted by key, so
+        none is left however many there are."""
         for start in range(0, len(doc_ids), 100):
             batch = doc_ids[start:start + 100]
             condition = f"doc_id in [{', '.join(map(literal, batch))}] and version < {literal(before)}"
-            keep = [live[d] for d in batch if d in live]
-            if keep:
-                condition += f" and version not in [{', '.join(map(literal, keep))}]"
-            for collection, only in ((self.passages_collection, ""), (self.records_collection,
-                                                                      ' and kind != "document"')):
-                keys = [r["key"] for r in self._query_all(collection, condition + only, ["key"],
+            published = [live[d] for d in batch if d in live]
+            versions = [d.version for d in published]
+            question_versions = [q.version for d in published if (q := d.questions) is not None]
+            for collection, keep, only in ((self.passages_collection, versions, ""),
+                                           (self.handles_collection, question_versions, ""),
+                                           (self.records_collection, versions, ' and kind != "document"')):
+                unkept = f" and version not in [{', '.join(map(literal, keep))}]" if keep else ""
+                keys = [r["key"] for r in self._query_all(collection, condition + unkept + only, ["key"],
                                                           consistency_level="Strong")]
                 for first in range(0, len(keys), DELETE_BATCH):
                     self.client.delete(collection, ids=keys[first:first + DELETE_BATCH])
 
     def flush(self) -> None:
         """Seal what was written, so searches read indexed segments rather than scanning growing ones."""
-        for collection in (self.passages_collection, self.records_collection):
+        for collection in (self.passages_collection, self.records_collection, self.handles_collection):
             self.client.flush(collection)
 
 
