@@ -244,6 +244,8 @@ def main() -> int:
     settings = {"tau": TAU, "tuned_layers": TUNED_LAYERS, "rank": RANK, "alpha": ALPHA,
                 "batch_questions": BATCH_QUESTIONS, "team_repeat": TEAM_REPEAT, "seed": SEED, "lr": lr,
                 "epochs": epochs, "base_fingerprint": pack.meta["base_fingerprint"]}
+    if any(q["source"] == "bank" for q in questions):
+        settings["bank_share"] = BANK_SHARE
     for variant in ("half0", "half1", "full"):
         kept = [q for q in questions if q["source"] != "bank_heldout"  # measured, never fitted
                 and (variant == "full" or q["ranker_half"] != int(variant[-1]))]
