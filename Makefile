@@ -4,8 +4,10 @@
 # `make screenshots` refreshes docs/screenshots/*.png from the browser test (tests never write them otherwise).
 # `make bench [STAGES="latency report"]` runs the benchmarks and writes docs/benchmarks.md.
 # `make train` relearns the shipped artefacts from training data only (needs ../shared and the indexes that
-# `make bench STAGES="ingest quality"` builds): the question tuning, then the ranker on cross-fitted features,
-# then the weights of the question handles (bench/train_handles.py), then the answer model (kb/answers/answer_models/; it prints AnswerParams' constants too). About an hour on two cores.
+# `make bench STAGES="ingest quality"` builds): the question tuning (with the question bank), then the ranker on
+# cross-fitted features, then the weights of the question handles (bench/train_handles.py), then the answer model
+# (kb/answers/answer_models/; it prints AnswerParams' constants too), then the conversation models (follow-up
+# ranker and gate). About an hour on two cores.
 VENV ?= .venv
 PYTHON ?= python3
 HOST ?= 127.0.0.1
@@ -43,8 +45,12 @@ bench: $(STAMP)
 	$(BIN)/python -m bench $(STAGES)
 
 train: $(STAMP)
-	$(BIN)/python -m bench.encoder_pack
-	$(BIN)/python -m bench.train_encoder --write
+	$(BIN)/python -m bench.encoder_pack --bank
+	# lr 1e-3, 3 epochs, one bank question per real one: chosen on the real questions' validation part by
+	# bench.experiments.bank_tuning (bench/experiments/results/bank_tuning.json)
+	$(BIN)/python -m bench.train_encoder --fit 0.001 3 --write
 	$(BIN)/python -m bench.train_ranker --write
 	$(BIN)/python -m bench.train_handles --write
 	$(BIN)/python -m bench.calibrate_answerable --write
+	$(BIN)/python -m bench.followup --fit
+	$(BIN)/python -m bench.followup_gate
