@@ -24,6 +24,7 @@ import argparse
 import hashlib
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,7 @@ from kb.embedding.model.build import WEIGHTS, extract_member, fetch_artefact
 from kb.embedding.model.q4file import BLOCK, DTYPE_Q4_0, read_q4_raw
 from kb.evaluate import load_questions
 from kb.knowledge_base import KnowledgeBase
+from kb.schema import Chunk
 from kb.search.expand import expand_query
 from kb.stores.handles import PassageKey, passage_key
 
@@ -50,6 +52,11 @@ def validation(question: str) -> bool:
     """A fixed 20 % of the training questions, by text: the same question is held out in every pool."""
     digest = hashlib.sha256(("validation:" + question).encode("utf-8")).digest()
     return int.from_bytes(digest[:4], "little") / 2**32 < VALIDATION_SHARE
+
+
+def answering_rows(local: KnowledgeBase, answers: Callable[[Chunk], bool]) -> list[int]:
+    """The rows of corpus/'s passages that answer a question."""
+    return [r for r, chunk in enumerate(local.store.chunks) if answers(chunk)]
 
 
 def bank_questions(local: KnowledgeBase) -> list[dict]:
@@ -77,16 +84,13 @@ def training_questions(stard: KnowledgeBase, local: KnowledgeBase, bank: bool = 
         items = local_items(local, load_questions(path))
         ranker_questions |= {text for text, _ in items}
         for text, answers in items:
-            gold = [r for r, chunk in enumerate(local.store.chunks) if answers(chunk)]
-            if gold:
+            if gold := answering_rows(local, answers):
                 questions.append({"text": text, "pool": "local", "source": source, "gold": gold})
-    real = {q["text"] for q in questions}
     if bank:
+        real = {q["text"] for q in questions}
         questions += [q for q in bank_questions(local) if q["text"] not in real]
-    if bank:
         for text, answers in local_items(local, held_out_bank()):
-            gold = [r for r, chunk in enumerate(local.store.chunks) if answers(chunk)]
-            if gold:
+            if gold := answering_rows(local, answers):
                 questions.append({"text": text, "pool": "local", "source": "bank_heldout", "gold": gold})
     for q in questions:
         q["validation"] = q["source"] == "bank_heldout" or (q["source"] != "bank" and validation(q["text"]))
