@@ -5,7 +5,8 @@
 # `make bench [STAGES="latency report"]` runs the benchmarks and writes docs/benchmarks.md.
 # `make train` relearns the shipped artefacts from training data only (needs ../shared and the indexes that
 # `make bench STAGES="ingest quality"` builds): the question tuning (with the question bank), then the ranker on
-# cross-fitted features, then the weights of the question handles (bench/train_handles.py), then the answer model
+# cross-fitted features, then the law router (bench/train_router.py) and the weights of the question handles
+# (bench/train_handles.py), then the answer model
 # (kb/answers/answer_models/; it prints AnswerParams' constants too), then the conversation models (follow-up
 # ranker and gate). About an hour on two cores.
 VENV ?= .venv
@@ -50,6 +51,7 @@ train: $(STAMP)
 	# bench.experiments.bank_tuning (bench/experiments/results/bank_tuning.json)
 	$(BIN)/python -m bench.train_encoder --fit 0.001 3 --write
 	$(BIN)/python -m bench.train_ranker --write
+	$(BIN)/python -m bench.train_router --write
 	$(BIN)/python -m bench.train_handles --write
 	$(BIN)/python -m bench.calibrate_answerable --write
 	$(BIN)/python -m bench.followup --fit

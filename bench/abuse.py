@@ -65,7 +65,7 @@ from pathlib import Path
 import httpx
 
 from bench.common import percentiles, write_result
-from bench.latency import free_port, wait_ready
+from bench.services import free_port, wait_ready
 from kb.config import PROJECT_ROOT
 from kb.embedding.embedder import RECENT_QUESTIONS
 from server.querylog import QueryLog
@@ -135,7 +135,7 @@ def running_server(workdir: Path, name: str, env: dict[str, str], ready_limit_s:
                                    env=server_env(env), cwd=PROJECT_ROOT, stdout=sink, stderr=subprocess.STDOUT)
     try:
         try:
-            ready_s = wait_ready(base, process, started, ready_limit_s)
+            ready_s = wait_ready(base, process, ready_limit_s) + (time.perf_counter() - started)
         except RuntimeError as exc:
             raise RuntimeError(f"{exc}: {tail(output)}") from None
         yield Server(base, process, output, round(ready_s, 1))

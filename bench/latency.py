@@ -5,8 +5,10 @@
 In-process: p50/p95/p99 of KnowledgeBase.search and .ask over the question set, and how much of it is
 embedding the question. HTTP: a real `kb serve` on 127.0.0.1 (rate limit lifted), time from process start to
 /readyz, then a bounded closed-loop load generator (N concurrent clients, a fixed number of requests and a
-time cap per level) against /api/search and /api/ask; latency percentiles, requests per second, and the
-server's resident memory (current and peak) afterwards. The load generator runs on the same two cores.
+time cap per level) against /api/search, /api/ask, and /api/ask with the question before it in `history` (the
+team's follow-up check conversations, bench/data/followup_check.jsonl: a follow-up reads the question six ways);
+latency percentiles, requests per second, and the server's resident memory (current and peak) afterwards. The
+load generator runs on the same two cores.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.common import SHARED, WORK, percentiles, timed_ms, write_result
+from bench.common import PROJECT_ROOT, SHARED, WORK, percentiles, timed_ms, write_result
 from bench.services import kb_serve
 from kb.config import load_settings
 from kb.knowledge_base import KnowledgeBase
@@ -34,11 +36,27 @@ REQUESTS = {1: 120, 8: 240, 32: 320}
 LEVEL_SECONDS = 90.0
 
 
+CONVERSATIONS = PROJECT_ROOT / "bench" / "data" / "followup_check.jsonl"
+#: What each load level sends: label → (method, path).
+ENDPOINTS = {"/api/search": ("GET", "/api/search"), "/api/ask": ("POST", "/api/ask"),
+             "/api/ask with history": ("POST", "/api/ask")}
+
+
 def questions() -> list[str]:
     dev = SHARED / "eval" / "dev.jsonl"
     if not dev.is_file():
         return FALLBACK_QUESTIONS
     return [json.loads(line)["q"] for line in dev.open(encoding="utf-8") if line.strip()]
+
+
+def requests_for(label: str, items: list[str]) -> list[dict]:
+    """The query parameters (GET) or JSON bodies (POST) a load level cycles through."""
+    if label == "/api/search":
+        return [{"q": q, "top_k": 5} for q in items]
+    if label == "/api/ask":
+        return [{"question": q} for q in items]
+    rows = [json.loads(line) for line in CONVERSATIONS.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [{"question": r["q"], "history": r["history"]} for r in rows]
 
 
 def in_process(kb: KnowledgeBase, items: list[str], rounds: int = 3) -> dict:
@@ -59,10 +77,11 @@ def memory_mb(pid: int) -> dict:
     return {"rss_mb": round(int(fields["VmRSS"].split()[0]) / 1024), "peak_rss_mb": round(int(fields["VmHWM"].split()[0]) / 1024)}
 
 
-async def load(bases: list[str], endpoint: str, items: list[str], concurrency: int) -> dict:
+async def load(bases: list[str], label: str, payloads: list[dict], concurrency: int) -> dict:
     """`concurrency` clients, each sending its next request when the last one is answered, until the level's
     request budget or time cap is spent; request n goes to bases[n % len(bases)] (replicas, as a proxy would
     spread them)."""
+    method, path = ENDPOINTS[label]
     total, deadline = REQUESTS.get(concurrency, 10 * concurrency), time.perf_counter() + LEVEL_SECONDS
     latencies: list[float] = []
     errors = 0
@@ -73,12 +92,12 @@ async def load(bases: list[str], endpoint: str, items: list[str], concurrency: i
         for n in counter:
             if time.perf_counter() > deadline:
                 return
-            q, base = items[n % len(items)], bases[n % len(bases)]
+            payload, base = payloads[n % len(payloads)], bases[n % len(bases)]
             started = time.perf_counter()
-            if endpoint == "/api/search":
-                response = await http.get(base + endpoint, params={"q": q, "top_k": 5})
+            if method == "GET":
+                response = await http.get(base + path, params=payload)
             else:
-                response = await http.post(base + endpoint, json={"question": q})
+                response = await http.post(base + path, json=payload)
             latencies.append((time.perf_counter() - started) * 1000)
             errors += response.status_code != 200
 
@@ -98,10 +117,11 @@ def over_http(index: Path, backend: str, items: list[str], levels: list[int]) ->
         with kb_serve(env, ("--index", str(index))) as server:
             results: dict = {"ready_s": round(server.ready_s, 1), "idle_memory": memory_mb(server.process.pid),
                        "levels": {}}
-            for endpoint in ("/api/search", "/api/ask"):
-                asyncio.run(load([server.base], endpoint, items, 1))  # warm-up, not recorded
-                results["levels"][endpoint] = [asyncio.run(load([server.base], endpoint, items, c)) for c in levels]
-                print(endpoint, results["levels"][endpoint], flush=True)
+            for label in ENDPOINTS:
+                payloads = requests_for(label, items)
+                asyncio.run(load([server.base], label, payloads, 1))  # warm-up, not recorded
+                results["levels"][label] = [asyncio.run(load([server.base], label, payloads, c)) for c in levels]
+                print(label, results["levels"][label], flush=True)
             results["memory_after_load"] = memory_mb(server.process.pid)
     return results
 

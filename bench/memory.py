@@ -25,7 +25,8 @@ from pathlib import Path
 import httpx
 
 from bench.common import WORK, write_result
-from bench.latency import REQUESTS, free_port, load, memory_mb, questions, wait_ready
+from bench.latency import REQUESTS, load, memory_mb, questions, requests_for
+from bench.services import free_port, wait_ready
 from kb.config import PROJECT_ROOT
 
 ADMIN_KEY = "bench-admin-key"
@@ -68,18 +69,18 @@ def main() -> int:
                "KB_RATE_BURST": "1000000", "KB_QUERY_LOG": str(Path(tmp) / "log.sqlite"), "KB_ADMIN_KEY": ADMIN_KEY,
                "KB_CORPUS": str(corpus)}
         port = free_port()
-        started = time.perf_counter()
         server = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", "--index", str(index), "--port", str(port)],
                                   env=env, cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         base = f"http://127.0.0.1:{port}"
         try:
-            wait_ready(base, server, started)
+            wait_ready(base, server)
             figures = {"backend": args.backend, "concurrency": args.concurrency, "idle": memory_mb(server.pid)}
             stop = threading.Event()
             staff: dict = {}
             worker = threading.Thread(target=lambda: staff.update(staff_activity(base, stop, args.reload_every)))
             worker.start()
-            figures["load"] = asyncio.run(load(base, "/api/ask", questions(), args.concurrency))
+            figures["load"] = asyncio.run(load([base], "/api/ask", requests_for("/api/ask", questions()),
+                                               args.concurrency))
             stop.set()
             worker.join()
             figures.update(staff=staff, after=memory_mb(server.pid))

@@ -22,7 +22,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from bench.common import write_result
-from bench.latency import load, questions
+from bench.latency import load, questions, requests_for
 from bench.services import kb_serve, milvus_lite, postgresql, postgresql_bindir
 from ingest.build import ingest
 from kb.config import PROJECT_ROOT, load_settings
@@ -51,9 +51,10 @@ def main() -> int:
             figures["ready_s"] = [round(s.ready_s, 1) for s in servers]
             for replicas in (1, 2):
                 bases = [s.base for s in servers[:replicas]]
-                asyncio.run(load(bases, "/api/ask", items, 1))  # warm-up, not recorded
+                payloads = requests_for("/api/ask", items)
+                asyncio.run(load(bases, "/api/ask", payloads, 1))  # warm-up, not recorded
                 figures["levels"][f"{replicas} replica{'s' if replicas > 1 else ''}"] = [
-                    asyncio.run(load(bases, "/api/ask", items, c)) for c in levels]
+                    asyncio.run(load(bases, "/api/ask", payloads, c)) for c in levels]
                 print(replicas, figures["levels"], flush=True)
     figures["settings"] = {"store": "milvus-lite server", "query_log": "postgresql", "endpoint": "/api/ask",
                            "script": "python -m bench.replicas"}

@@ -97,13 +97,13 @@ class Pack:
         return model.eval()
 
 
-def add_lora(model: torch.nn.Module) -> list[tuple[str, LoraLinear]]:
-    """Freeze the model; wrap the projections of its top TUNED_LAYERS layers."""
+def add_lora(model: torch.nn.Module, tuned_layers: int = TUNED_LAYERS) -> list[tuple[str, LoraLinear]]:
+    """Freeze the model; wrap the projections of its top `tuned_layers` layers."""
     for p in model.parameters():
         p.requires_grad_(False)
     wrapped = []
     layers = model.encoder.layer
-    for i in range(len(layers) - TUNED_LAYERS, len(layers)):
+    for i in range(len(layers) - tuned_layers, len(layers)):
         for target in LORA_TARGETS:
             parent_path, attr = target.rsplit(".", 1)
             parent = layers[i].get_submodule(parent_path)
@@ -156,13 +156,14 @@ def metrics(model: torch.nn.Module, pack: Pack, questions: list[dict]) -> dict:
 
 
 def train(pack: Pack, questions: list[dict], lr: float, epochs: int, evaluate_on: list[dict] | None = None,
-          bank_share: float | None = BANK_SHARE) -> tuple[list[tuple[str, LoraLinear]], list[dict]]:
+          bank_share: float | None = BANK_SHARE,
+          tuned_layers: int = TUNED_LAYERS) -> tuple[list[tuple[str, LoraLinear]], list[dict]]:
     """Fit LoRA matrices on `questions`; with `evaluate_on`, the validation figures after every epoch. Bank
     questions are sampled each epoch, `bank_share` of the real questions' number (None: all of them, every epoch)."""
     torch.manual_seed(SEED)
     rng = random.Random(SEED)
     model = pack.base_model()
-    lora = add_lora(model)
+    lora = add_lora(model, tuned_layers)
     optimiser = torch.optim.AdamW([p for _, m in lora for p in (m.lora_a, m.lora_b)], lr=lr, weight_decay=0.0)
     sampled = [q for q in questions if q["source"] == "bank"] if bank_share is not None else []  # None: all, always
     every_epoch = [q for q in questions if q["source"] != "bank" or bank_share is None

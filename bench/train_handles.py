@@ -1,36 +1,38 @@
-"""Learn how much the questions attached to passages (kb/stores/handles.py) should move the ranking; real questions only.
+"""Learn how much the questions attached to passages (kb/stores/handles.py) and the law router
+(kb/search/router.py) should move the ranking; from real questions only.
 
-    python -m bench.train_handles --index DIR [--write]
+    python -m bench.train_handles --index DIR [--write]      # after python -m bench.train_router --write
 
-DIR is an index of corpus/ built with its sidecars (`kb ingest corpus --index DIR`). The handle stage weighs
-the second stage's verdict (kb/search/rank.py, as shipped) against how alike a question is to each candidate's attached
-questions (kb.search.handle_stage.HANDLE_FEATURES). Written questions resemble written questions, so the weights are never
-learnt from the bank itself: they are fitted on bench.train_ranker's training questions (STARD's real lay
-questions over corpus/, the team's 信访 and report questions), by the same listwise softmax, each source weighing
-the same. The L2 penalty is chosen on a fixed 20 % validation part of those (seeded) beside the bank's held-out
-articles (bench/data/question_bank_heldout.jsonl, whose questions are in no sidecar: what the stage does to
-articles that have no handles), by the mean over the three sources of MRR@10. Then the model is refitted on
-all training questions and, with --write, shipped as kb/search/rankers/handles-<model fingerprint>.json.
+DIR is an index of corpus/ built with its sidecars (`kb ingest corpus --index DIR`). The handle stage weighs the
+second stage's verdict (kb/search/rank.py, as shipped) against how alike a question is to each candidate's
+attached questions and which document the router says it is about (kb.search.handle_stage.HANDLE_FEATURES).
+Written questions resemble written questions, so the weights are never learnt from the bank itself: they are
+fitted on bench.train_ranker's training questions (STARD's real lay questions over corpus/, the team's 信访 and
+report questions), by the same listwise softmax, each source weighing the same. The L2 penalty is chosen on a
+fixed 20 % validation part of those (seeded) beside the bank's held-out articles
+(bench/data/question_bank_heldout.jsonl, whose questions are in no sidecar: what the stage does to articles that
+have no handles), by the mean over the three sources of MRR@10. Then the model is refitted on all training
+questions and, with --write, shipped as kb/search/rankers/handles-<model fingerprint>.json. The same stage
+without the router's column is fitted too, for bench.handles_ablation (var/bench/handles_without_router.json).
 
-The ranker learnt from these same questions: its verdict on them is better than on any new question, and the
-handle stage would learn to trust it too much. So its verdict is cross-fitted: the questions are cut in the two
-fixed halves of bench/crossfit.py, and each half is scored by a ranker refitted (bench.train_ranker.fit, the
-shipped L2) on the other half only. The question tuning (bench/train_encoder.py) also saw these questions and is
-not cross-fitted here (its held-out halves need the STARD pack): the ranker's verdict stays somewhat flattered,
-so the handles' weight is, if anything, under-estimated.
+The ranker and the router learnt from these same questions: their verdicts on them are better than on any new
+question, and the handle stage would learn to trust them too much. So both are cross-fitted: the questions are
+cut in the two fixed halves of bench/crossfit.py, and each half is scored by a ranker (bench.train_ranker.fit,
+the shipped L2) and a router (bench.train_router, the shipped settings) refitted without it. The question tuning
+(bench/train_encoder.py) also saw these questions and is not cross-fitted here (its held-out halves need the
+STARD pack): the ranker's verdict stays somewhat flattered, so the handles' weight is, if anything,
+under-estimated.
 """
-
 from __future__ import annotations
 
 import json
 import random
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from bench.common import write_result
+from bench.common import WORK, write_result
 from bench.crossfit import half
 from bench.question_bank import held_out_bank
 from bench.train_ranker import (
@@ -43,17 +45,19 @@ from bench.train_ranker import (
     experiment_parser,
     fit,
     local_items,
-    parse_experiment,
+    open_with_handles,
     ranking_metrics,
     scaling,
     standardise,
 )
-from kb.config import RetrievalParams, load_settings
+from bench.train_router import fit_shipped, router_data
+from kb.config import RetrievalParams
 from kb.evaluate import load_questions
 from kb.knowledge_base import KnowledgeBase
-from kb.search.handle_stage import HANDLE_FEATURES, handle_features
+from kb.search.handle_stage import HANDLE_FEATURES, ROUTER_FEATURE, handle_features, router_column
 from kb.search.rank import RANKERS_DIR, LinearRanker
 from kb.search.retrieve import Retriever
+from kb.search.router import LawRouter
 from kb.stores.base import Filters
 
 
@@ -68,13 +72,21 @@ def handle_retriever(kb: KnowledgeBase) -> Retriever:
 
 @dataclass
 class Observed:
-    """One question as the handle stage sees it: the ranker's features, the handles' evidence, the gold mask."""
+    """One question as the handle stage sees it: the ranker's features, the handles' evidence, the gold mask, and
+    what the router needs (the question's vector, each candidate's document title)."""
 
     source: str
     question: str
     ranker_features: np.ndarray
     handles: tuple[np.ndarray, np.ndarray, np.ndarray]
     gold: np.ndarray
+    vector: np.ndarray
+    titles: list[str]
+
+    def evidence(self, router: LawRouter) -> tuple[np.ndarray, ...]:
+        """The handle stage's evidence with this router's verdict (a router fitted without the question)."""
+        cosine, bm25, law_share = self.handles
+        return cosine, bm25, law_share, router_column(self.titles, law_share, router.shares(self.vector))
 
 
 def observe(retriever: Retriever, items: list[Item], source: str) -> tuple[list[Observed], int]:
@@ -89,13 +101,16 @@ def observe(retriever: Retriever, items: list[Item], source: str) -> tuple[list[
         if not gold.any():
             missed += 1
             continue
+        titles = [retriever.store.documents[c.doc_id].title for c in stage.candidates.chunks]
         found.append(Observed(source, question, retriever.features(question, stage),
-                              stage.handles.features(stage.candidates.chunks), gold))
+                              stage.handles.features(stage.candidates.chunks), gold, stage.question_vector, titles))
     return found, missed
 
 
-def cross_fitted_examples(observed: list[Observed], shipped: LinearRanker) -> list[Example]:
-    """Handle-stage examples whose ranker verdict comes from a ranker that never saw the question."""
+def cross_fitted_examples(observed: list[Observed], shipped: LinearRanker,
+                          routers: list[LawRouter]) -> list[Example]:
+    """Handle-stage examples whose ranker and router verdicts come from models that never saw the question
+    (`routers[k]`: fitted without half k)."""
     examples = []
     for k in (0, 1):
         others = [o for o in observed if half(o.question) != k]
@@ -104,43 +119,27 @@ def cross_fitted_examples(observed: list[Observed], shipped: LinearRanker) -> li
         weights = fit(standardise(fitted, mean, scale), float(shipped.meta.get("l2", 0.01)))
         for o in (o for o in observed if half(o.question) == k):
             ranked = ((o.ranker_features - mean) / scale) @ weights
-            examples.append(Example(o.source, handle_features(ranked, *o.handles), o.gold, ranked))
+            examples.append(Example(o.source, handle_features(ranked, *o.evidence(routers[k])), o.gold, ranked))
     return examples
 
 
-def shipped_examples(observed: list[Observed], shipped: LinearRanker) -> list[Example]:
-    """Handle-stage examples with the shipped ranker's verdict (for questions it never saw)."""
+def shipped_examples(observed: list[Observed], shipped: LinearRanker, router: LawRouter) -> list[Example]:
+    """Handle-stage examples with the shipped ranker's and router's verdicts (for questions they never saw)."""
     out = []
     for o in observed:
         ranked = shipped.score(o.ranker_features)
-        out.append(Example(o.source, handle_features(ranked, *o.handles), o.gold, ranked))
+        out.append(Example(o.source, handle_features(ranked, *o.evidence(router)), o.gold, ranked))
     return out
 
 
-def main() -> int:
-    parser = experiment_parser(__doc__)
-    parser.add_argument("--write", action="store_true", help="ship the weights in kb/search/rankers/")
-    args = parse_experiment(parser)
-    if args is None:
-        return 0
-    kb = KnowledgeBase.open(settings=load_settings(index_dir=Path(args.index)))
-    if kb.store.handles is None:
-        print(f"skipped: the index at {args.index} has no attached questions (ingest corpus/ with its sidecars)")
-        return 0
-    retriever = handle_retriever(kb)
-    assert retriever.ranker is not None
-    observed: list[Observed] = []
-    coverage = {}
-    for path in LOCAL_SETS:
-        found, missed = observe(retriever, local_items(kb, load_questions(path)), path.stem)
-        observed += found
-        coverage[path.stem] = {"used": len(found), "answer_not_among_candidates": missed}
-    batch = cross_fitted_examples(observed, retriever.ranker)
-    held_out, bank_missed = observe(retriever, local_items(kb, held_out_bank()), "bank_heldout")
-    bank = shipped_examples(held_out, retriever.ranker)
-    coverage["bank_heldout"] = {"used": len(bank), "answer_not_among_candidates": bank_missed,
-                                "validation_only": True}
+def without_router(batch: list[Example]) -> list[Example]:
+    """The same examples without the router's column (for the ablation: what the router adds)."""
+    return [Example(e.source, np.delete(e.features, ROUTER_FEATURE, axis=1), e.gold, e.first_stage) for e in batch]
 
+
+def choose_and_fit(batch: list[Example], bank: list[Example]) -> tuple[dict, float, LinearRanker]:
+    """The L2 chosen on the validation part and the bank's held-out articles; the stage refitted on all of
+    `batch` with it. Returns the validation figures, the L2 and the stage (over the examples' columns)."""
     order = list(range(len(batch)))
     random.Random(SEED).shuffle(order)
     cut = int(len(order) * VALIDATION_SHARE)
@@ -155,14 +154,63 @@ def main() -> int:
     best = max(L2_GRID, key=lambda l2: (selection[str(l2)]["mean"]["mrr@10"], -l2))
     mean, scale = scaling(batch)
     weights = fit(standardise(batch, mean, scale), best)
-    meta = {"trained_on": coverage, "ranker_cross_fitted": True, "l2": best, "seed": SEED, "validation_share": VALIDATION_SHARE,
-            "validation": selection, "handles": len(kb.store.handles), "script": "python -m bench.train_handles"}
-    figures = {**meta, "weights": dict(zip(HANDLE_FEATURES, map(float, np.round(weights, 4))))}
+    columns = HANDLE_FEATURES if batch[0].features.shape[1] == len(HANDLE_FEATURES) else WITHOUT_ROUTER
+    return selection, best, LinearRanker(weights, mean, scale, {}, columns)
+
+
+WITHOUT_ROUTER = tuple(f for f in HANDLE_FEATURES if f != "router_share")
+#: The handle stage fitted without the router's column, for bench.handles_ablation (not shipped).
+WITHOUT_ROUTER_FILE = WORK / "handles_without_router.json"
+
+
+def with_router_ignored(stage: LinearRanker) -> LinearRanker:
+    """A stage over WITHOUT_ROUTER as one over HANDLE_FEATURES whose router weight is 0."""
+    insert = lambda values, fill: np.insert(values, ROUTER_FEATURE, fill)  # noqa: E731
+    return LinearRanker(insert(stage.weights, 0.0), insert(stage.mean, 0.0), insert(stage.scale, 1.0), stage.meta,
+                        HANDLE_FEATURES)
+
+
+def main() -> int:
+    parser = experiment_parser(__doc__)
+    parser.add_argument("--write", action="store_true", help="ship the weights in kb/search/rankers/")
+    if (opened := open_with_handles(parser)) is None:
+        return 0
+    args, kb = opened
+    retriever = handle_retriever(kb)
+    assert retriever.ranker is not None
+    observed: list[Observed] = []
+    coverage = {}
+    for path in LOCAL_SETS:
+        found, missed = observe(retriever, local_items(kb, load_questions(path)), path.stem)
+        observed += found
+        coverage[path.stem] = {"used": len(found), "answer_not_among_candidates": missed}
+    shipped_router = retriever.router
+    if shipped_router is None:
+        print("skipped: no law router is shipped for this model (run python -m bench.train_router --write first)")
+        return 0
+    l2, real_weight = float(shipped_router.meta["l2"]), float(shipped_router.meta["real_weight"])
+    data = router_data(kb)
+    routers = [fit_shipped(data, l2, real_weight, leave_out_half=k) for k in (0, 1)]
+    batch = cross_fitted_examples(observed, retriever.ranker, routers)
+    held_out, bank_missed = observe(retriever, local_items(kb, held_out_bank()), "bank_heldout")
+    bank = shipped_examples(held_out, retriever.ranker, shipped_router)
+    coverage["bank_heldout"] = {"used": len(bank), "answer_not_among_candidates": bank_missed,
+                                "validation_only": True}
+
+    selection, best, stage = choose_and_fit(batch, bank)
+    plain_selection, plain_best, plain_stage = choose_and_fit(without_router(batch), without_router(bank))
+    meta = {"trained_on": coverage, "ranker_cross_fitted": True, "router_cross_fitted": True, "l2": best,
+            "seed": SEED, "validation_share": VALIDATION_SHARE, "validation": selection,
+            "without_router": {"l2": plain_best, "validation": plain_selection},
+            "handles": len(kb.store.handles), "script": "python -m bench.train_handles"}
+    stage.meta = meta
+    figures = {**meta, "weights": dict(zip(HANDLE_FEATURES, map(float, np.round(stage.weights, 4))))}
     write_result("train_handles", figures)
     print(json.dumps(figures, ensure_ascii=False, indent=2))
+    with_router_ignored(plain_stage).save(WITHOUT_ROUTER_FILE)
     if args.write:
         path = RANKERS_DIR / f"handles-{kb.embedder.fingerprint}.json"
-        LinearRanker(weights, mean, scale, meta, HANDLE_FEATURES).save(path)
+        stage.save(path)
         print(f"wrote {path}")
     return 0
 

@@ -69,6 +69,19 @@ def parse_experiment(parser: argparse.ArgumentParser) -> argparse.Namespace | No
     return args
 
 
+def open_with_handles(parser: argparse.ArgumentParser) -> tuple[argparse.Namespace, KnowledgeBase] | None:
+    """The experiment's arguments and its index of corpus/ with attached questions, or None after saying why it
+    cannot run (no training questions, no index, an index built without the sidecars)."""
+    args = parse_experiment(parser)
+    if args is None:
+        return None
+    kb = KnowledgeBase.open(settings=load_settings(index_dir=Path(args.index)))
+    if kb.store.handles is None:
+        print(f"skipped: the index at {args.index} has no attached questions (ingest corpus/ with its sidecars)")
+        return None
+    return args, kb
+
+
 @dataclass
 class Example:
     """One training question: its candidates' features and which of them answer it."""

@@ -121,6 +121,10 @@ def test_questions_are_tuned_and_passages_are_not(float_embedder: Embedder, untu
         np.testing.assert_allclose(both[1], tuned[n], atol=1e-6)
         again = float_embedder.encode_question(question)  # kept: a follow-up searches its question twice
         assert again[0] is both[0] and again[1] is both[1] and not again[0].flags.writeable
+        float_embedder.forget_recent_questions()  # a benchmark's next search embeds it again, to the same vectors
+        fresh = float_embedder.encode_question(question)
+        assert fresh[0] is not both[0]
+        np.testing.assert_allclose(fresh[1], both[1], atol=1e-6)
     # Both still put each question's answer first among these passages.
     passages = float_embedder.encode_passages(ANSWERS)
     for vectors in (tuned, plain):

@@ -246,5 +246,11 @@ class Embedder:
                 self._recent.popitem(last=False)
         return vectors
 
+    def forget_recent_questions(self) -> None:
+        """Drop the kept vectors of recent questions, so that the next search of any question embeds it again
+        (a benchmark timing whole searches of questions it has asked before)."""
+        with self._lock:
+            self._recent.clear()
+
     def encode_passages(self, passages: Sequence[str]) -> np.ndarray:
         return self._encode(passages, self._passage_prompt, self._encode_batch)

@@ -21,9 +21,10 @@ from kb.errors import QueryError
 from kb.schema import Hit
 from kb.search.expand import expand_query
 from kb.search.fuse import fuse
-from kb.search.handle_stage import HANDLE_FEATURES, handle_features
+from kb.search.handle_stage import HANDLE_FEATURES, handle_features, router_column
 from kb.search.query import QueryAnalysis, analyse
 from kb.search.rank import Candidates, LinearRanker, candidate_features
+from kb.search.router import LawRouter
 from kb.stores.base import Filters, PassageStore, best_hits
 from kb.stores.handles import HandleMatch
 
@@ -44,6 +45,7 @@ class FirstStage:
     cited: np.ndarray  # bool per candidate: a passage of the article the question cites
     question_vector: np.ndarray  # the model's own vector of the question (what the answer model weighs)
     handles: HandleMatch | None = None  # how alike the question is to the passages' attached questions
+    routed: dict[str, float] | None = None  # the law router's probability per document title
 
 
 @dataclass
@@ -68,6 +70,8 @@ class Retriever:
         self.ranker = LinearRanker.for_model(embedder.query_fingerprint)
         #: Weighs attached questions against the ranker (bench/train_handles.py); learnt for the model as built.
         self.handle_ranker = LinearRanker.for_model(f"handles-{embedder.fingerprint}", features=HANDLE_FEATURES)
+        #: Which document a question is about (kb/search/router.py); one of the handle stage's features.
+        self.router = LawRouter.for_model(embedder.fingerprint)
 
     def retrieve(self, query: str, top_k: int = 5, filters: Filters | None = None,
                  method: str | None = None) -> Retrieval:
@@ -101,7 +105,16 @@ class Retriever:
         scores = self.ranker.score(self.features(query, stage))
         if stage.handles is None or self.handle_ranker is None:
             return scores
-        return self.handle_ranker.score(handle_features(scores, *stage.handles.features(stage.candidates.chunks)))
+        return self.handle_ranker.score(handle_features(scores, *self.handle_evidence(stage)))
+
+    def handle_evidence(self, stage: FirstStage) -> tuple[np.ndarray, ...]:
+        """Per candidate: best handle cosine, best handle BM25, the handles' vote and the router's share for its
+        document."""
+        assert stage.handles is not None
+        chunks = stage.candidates.chunks
+        cosine, bm25, law_share = stage.handles.features(chunks)
+        titles = [self.store.documents[c.doc_id].title for c in chunks]
+        return cosine, bm25, law_share, router_column(titles, law_share, stage.routed)
 
     def first_stage(self, query: str, filters: Filters, params: RetrievalParams) -> FirstStage | None:
         """Candidates and their scores before any learned ranking; for "ranked", cut to the ones it re-ranks."""
@@ -146,7 +159,9 @@ class Retriever:
         terms = pool.terms
         candidates = Candidates([pool.chunks[i] for i in keep], closest[keep], dense[keep], pool.bm25[keep],
                                 pool.coverage[keep], scores[keep], named[keep], pool.traits[keep])
-        return FirstStage(analysis, terms, candidates, max(0.0, float(closest.max())), cited[keep], plain, handles)
+        routed = self.router.shares(plain) if handles is not None and self.router is not None else None
+        return FirstStage(analysis, terms, candidates, max(0.0, float(closest.max())), cited[keep], plain, handles,
+                          routed)
 
     def features(self, query: str, stage: FirstStage) -> np.ndarray:
         """The second stage's feature matrix for a first stage's candidates (what bench/train_ranker.py learns)."""
