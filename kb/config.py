@@ -137,7 +137,7 @@ class AnswerParams:
     #: At most this many other candidates are shown below an answer (kb/answers/related.py) …
     related_passages: int = 3
     #: … when the ranker's first passage scores less than this above its second (`python -m bench.related`).
-    related_margin: float = 3.006
+    related_margin: float = 3.211
 
 
 @dataclass(frozen=True)
