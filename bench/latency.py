@@ -2,11 +2,13 @@
 
     python -m bench.latency [--index DIR] [--backend torch|onnx-int8] [--levels 1,8,32]
 
-In-process: p50/p95/p99 of KnowledgeBase.search and .ask over the question set, and how much of it is
+Questions are written as villagers ask them (the bank's held-out articles, bench/data) and never repeated within
+a run: the server remembers its last 256 questions' vectors, and a citizen's question is new. In-process:
+p50/p95/p99 of KnowledgeBase.search and .ask over 120 of them, each embedded anew, and how much of it is
 embedding the question. HTTP: a real `kb serve` on 127.0.0.1 (rate limit lifted), time from process start to
 /readyz, then a bounded closed-loop load generator (N concurrent clients, a fixed number of requests and a
 time cap per level) against /api/search, /api/ask, and /api/ask with the question before it in `history` (the
-team's follow-up check conversations, bench/data/followup_check.jsonl: a follow-up reads the question six ways);
+conversations of bench/data: a follow-up reads the question six ways);
 latency percentiles, requests per second, and the server's resident memory (current and peak) afterwards. The
 load generator runs on the same two cores.
 """
@@ -19,34 +21,45 @@ import json
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 
-from bench.common import PROJECT_ROOT, SHARED, WORK, percentiles, timed_ms, write_result
+from bench.common import PROJECT_ROOT, WORK, percentiles, timed_ms, write_result
 from bench.services import kb_serve
 from kb.config import load_settings
 from kb.knowledge_base import KnowledgeBase
 
-FALLBACK_QUESTIONS = ["信访事项多长时间内办结？", "邻居家的树挡住了我家采光怎么办", "申请行政复议的期限是多少天",
-                      "法律援助可以向哪里申请", "雁石坪镇开展了哪些普法活动", "人民调解委员会由哪些人组成",
-                      "政府信息公开申请应当包括哪些内容", "诉讼时效期间是多长时间"]
 #: Requests per level (bounded) and the most seconds a level may run.
 REQUESTS = {1: 120, 8: 240, 32: 320}
 LEVEL_SECONDS = 90.0
 
 
-CONVERSATIONS = PROJECT_ROOT / "bench" / "data" / "followup_check.jsonl"
+DATA = PROJECT_ROOT / "bench" / "data"
 #: What each load level sends: label → (method, path).
 ENDPOINTS = {"/api/search": ("GET", "/api/search"), "/api/ask": ("POST", "/api/ask"),
              "/api/ask with history": ("POST", "/api/ask")}
+#: Questions timed in-process.
+IN_PROCESS_QUESTIONS = 120
+
+
+def _rows(name: str) -> list[dict]:
+    path = DATA / name
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def questions() -> list[str]:
-    dev = SHARED / "eval" / "dev.jsonl"
-    if not dev.is_file():
-        return FALLBACK_QUESTIONS
-    return [json.loads(line)["q"] for line in dev.open(encoding="utf-8") if line.strip()]
+    """Distinct questions in villagers' words (the bank's held-out articles, bench/data): the server keeps the
+    vectors of its last 256 questions (kb.embedding.embedder.RECENT_QUESTIONS), so a load that repeated a few
+    questions would time remembered vectors, not a citizen's new question."""
+    return list(dict.fromkeys(row["q"] for row in _rows("question_bank_heldout.jsonl")))
+
+
+def conversations() -> list[dict]:
+    """Every conversation of bench/data (follow-ups, three-turn ones, topic switches): question and history."""
+    rows = [row for path in sorted(DATA.glob("*.jsonl")) for row in _rows(path.name) if row.get("history")]
+    return [{"question": row["q"], "history": row["history"]} for row in rows]
 
 
 def requests_for(label: str, items: list[str]) -> list[dict]:
@@ -55,18 +68,25 @@ def requests_for(label: str, items: list[str]) -> list[dict]:
         return [{"q": q, "top_k": 5} for q in items]
     if label == "/api/ask":
         return [{"question": q} for q in items]
-    rows = [json.loads(line) for line in CONVERSATIONS.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return [{"question": r["q"], "history": r["history"]} for r in rows]
+    return conversations()
 
 
-def in_process(kb: KnowledgeBase, items: list[str], rounds: int = 3) -> dict:
+def in_process(kb: KnowledgeBase, items: list[str]) -> dict:
+    """Each call on a question whose vectors the embedder does not remember (as a citizen's new question)."""
     for q in items[:5]:
         kb.ask(q)  # warm up caches and the thread pool of the math libraries
-    runs = [q for _ in range(rounds) for q in items]
+    runs = items[5:5 + IN_PROCESS_QUESTIONS]
+
+    def anew(call: Callable[[str], object]) -> Callable[[str], object]:
+        def timed(question: str) -> object:
+            kb.embedder.forget_recent_questions()
+            return call(question)
+        return timed
+
     return {
-        "questions": len(items), "rounds": rounds,
-        "search_ms": percentiles([timed_ms(kb.search, q) for q in runs]),
-        "ask_ms": percentiles([timed_ms(kb.ask, q) for q in runs]),
+        "questions": len(runs),
+        "search_ms": percentiles([timed_ms(anew(kb.search), q) for q in runs]),
+        "ask_ms": percentiles([timed_ms(anew(kb.ask), q) for q in runs]),
         "embed_question_ms": percentiles([timed_ms(kb.embedder.encode_queries, [q]) for q in runs]),
     }
 
@@ -77,10 +97,10 @@ def memory_mb(pid: int) -> dict:
     return {"rss_mb": round(int(fields["VmRSS"].split()[0]) / 1024), "peak_rss_mb": round(int(fields["VmHWM"].split()[0]) / 1024)}
 
 
-async def load(bases: list[str], label: str, payloads: list[dict], concurrency: int) -> dict:
+async def load(bases: list[str], label: str, payloads: list[dict], concurrency: int, offset: int = 0) -> dict:
     """`concurrency` clients, each sending its next request when the last one is answered, until the level's
-    request budget or time cap is spent; request n goes to bases[n % len(bases)] (replicas, as a proxy would
-    spread them)."""
+    request budget or time cap is spent; request n sends payloads[offset + n] (cycling) and goes to
+    bases[n % len(bases)] (replicas, as a proxy would spread them)."""
     method, path = ENDPOINTS[label]
     total, deadline = REQUESTS.get(concurrency, 10 * concurrency), time.perf_counter() + LEVEL_SECONDS
     latencies: list[float] = []
@@ -92,7 +112,7 @@ async def load(bases: list[str], label: str, payloads: list[dict], concurrency: 
         for n in counter:
             if time.perf_counter() > deadline:
                 return
-            payload, base = payloads[n % len(payloads)], bases[n % len(bases)]
+            payload, base = payloads[(offset + n) % len(payloads)], bases[n % len(bases)]
             started = time.perf_counter()
             if method == "GET":
                 response = await http.get(base + path, params=payload)
@@ -118,9 +138,12 @@ def over_http(index: Path, backend: str, items: list[str], levels: list[int]) ->
             results: dict = {"ready_s": round(server.ready_s, 1), "idle_memory": memory_mb(server.process.pid),
                        "levels": {}}
             for label in ENDPOINTS:
-                payloads = requests_for(label, items)
-                asyncio.run(load([server.base], label, payloads, 1))  # warm-up, not recorded
-                results["levels"][label] = [asyncio.run(load([server.base], label, payloads, c)) for c in levels]
+                payloads, sent = requests_for(label, items), 0  # each request a question not sent before
+                for clients in [1, *levels]:  # the first, a warm-up, is not recorded
+                    level = asyncio.run(load([server.base], label, payloads, clients, sent))
+                    sent += level["requests"]
+                    results["levels"].setdefault(label, []).append(level)
+                results["levels"][label] = results["levels"][label][1:]
                 print(label, results["levels"][label], flush=True)
             results["memory_after_load"] = memory_mb(server.process.pid)
     return results
