@@ -248,9 +248,8 @@ def section_latency(latency: dict[str, dict]) -> list[str]:
         p = f["in_process"]
         for name in ("search_ms", "ask_ms", "embed_question_ms"):
             rows.append([f"{name.removesuffix('_ms')} ({backend})", p[name]["p50"], p[name]["p95"], p[name]["p99"]])
-    sizes = ", ".join(f"{backend}: {f['in_process']['questions']} questions × {f['in_process'].get('rounds', 1)} "
-                      f"round{'s' if f['in_process'].get('rounds', 1) > 1 else ''}" for backend, f in latency.items())
-    out += [f"In-process (`KnowledgeBase`; {sizes}; runs of one round embed every question anew), ms:", "",
+    sizes = ", ".join(f"{backend}: {f['in_process']['questions']}" for backend, f in latency.items())
+    out += [f"In-process (`KnowledgeBase`; distinct questions, each embedded anew — {sizes}), ms:", "",
             table(["call", "p50", "p95", "p99"], rows), ""]
     rows = []
     for backend, f in latency.items():

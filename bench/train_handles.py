@@ -23,6 +23,7 @@ the shipped L2) and a router (bench.train_router, the shipped settings) refitted
 STARD pack): the ranker's verdict stays somewhat flattered, so the handles' weight is, if anything,
 under-estimated.
 """
+
 from __future__ import annotations
 
 import json
@@ -137,9 +138,15 @@ def without_router(batch: list[Example]) -> list[Example]:
     return [Example(e.source, np.delete(e.features, ROUTER_FEATURE, axis=1), e.gold, e.first_stage) for e in batch]
 
 
-def choose_and_fit(batch: list[Example], bank: list[Example]) -> tuple[dict, float, LinearRanker]:
-    """The L2 chosen on the validation part and the bank's held-out articles; the stage refitted on all of
-    `batch` with it. Returns the validation figures, the L2 and the stage (over the examples' columns)."""
+WITHOUT_ROUTER = tuple(f for f in HANDLE_FEATURES if f != "router_share")
+#: The handle stage fitted without the router's column, for bench.handles_ablation (not shipped).
+WITHOUT_ROUTER_FILE = WORK / "handles_without_router.json"
+
+
+def choose_and_fit(batch: list[Example], bank: list[Example],
+                   columns: tuple[str, ...]) -> tuple[dict, float, LinearRanker]:
+    """The L2 chosen on the validation part and the bank's held-out articles; the stage over `columns` (the
+    examples' features) refitted on all of `batch` with it. Returns the validation figures, the L2 and the stage."""
     order = list(range(len(batch)))
     random.Random(SEED).shuffle(order)
     cut = int(len(order) * VALIDATION_SHARE)
@@ -154,20 +161,14 @@ def choose_and_fit(batch: list[Example], bank: list[Example]) -> tuple[dict, flo
     best = max(L2_GRID, key=lambda l2: (selection[str(l2)]["mean"]["mrr@10"], -l2))
     mean, scale = scaling(batch)
     weights = fit(standardise(batch, mean, scale), best)
-    columns = HANDLE_FEATURES if batch[0].features.shape[1] == len(HANDLE_FEATURES) else WITHOUT_ROUTER
     return selection, best, LinearRanker(weights, mean, scale, {}, columns)
-
-
-WITHOUT_ROUTER = tuple(f for f in HANDLE_FEATURES if f != "router_share")
-#: The handle stage fitted without the router's column, for bench.handles_ablation (not shipped).
-WITHOUT_ROUTER_FILE = WORK / "handles_without_router.json"
 
 
 def with_router_ignored(stage: LinearRanker) -> LinearRanker:
     """A stage over WITHOUT_ROUTER as one over HANDLE_FEATURES whose router weight is 0."""
-    insert = lambda values, fill: np.insert(values, ROUTER_FEATURE, fill)  # noqa: E731
-    return LinearRanker(insert(stage.weights, 0.0), insert(stage.mean, 0.0), insert(stage.scale, 1.0), stage.meta,
-                        HANDLE_FEATURES)
+    weights, mean, scale = (np.insert(values, ROUTER_FEATURE, fill)
+                            for values, fill in ((stage.weights, 0.0), (stage.mean, 0.0), (stage.scale, 1.0)))
+    return LinearRanker(weights, mean, scale, stage.meta, HANDLE_FEATURES)
 
 
 def main() -> int:
@@ -197,8 +198,9 @@ def main() -> int:
     coverage["bank_heldout"] = {"used": len(bank), "answer_not_among_candidates": bank_missed,
                                 "validation_only": True}
 
-    selection, best, stage = choose_and_fit(batch, bank)
-    plain_selection, plain_best, plain_stage = choose_and_fit(without_router(batch), without_router(bank))
+    selection, best, stage = choose_and_fit(batch, bank, HANDLE_FEATURES)
+    plain_selection, plain_best, plain_stage = choose_and_fit(without_router(batch), without_router(bank),
+                                                              WITHOUT_ROUTER)
     meta = {"trained_on": coverage, "ranker_cross_fitted": True, "router_cross_fitted": True, "l2": best,
             "seed": SEED, "validation_share": VALIDATION_SHARE, "validation": selection,
             "without_router": {"l2": plain_best, "validation": plain_selection},

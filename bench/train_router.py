@@ -50,10 +50,11 @@ class Labelled:
 
 @dataclass
 class RouterData:
+    """What the router is fitted on."""
+
     titles: list[str]
     bank: Labelled  # the sidecars' questions (the handles)
     real: list[Labelled]  # one per real training source
-    held_out: Labelled  # the bank's held-out articles: validation only
 
 
 def router_data(kb: KnowledgeBase) -> RouterData:
@@ -63,19 +64,20 @@ def router_data(kb: KnowledgeBase) -> RouterData:
     assert handles is not None
     bank = Labelled("bank", [h.question for h in handles.handles], handles.vectors.astype(np.float64),
                     np.array([position[kb.documents[h.doc_id].title] for h in handles.handles]))
+    real = [labelled(kb, titles, path.stem, load_questions(path)) for path in LOCAL_SETS]
+    return RouterData(titles, bank, real)
 
-    def labelled(source: str, questions: list[GoldQuestion]) -> Labelled:
-        kept = []
-        for question in (q for q in questions if q.answerable and q.doc):
-            matching = [t for t in titles if question.doc in t]
-            if len(matching) == 1:
-                kept.append((question.q, position[matching[0]]))
-        texts = [q for q, _ in kept]
-        return Labelled(source, texts, kb.embedder.encode_queries(texts, tuned=False).astype(np.float64),
-                        np.array([label for _, label in kept]))
 
-    real = [labelled(path.stem, load_questions(path)) for path in LOCAL_SETS]
-    return RouterData(titles, bank, real, labelled("bank_heldout", held_out_bank()))
+def labelled(kb: KnowledgeBase, titles: list[str], source: str, questions: list[GoldQuestion]) -> Labelled:
+    """Answerable questions whose gold document names exactly one title, embedded with the model as built."""
+    kept = []
+    for question in (q for q in questions if q.answerable and q.doc):
+        matching = [i for i, title in enumerate(titles) if question.doc in title]
+        if len(matching) == 1:
+            kept.append((question.q, matching[0]))
+    texts = [q for q, _ in kept]
+    return Labelled(source, texts, kb.embedder.encode_queries(texts, tuned=False).astype(np.float64),
+                    np.array([label for _, label in kept]))
 
 
 def fit_router(titles: list[str], parts: list[Labelled], weights: list[float], l2: float) -> LawRouter:
@@ -165,17 +167,16 @@ def main() -> int:
     args, kb = opened
     data = router_data(kb)
     validation, fitting = zip(*(split(p) for p in data.real))
-    grid = {"handles' vote": vote_accuracy(kb, data.titles, [*validation, data.held_out])}
+    measured = [*validation, labelled(kb, data.titles, "bank_heldout", held_out_bank())]
+    grid = {"handles' vote": vote_accuracy(kb, data.titles, measured)}
     print("handles' vote", json.dumps(grid["handles' vote"]["mean"]), flush=True)
-    for l2 in L2_GRID:
-        for real_weight in REAL_WEIGHT_GRID:
-            router = fit_router(data.titles, [data.bank, *fitting], [1.0] + [real_weight] * len(fitting), l2)
-            grid[f"l2 {l2}, real weight {real_weight}"] = accuracy(router, [*validation, data.held_out])
-            print(l2, real_weight, json.dumps(grid[f"l2 {l2}, real weight {real_weight}"]["mean"]), flush=True)
-    best = max((k for k in grid if k.startswith("l2")),
-               key=lambda k: (grid[k]["mean"]["accuracy"], grid[k]["mean"]["log_likelihood"]))
-    l2, real_weight = (float(v.split()[-1]) for v in best.split(", "))
-    router = fit_shipped(data, l2, real_weight)
+    settings = {f"l2 {l2}, real weight {w}": (l2, w) for l2 in L2_GRID for w in REAL_WEIGHT_GRID}
+    for name, (l2, real_weight) in settings.items():
+        router = fit_router(data.titles, [data.bank, *fitting], [1.0] + [real_weight] * len(fitting), l2)
+        grid[name] = accuracy(router, measured)
+        print(name, json.dumps(grid[name]["mean"]), flush=True)
+    best = max(settings, key=lambda k: (grid[k]["mean"]["accuracy"], grid[k]["mean"]["log_likelihood"]))
+    router = fit_shipped(data, *settings[best])
     router.meta.update({"seed": SEED, "validation_share": VALIDATION_SHARE, "script": "python -m bench.train_router"})
     write_result("train_router", {**router.meta, "documents": len(data.titles), "chosen": best, "validation": grid})
     print(f"chosen: {best}", json.dumps(grid[best], ensure_ascii=False))
