@@ -38,7 +38,7 @@ import numpy as np
 from scipy.optimize import minimize
 
 from bench.common import SHARED, WORK, write_result
-from bench.crossfit import cross_fitted, half
+from bench.crossfit import cross_fitted, fold
 from kb.answers.answerable import ANSWER_MODELS_DIR, AnswerModel
 from kb.config import PROJECT_ROOT, AnswerParams, load_settings
 from kb.evaluate import load_questions
@@ -123,13 +123,13 @@ def main() -> int:
         print("skipped: training questions missing")
         return 0
     kb = KnowledgeBase.open(settings=load_settings(index_dir=Path(args.index)))
-    halves = cross_fitted(Path(args.index), kb)
-    if halves is None:
+    folds = cross_fitted(Path(args.index), kb)
+    if folds is None:
         print("warning: no held-out question tunings (python -m bench.train_encoder): cosines are in-sample")
     params = kb.answer_params
     questions = [q for path in SETS for q in load_questions(path)]
     near_domain = [q for q in load_questions(NEAR_DOMAIN) if q.kind in VECTOR_KINDS]
-    inputs = [evidence(halves[half(q.q)] if halves else kb, q.q, params) for q in questions + near_domain]
+    inputs = [evidence(folds[fold(q.q)] if folds else kb, q.q, params) for q in questions + near_domain]
     basic = np.array([[(d - params.dense_centre) * 100, (c - 0.5) * 4] for d, c, _ in inputs])
     vectors = np.array([v for _, _, v in inputs]) * VECTOR_SCALE
     y = np.array([q.answerable for q in questions + near_domain])
@@ -150,7 +150,7 @@ def main() -> int:
         "full_model": {**choice, "near_domain_questions": len(near_domain),
                        "in_sample": {"answerable_answered": round(float(full_answered[y].mean()), 3),
                                      "near_domain_refused": round(float((~full_answered[near]).mean()), 3)}},
-        "question_tuning_cross_fitted": halves is not None,
+        "question_tuning_cross_fitted": folds is not None,
         "script": "python -m bench.calibrate_answerable --write",
     }
     if args.write:

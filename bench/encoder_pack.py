@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.common import SHARED, WORK
-from bench.crossfit import half
+from bench.crossfit import fold
 from bench.question_bank import held_out_bank
 from bench.stard import load_queries
 from bench.train_ranker import LOCAL_SETS, local_items
@@ -94,8 +94,8 @@ def training_questions(stard: KnowledgeBase, local: KnowledgeBase, bank: bool = 
                 questions.append({"text": text, "pool": "local", "source": "bank_heldout", "gold": gold})
     for q in questions:
         q["validation"] = q["source"] == "bank_heldout" or (q["source"] != "bank" and validation(q["text"]))
-        # Cross-fitting for bench.train_ranker: which half of its questions this one is (-1: not one of them).
-        q["ranker_half"] = half(q["text"]) if q["text"] in ranker_questions else -1
+        # Cross-fitting for bench.train_ranker: which fold of its questions this one is (-1: not one of them).
+        q["ranker_fold"] = fold(q["text"]) if q["text"] in ranker_questions else -1
     return questions
 
 

@@ -1,7 +1,7 @@
 """Peak memory of a real `kb serve` while it answers under load and, meanwhile, staff reload the index every few
 seconds and add a document (a background re-ingest in the same process): the worst case a township server sees.
 
-    python -m bench.memory [--backend torch] [--concurrency 8] [--requests 600]
+    python -m bench.memory [--backend torch] [--concurrency 8] [--requests 600] [--index DIR]
 
 Runs on a copy of the corpus and of the index bench.ingest built, so nothing of the repository changes. Reports
 the server's resident memory before and after (current and peak, from /proc), the requests that failed, and
@@ -50,21 +50,32 @@ def staff_activity(base: str, stop: threading.Event, reload_every_s: float) -> d
     return {"reloads": reloads, "reingest": job["status"], "reingest_s": ingest_s}
 
 
+def copied_index(index: Path, into: Path) -> Path:
+    """A copy of the published index `index` under `into`: its build folder, and a link to it as the store
+    publishes one (staff reloads then swap the copy, never the original)."""
+    build = index.resolve()
+    copy = shutil.copytree(build, into / build.parent.name / build.name)
+    link = into / index.name
+    link.symlink_to(copy.relative_to(into))
+    return link
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--backend", default="torch")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--requests", type=int, default=600)
     parser.add_argument("--reload-every", type=float, default=3.0)
+    parser.add_argument("--index", help="default: the index bench.ingest built for this backend")
     args = parser.parse_args()
-    built = WORK / "indexes" / f"default-{args.backend}"
+    built = Path(args.index) if args.index else WORK / "indexes" / f"default-{args.backend}"
     if not (built / "manifest.json").is_file():
         print(f"skipped: no index at {built} (run python -m bench.ingest first)")
         return 0
     REQUESTS[args.concurrency] = args.requests
     with tempfile.TemporaryDirectory(prefix="kb-memory-") as tmp:
         corpus = shutil.copytree(PROJECT_ROOT / "corpus", Path(tmp) / "corpus")
-        index = shutil.copytree(built.parent, Path(tmp) / "indexes", symlinks=True) / built.name
+        index = copied_index(built, Path(tmp) / "indexes")
         env = {**os.environ, "KB_EMBEDDING_BACKEND": args.backend, "KB_RATE_PER_MINUTE": "1000000",
                "KB_RATE_BURST": "1000000", "KB_QUERY_LOG": str(Path(tmp) / "log.sqlite"), "KB_ADMIN_KEY": ADMIN_KEY,
                "KB_CORPUS": str(corpus)}

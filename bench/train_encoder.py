@@ -11,9 +11,9 @@ as for the linear adapter this replaces, but with the top TUNED_LAYERS transform
 RANK on their query, key, value, attention-output and feed-forward projections) instead of one linear map.
 
 The learning rate and the number of epochs are chosen on a fixed 20 % validation part of the training
-questions (mean over sources of dense MRR@10); then the model is refitted on all of them. Two more are fitted
-without one half each of bench.train_ranker's questions, so that the ranker learns from cosines of questions
-the encoder has not seen (cross-fitting). Needs only torch, transformers, numpy and safetensors.
+questions (mean over sources of dense MRR@10); then the model is refitted on all of them. Five more are fitted
+without one fold each of bench.train_ranker's questions (bench/crossfit.py), so that the ranker learns from cosines
+of questions the encoder has not seen (cross-fitting). Needs only torch, transformers, numpy and safetensors.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ import torch
 from safetensors.numpy import load_file, save_file
 
 from bench.common import PROJECT_ROOT, write_result
+from bench.crossfit import FOLDS
 from kb.embedding.model.build import bert_config, bert_state_dict
 from kb.embedding.model.q4file import DTYPE_Q4_0, Q4Header, dequantize_q4_0
 from kb.embedding.model.tuning import LORA_TARGETS, QUERY_LORA, lora_name
@@ -208,7 +209,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pack", default=str(PROJECT_ROOT / "var" / "bench" / "encoder_pack"))
     parser.add_argument("--out", default=str(PROJECT_ROOT / "var" / "bench" / "encoder_tuning"),
-                        help="where the cross-fitted halves go (bench.train_ranker reads them)")
+                        help="where the cross-fitted fold tunings go (bench.train_ranker reads them)")
     parser.add_argument("--write", action="store_true", help="ship the refitted tuning in kb/embedding/model/tuned/")
     parser.add_argument("--smoke", action="store_true", help="a few local questions, one epoch: checks the plumbing")
     parser.add_argument("--fit", nargs=2, metavar=("LR", "EPOCHS"),
@@ -247,9 +248,9 @@ def main() -> int:
                 "epochs": epochs, "base_fingerprint": pack.meta["base_fingerprint"]}
     if any(q["source"] == "bank" for q in questions):
         settings["bank_share"] = BANK_SHARE
-    for variant in ("half0", "half1", "full"):
+    for variant in (*(f"fold{k}" for k in range(FOLDS)), "full"):
         kept = [q for q in questions if q["source"] != "bank_heldout"  # measured, never fitted
-                and (variant == "full" or q["ranker_half"] != int(variant[-1]))]
+                and (variant == "full" or q["ranker_fold"] != int(variant[-1]))]
         lora = train(pack, kept, lr, epochs)[0]
         meta = {**settings, "variant": variant, "questions": len(kept), "built_by": "python -m bench.train_encoder"}
         save_file(lora_tensors(lora), str(out / f"{variant}.safetensors"), metadata={"kb": json.dumps(meta)})

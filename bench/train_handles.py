@@ -15,13 +15,11 @@ have no handles), by the mean over the three sources of MRR@10. Then the model i
 questions and, with --write, shipped as kb/search/rankers/handles-<model fingerprint>.json. The same stage
 without the router's column is fitted too, for bench.handles_ablation (var/bench/handles_without_router.json).
 
-The ranker and the router learnt from these same questions: their verdicts on them are better than on any new
-question, and the handle stage would learn to trust them too much. So both are cross-fitted: the questions are
-cut in the two fixed halves of bench/crossfit.py, and each half is scored by a ranker (bench.train_ranker.fit,
-the shipped L2) and a router (bench.train_router, the shipped settings) refitted without it. The question tuning
-(bench/train_encoder.py) also saw these questions and is not cross-fitted here (its held-out halves need the
-STARD pack): the ranker's verdict stays somewhat flattered, so the handles' weight is, if anything,
-under-estimated.
+The question tuning, the ranker and the router learnt from these same questions: their verdicts on them are
+better than on any new question, and the handle stage would learn to trust them too much. So all three are
+cross-fitted: the questions are cut in the fixed folds of bench/crossfit.py, and each fold is embedded with the
+tuning learnt without it (bench.train_encoder) and scored by a ranker (bench.train_ranker.fit, the shipped L2) and
+a router (bench.train_router, the shipped settings) refitted without it.
 """
 
 from __future__ import annotations
@@ -30,11 +28,12 @@ import json
 import random
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from bench.common import WORK, write_result
-from bench.crossfit import half
+from bench.crossfit import FOLDS, cross_fitted, fold
 from bench.question_bank import held_out_bank
 from bench.train_ranker import (
     L2_GRID,
@@ -64,8 +63,10 @@ from kb.stores.base import Filters
 
 def handle_retriever(kb: KnowledgeBase) -> Retriever:
     """The product's retriever with the handle stage switched on, whatever is shipped (neutral weights): the
-    candidates then include the articles of the nearest handles, as they will in the product."""
+    candidates then include the articles of the nearest handles, as they will in the product. It keeps `kb`'s
+    ranker (a fold's knowledge base carries the shipped one)."""
     retriever = kb.with_params(RetrievalParams(method="ranked")).retriever
+    retriever.ranker = kb.retriever.ranker
     size = len(HANDLE_FEATURES)
     retriever.handle_ranker = LinearRanker(np.zeros(size), np.zeros(size), np.ones(size), {}, HANDLE_FEATURES)
     return retriever
@@ -111,14 +112,14 @@ def observe(retriever: Retriever, items: list[Item], source: str) -> tuple[list[
 def cross_fitted_examples(observed: list[Observed], shipped: LinearRanker,
                           routers: list[LawRouter]) -> list[Example]:
     """Handle-stage examples whose ranker and router verdicts come from models that never saw the question
-    (`routers[k]`: fitted without half k)."""
+    (`routers[k]`: fitted without fold k)."""
     examples = []
-    for k in (0, 1):
-        others = [o for o in observed if half(o.question) != k]
+    for k in range(FOLDS):
+        others = [o for o in observed if fold(o.question) != k]
         fitted = [Example(o.source, o.ranker_features, o.gold, o.gold) for o in others]
         mean, scale = scaling(fitted)
         weights = fit(standardise(fitted, mean, scale), float(shipped.meta.get("l2", 0.01)))
-        for o in (o for o in observed if half(o.question) == k):
+        for o in (o for o in observed if fold(o.question) == k):
             ranked = ((o.ranker_features - mean) / scale) @ weights
             examples.append(Example(o.source, handle_features(ranked, *o.evidence(routers[k])), o.gold, ranked))
     return examples
@@ -179,10 +180,17 @@ def main() -> int:
     args, kb = opened
     retriever = handle_retriever(kb)
     assert retriever.ranker is not None
+    folds = cross_fitted(Path(args.index), kb)
+    if folds is None:
+        print("skipped: no cross-fitted question tunings (python -m bench.train_encoder writes them)")
+        return 0
     observed: list[Observed] = []
     coverage = {}
     for path in LOCAL_SETS:
-        found, missed = observe(retriever, local_items(kb, load_questions(path)), path.stem)
+        items, found, missed = local_items(kb, load_questions(path)), [], 0
+        for k, fold_kb in enumerate(folds):
+            more, lost = observe(handle_retriever(fold_kb), [i for i in items if fold(i[0]) == k], path.stem)
+            found, missed = found + more, missed + lost
         observed += found
         coverage[path.stem] = {"used": len(found), "answer_not_among_candidates": missed}
     shipped_router = retriever.router
@@ -191,7 +199,7 @@ def main() -> int:
         return 0
     l2, real_weight = float(shipped_router.meta["l2"]), float(shipped_router.meta["real_weight"])
     data = router_data(kb)
-    routers = [fit_shipped(data, l2, real_weight, leave_out_half=k) for k in (0, 1)]
+    routers = [fit_shipped(data, l2, real_weight, leave_out_fold=k) for k in range(FOLDS)]
     batch = cross_fitted_examples(observed, retriever.ranker, routers)
     held_out, bank_missed = observe(retriever, local_items(kb, held_out_bank()), "bank_heldout")
     bank = shipped_examples(held_out, retriever.ranker, shipped_router)
@@ -201,7 +209,8 @@ def main() -> int:
     selection, best, stage = choose_and_fit(batch, bank, HANDLE_FEATURES)
     plain_selection, plain_best, plain_stage = choose_and_fit(without_router(batch), without_router(bank),
                                                               WITHOUT_ROUTER)
-    meta = {"trained_on": coverage, "ranker_cross_fitted": True, "router_cross_fitted": True, "l2": best,
+    meta = {"trained_on": coverage, "question_tuning_cross_fitted": True, "ranker_cross_fitted": True,
+            "router_cross_fitted": True, "l2": best,
             "seed": SEED, "validation_share": VALIDATION_SHARE, "validation": selection,
             "without_router": {"l2": plain_best, "validation": plain_selection},
             "handles": len(kb.store.handles), "script": "python -m bench.train_handles"}

@@ -8,8 +8,8 @@ sets (dev.jsonl, stard_local_dev.jsonl, STARD dev).
 
 The question encoder's cosine is one of the features, and the shipped tuning (bench/train_encoder.py) was learnt
 from these very questions: their cosines would be better than any new question's, and the ranker would learn
-to trust the dense score too much. So the features are cross-fitted: the questions are cut in two halves
-and each half's features come from a tuning learnt without that half (bench/crossfit.py). For each question the product's own first stage proposes its candidates and
+to trust the dense score too much. So the features are cross-fitted: the questions are cut in five folds
+and each fold's features come from a tuning learnt without that fold (bench/crossfit.py). For each question the product's own first stage proposes its candidates and
 kb.search.rank computes their features; a linear model is fitted by listwise softmax (the gold article should get the
 probability mass among its question's candidates), L2-regularised, each source of questions weighing the same
 in total (STARD's civil-law questions outnumber the 信访 and report ones ten to one, but citizens ask all
@@ -31,7 +31,7 @@ import numpy as np
 from scipy.optimize import minimize
 
 from bench.common import SHARED, WORK, write_result
-from bench.crossfit import TUNINGS, cross_fitted, half
+from bench.crossfit import TUNINGS, cross_fitted, fold
 from kb.config import PROJECT_ROOT, RetrievalParams, load_settings
 from kb.evaluate import GoldQuestion, load_questions
 from kb.knowledge_base import KnowledgeBase
@@ -181,15 +181,15 @@ def ranking_metrics(batch: list[Example], score) -> dict:
 def main() -> int:
     parser = experiment_parser(__doc__)
     parser.add_argument("--tunings", default=str(TUNINGS),
-                        help="the held-out question tunings bench.train_encoder wrote (half0/half1.safetensors)")
+                        help="the held-out question tunings bench.train_encoder wrote (fold0 … fold4.safetensors)")
     parser.add_argument("--write", action="store_true", help="write the ranker into kb/search/rankers/")
     args = parse_experiment(parser)
     if args is None:
         return 0
     kb = KnowledgeBase.open(settings=load_settings(index_dir=Path(args.index)))
-    halves = cross_fitted(Path(args.index), kb, Path(args.tunings))
-    cross_fit = halves is not None
-    if halves is None:
+    folds = cross_fitted(Path(args.index), kb, Path(args.tunings))
+    cross_fit = folds is not None
+    if folds is None:
         print(f"warning: no cross-fitted tunings in {args.tunings}: features use the shipped tuning (in-sample)")
     batch: list[Example] = []
     coverage = {}
@@ -197,8 +197,8 @@ def main() -> int:
         questions = load_questions(path)
         items = local_items(kb, questions)
         found, missed = [], 0
-        for k, scorer in enumerate(halves or [kb]):
-            more, lost = examples(scorer, [i for i in items if halves is None or half(i[0]) == k], path.stem)
+        for k, scorer in enumerate(folds or [kb]):
+            more, lost = examples(scorer, [i for i in items if folds is None or fold(i[0]) == k], path.stem)
             found, missed = found + more, missed + lost
         batch += found
         coverage[path.stem] = {"used": len(found), "answer_not_among_candidates": missed}
@@ -210,6 +210,9 @@ def main() -> int:
     mean, scale = scaling(training)
     train_std, val_std = standardise(training, mean, scale), standardise(validation, mean, scale)
     first_stage = ranking_metrics(validation, lambda e: e.first_stage)
+    # How well the tuned cosine alone ranks every training question (cross-fitted: each by a tuning that never saw it).
+    tuned = FEATURES.index("tuned_gap")
+    dense_alone = ranking_metrics(batch, lambda e: e.features[:, tuned])
     selection = {}
     for l2 in L2_GRID:
         weights = fit(train_std, l2)
@@ -218,7 +221,8 @@ def main() -> int:
     mean, scale = scaling(batch)
     weights = fit(standardise(batch, mean, scale), best)
     meta = {"trained_on": coverage, "question_tuning_cross_fitted": cross_fit, "l2": best, "seed": SEED, "validation_share": VALIDATION_SHARE,
-            "validation": {"first_stage": first_stage, "by_l2": selection}, "script": "python -m bench.train_ranker"}
+            "validation": {"first_stage": first_stage, "by_l2": selection},
+            "tuned_dense_alone_all_questions": dense_alone, "script": "python -m bench.train_ranker"}
     figures = {**meta, "weights": dict(zip(FEATURES, map(float, np.round(weights, 4))))}
     write_result("train_ranker", figures)
     print(json.dumps(figures, ensure_ascii=False, indent=2))

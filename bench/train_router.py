@@ -10,7 +10,7 @@ questions of bench.train_ranker (STARD's lay questions over corpus/, the team's)
 each real source beside the bank's held-out articles (bench/data/question_bank_heldout.jsonl: in no sidecar), by
 the mean over the three sources of how often the router's first document is the gold one (mean log-likelihood
 breaks ties); then the router is refitted on everything and, with --write, shipped as
-kb/search/rankers/router-<model fingerprint>.json. bench/train_handles.py refits it without each half of the
+kb/search/rankers/router-<model fingerprint>.json. bench/train_handles.py refits it without each fold of the
 real questions (the same settings) so that the handle stage learns from the router's verdict on questions it
 never saw.
 """
@@ -26,7 +26,7 @@ import numpy as np
 from scipy.optimize import minimize
 
 from bench.common import write_result
-from bench.crossfit import half
+from bench.crossfit import fold
 from bench.question_bank import held_out_bank
 from bench.train_ranker import LOCAL_SETS, SEED, VALIDATION_SHARE, experiment_parser, open_with_handles
 from kb.evaluate import GoldQuestion, load_questions
@@ -150,9 +150,9 @@ def vote_accuracy(kb: KnowledgeBase, titles: list[str], parts: list[Labelled]) -
     return summary(predicted)
 
 
-def fit_shipped(data: RouterData, l2: float, real_weight: float, leave_out_half: int | None = None) -> LawRouter:
-    """The router on the bank and the real questions (without one crossfit half of them, when asked)."""
-    real = [select(p, [i for i, q in enumerate(p.questions) if half(q) != leave_out_half]) for p in data.real]
+def fit_shipped(data: RouterData, l2: float, real_weight: float, leave_out_fold: int | None = None) -> LawRouter:
+    """The router on the bank and the real questions (without one crossfit fold of them, when asked)."""
+    real = [select(p, [i for i, q in enumerate(p.questions) if fold(q) != leave_out_fold]) for p in data.real]
     router = fit_router(data.titles, [data.bank, *real], [1.0] + [real_weight] * len(real), l2)
     router.meta.update({"real_weight": real_weight, "bank_questions": len(data.bank.labels),
                         "real_questions": {p.source: len(p.labels) for p in real}})

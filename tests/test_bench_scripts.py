@@ -29,3 +29,15 @@ def test_the_load_generator_sends_each_endpoint_what_it_expects() -> None:
     assert conversations and all(c["question"] and c["history"] and all(isinstance(h, str) for h in c["history"])
                                  for c in conversations)
     assert set(ENDPOINTS) == {"/api/search", "/api/ask", "/api/ask with history"}
+
+
+def test_cross_fitting_folds_are_fixed_and_balanced() -> None:
+    """Every training question keeps its fold from run to run (the fold tunings, the ranker and the handle stage
+    must agree on who saw what), and the folds are of about the same size."""
+    from bench.crossfit import FOLDS, fold
+
+    questions = [f"第{i}个问题：邻居家的树倒了砸坏我家的车，谁来赔？" for i in range(2000)]
+    folds = [fold(q) for q in questions]
+    assert folds == [fold(q) for q in questions] and set(folds) == set(range(FOLDS))
+    sizes = [folds.count(k) for k in range(FOLDS)]
+    assert max(sizes) - min(sizes) < 0.25 * len(questions) / FOLDS, sizes

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from bench.common import EXPERIMENT_RESULTS, write_result
-from bench.crossfit import cross_fitted, half
+from bench.crossfit import cross_fitted, fold
 from bench.train_ranker import (
     LOCAL_SETS,
     SEED,
@@ -76,11 +76,11 @@ def main() -> int:
     torch.set_num_threads(2)
     settings = load_settings(index_dir=Path(args.index))
     kb = KnowledgeBase.open(settings=settings)
-    halves = cross_fitted(Path(args.index), kb) or [kb]
+    folds = cross_fitted(Path(args.index), kb) or [kb]
     rows = []  # (source, question, candidate texts, features, gold)
     for path in LOCAL_SETS:
         for question, answers in local_items(kb, load_questions(path)):
-            scorer = halves[half(question) % len(halves)]
+            scorer = folds[fold(question) % len(folds)]
             retriever = scorer.with_params(RetrievalParams(method="ranked")).retriever
             stage = retriever.first_stage(question, Filters(), retriever.params)
             gold = np.array([answers(c) for c in stage.candidates.chunks], dtype=bool) if stage else None
