@@ -8,7 +8,7 @@
 # cross-fitted features, then the law router (bench/train_router.py) and the weights of the question handles
 # (bench/train_handles.py), then the answer model
 # (kb/answers/answer_models/; it prints AnswerParams' constants too), then the conversation models (follow-up
-# ranker and gate). About an hour on two cores.
+# ranker and gate). About two hours on two cores (the question tuning alone: six fits, 44 min).
 VENV ?= .venv
 PYTHON ?= python3
 HOST ?= 127.0.0.1
