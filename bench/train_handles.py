@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.common import WORK, write_result
-from bench.crossfit import FOLDS, cross_fitted, fold
+from bench.crossfit import FOLDS, by_fold, cross_fitted, fold
 from bench.question_bank import held_out_bank
 from bench.train_ranker import (
     L2_GRID,
@@ -188,8 +188,8 @@ def main() -> int:
     coverage = {}
     for path in LOCAL_SETS:
         items, found, missed = local_items(kb, load_questions(path)), [], 0
-        for k, fold_kb in enumerate(folds):
-            more, lost = observe(handle_retriever(fold_kb), [i for i in items if fold(i[0]) == k], path.stem)
+        for fold_kb, part in by_fold(folds, items):
+            more, lost = observe(handle_retriever(fold_kb), part, path.stem)
             found, missed = found + more, missed + lost
         observed += found
         coverage[path.stem] = {"used": len(found), "answer_not_among_candidates": missed}

@@ -31,7 +31,7 @@ import numpy as np
 from scipy.optimize import minimize
 
 from bench.common import SHARED, WORK, write_result
-from bench.crossfit import TUNINGS, cross_fitted, fold
+from bench.crossfit import TUNINGS, by_fold, cross_fitted
 from kb.config import PROJECT_ROOT, RetrievalParams, load_settings
 from kb.evaluate import GoldQuestion, load_questions
 from kb.knowledge_base import KnowledgeBase
@@ -197,8 +197,8 @@ def main() -> int:
         questions = load_questions(path)
         items = local_items(kb, questions)
         found, missed = [], 0
-        for k, scorer in enumerate(folds or [kb]):
-            more, lost = examples(scorer, [i for i in items if folds is None or fold(i[0]) == k], path.stem)
+        for scorer, part in by_fold(folds, items) if folds else [(kb, items)]:
+            more, lost = examples(scorer, part, path.stem)
             found, missed = found + more, missed + lost
         batch += found
         coverage[path.stem] = {"used": len(found), "answer_not_among_candidates": missed}
