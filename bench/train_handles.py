@@ -80,15 +80,15 @@ class Observed:
     source: str
     question: str
     ranker_features: np.ndarray
-    handles: tuple[np.ndarray, np.ndarray, np.ndarray]
+    handles: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
     gold: np.ndarray
     vector: np.ndarray
     titles: list[str]
 
     def evidence(self, router: LawRouter) -> tuple[np.ndarray, ...]:
         """The handle stage's evidence with this router's verdict (a router fitted without the question)."""
-        cosine, bm25, law_share = self.handles
-        return cosine, bm25, law_share, router_column(self.titles, law_share, router.shares(self.vector))
+        cosine, bm25, law_share, has_handles = self.handles
+        return cosine, bm25, law_share, router_column(self.titles, law_share, router.shares(self.vector)), has_handles
 
 
 def observe(retriever: Retriever, items: list[Item], source: str) -> tuple[list[Observed], int]:

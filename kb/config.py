@@ -119,10 +119,10 @@ class AnswerParams:
     #: Logistic model of "the knowledge base can answer", fitted on training questions only (stard_local_train,
     #: bench/data/train_local.jsonl, bench/data/abstention_calibration.jsonl; bench/results/calibrate_answerable.json).
     #: The cosine centre is specific to the default model (its own question vectors, not the tuned ones).
-    bias: float = 1.286
-    w_dense: float = 1.518  # per 0.01 of the best passage's cosine above dense_centre
+    bias: float = 1.295
+    w_dense: float = 1.514  # per 0.01 of the best passage's cosine above dense_centre
     dense_centre: float = 0.88
-    w_cover: float = 0.538  # per 0.25 of the question's words (idf-weighted) found in the passages above half
+    w_cover: float = 0.547  # per 0.25 of the question's words (idf-weighted) found in the passages above half
     #: Answer only at or above this confidence.
     threshold: float = 0.5
     passages: int = 3
@@ -137,7 +137,7 @@ class AnswerParams:
     #: At most this many other candidates are shown below an answer (kb/answers/related.py) …
     related_passages: int = 3
     #: … when the ranker's first passage scores less than this above its second (`python -m bench.related`).
-    related_margin: float = 3.424
+    related_margin: float = 3.088
 
 
 @dataclass(frozen=True)

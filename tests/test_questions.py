@@ -21,6 +21,7 @@ from kb.config import Settings
 from kb.embedding.embedder import Embedder
 from kb.knowledge_base import KnowledgeBase
 from kb.schema import Chunk
+from kb.stores.handles import HandleMatch
 from tests.conftest import CORPUS_DIR, make_small_corpus
 
 ADMIN_KEY = "questions-admin-key"
@@ -84,6 +85,19 @@ def test_the_bank_checker_flags_copied_wording_but_not_names() -> None:
     article = "第三条村民委员会负责本村道路的日常巡查发现路面塌陷应当在二十四小时内设置警示标志"
     assert copied_runs("路面塌陷应当在多久内设置警示标志？", article) == ["路面塌陷应当在", "内设置警示标志"]
     assert copied_runs("村口的路塌了个大坑，找村民委员会有用吗？", article) == []
+
+
+def test_a_passage_without_handles_is_marked_so_and_not_read_as_a_far_one() -> None:
+    """The handle stage learns what having no handles says (kb/search/handle_stage.py): such a passage gets the
+    lowest cosine any handle got and a 0 in its own column, apart from a passage whose handles are merely far."""
+    match = HandleMatch(cosine={("doc", 3): 0.91, ("doc", 4): 0.42}, bm25={("doc", 3): 7.5}, pooled=[("doc", 3)],
+                        law_share={"doc": 1.0})
+    cosine, bm25, law_share, has_handles = match.features([chunk(3, "甲", "a"), chunk(4, "乙", "b"),
+                                                           chunk(5, "丙", "c")])
+    assert cosine.tolist() == [0.91, 0.42, 0.42]
+    assert bm25.tolist() == [7.5, 0.0, 0.0]
+    assert law_share.tolist() == [1.0, 1.0, 1.0]
+    assert has_handles.tolist() == [1.0, 1.0, 0.0]
 
 
 def test_a_drafted_reply_becomes_clean_questions() -> None:

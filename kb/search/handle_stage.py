@@ -13,17 +13,18 @@ from kb.search.rank import rank_score, unit_scaled
 
 #: What the handle stage weighs: the second stage's score (as a gap to the best candidate's), how alike the
 #: question is to each candidate's handles, the nearest handles' vote for the candidate's document, and the
-#: law router's probability for it. Learnt by bench/train_handles.py on real questions.
+#: law router's probability for it, and whether it has handles at all (a sixth of the articles keep theirs out).
+#: Learnt by bench/train_handles.py on real questions.
 HANDLE_FEATURES = ("ranker_gap", "handle_cosine", "handle_gap", "handle_rank", "handle_bm25_share", "law_share",
-                   "router_share")
+                   "router_share", "has_handles")
 ROUTER_FEATURE = HANDLE_FEATURES.index("router_share")
 
 
 def handle_features(ranker_scores: np.ndarray, cosine: np.ndarray, bm25: np.ndarray, law_share: np.ndarray,
-                    router_share: np.ndarray) -> np.ndarray:
+                    router_share: np.ndarray, has_handles: np.ndarray) -> np.ndarray:
     """(candidates × HANDLE_FEATURES): the ranker's verdict and the handles' and router's evidence, per candidate."""
     columns = [ranker_scores - ranker_scores.max(), cosine, cosine - cosine.max(), rank_score(cosine),
-               unit_scaled(bm25), law_share, router_share]
+               unit_scaled(bm25), law_share, router_share, has_handles]
     return np.nan_to_num(np.column_stack(columns).astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
 
 

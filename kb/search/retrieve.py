@@ -109,12 +109,12 @@ class Retriever:
 
     def handle_evidence(self, stage: FirstStage) -> tuple[np.ndarray, ...]:
         """Per candidate: best handle cosine, best handle BM25, the handles' vote and the router's share for its
-        document."""
+        document, and whether it has handles."""
         assert stage.handles is not None
         chunks = stage.candidates.chunks
-        cosine, bm25, law_share = stage.handles.features(chunks)
+        cosine, bm25, law_share, has_handles = stage.handles.features(chunks)
         titles = [self.store.documents[c.doc_id].title for c in chunks]
-        return cosine, bm25, law_share, router_column(titles, law_share, stage.routed)
+        return cosine, bm25, law_share, router_column(titles, law_share, stage.routed), has_handles
 
     def first_stage(self, query: str, filters: Filters, params: RetrievalParams) -> FirstStage | None:
         """Candidates and their scores before any learned ranking; for "ranked", cut to the ones it re-ranks."""

@@ -63,16 +63,17 @@ class HandleMatch:
     pooled: list[PassageKey]  # the passages of the handles most like the question, best first
     law_share: dict[str, float]  # the router: which documents the nearest handles belong to (shares sum to 1)
 
-    def features(self, chunks: Sequence[Chunk]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(best handle cosine, best handle BM25, router share of its document) per candidate. A passage without
-        handles gets the lowest cosine any handle got (0 when none): measured on the bank's held-out articles,
-        which have none, this neither helps nor hurts them (bench/results/train_handles.json), where giving them
-        the candidates' mean did hurt."""
+    def features(self, chunks: Sequence[Chunk]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(best handle cosine, best handle BM25, router share of its document, whether it has handles) per
+        candidate. A passage without handles gets the lowest cosine any handle got (0 when none) and a 0 in the
+        last column: the stage learns on its own what having no handles says, instead of reading it as handles
+        that are far from the question (bench/results/train_handles.json: the bank's held-out articles)."""
         floor = min(self.cosine.values(), default=0.0)
         keys = [passage_key(c) for c in chunks]
         return (np.array([self.cosine.get(k, floor) for k in keys], dtype=np.float64),
                 np.array([self.bm25.get(k, 0.0) for k in keys], dtype=np.float64),
-                np.array([self.law_share.get(c.doc_id, 0.0) for c in chunks], dtype=np.float64))
+                np.array([self.law_share.get(c.doc_id, 0.0) for c in chunks], dtype=np.float64),
+                np.array([k in self.cosine for k in keys], dtype=np.float64))
 
 
 class QuestionHandles:
