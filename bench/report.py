@@ -483,6 +483,19 @@ def section_ranking_candidates(cost: dict | None, cross: dict | None, tuning: di
     return out
 
 
+def section_context_features(result: dict | None) -> list[str]:
+    """Whether the linear ranker gains from each candidate's section and neighbours (a frozen experiment)."""
+    if not result:
+        return []
+    rows = [[variant, l2, *(by_l2[l2][s][k] for s in ("stard_local_train", "train_local") for k in ("hit@1", "mrr@10"))]
+            for variant, by_l2 in result["cross_validated"].items() for l2 in by_l2]
+    return [f"Context columns for the second stage ({_experiment('context_features')}; {result['folds']}-fold "
+            f"cross-validation over the {result['questions']} training questions, bench.train_ranker's cross-fitted "
+            "features; what each column is: the module's docstring):", "",
+            table(["variant", "L2", "stard_local_train Hit@1", "stard_local_train MRR@10", "team Hit@1",
+                   "team MRR@10"], rows), ""]
+
+
 def section_bank_tuning(result: dict | None, without_bank: dict | None) -> list[str]:
     """What the question bank teaches the question encoder (issue 22): real questions beside the bank's held-out
     articles, dense retrieval only, each epoch of each variant."""
@@ -581,6 +594,7 @@ def main() -> int:
         *section_ranking_candidates(read_result("rerank_cost", EXPERIMENT_RESULTS),
                                     read_result("cross_encoder", EXPERIMENT_RESULTS),
                                     read_result("passage_tuning", EXPERIMENT_RESULTS)),
+        *section_context_features(read_result("context_features", EXPERIMENT_RESULTS)),
         *section_question_bank(read_result("handles_ablation"), read_result("train_router")),
         *section_bank_tuning(read_result("bank_tuning", EXPERIMENT_RESULTS), read_result("encoder_training")),
     ]

@@ -212,6 +212,9 @@ def main() -> int:
                         help="where the cross-fitted fold tunings go (bench.train_ranker reads them)")
     parser.add_argument("--write", action="store_true", help="ship the refitted tuning in kb/embedding/model/tuned/")
     parser.add_argument("--smoke", action="store_true", help="a few local questions, one epoch: checks the plumbing")
+    parser.add_argument("--layers", type=int, default=TUNED_LAYERS,
+                        help="how many of the model's top layers the tuning updates (bench.experiments.bank_tuning "
+                             "compares depths)")
     parser.add_argument("--fit", nargs=2, metavar=("LR", "EPOCHS"),
                         help="skip the grid and fit with these (chosen elsewhere, e.g. by bench.experiments."
                              "bank_tuning); writes no result file")
@@ -237,13 +240,13 @@ def main() -> int:
         grid["base"] = metrics(pack.base_model(), pack, held)
         print("base", grid["base"]["mean"], flush=True)
         for lr in lr_grid:
-            for row in train(pack, fitting, lr, max_epochs, evaluate_on=held)[1]:
+            for row in train(pack, fitting, lr, max_epochs, evaluate_on=held, tuned_layers=args.layers)[1]:
                 grid[f"lr{lr}_epochs{row['epoch']}"] = row
         best = max((k for k in grid if k != "base"),
                    key=lambda k: (grid[k]["mean"]["mrr@10"], grid[k]["mean"]["R@10"]))
         lr, epochs = grid[best]["lr"], grid[best]["epoch"]
     print(f"chosen: lr {lr}, {epochs} epochs", flush=True)
-    settings = {"tau": TAU, "tuned_layers": TUNED_LAYERS, "rank": RANK, "alpha": ALPHA,
+    settings = {"tau": TAU, "tuned_layers": args.layers, "rank": RANK, "alpha": ALPHA,
                 "batch_questions": BATCH_QUESTIONS, "team_repeat": TEAM_REPEAT, "seed": SEED, "lr": lr,
                 "epochs": epochs, "base_fingerprint": pack.meta["base_fingerprint"]}
     if any(q["source"] == "bank" for q in questions):
@@ -251,7 +254,7 @@ def main() -> int:
     for variant in (*(f"fold{k}" for k in range(FOLDS)), "full"):
         kept = [q for q in questions if q["source"] != "bank_heldout"  # measured, never fitted
                 and (variant == "full" or q["ranker_fold"] != int(variant[-1]))]
-        lora = train(pack, kept, lr, epochs)[0]
+        lora = train(pack, kept, lr, epochs, tuned_layers=args.layers)[0]
         meta = {**settings, "variant": variant, "questions": len(kept), "built_by": "python -m bench.train_encoder"}
         save_file(lora_tensors(lora), str(out / f"{variant}.safetensors"), metadata={"kb": json.dumps(meta)})
     figures = {"questions": len(questions), "fit": len(fitting), "validation": len(held), "settings": settings,

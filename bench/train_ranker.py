@@ -37,6 +37,7 @@ from kb.evaluate import GoldQuestion, load_questions
 from kb.knowledge_base import KnowledgeBase
 from kb.schema import Chunk
 from kb.search.rank import FEATURES, RANKERS_DIR, LinearRanker
+from kb.search.retrieve import Retriever
 from kb.stores.base import Filters
 
 LOCAL_SETS = (SHARED / "eval" / "stard_local_train.jsonl", PROJECT_ROOT / "bench" / "data" / "train_local.jsonl")
@@ -111,9 +112,14 @@ def local_items(kb: KnowledgeBase, questions: list[GoldQuestion]) -> list[Item]:
     return [(q.q, answers(q)) for q in questions if q.answerable]
 
 
-def examples(kb: KnowledgeBase, items: list[Item], source: str) -> tuple[list[Example], int]:
-    """Examples for the questions whose answer the first stage finds at all; and how many it missed."""
-    retriever = kb.with_params(RetrievalParams(method="ranked")).retriever
+def ranking_retriever(kb: KnowledgeBase) -> Retriever:
+    """The knowledge base's retriever with the learnt second stage (whatever its default parameters)."""
+    return kb.with_params(RetrievalParams(method="ranked")).retriever
+
+
+def examples(retriever: Retriever, items: list[Item], source: str) -> tuple[list[Example], int]:
+    """Examples for the questions whose answer the first stage finds at all (features as `retriever` computes
+    them); and how many it missed."""
     found, missed = [], 0
     for question, answers in items:
         stage = retriever.first_stage(question, Filters(), retriever.params)
@@ -198,7 +204,7 @@ def main() -> int:
         items = local_items(kb, questions)
         found, missed = [], 0
         for scorer, part in by_fold(folds, items) if folds else [(kb, items)]:
-            more, lost = examples(scorer, part, path.stem)
+            more, lost = examples(ranking_retriever(scorer), part, path.stem)
             found, missed = found + more, missed + lost
         batch += found
         coverage[path.stem] = {"used": len(found), "answer_not_among_candidates": missed}
