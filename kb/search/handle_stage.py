@@ -13,8 +13,8 @@ from kb.search.rank import rank_score, unit_scaled
 
 #: What the handle stage weighs: the second stage's score (as a gap to the best candidate's), how alike the
 #: question is to each candidate's handles, the nearest handles' vote for the candidate's document, and the
-#: law router's probability for it, and whether it has handles at all (a sixth of the articles keep theirs out).
-#: Learnt by bench/train_handles.py on real questions.
+#: law router's probability for it, and whether it has handles at all (the bank's held-out 15 % of articles, and
+#: documents added without questions, have none). Learnt by bench/train_handles.py on real questions.
 HANDLE_FEATURES = ("ranker_gap", "handle_cosine", "handle_gap", "handle_rank", "handle_bm25_share", "law_share",
                    "router_share", "has_handles")
 ROUTER_FEATURE = HANDLE_FEATURES.index("router_share")
