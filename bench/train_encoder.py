@@ -7,8 +7,9 @@ Passages keep the model's own vectors (indexes, the vector cache and every inges
 encoding of questions changes, so the product embeds a question with the tuned layers and everything else
 with the model as built. Each training question learns to put the passages that answer it first among all
 passages of its pool (the 55,956 STARD articles, or corpus/): the softmax over the pool at temperature TAU,
-as for the linear adapter this replaces, but with the top TUNED_LAYERS transformer layers adapted (LoRA of rank
-RANK on their query, key, value, attention-output and feed-forward projections) instead of one linear map.
+as for the linear adapter this replaces, but with the top TUNED_LAYERS (or --layers) transformer layers adapted
+(LoRA of rank RANK on their query, key, value, attention-output and feed-forward projections) instead of one
+linear map.
 
 The learning rate and the number of epochs are chosen on a fixed 20 % validation part of the training
 questions (mean over sources of dense MRR@10); then the model is refitted on all of them. Five more are fitted

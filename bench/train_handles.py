@@ -47,11 +47,11 @@ from bench.train_ranker import (
     local_items,
     open_with_handles,
     ranking_metrics,
+    ranking_retriever,
     scaling,
     standardise,
 )
 from bench.train_router import fit_shipped, router_data
-from kb.config import RetrievalParams
 from kb.evaluate import load_questions
 from kb.knowledge_base import KnowledgeBase
 from kb.search.handle_stage import HANDLE_FEATURES, ROUTER_FEATURE, handle_features, router_column
@@ -65,7 +65,7 @@ def handle_retriever(kb: KnowledgeBase) -> Retriever:
     """The product's retriever with the handle stage switched on, whatever is shipped (neutral weights): the
     candidates then include the articles of the nearest handles, as they will in the product. It keeps `kb`'s
     ranker (a fold's knowledge base carries the shipped one)."""
-    retriever = kb.with_params(RetrievalParams(method="ranked")).retriever
+    retriever = ranking_retriever(kb)
     retriever.ranker = kb.retriever.ranker
     size = len(HANDLE_FEATURES)
     retriever.handle_ranker = LinearRanker(np.zeros(size), np.zeros(size), np.ones(size), {}, HANDLE_FEATURES)

@@ -34,9 +34,10 @@ from bench.train_ranker import (
     local_items,
     parse_experiment,
     ranking_metrics,
+    ranking_retriever,
     standardise,
 )
-from kb.config import RetrievalParams, load_settings
+from kb.config import load_settings
 from kb.evaluate import load_questions
 from kb.knowledge_base import KnowledgeBase
 from kb.stores.base import Filters
@@ -76,12 +77,11 @@ def main() -> int:
     torch.set_num_threads(2)
     settings = load_settings(index_dir=Path(args.index))
     kb = KnowledgeBase.open(settings=settings)
-    folds = cross_fitted(Path(args.index), kb) or [kb]
+    retrievers = [ranking_retriever(scorer) for scorer in cross_fitted(Path(args.index), kb) or [kb]]
     rows = []  # (source, question, candidate texts, features, gold)
     for path in LOCAL_SETS:
         for question, answers in local_items(kb, load_questions(path)):
-            scorer = folds[fold(question) % len(folds)]
-            retriever = scorer.with_params(RetrievalParams(method="ranked")).retriever
+            retriever = retrievers[fold(question) % len(retrievers)]  # one per fold, built once
             stage = retriever.first_stage(question, Filters(), retriever.params)
             gold = np.array([answers(c) for c in stage.candidates.chunks], dtype=bool) if stage else None
             if gold is not None and gold.any():
