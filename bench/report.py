@@ -496,6 +496,21 @@ def section_context_features(result: dict | None) -> list[str]:
                    "team MRR@10"], rows), ""]
 
 
+def section_followup_features(result: dict | None) -> list[str]:
+    """What else the follow-up ranker might read (a frozen experiment; the cosine gaps were adopted)."""
+    if not result:
+        return []
+    rows = [[variant, l2, *(by_l2[l2][t] for t in ("follow_up", "new_topic", "all"))]
+            for variant, by_l2 in result["cross_validated_first_citation_gold"].items() for l2 in by_l2]
+    curve = result["learning_curve_follow_ups"]
+    return [f"Columns for the follow-up ranker ({_experiment('followup_features')}; {result['folds']} over the "
+            f"{result['conversations']} fit conversations, first citation gold; what each variant adds: the "
+            "module's docstring):", "",
+            table(["variant", "L2", "follow-ups", "new topics", "all"], rows), "",
+            "Fitted on a share of 90 % of the conversations, follow-ups right among the rest: "
+            + ", ".join(f"{share} → {value}" for share, value in curve.items()) + ".", ""]
+
+
 def section_bank_tuning(result: dict | None, without_bank: dict | None) -> list[str]:
     """What the question bank teaches the question encoder (issue 22): real questions beside the bank's held-out
     articles, dense retrieval only, each epoch of each variant."""
@@ -595,6 +610,7 @@ def main() -> int:
                                     read_result("cross_encoder", EXPERIMENT_RESULTS),
                                     read_result("passage_tuning", EXPERIMENT_RESULTS)),
         *section_context_features(read_result("context_features", EXPERIMENT_RESULTS)),
+        *section_followup_features(read_result("followup_features", EXPERIMENT_RESULTS)),
         *section_question_bank(read_result("handles_ablation"), read_result("train_router")),
         *section_bank_tuning(read_result("bank_tuning", EXPERIMENT_RESULTS), read_result("encoder_training")),
     ]

@@ -4,6 +4,7 @@ what the follow-up ranker is told about each candidate, and what the gate is tol
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from kb.schema import Hit
 from kb.search.conversation import (
@@ -41,9 +42,17 @@ def test_words_pointing_back_into_the_conversation_are_recognised() -> None:
         assert not REFERS_BACK_RE.search(full), full
 
 
-def readings(answer: Hit, **lists: list[Hit]) -> Readings:
+def readings(answer: Hit, vectors: dict[str, list[float]] | None = None, **lists: list[Hit]) -> Readings:
+    """Readings whose texts have the given question `vectors` (by reading; None where not given)."""
     dense = {"alone": 0.90, "in_document": 0.85}
-    return Readings(answer, {r: Retrieval(lists.get(r, []), dense.get(r, 0.8)) for r in READINGS})
+    vectors = vectors or {}
+    return Readings(answer, {r: Retrieval(lists.get(r, []), dense.get(r, 0.8),
+                                          question_vector=np.array(vectors[r]) if r in vectors else None)
+                             for r in READINGS})
+
+
+def no_vectors(chunk_ids: object) -> np.ndarray:
+    return np.zeros((len(chunk_ids), 2))  # type: ignore[arg-type]
 
 
 def test_each_candidate_is_described_by_its_ranks_its_place_and_what_it_holds() -> None:
@@ -51,9 +60,11 @@ def test_each_candidate_is_described_by_its_ranks_its_place_and_what_it_holds() 
     next_one = hit(36, text="复查机构应当自收到复查请求之日起30日内提出复查意见。")
     far = hit(50, text="本条例自公布之日起施行。")
     other = hit(7, "other", text="当事人可以向人民法院起诉。")
-    found = readings(answer, alone=[other, next_one], in_document=[next_one, far], together=[answer, next_one],
-                     previous=[answer])
-    hits, matrix = follow_up_features("复查要多长时间？", "信访处理意见不服怎么办？", found, 0.7, (), lambda t: 1.0)
+    found = readings(answer, {"alone": [1.0, 0.0], "previous": [0.0, 1.0]}, alone=[other, next_one],
+                     in_document=[next_one, far], together=[answer, next_one], previous=[answer])
+    passage_vectors = {"other-7": [1.0, 0.0], "law-36": [0.6, 0.8], "law-50": [0.0, 1.0], "law-35": [0.8, 0.6]}
+    hits, matrix = follow_up_features("复查要多长时间？", "信访处理意见不服怎么办？", found, 0.7, (), lambda t: 1.0,
+                                      lambda ids: np.array([passage_vectors[i] for i in ids]))
     assert [h.chunk_id for h in hits] == ["other-7", "law-36", "law-50", "law-35"]  # each once, in reading order
     assert matrix.shape == (4, len(FOLLOW_UP_FEATURES)) and np.isfinite(matrix).all()
     column = {name: dict(zip((h.chunk_id for h in hits), values)) for name, values in zip(FOLLOW_UP_FEATURES, matrix.T)}
@@ -71,10 +82,17 @@ def test_each_candidate_is_described_by_its_ranks_its_place_and_what_it_holds() 
     assert column["period_asked_and_absent"]["law-50"] == 1
     assert column["answer_article_holds_asked"]["law-35"] == 1
     assert column["question_coverage"]["law-36"] > column["question_coverage"]["law-50"]
+    # Closeness in meaning against the closest candidate's: to the question, to the previous question; the
+    # together reading has no vector here, so it tells nothing.
+    expected_gaps = {"alone_cosine_gap": {"other-7": 0.0, "law-36": -0.4, "law-50": -1.0, "law-35": -0.2},
+                     "previous_cosine_gap": {"other-7": -1.0, "law-36": -0.2, "law-50": 0.0, "law-35": -0.4},
+                     "together_anywhere_cosine_gap": {"other-7": 0.0, "law-36": 0.0, "law-50": 0.0, "law-35": 0.0}}
+    for name, gaps in expected_gaps.items():
+        assert column[name] == pytest.approx(gaps), name
 
 
 def test_a_reading_with_no_candidates_describes_none() -> None:
-    hits, matrix = follow_up_features("那呢？", "问？", readings(hit(1)), 0.5, (), lambda t: 1.0)
+    hits, matrix = follow_up_features("那呢？", "问？", readings(hit(1)), 0.5, (), lambda t: 1.0, no_vectors)
     assert hits == [] and matrix.shape == (0, len(FOLLOW_UP_FEATURES))
 
 

@@ -25,6 +25,11 @@ def article(article_no: int | None, doc_id: str = "law", part: int = 0) -> Hit:
                end=0)
 
 
+def no_vectors(chunk_ids: object) -> np.ndarray:
+    """Passage vectors of a store that holds none of the candidates."""
+    return np.zeros((len(chunk_ids), 2))  # type: ignore[arg-type]
+
+
 def places(candidate: Hit) -> tuple[float, float, float]:
     """The (answer_article, next_article, near_article) columns of `candidate`'s row, the previous answer being
     article ANSWER_ARTICLE of "law"."""
@@ -32,7 +37,7 @@ def places(candidate: Hit) -> tuple[float, float, float]:
     lists = {reading: Retrieval([], 0.8) for reading in READINGS}
     lists["in_document"] = Retrieval([candidate], 0.8)
     hits, matrix = follow_up_features("那要是不满意呢？", "信访事项多久办结？", Readings(answer, lists), 0.5, (),
-                                      lambda term: 1.0)
+                                      lambda term: 1.0, no_vectors)
     assert [h.chunk_id for h in hits] == [candidate.chunk_id]
     assert matrix.shape == (1, len(FOLLOW_UP_FEATURES))
     row = matrix[0]
@@ -70,7 +75,7 @@ def test_all_candidates_at_once_get_the_same_places() -> None:
     lists = {reading: Retrieval([], 0.8) for reading in READINGS}
     lists["together"] = Retrieval(candidates, 0.8)
     hits, matrix = follow_up_features("那要是不满意呢？", "信访事项多久办结？", Readings(answer, lists), 0.5, (),
-                                      lambda term: 1.0)
+                                      lambda term: 1.0, no_vectors)
     assert [h.chunk_id for h in hits] == [c.chunk_id for c in candidates]
     columns = matrix[:, [FOLLOW_UP_FEATURES.index(name) for name in PLACE]]
     np.testing.assert_array_equal(columns, [[1, 0, 0], [0, 1, 0], [0, 0, 1], [0, 0, 1], [0, 0, 0], [0, 0, 0]])

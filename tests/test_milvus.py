@@ -88,6 +88,19 @@ def test_milvus_answers_as_the_local_index_does(milvus_kb: KnowledgeBase, corpus
     assert follow_up.answer == corpus_kb.ask("那要是不满意呢？", history=["信访事项多久办结？"]).answer
 
 
+def test_passage_vectors_are_the_local_indexs(milvus_kb: KnowledgeBase, corpus_kb: KnowledgeBase) -> None:
+    """The follow-up ranker compares candidates by their vectors: both stores give the same ones, in the order
+    asked, and zeros for a passage they do not hold."""
+    chunks = corpus_kb.store.chunks
+    wanted = [chunks[5].chunk_id, chunks[0].chunk_id, "no-such-passage", chunks[-1].chunk_id, chunks[5].chunk_id]
+    local, remote = corpus_kb.store.passage_vectors(wanted), milvus_kb.store.passage_vectors(wanted)
+    assert local.shape == remote.shape == (5, corpus_kb.embedder.dimension)
+    np.testing.assert_allclose(remote, local, atol=1e-6)
+    assert not local[2].any() and np.isclose(np.linalg.norm(local[0]), 1.0, atol=1e-3)
+    np.testing.assert_array_equal(local[0], local[4])
+    assert milvus_kb.store.passage_vectors([]).shape == (0, corpus_kb.embedder.dimension)
+
+
 def test_filters_behave_the_same(milvus_kb: KnowledgeBase, corpus_kb: KnowledgeBase) -> None:
     petition = next(d for d in corpus_kb.documents.values() if d.title == "信访工作条例")
     for filters in ({"doc_kind": "report"}, {"title_contains": "信访"}, {"doc_id": petition.doc_id},

@@ -5,9 +5,11 @@ question was answered from: in the same document, often in the same or a neighbo
 like it. So the question is read six ways (READINGS): on its own, anywhere and in the previous answer's document;
 together with the previous question, in that document and anywhere; and the candidates of the previous question
 and of the passages most like its answer. Each candidate is described by where it ranks in each reading, where it
-lies from the previous answer, whether it holds what the question asks for, and how many of each question's
-words it holds (FOLLOW_UP_FEATURES). A linear model learnt on two-turn conversations scores them
-(`python -m bench.followup --fit` → kb/search/rankers/followup.json).
+lies from the previous answer, whether it holds what the question asks for, how many of each question's words it
+holds, and how close in meaning it comes to the question, to the previous one and to both, against the closest
+candidate (FOLLOW_UP_FEATURES; the vectors are the store's, kb.stores.base.PassageStore.passage_vectors). A
+linear model learnt on two-turn conversations scores them (`python -m bench.followup --fit` →
+kb/search/rankers/followup.json).
 
 Before any of that, a second learnt model, the gate, decides whether the question depends on the one before it
 at all (GATE_FEATURES: does it point back, is it short, does it share words or meaning with the previous
@@ -57,6 +59,9 @@ REFERS_BACK_RE = re.compile(r"^\s*(?:那|要是|如果|还有)|他们|她们|他
                             r"那[样么个些种]|呢[\s?？。.!！]*$")
 
 READINGS = ("alone", "in_document", "together", "together_anywhere", "previous", "like_answer")
+#: The readings whose question vectors the candidates are compared with: the question, the previous question and
+#: the two together.
+COSINE_READINGS = ("alone", "previous", "together_anywhere")
 FOLLOW_UP_FEATURES = (
     *(f"{reading}_rank" for reading in READINGS),  # 1/log2(rank + 2); 0 when the reading does not propose it
     "in_answer_document", "answer_article", "next_article", "near_article",  # beside the previous answer
@@ -66,6 +71,9 @@ FOLLOW_UP_FEATURES = (
     "named_law",
     *(f"{a}_asked_and_present" for a in ASKS), *(f"{a}_asked_and_absent" for a in ASKS),
     "question_coverage", "previous_coverage", "answer_article_holds_asked", "answer_article_lacks_asked",
+    # How close in meaning each candidate is to the question, to the previous one and to both read together,
+    # against the closest candidate (0 for it): beyond the readings' ranks, by how much.
+    *(f"{text}_cosine_gap" for text in COSINE_READINGS),
 )
 #: Questions are at most this long for the "elsewhere_length" feature (longer ones are surely complete).
 FULL_LENGTH = 30
@@ -230,7 +238,8 @@ class ConversationReader:
         if readings is None or (named and readings.answer.doc_id not in named):
             return alone, None
         sure_alone = self.confidence(question, alone)
-        hits, features = follow_up_features(question, previous, readings, sure_alone, named, self.idf)
+        hits, features = follow_up_features(question, previous, readings, sure_alone, named, self.idf,
+                                            self.retriever.store.passage_vectors)
         return alone, FollowUpCandidates(previous, readings, hits, features, sure_alone, tuple(named))
 
     def understood(self, history: Sequence[str], top_k: int, filters: Filters,
@@ -263,8 +272,10 @@ class ConversationReader:
 
 
 def follow_up_features(question: str, previous: str, readings: Readings, sure_alone: float,
-                       named: Sequence[str], idf: Callable[[str], float]) -> tuple[list[Hit], np.ndarray]:
-    """Every reading's candidates (each once) and their (candidates × FOLLOW_UP_FEATURES) matrix."""
+                       named: Sequence[str], idf: Callable[[str], float],
+                       passage_vectors: Callable[[Sequence[str]], np.ndarray]) -> tuple[list[Hit], np.ndarray]:
+    """Every reading's candidates (each once) and their (candidates × FOLLOW_UP_FEATURES) matrix;
+    `passage_vectors` gives the candidates' vectors (the store's)."""
     lists = [readings.lists[r].hits for r in READINGS]
     first_seen: dict[str, Hit] = {}
     for hit in (h for hits in lists for h in hits):
@@ -276,8 +287,10 @@ def follow_up_features(question: str, previous: str, readings: Readings, sure_al
     points_back = float(bool(REFERS_BACK_RE.search(question)))
     length = min(len(question.strip()), FULL_LENGTH) / FULL_LENGTH
     asks = question_asks(question)
+    cosine_gaps = _cosine_gaps(passage_vectors([h.chunk_id for h in candidates]),
+                               [readings.lists[r].question_vector for r in COSINE_READINGS])
     rows = []
-    for hit in candidates:
+    for hit, gaps in zip(candidates, cosine_gaps):
         elsewhere = float(hit.doc_id != answer.doc_id)
         distance = _distance(hit, answer)
         present = [bool(asked) and holds(a, hit.text) for a, asked in zip(ASKS, asks)]
@@ -288,7 +301,7 @@ def follow_up_features(question: str, previous: str, readings: Readings, sure_al
             elsewhere * closer, elsewhere * points_back, elsewhere * length, elsewhere * sure_alone,
             hit.doc_id in named, *present, *absent,
             term_coverage(question, [hit], idf), term_coverage(previous, [hit], idf),
-            distance == 0 and any(present), distance == 0 and any(absent),
+            distance == 0 and any(present), distance == 0 and any(absent), *gaps,
         ])
     return candidates, np.array(rows, dtype=np.float64).reshape(len(candidates), len(FOLLOW_UP_FEATURES))
 
@@ -326,6 +339,19 @@ def gate_features(question: str, alone: Retrieval, found: FollowUpCandidates, sh
         float(shares.max()),
     ]
     return np.nan_to_num(np.array(row, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def _cosine_gaps(vectors: np.ndarray, question_vectors: Sequence[np.ndarray | None]) -> np.ndarray:
+    """(candidates × question vectors): each candidate's cosine with each vector minus the best candidate's
+    (0 throughout for a missing vector)."""
+    columns = []
+    for question_vector in question_vectors:
+        if question_vector is None or not len(vectors):
+            columns.append(np.zeros(len(vectors)))
+            continue
+        cosines = np.nan_to_num(vectors.astype(np.float64) @ np.ravel(question_vector).astype(np.float64))
+        columns.append(cosines - cosines.max())
+    return np.array(columns, dtype=np.float64).T.reshape(len(vectors), len(question_vectors))
 
 
 def _cosine(a: np.ndarray | None, b: np.ndarray | None) -> float:

@@ -185,6 +185,11 @@ class PassageStore(Protocol):
         """The text's words the lexical index knows (unique, in order)."""
         ...
 
+    def passage_vectors(self, chunk_ids: Sequence[str]) -> np.ndarray:
+        """(len(chunk_ids), dimension) normalised vectors of the given passages, in that order; a row of zeros
+        for an id the store does not hold (no similarity to anything)."""
+        ...
+
     def idf(self, term: str) -> float:
         """How much a word says about what a passage is about: rarer is more; a word the index lacks, the most."""
         ...

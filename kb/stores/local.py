@@ -45,6 +45,7 @@ class IndexView:
         self.doc_index = {doc_id: i for i, doc_id in enumerate(self.documents)}
         self.row_doc = np.array([self.doc_index[c.doc_id] for c in self.chunks], dtype=np.int32)
         self.traits = chunk_traits(self.chunks)  # what each passage contains (kb.search.rank)
+        self.row_of_chunk = {chunk.chunk_id: row for row, chunk in enumerate(self.chunks)}
         self.rows_by_article: dict[tuple[str, int], list[int]] = {}
         for row, chunk in enumerate(self.chunks):
             if chunk.article_no is not None:
@@ -87,6 +88,13 @@ class IndexView:
         coverage = self.lexical.coverage(terms)
         return Pool([self.chunks[r] for r in rows], self.vectors[rows], lexical_scores[rows], coverage[rows],
                     self.traits[rows], terms)
+
+    def passage_vectors(self, chunk_ids: Sequence[str]) -> np.ndarray:
+        vectors = np.zeros((len(chunk_ids), self.vectors.shape[1]), dtype=np.float32)
+        for i, chunk_id in enumerate(chunk_ids):
+            if (row := self.row_of_chunk.get(chunk_id)) is not None:
+                vectors[i] = self.vectors[row]
+        return vectors
 
     # -- filters and lookups ------------------------------------------------------------------------------------
 

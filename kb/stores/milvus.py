@@ -473,6 +473,21 @@ class MilvusStore:
                       key=lambda r: (snapshot.order[r["doc_id"]], r["seq"]))
         return self._pool(snapshot, rows, terms)
 
+    def passage_vectors(self, chunk_ids: Sequence[str]) -> np.ndarray:
+        snapshot = self.snapshot()
+        dimension = int(snapshot.base["embedding"]["dimension"])
+        vectors = np.zeros((len(chunk_ids), dimension), dtype=np.float32)
+        wanted = list(dict.fromkeys(chunk_ids))
+        if not wanted:
+            return vectors
+        rows = self._query_all(self.passages_collection, f"chunk_id in [{', '.join(map(literal, wanted))}]",
+                               ["chunk_id", "doc_id", "version", "dense"])
+        found = {r["chunk_id"]: r["dense"] for r in rows if snapshot.versions.get(r["doc_id"]) == r["version"]}
+        for i, chunk_id in enumerate(chunk_ids):
+            if chunk_id in found:
+                vectors[i] = np.asarray(found[chunk_id], dtype=np.float32)
+        return vectors
+
     @staticmethod
     def _add_hits(found: dict[str, dict], results: Iterable[Iterable[dict]], positive_only: bool = False) -> None:
         for hits in results:
