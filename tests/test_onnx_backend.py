@@ -33,10 +33,12 @@ def int8(settings: Settings, embedder: Embedder) -> Embedder:
 
 
 def test_int8_vectors_agree_with_the_float_model(int8: Embedder, float_embedder: Embedder) -> None:
-    # The tuned question encoder (its own int8 copy) agrees a little less: measured 0.9875 at worst here.
+    # The tuned question encoder (its own int8 copy) agrees a little less, and how much less depends on the CPU's
+    # int8 kernels in ONNX Runtime: 0.9875 at worst on a CPU with AVX-512 VNNI, 0.976 on an AVX2-only AMD EPYC
+    # (passages and plain questions: 0.996 on both).
     for encode, texts, agreement in [(lambda m: m.encode_passages(PASSAGES), PASSAGES, 0.99),
                                      (lambda m: m.encode_queries(QUESTIONS, tuned=False), QUESTIONS, 0.99),
-                                     (lambda m: m.encode_queries(QUESTIONS), QUESTIONS, 0.98)]:
+                                     (lambda m: m.encode_queries(QUESTIONS), QUESTIONS, 0.97)]:
         fast, exact = encode(int8), encode(float_embedder)
         assert fast.shape == exact.shape == (len(texts), 384) and fast.dtype == np.float32
         np.testing.assert_allclose(np.linalg.norm(fast, axis=1), 1.0, atol=1e-5)

@@ -86,8 +86,9 @@ GATE_FEATURES = (
 
 
 def follow_up_ranker(directory: Path = RANKERS_DIR) -> LinearRanker | None:
-    """The shipped weights (learnt with the default model; the features are ranks and shares, so they serve
-    another model too), or None when they were learnt over other features."""
+    """The shipped weights (learnt with the default model; the features are ranks, shares and cosine gaps to the
+    closest candidate, so they serve another model too, its gaps read on the default model's scale), or None when
+    they were learnt over other features."""
     return LinearRanker.for_model("followup", directory, FOLLOW_UP_FEATURES)
 
 
