@@ -77,9 +77,11 @@ def score_shares(talk: Conversation) -> np.ndarray:
     columns = []
     for reading in READINGS:
         hits = talk.found.readings.lists[reading].hits
-        scores = np.array([h.score for h in hits], dtype=np.float64)
-        shares = np.exp(scores - scores.max()) if len(scores) else scores
-        by_id = {h.chunk_id: float(s) for h, s in zip(hits, shares / shares.sum() if len(shares) else shares)}
+        by_id: dict[str, float] = {}
+        if hits:
+            scores = np.array([h.score for h in hits], dtype=np.float64)
+            shares = np.exp(scores - scores.max())
+            by_id = {h.chunk_id: float(s) for h, s in zip(hits, shares / shares.sum())}
         columns.append([by_id.get(h.chunk_id, 0.0) for h in talk.found.hits])
     return np.array(columns, dtype=np.float64).T
 

@@ -345,12 +345,13 @@ def gate_features(question: str, alone: Retrieval, found: FollowUpCandidates, sh
 def _cosine_gaps(vectors: np.ndarray, question_vectors: Sequence[np.ndarray | None]) -> np.ndarray:
     """(candidates × question vectors): each candidate's cosine with each vector minus the best candidate's
     (0 throughout for a missing vector)."""
+    passages = vectors.astype(np.float64)
     columns = []
     for question_vector in question_vectors:
-        if question_vector is None or not len(vectors):
-            columns.append(np.zeros(len(vectors)))
+        if question_vector is None or not len(passages):
+            columns.append(np.zeros(len(passages)))
             continue
-        cosines = np.nan_to_num(vectors.astype(np.float64) @ np.ravel(question_vector).astype(np.float64))
+        cosines = np.nan_to_num(passages @ np.ravel(question_vector).astype(np.float64))
         columns.append(cosines - cosines.max())
     return np.array(columns, dtype=np.float64).T.reshape(len(vectors), len(question_vectors))
 
