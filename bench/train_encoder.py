@@ -14,7 +14,9 @@ linear map.
 The learning rate and the number of epochs are chosen on a fixed 20 % validation part of the training
 questions (mean over sources of dense MRR@10); then the model is refitted on all of them. Five more are fitted
 without one fold each of bench.train_ranker's questions (bench/crossfit.py), so that the ranker learns from cosines
-of questions the encoder has not seen (cross-fitting). Needs only torch, transformers, numpy and safetensors.
+of questions the encoder has not seen (cross-fitting). A run stopped part way (the six fits take hours on two
+cores at 8 layers) resumes where it stopped: a fit already in --out with the same settings is kept. Needs only
+torch, transformers, numpy and safetensors.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import safe_open
 from safetensors.numpy import load_file, save_file
 
 from bench.common import PROJECT_ROOT, write_result
@@ -206,6 +209,15 @@ def lora_tensors(lora: list[tuple[str, LoraLinear]]) -> dict[str, np.ndarray]:
     return out
 
 
+def already_trained(path: Path, meta: dict) -> bool:
+    """Whether `path` holds a tuning fitted with exactly these settings: on two cores the six fits take hours, so
+    a run that was stopped part way resumes after its last finished fit instead of starting over."""
+    if not path.is_file():
+        return False
+    with safe_open(str(path), framework="numpy") as stored:
+        return bool(json.loads((stored.metadata() or {}).get("kb", "{}")) == meta)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pack", default=str(PROJECT_ROOT / "var" / "bench" / "encoder_pack"))
@@ -255,8 +267,11 @@ def main() -> int:
     for variant in (*(f"fold{k}" for k in range(FOLDS)), "full"):
         kept = [q for q in questions if q["source"] != "bank_heldout"  # measured, never fitted
                 and (variant == "full" or q["ranker_fold"] != int(variant[-1]))]
-        lora = train(pack, kept, lr, epochs, tuned_layers=args.layers)[0]
         meta = {**settings, "variant": variant, "questions": len(kept), "built_by": "python -m bench.train_encoder"}
+        if already_trained(out / f"{variant}.safetensors", meta):
+            print(f"{variant}: kept from an earlier run with the same settings", flush=True)
+            continue
+        lora = train(pack, kept, lr, epochs, tuned_layers=args.layers)[0]
         save_file(lora_tensors(lora), str(out / f"{variant}.safetensors"), metadata={"kb": json.dumps(meta)})
     figures = {"questions": len(questions), "fit": len(fitting), "validation": len(held), "settings": settings,
                "grid_on_validation_dense_only": grid, "seconds": round(time.perf_counter() - started, 1),

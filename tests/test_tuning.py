@@ -82,6 +82,20 @@ def test_the_question_encoders_name_depends_on_the_model_and_the_tuning_only(tmp
     assert len({tuned_fingerprint("abc", one), tuned_fingerprint("abd", one), tuned_fingerprint("abc", two)}) == 3
 
 
+def test_a_stopped_training_run_keeps_only_fits_made_with_the_same_settings(tmp_path: Path) -> None:
+    from bench.train_encoder import already_trained
+
+    meta = {"lr": 0.001, "epochs": 4, "tuned_layers": 8, "variant": "fold0", "questions": 1234}
+    fit = tmp_path / "fold0.safetensors"
+    assert not already_trained(fit, meta)
+    write_lora(fit, {lora_name(11, "output.dense"): (np.ones((1, 2)), np.ones((2, 1)))}, meta)
+    assert already_trained(fit, meta)
+    assert not already_trained(fit, {**meta, "tuned_layers": 4})
+    assert not already_trained(fit, {**meta, "questions": 1235})
+    write_lora(fit, {lora_name(11, "output.dense"): (np.ones((1, 2)), np.ones((2, 1)))}, {})
+    assert not already_trained(fit, meta)
+
+
 def test_the_shipped_tuning_is_small_and_says_how_it_was_made() -> None:
     assert QUERY_LORA.is_file(), "a question tuning ships for the default model"
     assert QUERY_LORA.stat().st_size < 5 * 2**20
