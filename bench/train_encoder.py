@@ -32,14 +32,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import safe_open
 from safetensors.numpy import load_file, save_file
 
 from bench.common import PROJECT_ROOT, write_result
 from bench.crossfit import FOLDS
 from kb.embedding.model.build import bert_config, bert_state_dict
 from kb.embedding.model.q4file import DTYPE_Q4_0, Q4Header, dequantize_q4_0
-from kb.embedding.model.tuning import LORA_TARGETS, QUERY_LORA, lora_name
+from kb.embedding.model.tuning import LORA_TARGETS, QUERY_LORA, lora_meta, lora_name
 
 SEED = 1234
 TAU = 0.02
@@ -212,10 +211,7 @@ def lora_tensors(lora: list[tuple[str, LoraLinear]]) -> dict[str, np.ndarray]:
 def already_trained(path: Path, meta: dict) -> bool:
     """Whether `path` holds a tuning fitted with exactly these settings: on two cores the six fits take hours, so
     a run that was stopped part way resumes after its last finished fit instead of starting over."""
-    if not path.is_file():
-        return False
-    with safe_open(str(path), framework="numpy") as stored:
-        return bool(json.loads((stored.metadata() or {}).get("kb", "{}")) == meta)
+    return path.is_file() and lora_meta(path) == meta
 
 
 def main() -> int:
@@ -272,7 +268,10 @@ def main() -> int:
             print(f"{variant}: kept from an earlier run with the same settings", flush=True)
             continue
         lora = train(pack, kept, lr, epochs, tuned_layers=args.layers)[0]
-        save_file(lora_tensors(lora), str(out / f"{variant}.safetensors"), metadata={"kb": json.dumps(meta)})
+        # Written whole, then renamed: a run stopped while writing leaves no half file for a resumed run to keep.
+        partial = out / f"{variant}.safetensors.partial"
+        save_file(lora_tensors(lora), str(partial), metadata={"kb": json.dumps(meta)})
+        partial.replace(out / f"{variant}.safetensors")
     figures = {"questions": len(questions), "fit": len(fitting), "validation": len(held), "settings": settings,
                "grid_on_validation_dense_only": grid, "seconds": round(time.perf_counter() - started, 1),
                "script": "python -m bench.encoder_pack && python -m bench.train_encoder --write"}

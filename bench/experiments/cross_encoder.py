@@ -94,6 +94,7 @@ def main() -> int:
     settings = load_settings(index_dir=Path(args.index))
     kb = KnowledgeBase.open(settings=settings)
     retrievers = [ranking_retriever(scorer) for scorer in cross_fitted(Path(args.index), kb) or [kb]]
+
     def candidates(source: str, items) -> list:
         """(source, question, candidate texts, features, gold) for the questions whose answer the first stage finds."""
         out = []
